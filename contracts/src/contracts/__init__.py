@@ -1,0 +1,4 @@
+"""Shared contracts: messages, the envelope, topics, the run-state fold and the database schema.
+
+This is the only code the services share.
+"""

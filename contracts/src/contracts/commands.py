@@ -1,0 +1,77 @@
+"""Commands: imperative messages that ask a service to do something. It may refuse."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from contracts.envelope import Payload
+from contracts.values import RunConfig, Trigger
+
+
+class StartRun(Payload):
+    """Ask the orchestrator to start a run for a site (gateway or scheduler)."""
+
+    TYPE = "automation.run.start"
+
+    run_id: str = Field(description="Proposed id, `run_YYYYMMDD_HHMMSS_<trigger>_<suffix>`.")
+    trigger: Trigger = Field(description="manual (a person) or scheduled (the scheduler).")
+    requested_by: str | None = Field(None, description="User or component that asked.")
+    config: RunConfig = Field(default_factory=RunConfig, description="Site config to run with.")
+    estimate: int = Field(0, ge=0, description="Estimated credits for the pending work.")
+    balance: int = Field(0, ge=0, description="Account balance when the start was asked for.")
+    slot_at: datetime | None = Field(None, description="Scheduled slot this run is for, if any.")
+
+
+class PauseRun(Payload):
+    """Pause a running run after the item in flight."""
+
+    TYPE = "automation.run.pause"
+
+    run_id: str
+    requested_by: str | None = None
+
+
+class ResumeRun(Payload):
+    """Resume a paused run where it stopped."""
+
+    TYPE = "automation.run.resume"
+
+    run_id: str
+    requested_by: str | None = None
+
+
+class CancelRun(Payload):
+    """Cancel a running or paused run after the item in flight."""
+
+    TYPE = "automation.run.cancel"
+
+    run_id: str
+    requested_by: str | None = None
+
+
+class StartStage(Payload):
+    """Ask a stage's workers to pick the stage's items for a run (picked once, at stage start)."""
+
+    TYPE = "automation.stage.start"
+
+    run_id: str
+    stage: int = Field(ge=1, le=7)
+
+
+class ProcessBatch(Payload):
+    """Ask a stage's workers to process a bounded batch of items."""
+
+    TYPE = "automation.stage.process-batch"
+
+    run_id: str
+    stage: int = Field(ge=1, le=7)
+    batch_id: str = Field(description="Deterministic id of the batch within the run and stage.")
+    item_ids: tuple[int, ...] = Field(description="Items to process, in order.")
+    attempt: int = Field(1, ge=1, description="Dispatch attempt; >1 after a lease expired.")
+    lease_until: datetime = Field(description="After this the orchestrator may re-dispatch.")
+
+
+RUN_COMMANDS: tuple[type[Payload], ...] = (StartRun, PauseRun, ResumeRun, CancelRun)
+STAGE_COMMANDS: tuple[type[Payload], ...] = (StartStage, ProcessBatch)

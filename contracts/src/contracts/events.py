@@ -1,0 +1,175 @@
+"""Events: facts, in the past tense. Run state is the fold of these (see contracts.state)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.envelope import Payload
+from contracts.values import ItemRef, RunConfig, Trigger
+
+
+class RunStarted(Payload):
+    TYPE = "automation.run.started"
+
+    trigger: Trigger
+    requested_by: str | None = None
+    config: RunConfig = Field(default_factory=RunConfig)
+    estimate: int = Field(0, ge=0, description="Estimated credits when the run started.")
+    balance: int = Field(0, ge=0, description="Account balance when the run started.")
+    slot_at: datetime | None = None
+
+
+class RunRejected(Payload):
+    """A start was refused; the run never existed."""
+
+    TYPE = "automation.run.rejected"
+
+    reason: str = Field(description="Why, for people: names the figures or the active run.")
+    code: Literal["active_run", "insufficient_credits", "invalid"] = "invalid"
+    active_run_id: str | None = None
+    estimate: int | None = None
+    balance: int | None = None
+    required: int | None = Field(None, description="Credits needed: 1.2 x estimate, rounded up.")
+
+
+class CommandRejected(Payload):
+    """A pause / resume / cancel that the run's state does not allow."""
+
+    TYPE = "automation.run.command-rejected"
+
+    command: str = Field(description="Type of the refused command.")
+    reason: str
+    status: str | None = Field(None, description="Run status when it was refused.")
+
+
+class RunPaused(Payload):
+    TYPE = "automation.run.paused"
+
+    reason: str = Field("requested", description="`requested`, or why the run paused itself.")
+    requested_by: str | None = None
+
+
+class RunResumed(Payload):
+    TYPE = "automation.run.resumed"
+
+    requested_by: str | None = None
+
+
+class RunCancelled(Payload):
+    TYPE = "automation.run.cancelled"
+
+    requested_by: str | None = None
+
+
+class RunCompleted(Payload):
+    TYPE = "automation.run.completed"
+
+    credits_used: int = Field(ge=0)
+    ready_for_review: tuple[int, ...] = Field((), description="Content ids waiting for review.")
+
+
+class RunFailed(Payload):
+    TYPE = "automation.run.failed"
+
+    error: str
+    stage: int | None = Field(None, ge=1, le=7)
+
+
+class StageStarted(Payload):
+    """A stage picked its items; later arrivals wait for the next run."""
+
+    TYPE = "automation.stage.started"
+
+    stage: int = Field(ge=1, le=7)
+    items: tuple[ItemRef, ...] = Field(description="Items picked for this run, in order.")
+
+
+class StageBatchDispatched(Payload):
+    """The orchestrator handed a batch to the stage's workers (recorded so dispatch replays)."""
+
+    TYPE = "automation.stage.batch-dispatched"
+
+    stage: int = Field(ge=1, le=7)
+    batch_id: str
+    item_ids: tuple[int, ...]
+    attempt: int = Field(1, ge=1)
+    lease_until: datetime
+
+
+class StageItemProcessed(Payload):
+    """One item is done and paid for. The fold numbers it: processed counts come from the fold,
+    because with several batches in flight no single worker knows the stage-wide count."""
+
+    TYPE = "automation.stage.item-processed"
+
+    stage: int = Field(ge=1, le=7)
+    batch_id: str
+    item: ItemRef
+    total: int = Field(ge=0, description="Items the stage picked.")
+    credits: int = Field(0, ge=0, description="Credits charged for this item.")
+    outputs: int = Field(0, ge=0, description="Items it produced (clusters, ideas, images...).")
+
+
+class StageItemFailed(Payload):
+    """One item failed after its retries; it is skipped and the stage goes on."""
+
+    TYPE = "automation.stage.item-failed"
+
+    stage: int = Field(ge=1, le=7)
+    batch_id: str
+    item: ItemRef
+    error: str
+    attempts: int = Field(1, ge=1)
+
+
+class StageBatchCompleted(Payload):
+    TYPE = "automation.stage.batch-completed"
+
+    stage: int = Field(ge=1, le=7)
+    batch_id: str
+    processed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    credits: int = Field(0, ge=0)
+    halted: Literal["insufficient_credits"] | None = Field(
+        None, description="Set when the batch stopped early because the run could not pay."
+    )
+
+
+class StageCompleted(Payload):
+    TYPE = "automation.stage.completed"
+
+    stage: int = Field(ge=1, le=7)
+    items_in: int = Field(ge=0)
+    items_out: int = Field(ge=0)
+    failed: int = Field(0, ge=0)
+    credits: int = Field(0, ge=0)
+    partial: bool = Field(False, description="True when some items failed or were left.")
+
+
+class StageFailed(Payload):
+    TYPE = "automation.stage.failed"
+
+    stage: int = Field(ge=1, le=7)
+    error: str
+
+
+RUN_EVENTS: tuple[type[Payload], ...] = (
+    RunStarted,
+    RunRejected,
+    CommandRejected,
+    RunPaused,
+    RunResumed,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    StageStarted,
+    StageBatchDispatched,
+    StageItemProcessed,
+    StageItemFailed,
+    StageBatchCompleted,
+    StageCompleted,
+    StageFailed,
+)

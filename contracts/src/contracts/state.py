@@ -1,0 +1,291 @@
+"""Run state as a pure fold of the run's events.
+
+`fold(events, state)` is the only way run state comes to be, in every service. It is total (any
+sequence of events folds without raising), deterministic (it reads nothing but the events) and
+idempotent: Kafka delivers at least once, so an event seen again, right away or much later,
+changes nothing. Streams are taken to begin with the run's first event (RunStarted or
+RunRejected), which per-partition order guarantees; events before it are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Literal
+from uuid import UUID
+
+from contracts import events as ev
+from contracts.envelope import Envelope, Payload
+from contracts.values import ItemRef, RunConfig
+
+RunStatus = Literal["none", "running", "paused", "completed", "cancelled", "failed", "rejected"]
+StageStatus = Literal["pending", "running", "completed", "failed"]
+ACTIVE: frozenset[str] = frozenset({"running", "paused"})
+FINISHED: frozenset[str] = frozenset({"completed", "cancelled", "failed", "rejected"})
+_NO_BATCHES: Mapping[str, Batch] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    batch_id: str
+    item_ids: tuple[int, ...]
+    attempt: int
+    lease_until: datetime
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StageState:
+    number: int
+    status: StageStatus = "pending"
+    items: tuple[ItemRef, ...] = ()
+    processed: frozenset[int] = frozenset()
+    failed: frozenset[int] = frozenset()
+    outputs: int = 0
+    credits: int = 0
+    batches: Mapping[str, Batch] = field(default_factory=lambda: _NO_BATCHES)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    partial: bool = False
+    error: str | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    @property
+    def processed_count(self) -> int:
+        return len(self.processed)
+
+    @property
+    def settled(self) -> frozenset[int]:
+        """Items that need no more work: processed or given up on."""
+        return self.processed | self.failed
+
+    def open_items(self) -> tuple[ItemRef, ...]:
+        """Picked items that are neither processed nor failed, in pick order."""
+        settled = self.settled
+        return tuple(item for item in self.items if item.id not in settled)
+
+    def in_flight(self) -> tuple[Batch, ...]:
+        return tuple(b for b in self.batches.values() if not b.done)
+
+    @property
+    def elapsed_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def _fresh_stages() -> tuple[StageState, ...]:
+    return tuple(StageState(n) for n in range(1, 8))
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    run_id: str | None = None
+    account_id: int | None = None
+    site_id: int | None = None
+    trigger: str | None = None
+    status: RunStatus = "none"
+    current_stage: int = 0
+    config: RunConfig | None = None
+    stages: tuple[StageState, ...] = field(default_factory=_fresh_stages)
+    credits_used: int = 0
+    error: str | None = None
+    pause_reason: str | None = None
+    started_at: datetime | None = None
+    paused_at: datetime | None = None
+    resumed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    ended_at: datetime | None = None
+    last_event_at: datetime | None = None
+    # Ids of the pause/resume events applied. Those are the only transitions that can repeat
+    # (running -> paused -> running), so a redelivered one must be told apart from a new one.
+    control_ids: frozenset[UUID] = frozenset()
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    def stage(self, number: int) -> StageState:
+        return self.stages[number - 1]
+
+    def with_stage(self, stage: StageState) -> RunState:
+        stages = list(self.stages)
+        stages[stage.number - 1] = stage
+        return replace(self, stages=tuple(stages))
+
+
+Mutator = Callable[[RunState, Envelope, Payload], RunState]
+
+
+def _run_started(s: RunState, m: Envelope, e: ev.RunStarted) -> RunState:
+    if s.status != "none":
+        return s
+    return replace(
+        s,
+        run_id=m.run_id,
+        account_id=m.account_id,
+        site_id=m.site_id,
+        trigger=e.trigger,
+        status="running",
+        current_stage=1,
+        config=e.config,
+        started_at=m.time,
+    )
+
+
+def _run_rejected(s: RunState, m: Envelope, e: ev.RunRejected) -> RunState:
+    if s.status != "none":
+        return s
+    return replace(s, run_id=m.run_id, account_id=m.account_id, site_id=m.site_id,
+                   status="rejected", error=e.reason, ended_at=m.time)
+
+
+def _run_paused(s: RunState, m: Envelope, e: ev.RunPaused) -> RunState:
+    if m.message_id in s.control_ids:
+        return s
+    seen = s.control_ids | {m.message_id}
+    if s.status != "running":
+        return replace(s, control_ids=seen)
+    return replace(s, status="paused", paused_at=m.time, pause_reason=e.reason, control_ids=seen)
+
+
+def _run_resumed(s: RunState, m: Envelope, e: ev.RunResumed) -> RunState:
+    if m.message_id in s.control_ids:
+        return s
+    seen = s.control_ids | {m.message_id}
+    if s.status != "paused":
+        return replace(s, control_ids=seen)
+    return replace(s, status="running", resumed_at=m.time, pause_reason=None, control_ids=seen)
+
+
+def _run_cancelled(s: RunState, m: Envelope, e: ev.RunCancelled) -> RunState:
+    if s.status not in ACTIVE:
+        return s
+    return replace(s, status="cancelled", cancelled_at=m.time, ended_at=m.time)
+
+
+def _run_completed(s: RunState, m: Envelope, e: ev.RunCompleted) -> RunState:
+    if s.status not in ACTIVE:
+        return s
+    return replace(s, status="completed", ended_at=m.time)
+
+
+def _run_failed(s: RunState, m: Envelope, e: ev.RunFailed) -> RunState:
+    if s.status not in ACTIVE:
+        return s
+    return replace(s, status="failed", error=e.error, ended_at=m.time)
+
+
+def _stage_started(s: RunState, m: Envelope, e: ev.StageStarted) -> RunState:
+    stage = s.stage(e.stage)
+    if stage.status != "pending":
+        return s
+    started = replace(stage, status="running", items=e.items, started_at=m.time)
+    return replace(s.with_stage(started), current_stage=max(s.current_stage, e.stage))
+
+
+def _batch_dispatched(s: RunState, m: Envelope, e: ev.StageBatchDispatched) -> RunState:
+    stage = s.stage(e.stage)
+    known = stage.batches.get(e.batch_id)
+    if known is not None and (known.done or known.attempt >= e.attempt):
+        return s
+    batch = Batch(e.batch_id, e.item_ids, e.attempt, e.lease_until)
+    batches = MappingProxyType({**stage.batches, e.batch_id: batch})
+    return s.with_stage(replace(stage, batches=batches))
+
+
+def _item_processed(s: RunState, m: Envelope, e: ev.StageItemProcessed) -> RunState:
+    stage = s.stage(e.stage)
+    if e.item.id in stage.processed:
+        return s
+    done = replace(
+        stage,
+        processed=stage.processed | {e.item.id},
+        failed=stage.failed - {e.item.id},
+        outputs=stage.outputs + e.outputs,
+        credits=stage.credits + e.credits,
+    )
+    return replace(s.with_stage(done), credits_used=s.credits_used + e.credits)
+
+
+def _item_failed(s: RunState, m: Envelope, e: ev.StageItemFailed) -> RunState:
+    stage = s.stage(e.stage)
+    if e.item.id in stage.settled:
+        return s
+    return s.with_stage(replace(stage, failed=stage.failed | {e.item.id}))
+
+
+def _batch_completed(s: RunState, m: Envelope, e: ev.StageBatchCompleted) -> RunState:
+    stage = s.stage(e.stage)
+    known = stage.batches.get(e.batch_id)
+    if known is not None and known.done:
+        return s
+    # A completion seen before its dispatch still closes the batch, so that the dispatch,
+    # when it comes, cannot reopen it.
+    done = replace(known, done=True) if known else Batch(e.batch_id, (), 0, m.time, done=True)
+    batches = MappingProxyType({**stage.batches, e.batch_id: done})
+    return s.with_stage(replace(stage, batches=batches))
+
+
+def _stage_completed(s: RunState, m: Envelope, e: ev.StageCompleted) -> RunState:
+    stage = s.stage(e.stage)
+    if stage.status in ("completed", "failed"):
+        return s
+    return s.with_stage(
+        replace(stage, status="completed", finished_at=m.time, partial=e.partial)
+    )
+
+
+def _stage_failed(s: RunState, m: Envelope, e: ev.StageFailed) -> RunState:
+    stage = s.stage(e.stage)
+    if stage.status in ("completed", "failed"):
+        return s
+    return s.with_stage(replace(stage, status="failed", finished_at=m.time, error=e.error))
+
+
+MUTATORS: dict[type[Payload], Mutator] = {
+    ev.RunStarted: _run_started,
+    ev.RunRejected: _run_rejected,
+    ev.RunPaused: _run_paused,
+    ev.RunResumed: _run_resumed,
+    ev.RunCancelled: _run_cancelled,
+    ev.RunCompleted: _run_completed,
+    ev.RunFailed: _run_failed,
+    ev.StageStarted: _stage_started,
+    ev.StageBatchDispatched: _batch_dispatched,
+    ev.StageItemProcessed: _item_processed,
+    ev.StageItemFailed: _item_failed,
+    ev.StageBatchCompleted: _batch_completed,
+    ev.StageCompleted: _stage_completed,
+    ev.StageFailed: _stage_failed,
+}
+
+
+_OPENERS = (ev.RunStarted, ev.RunRejected)
+
+
+def mutate(state: RunState, message: Envelope) -> RunState:
+    """Apply one event. Commands, other runs' events and unknown types leave the state as is."""
+    if state.run_id is not None and message.run_id != state.run_id:
+        return state
+    if state.status == "none" and type(message.data) not in _OPENERS:
+        return state
+    mutator = MUTATORS.get(type(message.data))
+    if mutator is None:
+        return state
+    new = mutator(state, message, message.data)
+    if new is state:
+        return state
+    return replace(new, last_event_at=message.time)
+
+
+def fold(events: Iterable[Envelope], state: RunState | None = None) -> RunState:
+    state = state if state is not None else RunState()
+    for message in events:
+        state = mutate(state, message)
+    return state

@@ -1,0 +1,38 @@
+"""Small value types shared by commands, events and the fold."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Trigger = Literal["manual", "scheduled"]
+StageType = Literal["AI", "Local", "Manual"]
+
+
+class ItemRef(BaseModel):
+    """An item a stage works on, as shown to people: its id and a title."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int = Field(description="Database id of the item (keyword, cluster, idea, task, ...).")
+    title: str = Field(description="What a person would call it: keyword text, idea title, ...")
+
+
+class RunConfig(BaseModel):
+    """The site's configuration as it was when the run started; the run keeps to it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_sizes: dict[int, int] = Field(
+        default_factory=lambda: {1: 20, 2: 1, 3: 20, 4: 1, 5: 1, 6: 1},
+        description="Items per batch for stages 1-6.",
+    )
+    within_stage_delay: int = Field(0, ge=0, le=3600, description="Seconds between batches.")
+    between_stage_delay: int = Field(0, ge=0, le=3600, description="Seconds between stages.")
+    stage_concurrency: int = Field(
+        1, ge=1, le=32, description="Batches of one stage in flight at once."
+    )
+
+    def batch_size(self, stage: int) -> int:
+        return self.batch_sizes.get(stage, 1)

@@ -1,0 +1,135 @@
+"""The run-state fold: totality, determinism, folding in pieces, redelivery."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts import commands as cmd
+from contracts import events as ev
+from contracts.codec import decode, encode
+from contracts.state import RunState, fold
+from contracts.values import ItemRef
+from tests.unit.runs import T0, Clock, complete_run, message
+
+RUN = "run_20261102_090000_manual_prop"
+ITEM_IDS = range(1, 6)
+
+
+def event_pool(stage_count: int) -> list:
+    """Every kind of event a run can see, over a few stages and items."""
+    items = tuple(ItemRef(id=i, title=f"item {i}") for i in ITEM_IDS)
+    pool = [ev.RunStarted(trigger="manual"), ev.RunRejected(reason="busy", code="active_run"),
+            ev.RunPaused(), ev.RunPaused(reason="insufficient_credits"), ev.RunResumed(),
+            ev.RunResumed(), ev.RunCancelled(), ev.RunCompleted(credits_used=3),
+            ev.RunFailed(error="boom"), ev.CommandRejected(command="x", reason="y"),
+            cmd.PauseRun(run_id=RUN)]
+    for stage in range(1, stage_count + 1):
+        pool.append(ev.StageStarted(stage=stage, items=items))
+        for attempt in (1, 2):
+            pool.append(ev.StageBatchDispatched(stage=stage, batch_id="b1", item_ids=(1, 2),
+                                                attempt=attempt, lease_until=T0))
+        pool.append(ev.StageBatchCompleted(stage=stage, batch_id="b1", processed=2, failed=0))
+        for item in items:
+            pool.append(ev.StageItemProcessed(stage=stage, batch_id="b1", item=item, total=5,
+                                              credits=item.id % 3, outputs=1))
+            pool.append(ev.StageItemFailed(stage=stage, batch_id="b1", item=item, error="e"))
+        pool.append(ev.StageCompleted(stage=stage, items_in=5, items_out=5))
+        pool.append(ev.StageFailed(stage=stage, error="all failed"))
+    clock = Clock()
+    return [message(p, RUN, clock, seq=n) for n, p in enumerate(pool)]
+
+
+POOL = event_pool(stage_count=3)
+RUN_LEVEL = POOL[:11]
+# Run-level events are few in the pool but carry the subtle transitions (pause <-> resume), so
+# half of the draws come from them.
+any_event = st.one_of(st.sampled_from(RUN_LEVEL), st.sampled_from(POOL))
+streams = st.lists(any_event, max_size=60).map(lambda picked: [POOL[0], *picked])
+
+
+@settings(max_examples=300)
+@given(streams, st.data())
+def test_folding_in_pieces_equals_folding_at_once(events, data):
+    cut = data.draw(st.integers(0, len(events)))
+    assert fold(events[cut:], fold(events[:cut])) == fold(events)
+
+
+@settings(max_examples=200)
+@given(streams)
+def test_replay_is_deterministic_also_through_the_wire(events):
+    replayed = [decode(encode(m)) for m in events]
+    assert fold(replayed) == fold(events) == fold(list(events))
+
+
+@settings(max_examples=300)
+@given(streams, st.data())
+def test_a_redelivered_event_changes_nothing(events, data):
+    original = data.draw(st.integers(0, len(events) - 1))
+    at = data.draw(st.integers(original + 1, len(events)))
+    redelivered = [*events[:at], events[original], *events[at:]]
+    assert fold(redelivered) == fold(events)
+
+
+@settings(max_examples=300)
+@given(st.lists(any_event, max_size=60))
+def test_fold_is_total_and_keeps_its_invariants(events):
+    state = fold(events)
+    assert isinstance(state, RunState)
+    assert state.credits_used == sum(s.credits for s in state.stages)
+    for stage in state.stages:
+        assert not (stage.processed & stage.failed)
+    if state.status == "none":
+        assert state == RunState()
+
+
+def test_a_complete_run_folds_to_completed_with_every_count():
+    state = fold(complete_run(items_per_stage=4))
+    assert state.status == "completed"
+    assert [s.status for s in state.stages] == ["completed"] * 7
+    assert [s.processed_count for s in state.stages] == [4] * 7
+    assert state.credits_used == 2 * 4 * 7
+    assert state.current_stage == 7
+    assert all(s.open_items() == () and s.in_flight() == () for s in state.stages)
+    assert state.stage(1).elapsed_seconds is not None and state.stage(1).elapsed_seconds > 0
+
+
+def test_pause_and_resume_follow_each_other_and_keep_times():
+    clock = Clock()
+    events = [message(p, RUN, clock, seq=n) for n, p in enumerate(
+        [ev.RunStarted(trigger="scheduled"), ev.RunPaused(reason="insufficient_credits"),
+         ev.RunResumed(), ev.RunPaused()])]
+    state = fold(events)
+    assert state.status == "paused" and state.pause_reason == "requested"
+    assert state.resumed_at == T0 + timedelta(seconds=3)
+    assert fold(events[:2]).pause_reason == "insufficient_credits"
+
+
+def test_events_of_another_run_are_ignored():
+    mine, theirs = complete_run("run_mine"), complete_run("run_theirs")
+    mixed = [e for pair in zip(mine, theirs, strict=True) for e in pair]
+    assert fold(mixed) == fold(mine)
+
+
+def test_items_in_flight_are_not_open_and_failed_items_are_settled():
+    clock = Clock()
+    items = tuple(ItemRef(id=i, title=str(i)) for i in (1, 2, 3))
+    state = fold(message(p, RUN, clock, seq=n) for n, p in enumerate([
+        ev.RunStarted(trigger="manual"),
+        ev.StageStarted(stage=4, items=items),
+        ev.StageBatchDispatched(stage=4, batch_id="4-1", item_ids=(1,), lease_until=T0),
+        ev.StageItemFailed(stage=4, batch_id="4-1", item=items[0], error="poisoned"),
+    ]))
+    stage = state.stage(4)
+    assert state.current_stage == 4
+    assert [i.id for i in stage.open_items()] == [2, 3]
+    assert [b.batch_id for b in stage.in_flight()] == ["4-1"]
+    assert stage.failed == {1}
+
+
+def test_a_pause_redelivered_after_the_resume_does_not_pause_again():
+    started, paused, resumed = POOL[0], POOL[2], POOL[4]
+    assert fold([started, paused, resumed, paused]).status == "running"
+    assert fold([started, paused, resumed, paused, resumed]).resumed_at == resumed.time
