@@ -28,7 +28,9 @@ def resolve(document, ref):
 
 
 def test_committed_document_is_what_the_code_generates():
-    assert COMMITTED.read_text() == render(), "run: python -m contracts.asyncapi > contracts/asyncapi.json"
+    assert COMMITTED.read_text() == render(), (
+        "run: python -m contracts.asyncapi > contracts/asyncapi.json"
+    )
 
 
 def test_every_reference_resolves():

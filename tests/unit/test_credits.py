@@ -1,5 +1,4 @@
 import pytest
-
 from contracts.credits import PendingWork, estimate, estimate_now, estimate_projected, required_for
 from contracts.stages import STAGES, batch_charge
 
@@ -26,10 +25,20 @@ def test_projection_counts_what_earlier_stages_will_create():
     assert estimate_projected(pending) > estimate_now(pending)
 
 
-@pytest.mark.parametrize(("stage", "items", "credits"), [
-    (1, 20, 4), (1, 3, 1), (1, 0, 0), (2, 1, 2), (3, 20, 0), (4, 1, 5), (5, 1, 2), (6, 4, 8),
-    (7, 9, 0),
-])
+@pytest.mark.parametrize(
+    ("stage", "items", "credits"),
+    [
+        (1, 20, 4),
+        (1, 3, 1),
+        (1, 0, 0),
+        (2, 1, 2),
+        (3, 20, 0),
+        (4, 1, 5),
+        (5, 1, 2),
+        (6, 4, 8),
+        (7, 9, 0),
+    ],
+)
 def test_batch_charges_follow_the_stage_rules(stage, items, credits):
     assert batch_charge(stage, items) == credits
 

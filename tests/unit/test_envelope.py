@@ -1,7 +1,6 @@
 from uuid import UUID
 
 import pytest
-
 from contracts.codec import UnreadableMessage, decode, encode, kafka_headers
 from contracts.envelope import as_cloudevent, new_message
 from contracts.events import RunPaused, RunStarted
@@ -13,7 +12,12 @@ CLOUDEVENTS_REQUIRED = {"specversion", "id", "source", "type"}
 def started(**kw):
     return new_message(
         RunStarted(trigger="manual", config=RunConfig(stage_concurrency=2)),
-        source="/automation/orchestrator", account_id=1, site_id=2, run_id="run_a", **kw)
+        source="/automation/orchestrator",
+        account_id=1,
+        site_id=2,
+        run_id="run_a",
+        **kw,
+    )
 
 
 def test_envelope_round_trips_with_typed_payload():
@@ -39,10 +43,12 @@ def test_envelope_is_a_structured_cloudevent():
 
 def test_caused_message_carries_causation_and_correlation():
     first = started()
-    second = new_message(RunPaused(), source="/x", account_id=1, site_id=2, run_id="run_a",
-                         caused_by=first)
-    third = new_message(RunPaused(), source="/x", account_id=1, site_id=2, run_id="run_a",
-                        caused_by=second)
+    second = new_message(
+        RunPaused(), source="/x", account_id=1, site_id=2, run_id="run_a", caused_by=first
+    )
+    third = new_message(
+        RunPaused(), source="/x", account_id=1, site_id=2, run_id="run_a", caused_by=second
+    )
     assert first.correlation_id == first.message_id and first.causation_id is None
     assert second.causation_id == first.message_id
     assert third.causation_id == second.message_id
@@ -72,6 +78,7 @@ def test_invalid_payload_names_the_field():
     document = as_cloudevent(started())
     document["data"]["trigger"] = "sometimes"
     import json
+
     with pytest.raises(UnreadableMessage, match="trigger"):
         decode(json.dumps(document).encode())
 

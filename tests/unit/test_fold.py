@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from contracts.codec import decode, encode
+from contracts.state import RunState, fold
+from contracts.values import ItemRef
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts import commands as cmd
 from contracts import events as ev
-from contracts.codec import decode, encode
-from contracts.state import RunState, fold
-from contracts.values import ItemRef
 from tests.unit.runs import T0, Clock, complete_run, message
 
 RUN = "run_20261102_090000_manual_prop"
@@ -21,20 +21,34 @@ ITEM_IDS = range(1, 6)
 def event_pool(stage_count: int) -> list:
     """Every kind of event a run can see, over a few stages and items."""
     items = tuple(ItemRef(id=i, title=f"item {i}") for i in ITEM_IDS)
-    pool = [ev.RunStarted(trigger="manual"), ev.RunRejected(reason="busy", code="active_run"),
-            ev.RunPaused(), ev.RunPaused(reason="insufficient_credits"), ev.RunResumed(),
-            ev.RunResumed(), ev.RunCancelled(), ev.RunCompleted(credits_used=3),
-            ev.RunFailed(error="boom"), ev.CommandRejected(command="x", reason="y"),
-            cmd.PauseRun(run_id=RUN)]
+    pool = [
+        ev.RunStarted(trigger="manual"),
+        ev.RunRejected(reason="busy", code="active_run"),
+        ev.RunPaused(),
+        ev.RunPaused(reason="insufficient_credits"),
+        ev.RunResumed(),
+        ev.RunResumed(),
+        ev.RunCancelled(),
+        ev.RunCompleted(credits_used=3),
+        ev.RunFailed(error="boom"),
+        ev.CommandRejected(command="x", reason="y"),
+        cmd.PauseRun(run_id=RUN),
+    ]
     for stage in range(1, stage_count + 1):
         pool.append(ev.StageStarted(stage=stage, items=items))
         for attempt in (1, 2):
-            pool.append(ev.StageBatchDispatched(stage=stage, batch_id="b1", item_ids=(1, 2),
-                                                attempt=attempt, lease_until=T0))
+            pool.append(
+                ev.StageBatchDispatched(
+                    stage=stage, batch_id="b1", item_ids=(1, 2), attempt=attempt, lease_until=T0
+                )
+            )
         pool.append(ev.StageBatchCompleted(stage=stage, batch_id="b1", processed=2, failed=0))
         for item in items:
-            pool.append(ev.StageItemProcessed(stage=stage, batch_id="b1", item=item, total=5,
-                                              credits=item.id % 3, outputs=1))
+            pool.append(
+                ev.StageItemProcessed(
+                    stage=stage, batch_id="b1", item=item, total=5, credits=item.id % 3, outputs=1
+                )
+            )
             pool.append(ev.StageItemFailed(stage=stage, batch_id="b1", item=item, error="e"))
         pool.append(ev.StageCompleted(stage=stage, items_in=5, items_out=5))
         pool.append(ev.StageFailed(stage=stage, error="all failed"))
@@ -98,9 +112,17 @@ def test_a_complete_run_folds_to_completed_with_every_count():
 
 def test_pause_and_resume_follow_each_other_and_keep_times():
     clock = Clock()
-    events = [message(p, RUN, clock, seq=n) for n, p in enumerate(
-        [ev.RunStarted(trigger="scheduled"), ev.RunPaused(reason="insufficient_credits"),
-         ev.RunResumed(), ev.RunPaused()])]
+    events = [
+        message(p, RUN, clock, seq=n)
+        for n, p in enumerate(
+            [
+                ev.RunStarted(trigger="scheduled"),
+                ev.RunPaused(reason="insufficient_credits"),
+                ev.RunResumed(),
+                ev.RunPaused(),
+            ]
+        )
+    ]
     state = fold(events)
     assert state.status == "paused" and state.pause_reason == "requested"
     assert state.resumed_at == T0 + timedelta(seconds=3)
@@ -116,12 +138,17 @@ def test_events_of_another_run_are_ignored():
 def test_items_in_flight_are_not_open_and_failed_items_are_settled():
     clock = Clock()
     items = tuple(ItemRef(id=i, title=str(i)) for i in (1, 2, 3))
-    state = fold(message(p, RUN, clock, seq=n) for n, p in enumerate([
-        ev.RunStarted(trigger="manual"),
-        ev.StageStarted(stage=4, items=items),
-        ev.StageBatchDispatched(stage=4, batch_id="4-1", item_ids=(1,), lease_until=T0),
-        ev.StageItemFailed(stage=4, batch_id="4-1", item=items[0], error="poisoned"),
-    ]))
+    state = fold(
+        message(p, RUN, clock, seq=n)
+        for n, p in enumerate(
+            [
+                ev.RunStarted(trigger="manual"),
+                ev.StageStarted(stage=4, items=items),
+                ev.StageBatchDispatched(stage=4, batch_id="4-1", item_ids=(1,), lease_until=T0),
+                ev.StageItemFailed(stage=4, batch_id="4-1", item=items[0], error="poisoned"),
+            ]
+        )
+    )
     stage = state.stage(4)
     assert state.current_stage == 4
     assert [i.id for i in stage.open_items()] == [2, 3]

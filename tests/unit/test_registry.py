@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-
 from contracts.codec import UnreadableMessage, decode
 from contracts.envelope import Payload
 from contracts.registry import REGISTRY, Registry
@@ -37,11 +36,21 @@ def registry_with_chain() -> Registry:
 
 
 def envelope_json(version: int, data: dict) -> bytes:
-    return json.dumps({
-        "specversion": "1.0", "id": "0b8f5a9e-3c2d-4d7e-9a61-2f3b4c5d6e7f", "source": "/t",
-        "type": "test.renamed", "dataversion": version, "time": "2026-01-01T00:00:00Z",
-        "subject": "site/1", "accountid": 1, "siteid": 1, "correlationid":
-        "0b8f5a9e-3c2d-4d7e-9a61-2f3b4c5d6e7f", "data": data}).encode()
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": "0b8f5a9e-3c2d-4d7e-9a61-2f3b4c5d6e7f",
+            "source": "/t",
+            "type": "test.renamed",
+            "dataversion": version,
+            "time": "2026-01-01T00:00:00Z",
+            "subject": "site/1",
+            "accountid": 1,
+            "siteid": 1,
+            "correlationid": "0b8f5a9e-3c2d-4d7e-9a61-2f3b4c5d6e7f",
+            "data": data,
+        }
+    ).encode()
 
 
 def test_v1_is_upcast_through_the_chain():

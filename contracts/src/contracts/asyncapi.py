@@ -71,28 +71,39 @@ def build() -> dict[str, Any]:
         "payload": {"$ref": SCHEMA_PREFIX + "DeadLetter"},
     }
     channels: dict[str, Any] = {
-        "runCommands": {"address": topics.RUN_COMMANDS, "messages": _channel_messages(RUN_COMMANDS)},
+        "runCommands": {
+            "address": topics.RUN_COMMANDS,
+            "messages": _channel_messages(RUN_COMMANDS),
+        },
         "runEvents": {"address": topics.RUN_EVENTS, "messages": _channel_messages(RUN_EVENTS)},
-        "deadLetter": {"address": topics.DEAD_LETTER,
-                       "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}}},
+        "deadLetter": {
+            "address": topics.DEAD_LETTER,
+            "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+        },
     }
     for n in topics.STAGE_NUMBERS:
         channels[f"stage{n}Commands"] = {
-            "address": topics.stage_commands(n), "messages": _channel_messages(STAGE_COMMANDS)}
-    for name, channel in channels.items():
+            "address": topics.stage_commands(n),
+            "messages": _channel_messages(STAGE_COMMANDS),
+        }
+    for channel in channels.values():
         spec = next(t for t in topics.TOPICS if t.name == channel["address"])
         channel["description"] = f"{spec.purpose}. Partitions: {spec.partitions}."
     operations = {
         "sendRunCommand": _op("send", "runCommands", "Gateway and scheduler ask for a run change."),
         "receiveRunCommand": _op("receive", "runCommands", "The orchestrator decides on it."),
-        "receiveRunEvents": _op("receive", "runEvents", "Folded by every service that needs run "
-                                "state; open to any subscriber."),
+        "receiveRunEvents": _op(
+            "receive",
+            "runEvents",
+            "Folded by every service that needs run state; open to any subscriber.",
+        ),
         "sendRunEvents": _op("send", "runEvents", "Orchestrator and stage workers record facts."),
         "sendDeadLetter": _op("send", "deadLetter", "Any consumer parks what it cannot read."),
     }
     for n in topics.STAGE_NUMBERS:
         operations[f"receiveStage{n}Commands"] = _op(
-            "receive", f"stage{n}Commands", f"Stage {n} workers take batches.")
+            "receive", f"stage{n}Commands", f"Stage {n} workers take batches."
+        )
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -102,8 +113,13 @@ def build() -> dict[str, Any]:
             "pipeline. Every message is a CloudEvents 1.0 event in structured mode.",
         },
         "defaultContentType": "application/cloudevents+json",
-        "servers": {"local": {"host": "127.0.0.1:19092", "protocol": "kafka",
-                              "description": "The local stack (deploy/local)."}},
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:19092",
+                "protocol": "kafka",
+                "description": "The local stack (deploy/local).",
+            }
+        },
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},

@@ -23,8 +23,17 @@ class DeadLetter(BaseModel):
     refused_at: datetime = Field(default_factory=utcnow)
 
     @classmethod
-    def of(cls, *, consumer: str, topic: str, partition: int, offset: int,
-           key: bytes | None, value: bytes | None, reason: str) -> DeadLetter:
+    def of(
+        cls,
+        *,
+        consumer: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+    ) -> DeadLetter:
         return cls(
             consumer=consumer,
             topic=topic,

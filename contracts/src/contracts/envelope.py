@@ -46,7 +46,9 @@ class Envelope(BaseModel):
 
     specversion: Literal["1.0"] = Field("1.0", description="CloudEvents spec version.")
     message_id: UUID = Field(alias="id", description="Unique message id (CloudEvents `id`).")
-    source: str = Field(description="The service that produced it, e.g. `/automation/orchestrator`.")
+    source: str = Field(
+        description="The service that produced it, e.g. `/automation/orchestrator`."
+    )
     type: str = Field(description="Stable message type, e.g. `automation.run.started`.")
     version: int = Field(alias="dataversion", ge=1, description="Version of the payload schema.")
     time: datetime = Field(description="When the message was produced (UTC).")

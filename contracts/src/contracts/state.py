@@ -141,8 +141,15 @@ def _run_started(s: RunState, m: Envelope, e: ev.RunStarted) -> RunState:
 def _run_rejected(s: RunState, m: Envelope, e: ev.RunRejected) -> RunState:
     if s.status != "none":
         return s
-    return replace(s, run_id=m.run_id, account_id=m.account_id, site_id=m.site_id,
-                   status="rejected", error=e.reason, ended_at=m.time)
+    return replace(
+        s,
+        run_id=m.run_id,
+        account_id=m.account_id,
+        site_id=m.site_id,
+        status="rejected",
+        error=e.reason,
+        ended_at=m.time,
+    )
 
 
 def _run_paused(s: RunState, m: Envelope, e: ev.RunPaused) -> RunState:
@@ -236,9 +243,7 @@ def _stage_completed(s: RunState, m: Envelope, e: ev.StageCompleted) -> RunState
     stage = s.stage(e.stage)
     if stage.status in ("completed", "failed"):
         return s
-    return s.with_stage(
-        replace(stage, status="completed", finished_at=m.time, partial=e.partial)
-    )
+    return s.with_stage(replace(stage, status="completed", finished_at=m.time, partial=e.partial))
 
 
 def _stage_failed(s: RunState, m: Envelope, e: ev.StageFailed) -> RunState:

@@ -1,8 +1,9 @@
 """Every Kafka topic the system uses, in one place.
 
 Run commands and run events are keyed by site id, so one site's messages stay in order on one
-partition and one orchestrator instance owns each site. Stage commands are keyed by run id; each
-stage has its own topic so each worker pool scales on its own.
+partition and one orchestrator instance owns each site. Stage commands are keyed by batch id, so
+the batches of one run spread over a stage's worker pool; each stage has its own topic so each
+pool scales on its own.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             stage_commands(n),
             partitions=6,
             config={"retention.ms": SEVEN_DAYS_MS},
-            purpose=f"batch commands for stage {n}, keyed by run id",
+            purpose=f"batch commands for stage {n}, keyed by batch id",
         )
         for n in STAGE_NUMBERS
     ),

@@ -1,0 +1,30 @@
+# The two things most people want: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: demo test bootstrap up down status asyncapi lint
+
+demo: bootstrap
+	$(UV) run --frozen demo
+
+test: bootstrap
+	$(UV) run --frozen pytest
+
+bootstrap:
+	@deploy/local/bootstrap.sh
+
+up: bootstrap
+	$(UV) run --frozen stack up
+
+down: bootstrap
+	$(UV) run --frozen stack down
+
+status: bootstrap
+	$(UV) run --frozen stack status
+
+asyncapi: bootstrap
+	$(UV) run --frozen python -m contracts.asyncapi > contracts/asyncapi.json
+
+lint: bootstrap
+	$(UV) run --frozen ruff check .

@@ -1,0 +1,2 @@
+"""The PostgreSQL schema (`tables`) and its migrations (`migrate.upgrade`), shared by every
+service that touches the database."""

@@ -1,0 +1,91 @@
+"""Bring a database to the newest schema. Every service may call `upgrade` at start-up.
+
+python -m contracts.db.migrate [upgrade|current]    (reads DATABASE_URL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any fixed 64-bit number; every process migrating this database must use the same one.
+MIGRATION_LOCK_KEY = 4_711_202_400_000_001
+
+
+def engine(database_url: str, **kwargs: object) -> sa.Engine:
+    """An engine for `database_url`; a bare `postgresql://` URL gets the psycopg 3 driver."""
+    url = sa.make_url(database_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return sa.create_engine(url, **kwargs)
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def head() -> str | None:
+    """The newest revision the migrations know."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Migrate to `revision`. A no-op when already there. Concurrent callers queue on a
+    session-level advisory lock, so the second finds the work done instead of racing it."""
+    db = engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with db.connect() as connection:
+            connection.execute(sa.select(sa.func.pg_advisory_lock(MIGRATION_LOCK_KEY)))
+            connection.commit()
+            try:
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                connection.commit()
+            finally:
+                # Closing the connection would release the lock too; unlocking says so.
+                if not connection.invalidated:
+                    connection.rollback()
+                    connection.execute(sa.select(sa.func.pg_advisory_unlock(MIGRATION_LOCK_KEY)))
+                    connection.commit()
+    finally:
+        db.dispose()
+
+
+def current(database_url: str) -> str | None:
+    """The revision the database is at, or None if it was never migrated."""
+    db = engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with db.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        db.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m contracts.db.migrate", description=__doc__)
+    parser.add_argument("action", nargs="?", choices=["upgrade", "current"], default="upgrade")
+    action = parser.parse_args(argv).action
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        parser.error("DATABASE_URL is not set")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if action == "upgrade":
+        upgrade(database_url)
+    print(current(database_url) or "(none)")
+
+
+if __name__ == "__main__":
+    main()

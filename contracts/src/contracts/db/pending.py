@@ -1,0 +1,87 @@
+"""What each stage would pick for a site right now: the estimate's input, and the pickers' rules
+stated once so the gateway, the orchestrator and the workers agree."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from contracts.credits import PendingWork
+from contracts.db import tables as t
+
+
+def stage_1_keywords(site_id: int) -> sa.ColumnElement[bool]:
+    k = t.keywords.c
+    return sa.and_(
+        k.site_id == site_id, k.status == "new", k.cluster_id.is_(None), sa.not_(k.disabled)
+    )
+
+
+def stage_2_clusters(site_id: int) -> sa.ColumnElement[bool]:
+    c = t.clusters.c
+    has_ideas = sa.exists().where(t.content_ideas.c.cluster_id == c.id)
+    return sa.and_(c.site_id == site_id, c.status == "new", sa.not_(has_ideas))
+
+
+def stage_3_ideas(site_id: int) -> sa.ColumnElement[bool]:
+    i = t.content_ideas.c
+    return sa.and_(i.site_id == site_id, i.status == "new")
+
+
+def stage_4_tasks(site_id: int) -> sa.ColumnElement[bool]:
+    k = t.tasks.c
+    has_content = sa.exists().where(t.content.c.task_id == k.id)
+    return sa.and_(k.site_id == site_id, k.status == "queued", sa.not_(has_content))
+
+
+def stage_5_content(site_id: int) -> sa.ColumnElement[bool]:
+    c = t.content.c
+    has_images = sa.exists().where(t.images.c.content_id == c.id)
+    return sa.and_(c.site_id == site_id, c.status == "draft", sa.not_(has_images))
+
+
+def stage_6_images(site_id: int) -> sa.ColumnElement[bool]:
+    i = t.images.c
+    return sa.and_(i.site_id == site_id, i.status == "pending")
+
+
+def stage_7_review(site_id: int) -> sa.ColumnElement[bool]:
+    c = t.content.c
+    return sa.and_(c.site_id == site_id, c.status == "review")
+
+
+PICKERS = {
+    1: (t.keywords, stage_1_keywords),
+    2: (t.clusters, stage_2_clusters),
+    3: (t.content_ideas, stage_3_ideas),
+    4: (t.tasks, stage_4_tasks),
+    5: (t.content, stage_5_content),
+    6: (t.images, stage_6_images),
+    7: (t.content, stage_7_review),
+}
+
+
+def pending_counts(conn: Connection, site_id: int) -> dict[int, int]:
+    """Items each stage would pick now, by stage number, in one round trip."""
+    counts = [
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(rule(site_id))
+        .scalar_subquery()
+        .label(f"stage_{n}")
+        for n, (table, rule) in PICKERS.items()
+    ]
+    row = conn.execute(sa.select(*counts)).one()
+    return {n: row[n - 1] for n in PICKERS}
+
+
+def pending_work(conn: Connection, site_id: int) -> PendingWork:
+    counts = pending_counts(conn, site_id)
+    return PendingWork(
+        keywords=counts[1],
+        clusters=counts[2],
+        ideas=counts[3],
+        tasks=counts[4],
+        content_without_images=counts[5],
+        pending_images=counts[6],
+    )

@@ -1,0 +1,390 @@
+"""The PostgreSQL schema as SQLAlchemy Core tables. Services write with Core statements.
+
+Statuses are text with a CHECK rather than PostgreSQL enums: changing the allowed set is then a
+constraint swap in a migration, while an enum value cannot be removed at all, and a new one is not
+usable in the transaction that adds it.
+
+A change here needs a new migration in `contracts/db/migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+KEYWORD_STATUSES = ("new", "mapped")
+CLUSTER_STATUSES = ("new", "mapped")
+IDEA_STATUSES = ("new", "queued")
+TASK_STATUSES = ("queued", "completed")
+CONTENT_STATUSES = ("draft", "review", "approved", "rejected")
+IMAGE_KINDS = ("featured", "in_article")
+IMAGE_STATUSES = ("pending", "generated", "failed")
+FREQUENCIES = ("daily", "weekly", "monthly")
+
+BATCH_SIZE_RANGE = (1, 500)
+DELAY_RANGE_SECONDS = (0, 3600)
+CONCURRENCY_RANGE = (1, 32)
+DEFAULT_BATCH_SIZES = {1: 20, 2: 1, 3: 20, 4: 1, 5: 1, 6: 1}
+
+
+def _id() -> sa.Column:
+    return sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True)
+
+
+def _created_at() -> sa.Column:
+    return sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
+
+
+def _updated_at() -> sa.Column:
+    return sa.Column(
+        "updated_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=sa.func.now(),
+        onupdate=sa.func.now(),
+    )
+
+
+def _site_id() -> sa.Column:
+    return sa.Column(
+        "site_id", sa.BigInteger, sa.ForeignKey("sites.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+def _created_by_run_id() -> sa.Column:
+    """The run that made the row: traceability, and lets a retried batch find its own output."""
+    return sa.Column("created_by_run_id", sa.Text)
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str | None = None) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=name or column)
+
+
+def _between(column: str, bounds: tuple[int, int]) -> sa.CheckConstraint:
+    low, high = bounds
+    return sa.CheckConstraint(f"{column} BETWEEN {low} AND {high}", name=column)
+
+
+def _site_status_index(table: str) -> sa.Index:
+    return sa.Index(f"ix_{table}_site_id_status", "site_id", "status")
+
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    _id(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("credit_balance", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    _created_at(),
+    sa.CheckConstraint("credit_balance >= 0", name="credit_balance_not_negative"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(),
+    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("email", sa.Text, nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    _created_at(),
+    sa.Index("ix_users_account_id", "account_id"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column(
+        "user_id", sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    # The first characters of the token, shown to people so they can tell tokens apart.
+    sa.Column("token_prefix", sa.Text, nullable=False),
+    # sha256 hex of the token; the token itself is shown once and never stored.
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True),
+    _created_at(),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("token_hash ~ '^[0-9a-f]{64}$'", name="token_hash_is_sha256_hex"),
+    sa.Index("ix_api_tokens_account_id", "account_id"),
+    sa.Index("ix_api_tokens_user_id", "user_id"),
+)
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    _id(),
+    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("domain", sa.Text),
+    sa.Column("timezone", sa.Text, nullable=False, server_default="UTC"),
+    _created_at(),
+    sa.Index("ix_sites_account_id", "account_id"),
+)
+
+clusters = sa.Table(
+    "clusters",
+    metadata,
+    _id(),
+    _site_id(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.Text, nullable=False, server_default="new"),
+    # Deterministic key of the keyword batch the cluster came from: a redelivered batch hits
+    # the unique constraint instead of creating a second cluster.
+    sa.Column("source_key", sa.Text, nullable=False),
+    _created_by_run_id(),
+    _created_at(),
+    _one_of("status", CLUSTER_STATUSES),
+    sa.UniqueConstraint("site_id", "source_key"),
+    _site_status_index("clusters"),
+)
+
+keywords = sa.Table(
+    "keywords",
+    metadata,
+    _id(),
+    _site_id(),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("volume", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("difficulty", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.Text, nullable=False, server_default="new"),
+    sa.Column("cluster_id", sa.BigInteger, sa.ForeignKey("clusters.id", ondelete="SET NULL")),
+    _created_at(),
+    _one_of("status", KEYWORD_STATUSES),
+    sa.CheckConstraint("length(btrim(text)) > 0", name="text_not_blank"),
+    sa.CheckConstraint("volume >= 0", name="volume_not_negative"),
+    sa.CheckConstraint("difficulty >= 0", name="difficulty_not_negative"),
+    # Re-importing "SEO Tips" after "seo tips" must not add a second keyword.
+    sa.Index(
+        "uq_keywords_site_id_lower_text", "site_id", sa.func.lower(sa.text("text")), unique=True
+    ),
+    # Stage 1 picks new, unclustered, enabled keywords of a site.
+    sa.Index(
+        "ix_keywords_stage_1_pending",
+        "site_id",
+        "status",
+        postgresql_where=sa.text("cluster_id IS NULL AND NOT disabled"),
+    ),
+    sa.Index("ix_keywords_cluster_id", "cluster_id"),
+)
+
+content_ideas = sa.Table(
+    "content_ideas",
+    metadata,
+    _id(),
+    _site_id(),
+    sa.Column(
+        "cluster_id",
+        sa.BigInteger,
+        sa.ForeignKey("clusters.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("outline", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.Text, nullable=False, server_default="new"),
+    # Ordinal within the cluster's ideas; with the unique constraint, a redelivered stage 2
+    # batch cannot add the same idea twice.
+    sa.Column("position", sa.Integer, nullable=False),
+    _created_by_run_id(),
+    _created_at(),
+    _one_of("status", IDEA_STATUSES),
+    sa.CheckConstraint("position >= 0", name="position_not_negative"),
+    sa.UniqueConstraint("cluster_id", "position"),
+    _site_status_index("content_ideas"),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    _id(),
+    _site_id(),
+    sa.Column(
+        "idea_id",
+        sa.BigInteger,
+        sa.ForeignKey("content_ideas.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("brief", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.Text, nullable=False, server_default="queued"),
+    _created_by_run_id(),
+    _created_at(),
+    _one_of("status", TASK_STATUSES),
+    _site_status_index("tasks"),
+)
+
+content = sa.Table(
+    "content",
+    metadata,
+    _id(),
+    _site_id(),
+    sa.Column(
+        "task_id",
+        sa.BigInteger,
+        sa.ForeignKey("tasks.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False, server_default=""),
+    sa.Column("word_count", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("status", sa.Text, nullable=False, server_default="draft"),
+    sa.Column("reviewed_at", sa.DateTime(timezone=True)),
+    sa.Column("reviewed_by", sa.BigInteger, sa.ForeignKey("users.id", ondelete="SET NULL")),
+    _created_by_run_id(),
+    _created_at(),
+    _updated_at(),
+    _one_of("status", CONTENT_STATUSES),
+    sa.CheckConstraint("word_count >= 0", name="word_count_not_negative"),
+    _site_status_index("content"),
+)
+
+images = sa.Table(
+    "images",
+    metadata,
+    _id(),
+    _site_id(),
+    sa.Column(
+        "content_id",
+        sa.BigInteger,
+        sa.ForeignKey("content.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("file_path", sa.Text),
+    sa.Column("url", sa.Text),
+    sa.Column("error", sa.Text),
+    _created_by_run_id(),
+    _created_at(),
+    _updated_at(),
+    _one_of("kind", IMAGE_KINDS),
+    _one_of("status", IMAGE_STATUSES),
+    sa.CheckConstraint("position >= 0", name="position_not_negative"),
+    sa.UniqueConstraint("content_id", "position"),
+    _site_status_index("images"),
+)
+
+automation_configs = sa.Table(
+    "automation_configs",
+    metadata,
+    sa.Column(
+        "site_id",
+        sa.BigInteger,
+        sa.ForeignKey("sites.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("is_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("frequency", sa.Text, nullable=False, server_default="daily"),
+    # HH:MM in the site's time zone.
+    sa.Column("scheduled_time", sa.Text, nullable=False, server_default="02:00"),
+    *(
+        sa.Column(
+            f"stage_{stage}_batch_size",
+            sa.Integer,
+            nullable=False,
+            server_default=sa.text(str(size)),
+        )
+        for stage, size in DEFAULT_BATCH_SIZES.items()
+    ),
+    sa.Column("within_stage_delay", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("between_stage_delay", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("stage_concurrency", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("last_run_at", sa.DateTime(timezone=True)),
+    sa.Column("next_run_at", sa.DateTime(timezone=True)),
+    _updated_at(),
+    _one_of("frequency", FREQUENCIES),
+    sa.CheckConstraint(
+        "scheduled_time ~ '^([01][0-9]|2[0-3]):[0-5][0-9]$'", name="scheduled_time_hh_mm"
+    ),
+    *(_between(f"stage_{stage}_batch_size", BATCH_SIZE_RANGE) for stage in DEFAULT_BATCH_SIZES),
+    _between("within_stage_delay", DELAY_RANGE_SECONDS),
+    _between("between_stage_delay", DELAY_RANGE_SECONDS),
+    _between("stage_concurrency", CONCURRENCY_RANGE),
+    # The hourly scheduler looks for enabled sites whose slot has come.
+    sa.Index("ix_automation_configs_due", "next_run_at", postgresql_where=sa.text("is_enabled")),
+)
+
+credit_ledger = sa.Table(
+    "credit_ledger",
+    metadata,
+    _id(),
+    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("site_id", sa.BigInteger, sa.ForeignKey("sites.id", ondelete="SET NULL")),
+    sa.Column("run_id", sa.Text),
+    sa.Column("stage", sa.Integer),
+    # Negative is a charge, positive a top-up.
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("balance_after", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    # Derived from what is being paid for (run, stage, batch); a replayed charge collides here.
+    sa.Column("idempotency_key", sa.Text, nullable=False, unique=True),
+    _created_at(),
+    sa.CheckConstraint("stage BETWEEN 1 AND 7", name="stage"),
+    sa.CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+    sa.Index("ix_credit_ledger_account_id_id", "account_id", "id"),
+    sa.Index("ix_credit_ledger_run_id", "run_id"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    # Identity order is publish order.
+    _id(),
+    sa.Column("message_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("message_key", BYTEA),
+    sa.Column("payload", JSONB, nullable=False),
+    # Kafka headers as a list of [name, value] pairs.
+    sa.Column("headers", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    _created_at(),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+)
+
+processed_messages = sa.Table(
+    "processed_messages",
+    metadata,
+    sa.Column("consumer", sa.Text, primary_key=True),
+    sa.Column("message_id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    # For pruning old tracking records.
+    sa.Index("ix_processed_messages_processed_at", "processed_at"),
+)
+
+schedule_slots = sa.Table(
+    "schedule_slots",
+    metadata,
+    sa.Column(
+        "site_id",
+        sa.BigInteger,
+        sa.ForeignKey("sites.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("slot_at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column(
+        "claimed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)

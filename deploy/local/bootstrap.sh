@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh machine, idempotently:
+#   - uv (pinned) in a project-local tool venv, from PyPI;
+#   - the locked Python environment of the workspace (.venv);
+#   - kcat from Debian's packages (tests list topics with it), when root.
+# PostgreSQL and the Kafka jars are fetched by `stack up` itself.
+set -euo pipefail
+
+UV_VERSION=0.13.8
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TOOLS="$ROOT/.tools"
+export UV_PYTHON_DOWNLOADS=never
+
+if [[ ! -x "$TOOLS/bin/uv" ]] || [[ "$("$TOOLS/bin/uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]]; then
+    echo "bootstrap: installing uv $UV_VERSION into $TOOLS" >&2
+    python3 -m venv "$TOOLS"
+    "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+
+"$TOOLS/bin/uv" sync --frozen --all-packages --quiet --project "$ROOT"
+
+if ! command -v kcat >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]]; then
+        echo "bootstrap: installing kcat from Debian's packages" >&2
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+    else
+        echo "bootstrap: kcat is missing and this is not root; install the kcat package" >&2
+    fi
+fi

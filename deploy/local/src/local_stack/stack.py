@@ -1,0 +1,204 @@
+"""The local stack as a whole: bring it up, check it, take it down. Also the API tests use."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from local_stack import kafka, postgres
+from local_stack.processes import StackError, file_lock, run_async
+from local_stack.settings import HOME_MARKER, StackPaths, StackSettings
+from local_stack.topics import ensure_topics
+
+Report = Callable[[str], None]
+EXTERNAL_CHECK_TIMEOUT_S = 30.0
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class StackEndpoints:
+    kafka_bootstrap: str
+    database_url: str
+    started: bool  # this call started Kafka or PostgreSQL
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    endpoint: str
+    external: bool
+    pid: int | None
+    answering: bool
+
+
+@dataclass(frozen=True)
+class StopReport:
+    kafka_pids: list[int]
+    postgres_pid: int | None
+
+    @property
+    def stopped_anything(self) -> bool:
+        return bool(self.kafka_pids) or self.postgres_pid is not None
+
+
+def ensure_up(settings: StackSettings | None = None, report: Report = _silent) -> StackEndpoints:
+    """Kafka with every contract topic, PostgreSQL with the app database, migrated.
+
+    Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL instead of local servers when they are set.
+    If an infrastructure step fails, whatever this call started is stopped again; a failed
+    migration leaves the servers up so the database can be inspected.
+    """
+    settings = settings or StackSettings()
+    paths = settings.paths
+    claim_home(paths)
+    with file_lock(paths.lock):
+        started_kafka = _ensure_kafka(settings, paths, report)
+        started_postgres = False
+        try:
+            _ensure_topics(settings.kafka_bootstrap, report)
+            started_postgres = _ensure_postgres(settings, paths, report)
+        except BaseException:
+            _stop_started(paths, started_kafka, started_postgres)
+            raise
+        migrate(settings.database_url, report)
+    return StackEndpoints(
+        kafka_bootstrap=settings.kafka_bootstrap,
+        database_url=settings.database_url,
+        started=started_kafka or started_postgres,
+    )
+
+
+def claim_home(paths: StackPaths) -> None:
+    """Marks the stack home as ours, refusing a non-empty directory that isn't one already."""
+    if paths.marker.is_file():
+        return
+    if paths.home.is_dir() and any(paths.home.iterdir()):
+        raise StackError(
+            f"STACK_HOME {paths.home} is a non-empty directory that is not a stack home; "
+            "point STACK_HOME at a new or empty directory"
+        )
+    paths.home.mkdir(parents=True, exist_ok=True)
+    paths.marker.write_text("content-automation local stack home; `stack reset` deletes it\n")
+    # Keeps the default home (<repo>/.stack) out of git without touching the repo's .gitignore.
+    (paths.home / ".gitignore").write_text("*\n")
+
+
+def _ensure_kafka(settings: StackSettings, paths: StackPaths, report: Report) -> bool:
+    if settings.external_kafka:
+        kafka.wait_until_answering(settings.external_kafka, EXTERNAL_CHECK_TIMEOUT_S)
+        report(f"Kafka: external {settings.external_kafka} answers")
+        return False
+    began = time.monotonic()
+    started = kafka.ensure_broker(settings, paths)
+    pid = kafka.running_broker_pid(paths)
+    if started:
+        report(f"Kafka: started (pid {pid}) in {time.monotonic() - began:.1f} s")
+    else:
+        report(f"Kafka: already up (pid {pid})")
+    return started
+
+
+def _ensure_topics(bootstrap: str, report: Report) -> None:
+    topics = ensure_topics(bootstrap)
+    if topics.created:
+        report(f"Topics: created {len(topics.created)}, {len(topics.existing)} already there")
+    else:
+        report(f"Topics: all {len(topics.existing)} present")
+    for warning in topics.warnings:
+        report(f"warning: {warning}")
+
+
+def _ensure_postgres(settings: StackSettings, paths: StackPaths, report: Report) -> bool:
+    if settings.external_database_url:
+        conninfo = postgres.sync_conninfo(settings.external_database_url)
+        postgres.wait_until_accepting(conninfo, EXTERNAL_CHECK_TIMEOUT_S)
+        report("PostgreSQL: external DATABASE_URL answers")
+        return False
+    began = time.monotonic()
+    started = postgres.ensure_cluster(settings, paths)
+    pid = postgres.running_postmaster_pid(paths)
+    if started:
+        report(f"PostgreSQL: started (pid {pid}) in {time.monotonic() - began:.1f} s")
+    else:
+        report(f"PostgreSQL: already up (pid {pid})")
+    return started
+
+
+def migrate(database_url: str, report: Report = _silent) -> bool:
+    """Runs contracts.db.migrate.upgrade; False if that module doesn't exist (yet)."""
+    try:
+        from contracts.db.migrate import upgrade
+    except ImportError as missing:
+        if missing.name not in ("contracts.db", "contracts.db.migrate"):
+            raise
+        report("warning: contracts.db.migrate.upgrade is not available; migrations skipped")
+        return False
+    outcome = upgrade(database_url)
+    if inspect.isawaitable(outcome):
+        run_async(lambda: outcome)
+    report("Schema: migrated")
+    return True
+
+
+def _stop_started(paths: StackPaths, kafka_started: bool, postgres_started: bool) -> None:
+    if kafka_started:
+        kafka.stop_broker(paths)
+    if postgres_started:
+        postgres.stop_cluster(paths)
+
+
+def down(settings: StackSettings | None = None) -> StopReport:
+    """Stops the Kafka and PostgreSQL processes this stack home started, nothing else."""
+    paths = (settings or StackSettings()).paths
+    if not paths.home.is_dir():
+        return StopReport(kafka_pids=[], postgres_pid=None)
+    with file_lock(paths.lock):
+        return StopReport(
+            kafka_pids=kafka.stop_broker(paths),
+            postgres_pid=postgres.stop_cluster(paths),
+        )
+
+
+def reset(settings: StackSettings | None = None) -> StopReport:
+    """down, then delete the stack home (the jar cache outside it stays)."""
+    settings = settings or StackSettings()
+    paths = settings.paths
+    stopped = down(settings)
+    if paths.home.is_dir():
+        if not paths.marker.is_file():
+            raise StackError(f"{paths.home} has no {HOME_MARKER} file; not deleting it")
+        shutil.rmtree(paths.home)
+    return stopped
+
+
+def status(settings: StackSettings | None = None) -> list[ComponentStatus]:
+    settings = settings or StackSettings()
+    return [_kafka_status(settings), _postgres_status(settings)]
+
+
+def _kafka_status(settings: StackSettings) -> ComponentStatus:
+    external = bool(settings.external_kafka)
+    pid = None if external else kafka.running_broker_pid(settings.paths)
+    answering = (external or pid is not None) and run_async(
+        lambda: kafka.answers(settings.kafka_bootstrap)
+    )
+    return ComponentStatus("Kafka", settings.kafka_bootstrap, external, pid, answering)
+
+
+def _postgres_status(settings: StackSettings) -> ComponentStatus:
+    external = bool(settings.external_database_url)
+    pid = None if external else postgres.running_postmaster_pid(settings.paths)
+    answering = False
+    if external or pid is not None:
+        try:
+            postgres.wait_until_accepting(postgres.sync_conninfo(settings.database_url), 3)
+            answering = True
+        except StackError:
+            pass
+    return ComponentStatus("PostgreSQL", settings.database_url, external, pid, answering)

@@ -1,0 +1,90 @@
+"""Creates the topics in contracts.topics.TOPICS that a cluster lacks."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+from contracts.topics import TOPICS, TopicSpec
+
+from local_stack.processes import StackError, run_async
+
+REPLICATION_FACTOR = 1
+CREATE_ATTEMPTS = 5
+
+
+@dataclass
+class TopicReport:
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def ensure_topics(bootstrap: str) -> TopicReport:
+    return run_async(lambda: _ensure_topics(bootstrap))
+
+
+async def _ensure_topics(bootstrap: str) -> TopicReport:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    try:
+        await admin.start()
+        report = TopicReport()
+        present = set(await admin.list_topics())
+        missing = [spec for spec in TOPICS if spec.name not in present]
+        report.existing = [spec.name for spec in TOPICS if spec.name in present]
+        report.warnings = await _partition_mismatches(admin, report.existing)
+        if missing:
+            report.created = await _create(admin, missing)
+        return report
+    finally:
+        await admin.close()
+
+
+async def _partition_mismatches(admin: AIOKafkaAdminClient, names: list[str]) -> list[str]:
+    if not names:
+        return []
+    wanted = {spec.name: spec.partitions for spec in TOPICS}
+    warnings = []
+    for topic in await admin.describe_topics(names):
+        actual = len(topic["partitions"])
+        if actual != wanted[topic["topic"]]:
+            warnings.append(
+                f"topic {topic['topic']} has {actual} partitions, "
+                f"contracts say {wanted[topic['topic']]} (left as it is)"
+            )
+    return warnings
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
+    """Creates the topics; returns those this call created (a concurrent creator may win some)."""
+    pending = {spec.name: spec for spec in specs}
+    created: list[str] = []
+    for attempt in range(CREATE_ATTEMPTS):
+        response = await admin.create_topics([_new_topic(spec) for spec in pending.values()])
+        retry_reasons = []
+        for name, code, *message in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:
+                error = for_code(code)
+                if not error.retriable:
+                    raise StackError(f"creating topic {name} failed: {error.__name__} {message}")
+                retry_reasons.append(f"{name}: {error.__name__}")
+                continue
+            pending.pop(name)
+        if not pending:
+            return created
+        # A broker that has just started can still refuse with a retriable error.
+        await asyncio.sleep(0.5 * (attempt + 1))
+    raise StackError(f"could not create topics: {', '.join(retry_reasons)}")
+
+
+def _new_topic(spec: TopicSpec) -> NewTopic:
+    return NewTopic(
+        name=spec.name,
+        num_partitions=spec.partitions,
+        replication_factor=REPLICATION_FACTOR,
+        topic_configs=dict(spec.config),
+    )

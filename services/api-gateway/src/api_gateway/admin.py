@@ -1,0 +1,99 @@
+"""`automation-admin`: create accounts, users, sites and tokens, add credits, import keywords."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import sqlalchemy as sa
+import typer
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import Connection
+
+from api_gateway import accounts, keywords
+from api_gateway.settings import Settings
+
+app = typer.Typer(
+    help="Administer accounts, sites, tokens, credits and keywords.", no_args_is_help=True
+)
+T = TypeVar("T")
+
+
+def _in_transaction(work: Callable[[Connection], T]) -> T:
+    engine = sa.create_engine(Settings().database_url)
+    try:
+        with engine.begin() as conn:
+            return work(conn)
+    except accounts.AdminError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+
+
+@app.command("create-account")
+def create_account(name: str, credits: Annotated[int, typer.Option(min=0)] = 0) -> None:
+    """Create an account, optionally with starting credits."""
+
+    def work(conn: Connection) -> int:
+        account_id = accounts.create_account(conn, name)
+        if credits:
+            accounts.add_credits(conn, account_id, credits, reason="starting credits")
+        return account_id
+
+    typer.echo(f"account {_in_transaction(work)} created")
+
+
+@app.command("create-user")
+def create_user(account_id: int, email: str, name: str = "") -> None:
+    user_id = _in_transaction(lambda c: accounts.create_user(c, account_id, email, name))
+    typer.echo(f"user {user_id} created")
+
+
+@app.command("create-site")
+def create_site(
+    account_id: int, name: str, domain: str | None = None, timezone: str = "UTC"
+) -> None:
+    site_id = _in_transaction(lambda c: accounts.create_site(c, account_id, name, domain, timezone))
+    typer.echo(f"site {site_id} created")
+
+
+@app.command("create-token")
+def create_token(user_id: int, name: str = "cli") -> None:
+    """Issue an API token. It is printed once and stored only as a hash."""
+    issued = _in_transaction(lambda c: accounts.issue_token(c, user_id, name))
+    typer.echo(issued.token)
+
+
+@app.command("add-credits")
+def add_credits(account_id: int, amount: int, reason: str = "top-up") -> None:
+    new_balance = _in_transaction(lambda c: accounts.add_credits(c, account_id, amount, reason))
+    typer.echo(f"balance {new_balance}")
+
+
+@app.command("import-keywords")
+def import_keywords(
+    site_id: int, file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]
+) -> None:
+    """Import keywords from a CSV (header with `keyword`) or a JSON list of objects."""
+    rows, errors = _read_keywords(file)
+    result = _in_transaction(lambda c: keywords.import_keywords(c, site_id, rows))
+    for error in errors:
+        typer.echo(f"skipped {error}", err=True)
+    typer.echo(f"added {result.added}, already present {result.duplicates}, invalid {len(errors)}")
+
+
+def _read_keywords(file: Path) -> tuple[list[keywords.KeywordIn], list[str]]:
+    text = file.read_text(encoding="utf-8")
+    if file.suffix.lower() != ".json":
+        return keywords.parse_csv(text)
+    try:
+        return TypeAdapter(list[keywords.KeywordIn]).validate_json(text), []
+    except ValidationError as exc:
+        typer.echo(f"error: {file}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,94 @@
+"""Bulk keyword import from CSV or JSON rows. Re-importing a keyword (any letter case) is a
+no-op, so an import can be repeated safely."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from contracts.db import tables as t
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+MAX_KEYWORD_LENGTH = 200
+
+
+class KeywordIn(BaseModel):
+    keyword: str = Field(min_length=1, max_length=MAX_KEYWORD_LENGTH)
+    volume: int = Field(0, ge=0)
+    difficulty: int = Field(0, ge=0, le=100)
+
+    @field_validator("keyword")
+    @classmethod
+    def strip(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("keyword must not be blank")
+        return value
+
+
+@dataclass
+class ImportResult:
+    added: int = 0
+    duplicates: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
+    """Rows with a `keyword` column (volume and difficulty optional); errors name the line."""
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or "keyword" not in [f.strip() for f in reader.fieldnames]:
+        return [], ["CSV needs a header row with a 'keyword' column"]
+    rows, errors = [], []
+    for line, raw in enumerate(reader, start=2):
+        cleaned = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+        values = {k: v for k, v in cleaned.items() if v != ""}
+        try:
+            rows.append(KeywordIn.model_validate(values))
+        except ValidationError as exc:
+            errors.append(
+                f"line {line}: "
+                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            )
+    return rows, errors
+
+
+def import_keywords(conn: Connection, site_id: int, rows: list[KeywordIn]) -> ImportResult:
+    result = ImportResult()
+    seen: set[str] = set()
+    unique_rows = []
+    for row in rows:
+        if row.keyword.lower() in seen:
+            result.duplicates += 1
+            continue
+        seen.add(row.keyword.lower())
+        unique_rows.append(
+            {
+                "site_id": site_id,
+                "text": row.keyword,
+                "volume": row.volume,
+                "difficulty": row.difficulty,
+            }
+        )
+    if unique_rows:
+        inserted = conn.execute(
+            insert(t.keywords)
+            .values(unique_rows)
+            .on_conflict_do_nothing()
+            .returning(t.keywords.c.id)
+        ).all()
+        result.added = len(inserted)
+        result.duplicates += len(unique_rows) - len(inserted)
+    return result
+
+
+def count_by_status(conn: Connection, site_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(t.keywords.c.status, sa.func.count())
+        .where(t.keywords.c.site_id == site_id)
+        .group_by(t.keywords.c.status)
+    ).all()
+    return {status: n for status, n in rows}

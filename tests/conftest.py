@@ -1,0 +1,54 @@
+"""Real infrastructure for the integration and end-to-end layers.
+
+Kafka and PostgreSQL come, in this order of preference, from KAFKA_BOOTSTRAP_SERVERS /
+DATABASE_URL, from testcontainers when TEST_STACK=testcontainers and a Docker engine answers,
+or from the local stack (deploy/local), which this session starts when it is not already up
+and stops again at the end. Pure unit tests need none of it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.infra import Endpoints, from_testcontainers
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Endpoints]:
+    from local_stack import stack as local_stack
+
+    containers = None
+    if os.environ.get("TEST_STACK") == "testcontainers":
+        containers = from_testcontainers()
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = containers.kafka_bootstrap
+        os.environ["DATABASE_URL"] = containers.database_url
+    up = local_stack.ensure_up()
+    yield Endpoints(kafka_bootstrap=up.kafka_bootstrap, database_url=up.database_url)
+    if containers is not None:
+        containers.stop()
+    elif up.started and not os.environ.get("KEEP_STACK"):
+        local_stack.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: Endpoints) -> str:
+    return stack.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def database_url(stack: Endpoints) -> str:
+    return stack.database_url
+
+
+@pytest.fixture(scope="session")
+def kcat() -> str:
+    path = shutil.which("kcat")
+    if path is None:
+        pytest.fail(
+            "kcat is not installed: deploy/local/bootstrap.sh installs it (apt package kcat)"
+        )
+    return path

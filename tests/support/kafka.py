@@ -1,0 +1,63 @@
+"""Small aiokafka helpers for tests: publish envelopes, read records back by id."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from contracts.codec import encode, kafka_headers
+from contracts.envelope import Envelope
+
+
+async def publish(bootstrap: str, topic: str, *messages: Envelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for message in messages:
+            await producer.send_and_wait(
+                topic, encode(message), key=message.key, headers=kafka_headers(message)
+            )
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # first look-up of a topic
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+        return await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+
+
+async def read_until(
+    bootstrap: str,
+    start: dict[TopicPartition, int],
+    found: Callable[[list[ConsumerRecord]], bool],
+    timeout: float = 30.0,
+) -> list[ConsumerRecord]:
+    """Read every record after `start` offsets until `found(records)` holds or time runs out."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        consumer.assign(list(start))
+        for partition, offset in start.items():
+            consumer.seek(partition, offset)
+        deadline = time.monotonic() + timeout
+        while not found(records) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+            await asyncio.sleep(0)
+        return records
+    finally:
+        await consumer.stop()
