@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from contracts.topics import Topics
 from tests.support.infra import Endpoints, from_testcontainers
+from tests.support.kafka import delete_topics
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +45,18 @@ def kafka_bootstrap(stack: Endpoints) -> str:
 @pytest.fixture(scope="session")
 def database_url(stack: Endpoints) -> str:
     return stack.database_url
+
+
+@pytest.fixture(scope="session")
+def topics(stack: Endpoints) -> Iterator[Topics]:
+    """A topic namespace of this test session's own, created now and deleted at the end, so
+    concurrent sessions and the demo never see each other's messages."""
+    from local_stack.topics import ensure_topics
+
+    namespace = Topics(f"t{uuid.uuid4().hex[:10]}.")
+    ensure_topics(stack.kafka_bootstrap, namespace)
+    yield namespace
+    delete_topics(stack.kafka_bootstrap, [spec.name for spec in namespace.specs()])
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,18 @@ import json
 import subprocess
 
 import pytest
+
 from contracts.codec import decode
 from contracts.envelope import new_message
 from contracts.events import StageItemProcessed
+from contracts.topics import TOPICS
 from contracts.values import ItemRef
-
-from contracts import topics
-from tests.support.kafka import end_offsets, publish, read_until
+from tests.support.kafka import end_offsets, publish, read_until, topic_configs
 
 pytestmark = pytest.mark.integration
 
 
-async def test_event_round_trips_through_kafka_with_envelope_intact(kafka_bootstrap):
+async def test_event_round_trips_through_kafka_with_envelope_intact(kafka_bootstrap, topics):
     original = new_message(
         StageItemProcessed(
             stage=4,
@@ -32,9 +32,9 @@ async def test_event_round_trips_through_kafka_with_envelope_intact(kafka_bootst
         site_id=1234,
         run_id="run_20261122_000000_manual_rt",
     )
-    start = await end_offsets(kafka_bootstrap, topics.RUN_EVENTS)
+    start = await end_offsets(kafka_bootstrap, topics.run_events)
 
-    await publish(kafka_bootstrap, topics.RUN_EVENTS, original)
+    await publish(kafka_bootstrap, topics.run_events, original)
     records = await read_until(
         kafka_bootstrap,
         start,
@@ -52,7 +52,7 @@ async def test_event_round_trips_through_kafka_with_envelope_intact(kafka_bootst
     assert cloudevent["specversion"] == "1.0" and cloudevent["runid"] == original.run_id
 
 
-async def test_messages_of_one_site_keep_their_order_on_one_partition(kafka_bootstrap):
+async def test_messages_of_one_site_keep_their_order_on_one_partition(kafka_bootstrap, topics):
     messages = [
         new_message(
             StageItemProcessed(stage=1, batch_id="1-1", item=ItemRef(id=i, title=str(i)), total=20),
@@ -64,8 +64,8 @@ async def test_messages_of_one_site_keep_their_order_on_one_partition(kafka_boot
         for i in range(20)
     ]
     ids = {m.message_id for m in messages}
-    start = await end_offsets(kafka_bootstrap, topics.RUN_EVENTS)
-    await publish(kafka_bootstrap, topics.RUN_EVENTS, *messages)
+    start = await end_offsets(kafka_bootstrap, topics.run_events)
+    await publish(kafka_bootstrap, topics.run_events, *messages)
     records = await read_until(
         kafka_bootstrap,
         start,
@@ -76,7 +76,7 @@ async def test_messages_of_one_site_keep_their_order_on_one_partition(kafka_boot
     assert [decode(r.value).message_id for r in mine] == [m.message_id for m in messages]
 
 
-def test_kcat_lists_the_project_topics(kafka_bootstrap, kcat):
+def test_kcat_lists_the_project_topics(kafka_bootstrap, topics, kcat):
     listing = subprocess.run(
         [kcat, "-b", kafka_bootstrap, "-L", "-J"],
         check=True,
@@ -85,5 +85,13 @@ def test_kcat_lists_the_project_topics(kafka_bootstrap, kcat):
         timeout=60,
     ).stdout
     on_broker = {t["topic"]: len(t["partitions"]) for t in json.loads(listing)["topics"]}
-    for spec in topics.TOPICS:
+    for spec in (*TOPICS, *topics.specs()):
         assert on_broker.get(spec.name) == spec.partitions, spec.name
+
+
+async def test_the_event_stream_is_kept_forever(kafka_bootstrap, topics):
+    configs = await topic_configs(kafka_bootstrap, topics.run_events)
+    assert configs["retention.ms"] == "-1"
+    assert configs["retention.bytes"] == "-1"
+    commands = await topic_configs(kafka_bootstrap, topics.run_commands)
+    assert commands["retention.ms"] == str(7 * 24 * 3600 * 1000)

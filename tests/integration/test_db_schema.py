@@ -19,10 +19,11 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.dialects.postgresql import insert
+
 from contracts.db import tables
 from contracts.db.migrate import current as current_revision
 from contracts.db.migrate import engine, head, upgrade
-from sqlalchemy.dialects.postgresql import insert
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from contracts import events as ev
 from contracts.envelope import Envelope, deterministic_id, new_message
 from contracts.values import ItemRef
-
-from contracts import events as ev
 
 ACCOUNT, SITE = 7, 42
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

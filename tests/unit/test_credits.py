@@ -1,4 +1,5 @@
 import pytest
+
 from contracts.credits import PendingWork, estimate, estimate_now, estimate_projected, required_for
 from contracts.stages import STAGES, batch_charge
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from contracts.codec import decode, encode
-from contracts.state import RunState, fold
-from contracts.values import ItemRef
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts import commands as cmd
 from contracts import events as ev
+from contracts.codec import decode, encode
+from contracts.state import RunState, fold
+from contracts.values import ItemRef
 from tests.unit.runs import T0, Clock, complete_run, message
 
 RUN = "run_20261102_090000_manual_prop"

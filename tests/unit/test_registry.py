@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+
 from contracts.codec import UnreadableMessage, decode
 from contracts.envelope import Payload
 from contracts.registry import REGISTRY, Registry

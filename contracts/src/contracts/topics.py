@@ -8,7 +8,8 @@ pool scales on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 
 FOREVER = "-1"
 SEVEN_DAYS_MS = str(7 * 24 * 3600 * 1000)
@@ -65,3 +66,37 @@ TOPICS: tuple[TopicSpec, ...] = (
         purpose="unreadable messages with the reason, from any consumer",
     ),
 )
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under an optional namespace prefix.
+
+    The namespace (env TOPIC_NAMESPACE, empty by default) lets several independent deployments
+    share one cluster: test sessions use a fresh one each, so their consumers never see each
+    other's messages.
+    """
+
+    namespace: str = ""
+
+    @classmethod
+    def from_env(cls) -> Topics:
+        return cls(os.environ.get("TOPIC_NAMESPACE", ""))
+
+    @property
+    def run_commands(self) -> str:
+        return self.namespace + RUN_COMMANDS
+
+    @property
+    def run_events(self) -> str:
+        return self.namespace + RUN_EVENTS
+
+    @property
+    def dead_letter(self) -> str:
+        return self.namespace + DEAD_LETTER
+
+    def stage(self, stage: int) -> str:
+        return self.namespace + stage_commands(stage)
+
+    def specs(self) -> tuple[TopicSpec, ...]:
+        return tuple(replace(spec, name=self.namespace + spec.name) for spec in TOPICS)

@@ -388,3 +388,64 @@ schedule_slots = sa.Table(
         "claimed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
 )
+
+# --- The run read model: written only by the log-sink, from the fold of the event stream. ---
+# The gateway's current_run / history / current_processing read it; workers read a run's status
+# between items so a pause or cancel takes effect after the item in flight.
+
+RUN_STATUSES = ("running", "paused", "completed", "cancelled", "failed", "rejected")
+STAGE_STATUSES = ("pending", "running", "completed", "failed")
+
+automation_runs = sa.Table(
+    "automation_runs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("account_id", sa.BigInteger, nullable=False),
+    sa.Column("site_id", sa.BigInteger, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("current_stage", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("credits_used", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("estimate", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("pause_reason", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("paused_at", sa.DateTime(timezone=True)),
+    sa.Column("resumed_at", sa.DateTime(timezone=True)),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("last_event_at", sa.DateTime(timezone=True)),
+    _updated_at(),
+    _one_of("status", RUN_STATUSES),
+    sa.Index("ix_automation_runs_site_id_started_at", "site_id", "started_at"),
+    sa.Index("ix_automation_runs_account_id", "account_id"),
+)
+
+automation_run_stages = sa.Table(
+    "automation_run_stages",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.Text,
+        sa.ForeignKey("automation_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("stage", sa.Integer, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("total_items", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("processed_items", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("failed_items", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("items_out", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("credits_used", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("partial", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("error", sa.Text),
+    # [{id, title}] of items in batches in flight, and of the next open items (at most 10).
+    sa.Column("currently_processing", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("up_next", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("remaining_count", sa.Integer, nullable=False, server_default=sa.text("0")),
+    _updated_at(),
+    _one_of("status", STAGE_STATUSES),
+    sa.CheckConstraint("stage BETWEEN 1 AND 7", name="stage"),
+)

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import Connection
+
 from api_gateway import accounts, keywords
 from contracts.credits import estimate
 from contracts.db import tables as t
 from contracts.db.pending import pending_counts, pending_work
 from contracts.stages import STAGES
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy.engine import Connection
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_SITE = "Home Coffee Brewing"

@@ -1,4 +1,4 @@
-"""Creates the topics in contracts.topics.TOPICS that a cluster lacks."""
+"""Creates the topics of contracts.topics that a cluster lacks, under a namespace if given."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
-from contracts.topics import TOPICS, TopicSpec
 
+from contracts.topics import Topics, TopicSpec
 from local_stack.processes import StackError, run_async
 
 REPLICATION_FACTOR = 1
@@ -22,19 +22,20 @@ class TopicReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def ensure_topics(bootstrap: str) -> TopicReport:
-    return run_async(lambda: _ensure_topics(bootstrap))
+def ensure_topics(bootstrap: str, topics: Topics | None = None) -> TopicReport:
+    specs = (topics or Topics.from_env()).specs()
+    return run_async(lambda: _ensure_topics(bootstrap, specs))
 
 
-async def _ensure_topics(bootstrap: str) -> TopicReport:
+async def _ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...]) -> TopicReport:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
     try:
         await admin.start()
         report = TopicReport()
         present = set(await admin.list_topics())
-        missing = [spec for spec in TOPICS if spec.name not in present]
-        report.existing = [spec.name for spec in TOPICS if spec.name in present]
-        report.warnings = await _partition_mismatches(admin, report.existing)
+        missing = [spec for spec in specs if spec.name not in present]
+        report.existing = [spec.name for spec in specs if spec.name in present]
+        report.warnings = await _partition_mismatches(admin, specs, report.existing)
         if missing:
             report.created = await _create(admin, missing)
         return report
@@ -42,10 +43,12 @@ async def _ensure_topics(bootstrap: str) -> TopicReport:
         await admin.close()
 
 
-async def _partition_mismatches(admin: AIOKafkaAdminClient, names: list[str]) -> list[str]:
+async def _partition_mismatches(
+    admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...], names: list[str]
+) -> list[str]:
     if not names:
         return []
-    wanted = {spec.name: spec.partitions for spec in TOPICS}
+    wanted = {spec.name: spec.partitions for spec in specs}
     warnings = []
     for topic in await admin.describe_topics(names):
         actual = len(topic["partitions"])

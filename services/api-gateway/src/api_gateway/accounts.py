@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from contracts.db import tables as t
 from sqlalchemy.engine import Connection
+
+from contracts.db import tables as t
 
 TOKEN_PREFIX = "cat_"
 

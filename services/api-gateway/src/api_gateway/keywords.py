@@ -8,10 +8,11 @@ import io
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from contracts.db import tables as t
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
+
+from contracts.db import tables as t
 
 MAX_KEYWORD_LENGTH = 200
 

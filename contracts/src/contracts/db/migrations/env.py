@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import context
+
 from contracts.db.migrate import engine
 from contracts.db.tables import metadata
 
