@@ -18,6 +18,7 @@ import pytest
 from contracts.topics import Topics
 from tests.support.infra import Endpoints, from_testcontainers
 from tests.support.kafka import delete_topics
+from tests.support.services import Services
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +68,21 @@ def kcat() -> str:
             "kcat is not installed: deploy/local/bootstrap.sh installs it (apt package kcat)"
         )
     return path
+
+
+@pytest.fixture
+def services(stack: Endpoints, topics: Topics, tmp_path_factory) -> Iterator[Services]:
+    """Start services as separate processes; all are stopped when the test ends."""
+    run_dir = tmp_path_factory.mktemp("services")
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "DATABASE_URL": stack.database_url,
+        "TOPIC_NAMESPACE": topics.namespace,
+        "KAFKA_GROUP_PREFIX": topics.namespace,
+        "AI_PROVIDER": "offline",
+        "MEDIA_DIR": str(run_dir / "media"),
+        "LOG_BASE_DIR": str(run_dir / "logs"),
+    }
+    running = Services(base_env=env, log_dir=run_dir / "service-logs")
+    yield running
+    running.stop_all()

@@ -1,0 +1,116 @@
+"""Run the services as separate processes, the way they run in production, for end-to-end and
+fault tests: start, wait until ready (their metrics say so), kill -9, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+READY_METRIC = "automation_service_ready 1.0"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    metrics_port: int
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self) -> ServiceProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.argv,
+            env={**os.environ, **self.env, "METRICS_PORT": str(self.metrics_port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read().decode()
+
+    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}: {self.tail()}"
+                )
+            try:
+                if READY_METRIC in self.metrics():
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout} s: {self.tail()}")
+
+    def kill9(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            return None
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Services:
+    """Starts services with the session's Kafka, PostgreSQL and topic namespace."""
+
+    base_env: dict[str, str]
+    log_dir: Path
+    started: list[ServiceProcess] = field(default_factory=list)
+
+    def start(
+        self,
+        name: str,
+        command: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        ready: bool = True,
+        timeout: float = 60.0,
+    ) -> ServiceProcess:
+        service = ServiceProcess(
+            name=name,
+            argv=[command, *args],
+            env={**self.base_env, **(env or {})},
+            log_path=self.log_dir / f"{name}.log",
+            metrics_port=free_port(),
+        ).start()
+        self.started.append(service)
+        return service.wait_ready(timeout) if ready else service
+
+    def stop_all(self) -> None:
+        for service in reversed(self.started):
+            service.stop()
