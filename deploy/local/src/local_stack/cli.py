@@ -93,6 +93,8 @@ def down() -> None:
         if not stopped.stopped_anything:
             out.print("Nothing to stop: the local stack is not running")
             return
+        if stopped.services_pid is not None:
+            out.print(f"Services stopped (supervisord pid {stopped.services_pid})")
         if stopped.kafka_pids:
             out.print(f"Kafka stopped (pid {', '.join(map(str, stopped.kafka_pids))})")
         if stopped.postgres_pid is not None:

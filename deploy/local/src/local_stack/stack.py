@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from local_stack import kafka, postgres
+from local_stack import kafka, postgres, services
 from local_stack.processes import StackError, file_lock, run_async
 from local_stack.settings import HOME_MARKER, StackPaths, StackSettings
 from local_stack.topics import ensure_topics
@@ -41,10 +41,11 @@ class ComponentStatus:
 class StopReport:
     kafka_pids: list[int]
     postgres_pid: int | None
+    services_pid: int | None = None
 
     @property
     def stopped_anything(self) -> bool:
-        return bool(self.kafka_pids) or self.postgres_pid is not None
+        return bool(self.kafka_pids) or self.postgres_pid is not None or bool(self.services_pid)
 
 
 def ensure_up(settings: StackSettings | None = None, report: Report = _silent) -> StackEndpoints:
@@ -154,14 +155,17 @@ def _stop_started(paths: StackPaths, kafka_started: bool, postgres_started: bool
 
 
 def down(settings: StackSettings | None = None) -> StopReport:
-    """Stops the Kafka and PostgreSQL processes this stack home started, nothing else."""
-    paths = (settings or StackSettings()).paths
+    """Stops the services, Kafka and PostgreSQL this stack home started, nothing else."""
+    settings = settings or StackSettings()
+    paths = settings.paths
     if not paths.home.is_dir():
         return StopReport(kafka_pids=[], postgres_pid=None)
     with file_lock(paths.lock):
+        services_pid = services.stop(settings)  # they use the servers: they go first
         return StopReport(
             kafka_pids=kafka.stop_broker(paths),
             postgres_pid=postgres.stop_cluster(paths),
+            services_pid=services_pid,
         )
 
 
