@@ -162,7 +162,8 @@ def format_storage_once(libs: Path, paths: StackPaths) -> None:
         return
     command = _java_command(
         libs, paths, "kafka.tools.StorageTool", "format",
-        "-t", new_cluster_id(), "-c", str(paths.kafka_config), "--standalone",
+        # `=` form: a base64url id may start with "-", which would read as an option.
+        f"--cluster-id={new_cluster_id()}", "-c", str(paths.kafka_config), "--standalone",
     )  # fmt: skip
     result = subprocess.run(command, check=False, capture_output=True, text=True)
     if result.returncode != 0:
