@@ -1,0 +1,173 @@
+"""The live sink: replays its partitions of the event stream from the beginning, then follows.
+
+Replaying on every assignment is what makes a kill -9 harmless: the fold and every rendered line
+are rebuilt in memory, and files only receive the lines they do not have yet. Committed offsets
+are kept for lag monitoring and to mark which records were already dead-lettered; they are never
+where the replay starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import OffsetAndMetadata
+
+from contracts.codec import UnreadableMessage, decode
+from contracts.dead_letter import DeadLetter
+from contracts.topics import Topics
+from log_sink import metrics
+from log_sink.outputs import Outputs
+from log_sink.projection import Projector
+
+log = logging.getLogger("log_sink")
+
+
+class _Replay(ConsumerRebalanceListener):
+    def __init__(self, sink: LiveSink) -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.sink.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.sink.on_assigned(assigned)
+
+
+class LiveSink:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        outputs: Outputs,
+        topics: Topics,
+        group_id: str,
+        flush_interval: float,
+        retry_interval: float,
+    ) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.outputs = outputs
+        self.topics = topics
+        self.group_id = group_id
+        self.flush_interval = flush_interval
+        self.retry_interval = retry_interval
+        self.projector = Projector()
+        # Per partition: where the group had committed when we got it (records before it were
+        # handled by an earlier life, dead letters included), and the end to replay up to.
+        self.committed: dict[TopicPartition, int] = {}
+        self.replay_to: dict[TopicPartition, int] = {}
+        self._last_flush = 0.0
+        self._pending = False
+        self._assigned = False
+        self._position: dict[TopicPartition, int] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self.consumer.subscribe([self.topics.run_events], listener=_Replay(self))
+        while not stopping.is_set():
+            batch = await self.consumer.getmany(timeout_ms=100, max_records=1000)
+            for partition, records in batch.items():
+                for record in records:
+                    await self._handle(partition, record)
+            await self._read_positions()
+            await self._maybe_flush(idle=not batch)
+            await self._commit()
+            self._report_progress()
+        await self._flush()
+        await self._commit()
+
+    async def _handle(self, partition: TopicPartition, record: ConsumerRecord) -> None:
+        try:
+            message = decode(record.value)
+        except UnreadableMessage as exc:
+            await self._dead_letter(partition, record, exc.reason)
+            return
+        applied = self.projector.apply(message, partition.partition)
+        metrics.EVENTS.labels("applied" if applied else "ignored").inc()
+
+    async def _dead_letter(self, partition: TopicPartition, record: ConsumerRecord, reason: str):
+        metrics.EVENTS.labels("unreadable").inc()
+        if record.offset < self.committed.get(partition, 0):
+            return  # refused in an earlier life: replay must not refuse it twice
+        letter = DeadLetter.of(
+            consumer=self.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=reason,
+        )
+        await self.producer.send_and_wait(
+            self.topics.dead_letter, letter.model_dump_json().encode(), key=record.key
+        )
+        metrics.DEAD_LETTERS.inc()
+        log.warning("record %s:%s sent to dead letter: %s", partition, record.offset, reason)
+        await self.consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "")})
+        self.committed[partition] = record.offset + 1
+
+    async def _maybe_flush(self, idle: bool) -> None:
+        """Batch writes while events pour in; write at once when the stream pauses. After a
+        failed write, wait the retry interval instead of hammering a full disk."""
+        since = time.monotonic() - self._last_flush
+        due = since >= (self.retry_interval if self._pending else self.flush_interval)
+        if self.projector.dirty and (due or (idle and not self._pending)):
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        clean = await asyncio.to_thread(self.outputs.flush, self.projector, self._replaying())
+        self._pending = not clean
+
+    def _replaying(self) -> frozenset[int]:
+        return frozenset(
+            tp.partition for tp, end in self.replay_to.items() if self._position.get(tp, 0) < end
+        )
+
+    async def _read_positions(self) -> None:
+        self._position = {tp: await self.consumer.position(tp) for tp in self.consumer.assignment()}
+
+    async def _commit(self) -> None:
+        """Commit read positions past what the group had, so lag is visible to operators."""
+        offsets = {
+            tp: OffsetAndMetadata(position, "")
+            for tp, position in self._position.items()
+            if position > self.committed.get(tp, 0)
+        }
+        if offsets:
+            await self.consumer.commit(offsets)
+            self.committed.update({tp: meta.offset for tp, meta in offsets.items()})
+
+    def _report_progress(self) -> None:
+        metrics.LAG.set(
+            sum(
+                max(0, (self.consumer.highwater(tp) or 0) - position)
+                for tp, position in self._position.items()
+            )
+        )
+        # Disk or database trouble does not hold readiness back: the events are folded, and
+        # the writes catch up when the trouble ends.
+        written = not self.projector.dirty or self._pending
+        ready = self._assigned and not self._replaying() and written
+        metrics.READY.set(1 if ready else 0)
+
+    def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        metrics.READY.set(0)
+        self.projector.forget_partitions({tp.partition for tp in revoked})
+        for partition in revoked:
+            self._position.pop(partition, None)
+            self.committed.pop(partition, None)
+            self.replay_to.pop(partition, None)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        for partition in assigned:
+            self._position.pop(partition, None)
+            self.committed[partition] = await self.consumer.committed(partition) or 0
+        if assigned:
+            await self.consumer.seek_to_beginning(*assigned)
+            self.replay_to.update(await self.consumer.end_offsets(list(assigned)))
+        self._assigned = True
+        log.info("assigned %s; replaying to %s", sorted(assigned), self.replay_to)

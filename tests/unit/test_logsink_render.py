@@ -1,0 +1,191 @@
+"""The log-sink's pure parts: rendering a run's events into trace and log lines, the read-model
+rows, and the file rules (append only what is missing, cut a torn line, tail)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from contracts import events as ev
+from contracts.state import fold
+from contracts.values import ItemRef
+from log_sink import layout
+from log_sink.files import DiagnosticLog, FileStore
+from log_sink.projection import Projector
+from log_sink.read_model import run_row, stage_row
+from tests.unit.runs import T0, Clock, complete_run, message
+
+RUN = "run_20261102_090000_manual_t1"
+SPEC_EVENTS = {"run_started", "stage_start", "stage_item_processed", "stage_progress"}
+
+
+def project(events) -> Projector:
+    projector = Projector()
+    for event in events:
+        projector.apply(event)
+    return projector
+
+
+def trace_of(projector: Projector, run_id: str = RUN) -> list[dict]:
+    return [json.loads(line) for line in projector.runs[run_id].files[layout.TRACE]]
+
+
+def test_a_complete_run_traces_every_item_numbered_1_to_total():
+    trace = trace_of(project(complete_run(items_per_stage=3)))
+
+    assert trace[0]["event"] == "run_started" and trace[-1]["event"] == "run_completed"
+    assert SPEC_EVENTS | {"stage_complete", "run_completed"} == {t["event"] for t in trace}
+    for stage in range(1, 8):
+        items = [t for t in trace if t["event"] == "stage_item_processed" and t["stage"] == stage]
+        assert [(t["processed"], t["total"]) for t in items] == [(1, 3), (2, 3), (3, 3)]
+        assert items[0]["item"] == {"id": stage * 100, "title": f"s{stage} item 0"}
+
+
+def test_trace_times_come_from_the_events_not_the_clock():
+    first = trace_of(project(complete_run()))[0]
+    assert first["ts"] == "2026-11-02T09:00:01.000Z"
+
+
+def test_human_lines_carry_time_stage_counts_elapsed_and_credits():
+    view = project(complete_run(items_per_stage=3)).runs[RUN]
+    stage_log = view.files[layout.stage_log(2)]
+
+    assert stage_log[0].startswith("2026-11-02 09:00:")
+    assert "stage 2" in stage_log[0] and "3 pending items" in stage_log[0]
+    assert "Processed 2/3" in stage_log[3] and "2 credits" in stage_log[3]
+    completed = stage_log[-1]
+    assert "3 processed" in completed and "6 credits" in completed and "elapsed 6.0s" in completed
+    assert "42 credits used" in view.files[layout.MAIN_LOG][-1]
+    assert set(view.files) == {layout.MAIN_LOG, layout.TRACE} | {
+        layout.stage_log(n) for n in range(1, 8)
+    }
+
+
+def test_repeated_events_render_nothing():
+    events = complete_run()
+    once = project(events).runs[RUN].files
+    redelivered = [e for event in events for e in (event, event)] + events
+    assert project(redelivered).runs[RUN].files == once
+
+
+def test_pause_resume_cancel_and_failure_render_their_events():
+    clock = Clock()
+    items = (ItemRef(id=1, title="a\nnew line"), ItemRef(id=2, title="b"))
+    payloads = [
+        ev.RunStarted(trigger="manual"),
+        ev.StageStarted(stage=1, items=items),
+        ev.StageItemFailed(stage=1, batch_id="b", item=items[0], error="boom", attempts=3),
+        ev.RunPaused(reason="insufficient_credits"),
+        ev.RunResumed(),
+        ev.StageFailed(stage=1, error="every item failed"),
+        ev.RunFailed(error="stage 1 failed", stage=1),
+    ]
+    events = [message(p, "run_x", clock, seq=n) for n, p in enumerate(payloads)]
+    view = project(events).runs["run_x"]
+    names = [json.loads(line)["event"] for line in view.files[layout.TRACE]]
+
+    assert names == [
+        "run_started",
+        "stage_start",
+        "stage_error",
+        "run_paused",
+        "run_resumed",
+        "stage_error",
+        "run_failed",
+    ]
+    assert all("\n" not in line for line in view.files[layout.MAIN_LOG])
+    assert any("run_x" in line and "failed" in line for line in view.diagnostic)
+
+
+def test_rejected_runs_get_a_diagnostic_line_only():
+    event = message(ev.RunRejected(reason="not enough credits"), "run_r", Clock(), seq=0)
+    view = project([event]).runs["run_r"]
+    assert not view.has_row and not view.files and len(view.diagnostic) == 1
+
+
+def test_read_model_rows_follow_the_fold():
+    events = complete_run(items_per_stage=3)
+    # Mid stage 1: dispatched, one item done.
+    state = fold(events[:4])
+    row = stage_row(RUN, state.stage(1))
+
+    assert run_row(state, 10)["status"] == "running"
+    assert row["processed_items"] == 1 and row["remaining_count"] == 2
+    assert [i["id"] for i in row["currently_processing"]] == [101, 102]
+    assert row["up_next"] == []
+    pending = stage_row(RUN, state.stage(7))
+    assert pending["status"] == "pending" and pending["total_items"] == 0
+    assert pending["currently_processing"] == [] and pending["remaining_count"] == 0
+
+
+def test_up_next_lists_open_items_no_batch_holds():
+    clock = Clock()
+    items = tuple(ItemRef(id=i, title=f"k{i}") for i in range(15))
+    payloads = [
+        ev.RunStarted(trigger="manual"),
+        ev.StageStarted(stage=1, items=items),
+        ev.StageBatchDispatched(
+            stage=1, batch_id="b1", item_ids=(0, 1), lease_until=T0 + timedelta(hours=1)
+        ),
+    ]
+    state = fold(message(p, "run_u", clock, seq=n) for n, p in enumerate(payloads))
+    row = stage_row("run_u", state.stage(1))
+    assert [i["id"] for i in row["currently_processing"]] == [0, 1]
+    assert [i["id"] for i in row["up_next"]] == list(range(2, 12))
+    assert row["remaining_count"] == 15
+
+
+def test_files_get_only_missing_lines_and_lose_a_torn_one(tmp_path):
+    lines = [f"line {n}" for n in range(5)]
+    path = tmp_path / "r" / "f.log"
+    path.parent.mkdir()
+    path.write_text("line 0\nline 1\nline 2 torn")
+
+    assert FileStore(tmp_path).sync(path.relative_to(tmp_path), lines) == 3
+    assert path.read_text().splitlines() == lines
+    assert FileStore(tmp_path).sync(path.relative_to(tmp_path), lines) == 0
+
+
+def test_a_deleted_file_is_written_again_from_its_first_line(tmp_path):
+    store, relative = FileStore(tmp_path), layout.run_dir(tmp_path, 1, 2, "run_d") / "f"
+    store.sync(relative, ["a", "b"])
+    relative.unlink()
+    store.sync(relative, ["a", "b", "c"])
+    assert relative.read_text() == "a\nb\nc\n"
+
+
+def test_the_diagnostic_log_knows_its_lines_by_content(tmp_path):
+    log = DiagnosticLog(tmp_path / layout.DIAGNOSTIC_LOG)
+    assert log.append(["x", "y"]) == 2
+    assert DiagnosticLog(tmp_path / layout.DIAGNOSTIC_LOG).append(["y", "z", "x"]) == 1
+    assert (tmp_path / layout.DIAGNOSTIC_LOG).read_text() == "x\ny\nz\n"
+
+
+def test_tail_returns_the_last_complete_lines(tmp_path):
+    path = layout.main_log_path(tmp_path, 7, 42, "run_t")
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(f"{n:05d} {'x' * 200}\n" for n in range(2000)) + "partial")
+
+    tail = layout.tail_main_log(tmp_path, 7, 42, "run_t", 50)
+    assert len(tail) == 50 and tail[0].startswith("01950") and tail[-1].startswith("01999")
+    assert layout.tail_main_log(tmp_path, 7, 42, "run_missing", 50) == []
+    assert len(layout.tail(path, 5000)) == 2000
+
+
+def test_run_ids_that_could_leave_the_base_folder_are_refused():
+    assert not layout.is_safe_run_id("../etc")
+    assert not layout.is_safe_run_id("a/b")
+    assert layout.is_safe_run_id("run_20261102_090000_manual_ab12")
+
+
+def test_rows_of_a_run_still_replaying_wait_but_its_files_are_written(tmp_path):
+    from log_sink.outputs import Outputs
+
+    projector = Projector()
+    for event in complete_run()[:10]:
+        projector.apply(event, partition=0)
+    outputs = Outputs(tmp_path)
+
+    assert outputs.flush(projector, replaying=frozenset({0})) is False
+    assert (layout.run_dir(tmp_path, 7, 42, RUN) / layout.TRACE).exists()
+    assert outputs.flush(projector) is True
