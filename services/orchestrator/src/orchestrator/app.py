@@ -1,0 +1,304 @@
+"""Wiring: one aiokafka consumer over run commands and run events, the tick loop, the scheduler
+loop and the metrics endpoint. Decisions are in decide.py; this module only moves messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from prometheus_client import start_http_server
+
+from contracts import events as ev
+from contracts.codec import UnreadableMessage, decode, encode, kafka_headers
+from contracts.db.migrate import engine as make_engine
+from contracts.dead_letter import DeadLetter
+from contracts.envelope import Envelope
+from contracts.state import RunState
+from contracts.topics import Topics
+from orchestrator import decide, metrics, scheduler
+from orchestrator.settings import Settings
+from orchestrator.sites import Sites, SiteState
+
+log = logging.getLogger("orchestrator")
+# Item events only add to what is settled; nothing can be decided on them alone (a batch's
+# completion follows its items), so they are folded without a tick: the hot path stays lean.
+FOLD_ONLY = (ev.StageItemProcessed, ev.StageItemFailed)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Rebalance(ConsumerRebalanceListener):
+    def __init__(self, app: Orchestrator) -> None:
+        self.app = app
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.app.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.app.on_assigned(assigned)
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings, topics: Topics) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.limits = settings.limits()
+        self.sites = Sites()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.group_id,
+            client_id=settings.instance_name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=settings.instance_name,
+            enable_idempotence=True,
+            acks="all",
+        )
+        self.ready = False
+        self.catch_up: dict[TopicPartition, int] = {}
+        self.catch_up_started = 0.0
+        self.paused_commands: list[TopicPartition] = []
+        self.sends: list[asyncio.Future] = []
+        self.offsets: dict[TopicPartition, int] = {}
+        self.stopping = asyncio.Event()
+
+    # --- partitions ----------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.set_ready(False)
+        await self.flush_quietly()
+        self.sites.drop_partitions(tp.partition for tp in revoked)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Rebuild the sites of these partitions from the beginning of their events; hold
+        their commands back until then, so nothing is decided on half a history."""
+        self.catch_up_started = time.monotonic()
+        event_partitions = [tp for tp in assigned if tp.topic == self.topics.run_events]
+        self.paused_commands = [tp for tp in assigned if tp.topic == self.topics.run_commands]
+        self.consumer.pause(*self.paused_commands)
+        self.sites.drop_partitions(tp.partition for tp in event_partitions)
+        if event_partitions:
+            await self.consumer.seek_to_beginning(*event_partitions)
+            ends = await self.consumer.end_offsets(event_partitions)
+            self.catch_up = {tp: end for tp, end in ends.items() if end > 0}
+        log.info("assigned %s; catching up %s", sorted(assigned), self.catch_up)
+        await self.check_caught_up()
+
+    async def check_caught_up(self) -> None:
+        for tp, end in list(self.catch_up.items()):
+            if await self.consumer.position(tp) >= end:
+                del self.catch_up[tp]
+        if self.catch_up or self.ready:
+            return
+        self.consumer.resume(*self.paused_commands)
+        metrics.replay_seconds.set(time.monotonic() - self.catch_up_started)
+        self.set_ready(True)
+        await self.tick_all()
+        log.info("caught up in %.2f s", time.monotonic() - self.catch_up_started)
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready = ready
+        metrics.ready.set(1 if ready else 0)
+
+    # --- records -------------------------------------------------------------------------
+
+    async def consume(self) -> None:
+        while not self.stopping.is_set():
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    await self.on_record(tp, record)
+            await self.flush()
+            if self.catch_up:
+                await self.check_caught_up()
+
+    async def on_record(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        is_command = tp.topic == self.topics.run_commands
+        try:
+            message = decode(record.value)
+        except UnreadableMessage as exc:
+            await self.dead_letter(record, exc.reason)
+        else:
+            site = self.sites.site(message.site_id, tp.partition)
+            if is_command:
+                await self.on_command(site, message)
+            else:
+                await self.on_event(site, message)
+        if is_command:
+            self.offsets[tp] = record.offset + 1
+
+    async def on_event(self, site: SiteState, message: Envelope) -> None:
+        run = site.apply(message)
+        metrics.events_folded.inc()
+        if run is not None and self.ready and not isinstance(message.data, FOLD_ONLY):
+            await self.tick_run(site, run)
+
+    async def on_command(self, site: SiteState, message: Envelope) -> None:
+        with metrics.decide_seconds.time():
+            decided = decide.on_command(site, message, utcnow())
+        outcome = decided[0].message.type.rsplit(".", 1)[-1] if decided else "repeat"
+        metrics.commands.labels(type=message.type, outcome=outcome).inc()
+        await self.emit(site, decided)
+        run = site.run(message.data.run_id)
+        if run is not None and run.is_active:
+            await self.tick_run(site, run)
+
+    async def tick_run(self, site: SiteState, run: RunState) -> None:
+        with metrics.decide_seconds.time():
+            decided = decide.tick(run, site.notes_of(run.run_id), utcnow(), self.limits)
+        await self.emit(site, decided)
+
+    async def tick_all(self) -> None:
+        for site, run in self.sites.active_runs():
+            await self.tick_run(site, run)
+        metrics.active_runs.set(self.sites.active_count())
+
+    # --- output --------------------------------------------------------------------------
+
+    async def emit(self, site: SiteState, decided: list[decide.Outgoing]) -> None:
+        now = utcnow()
+        for out in decided:
+            if out.is_event:
+                # Applied at once: the next decision must see it; the stream copy is a repeat.
+                site.apply(out.message)
+                topic = self.topics.run_events
+            else:
+                site.notes_of(out.message.run_id).note_sent(out.message, now)
+                metrics.stage_commands.labels(stage=str(out.stage)).inc()
+                topic = self.topics.stage(out.stage)
+            await self.send(topic, out.key, out.message)
+
+    async def send(self, topic: str, key: bytes, message: Envelope) -> None:
+        headers = kafka_headers(message)
+        self.sends.append(await self.producer.send(topic, encode(message), key, headers=headers))
+
+    async def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        log.warning(
+            "unreadable record %s/%s@%s: %s", record.topic, record.partition, record.offset, reason
+        )
+        letter = DeadLetter.of(
+            consumer=self.settings.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=reason,
+        )
+        metrics.dead_letters.inc()
+        future = await self.producer.send(
+            self.topics.dead_letter, letter.model_dump_json().encode(), record.key
+        )
+        self.sends.append(future)
+
+    async def flush(self) -> None:
+        """Wait for Kafka to take every output, then commit the commands that caused them:
+        a crash in between redelivers commands, whose repeats decide nothing new."""
+        sends, self.sends = self.sends, []
+        offsets, self.offsets = self.offsets, {}
+        if sends:
+            await asyncio.gather(*sends)
+        if offsets:
+            await self.consumer.commit(offsets)
+
+    # --- loops ---------------------------------------------------------------------------
+
+    async def tick_loop(self) -> None:
+        while not self.stopping.is_set():
+            await asyncio.sleep(self.settings.tick_seconds)
+            if self.ready:
+                await self.tick_all()
+                await self.flush()
+
+    async def scheduler_loop(self) -> None:
+        engine = make_engine(self.settings.database_url, pool_pre_ping=True)
+        loop = asyncio.get_running_loop()
+
+        def publish(message: Envelope) -> None:
+            sent = self.producer.send_and_wait(
+                self.topics.run_commands,
+                encode(message),
+                message.key,
+                headers=kafka_headers(message),
+            )
+            asyncio.run_coroutine_threadsafe(sent, loop).result(timeout=30)
+
+        while not self.stopping.is_set():
+            if self.ready:
+                try:
+                    started = await asyncio.to_thread(
+                        scheduler.run_once,
+                        engine,
+                        utcnow(),
+                        self.settings.lookback_seconds,
+                        publish,
+                    )
+                    metrics.scheduled_starts.inc(len(started))
+                except Exception:
+                    log.exception("scheduler pass failed; next pass in one interval")
+                await self.sleep(self.settings.scheduler_interval_seconds)
+            else:
+                await self.sleep(0.2)
+        engine.dispose()
+
+    async def sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def run(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe(
+            [self.topics.run_commands, self.topics.run_events], listener=Rebalance(self)
+        )
+        loops = [self.consume(), self.tick_loop()]
+        if self.settings.scheduler_enabled:
+            loops.append(self.scheduler_loop())
+        tasks = [asyncio.create_task(c) for c in loops]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a loop that died takes the process down: restart rebuilds
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.flush_quietly()
+            await self.consumer.stop()
+            await self.producer.stop()
+
+    async def flush_quietly(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("final flush failed; the commands will be redelivered")
+
+
+async def serve(settings: Settings) -> None:
+    app = Orchestrator(settings, Topics.from_env())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app.stopping.set)
+    await app.run()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    metrics.ready.set(0)
+    start_http_server(settings.metrics_port)
+    asyncio.run(serve(settings))

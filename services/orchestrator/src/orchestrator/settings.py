@@ -1,0 +1,50 @@
+"""The orchestrator's settings, from the environment (docs/runtime.md names)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.decide import Limits
+
+SERVICE = "automation-orchestrator"
+
+
+def _instance_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    # Blank variables count as unset, like the local stack's settings.
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    database_url: str = "postgresql+psycopg://automation:automation@127.0.0.1:55432/automation"
+    kafka_group_prefix: str = ""
+    metrics_port: int = 9101
+    lease_seconds: float = Field(120, gt=0, description="How long a dispatched batch may take.")
+    tick_seconds: float = Field(0.5, gt=0, description="How often active runs are re-checked.")
+    start_stage_retry_seconds: float = Field(30, gt=0)
+    scheduler_enabled: bool = True
+    scheduler_interval_seconds: float = Field(3600, gt=0)
+    scheduler_lookback_seconds: float | None = Field(
+        None, gt=0, description="Oldest slot still started; default one scheduler interval."
+    )
+    instance_name: str = Field(default_factory=_instance_name)
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.kafka_group_prefix}{SERVICE}"
+
+    @property
+    def lookback_seconds(self) -> float:
+        return self.scheduler_lookback_seconds or self.scheduler_interval_seconds
+
+    def limits(self) -> Limits:
+        return Limits(
+            lease_seconds=self.lease_seconds,
+            start_stage_retry_seconds=self.start_stage_retry_seconds,
+        )

@@ -1,0 +1,317 @@
+"""The orchestrator as a process against the real broker: one active run per site under
+concurrent starts, a whole run with the stage workers played by the test, a restart mid-run,
+and unreadable commands going to the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts import commands as cmd
+from contracts import events as ev
+from contracts.codec import decode, encode, kafka_headers
+from contracts.dead_letter import DeadLetter
+from contracts.envelope import Envelope, Payload, deterministic_id, new_message
+from contracts.state import fold
+from contracts.values import ItemRef, RunConfig
+from tests.support.kafka import end_offsets, publish, read_until
+
+pytestmark = pytest.mark.integration
+
+ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
+FAST = {"TICK_SECONDS": "0.2", "SCHEDULER_ENABLED": "false"}
+ITEMS_PER_STAGE = 3
+ACCOUNT = 9
+
+
+def unique_site() -> int:
+    return random.randint(10**8, 2 * 10**9)
+
+
+def start_orchestrator(services, name: str = "orchestrator", **env: str):
+    return services.start(name, ORCHESTRATOR, env={**FAST, **env})
+
+
+def command(payload: Payload, site: int) -> Envelope:
+    return new_message(
+        payload, source="/tests", account_id=ACCOUNT, site_id=site, run_id=payload.run_id
+    )
+
+
+def start_run(site: int, run_id: str, **fields) -> Envelope:
+    fields = {"estimate": 10, "balance": 1000, "config": RunConfig(stage_concurrency=2), **fields}
+    return command(cmd.StartRun(run_id=run_id, trigger="manual", **fields), site)
+
+
+async def stage_offsets(bootstrap: str, topics) -> dict:
+    offsets = {}
+    for stage in range(1, 8):
+        offsets.update(await end_offsets(bootstrap, topics.stage(stage)))
+    return offsets
+
+
+async def events_of_site(bootstrap, start, site, found, timeout=60.0) -> list[Envelope]:
+    """Read run events after `start` until `found(events of the site)` holds."""
+
+    def mine(records) -> list[Envelope]:
+        return [m for m in (decode(r.value) for r in records) if m.site_id == site]
+
+    records = await read_until(bootstrap, start, lambda rs: found(mine(rs)), timeout)
+    return mine(records)
+
+
+def of_run(events: list[Envelope], run_id: str) -> list[Envelope]:
+    return [m for m in events if m.run_id == run_id]
+
+
+class FakeWorkers:
+    """Plays the stage workers' part for one run: StartStage -> StageStarted, ProcessBatch ->
+    StageItemProcessed per item + StageBatchCompleted. Event ids are deterministic, as the real
+    workers' are, so answering a repeated command twice is harmless. It can hold one stage's
+    StartStage until released, so the test can restart the orchestrator at that point."""
+
+    def __init__(self, bootstrap: str, topics, run_id: str, hold_stage: int | None = None):
+        self.bootstrap, self.topics, self.run_id = bootstrap, topics, run_id
+        self.hold_stage = hold_stage
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+        self.commands: list[Envelope] = []
+
+    def items(self, stage: int) -> tuple[ItemRef, ...]:
+        count = 2 if stage == 7 else ITEMS_PER_STAGE
+        return tuple(ItemRef(id=stage * 100 + i, title=f"s{stage} #{i}") for i in range(count))
+
+    async def run(self, start: dict) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
+        await consumer.start()
+        await producer.start()
+        try:
+            consumer.assign(list(start))
+            for tp, offset in start.items():
+                consumer.seek(tp, offset)
+            while True:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        message = decode(record.value)
+                        if message.run_id == self.run_id:
+                            self.commands.append(message)
+                            await self.answer(producer, message)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def answer(self, producer: AIOKafkaProducer, message: Envelope) -> None:
+        data = message.data
+        if isinstance(data, cmd.StartStage):
+            if data.stage == self.hold_stage and not self.release.is_set():
+                self.holding.set()
+                await self.release.wait()
+            started = ev.StageStarted(stage=data.stage, items=self.items(data.stage))
+            await self.emit(producer, message, started, "started", data.stage)
+        elif isinstance(data, cmd.ProcessBatch):
+            by_id = {item.id: item for item in self.items(data.stage)}
+            for item_id in data.item_ids:
+                processed = ev.StageItemProcessed(
+                    stage=data.stage,
+                    batch_id=data.batch_id,
+                    item=by_id[item_id],
+                    total=ITEMS_PER_STAGE,
+                    credits=data.stage,
+                    outputs=1,
+                )
+                await self.emit(producer, message, processed, "item", data.stage, item_id)
+            completed = ev.StageBatchCompleted(
+                stage=data.stage,
+                batch_id=data.batch_id,
+                processed=len(data.item_ids),
+                failed=0,
+                credits=data.stage * len(data.item_ids),
+            )
+            await self.emit(producer, message, completed, "batch", data.stage, data.batch_id)
+
+    async def emit(self, producer, cause: Envelope, payload: Payload, *id_parts) -> None:
+        message = new_message(
+            payload,
+            source="/tests/workers",
+            account_id=cause.account_id,
+            site_id=cause.site_id,
+            run_id=self.run_id,
+            caused_by=cause,
+            message_id=deterministic_id(self.run_id, *id_parts),
+        )
+        await producer.send_and_wait(
+            self.topics.run_events,
+            encode(message),
+            key=message.key,
+            headers=kafka_headers(message),
+        )
+
+
+async def test_one_run_per_site_runs_all_stages_and_resumes_after_a_restart(
+    kafka_bootstrap, topics, services
+):
+    site = unique_site()
+    events_start = await end_offsets(kafka_bootstrap, topics.run_events)
+    stages_start = await stage_offsets(kafka_bootstrap, topics)
+    orchestrator = await asyncio.to_thread(start_orchestrator, services)
+
+    starts = [start_run(site, f"run_20261122_000000_manual_{site}_{n}") for n in range(20)]
+    await asyncio.gather(*(publish(kafka_bootstrap, topics.run_commands, m) for m in starts))
+    start_ids = {m.message_id for m in starts}
+
+    def answered(events):
+        return [m for m in events if m.causation_id in start_ids]
+
+    outcomes = answered(
+        await events_of_site(
+            kafka_bootstrap, events_start, site, lambda es: len(answered(es)) >= 20
+        )
+    )
+    started = [m for m in outcomes if isinstance(m.data, ev.RunStarted)]
+    rejected = [m for m in outcomes if isinstance(m.data, ev.RunRejected)]
+    assert len(started) == 1 and len(rejected) == 19 and len(outcomes) == 20
+    run_id = started[0].run_id
+    assert {(m.data.code, m.data.active_run_id) for m in rejected} == {("active_run", run_id)}
+
+    workers = FakeWorkers(kafka_bootstrap, topics, run_id, hold_stage=4)
+    playing = asyncio.create_task(workers.run(stages_start))
+    try:
+        await asyncio.wait_for(workers.holding.wait(), 60)
+        await asyncio.to_thread(orchestrator.stop)
+        workers.release.set()  # stage 4 starts while no orchestrator runs
+        orchestrator = await asyncio.to_thread(start_orchestrator, services, "orchestrator-2")
+
+        def finished(events):
+            return any(isinstance(m.data, ev.RunCompleted) for m in of_run(events, run_id))
+
+        events = of_run(await events_of_site(kafka_bootstrap, events_start, site, finished), run_id)
+    finally:
+        playing.cancel()
+
+    state = fold(events)
+    assert state.status == "completed"
+    assert [s.status for s in state.stages] == ["completed"] * 7
+    assert [s.processed_count for s in state.stages[:6]] == [ITEMS_PER_STAGE] * 6
+    [completed] = [m.data for m in events if isinstance(m.data, ev.RunCompleted)]
+    # What the restarted orchestrator folded is what the test folds from the stream.
+    assert completed.credits_used == state.credits_used == sum(range(1, 7)) * ITEMS_PER_STAGE
+    assert completed.ready_for_review == tuple(i.id for i in workers.items(7))
+    for m in events:
+        if isinstance(m.data, ev.StageCompleted):
+            stage = state.stage(m.data.stage)
+            assert (m.data.items_in, m.data.credits) == (stage.total, stage.credits)
+    # No batch was decided twice: one dispatch (by id) per batch, all first attempts.
+    dispatches = {
+        m.message_id: m.data for m in events if isinstance(m.data, ev.StageBatchDispatched)
+    }
+    assert sorted(d.batch_id for d in dispatches.values()) == sorted(
+        {d.batch_id for d in dispatches.values()}
+    )
+    assert {d.attempt for d in dispatches.values()} == {1}
+
+    # The rebuilt state knows the run finished: the site takes a new run, and controls work.
+    more_start = await end_offsets(kafka_bootstrap, topics.run_events)
+    follow_up = start_run(site, f"run_20261122_000001_manual_{site}")
+    cancel = command(cmd.CancelRun(run_id=follow_up.data.run_id), site)
+    await publish(kafka_bootstrap, topics.run_commands, follow_up, cancel)
+    later = await events_of_site(
+        kafka_bootstrap,
+        more_start,
+        site,
+        lambda es: any(m.causation_id == cancel.message_id for m in es),
+    )
+    assert [
+        type(m.data) for m in later if m.causation_id in {follow_up.message_id, cancel.message_id}
+    ] == [
+        ev.RunStarted,
+        ev.RunCancelled,
+    ]
+    metrics = orchestrator.metrics()
+    assert (
+        "orchestrator_replay_seconds" in metrics and "orchestrator_events_folded_total" in metrics
+    )
+
+
+async def test_pause_resume_and_refusals_travel_as_events(kafka_bootstrap, topics, services):
+    site = unique_site()
+    events_start = await end_offsets(kafka_bootstrap, topics.run_events)
+    await asyncio.to_thread(start_orchestrator, services, "orchestrator-controls")
+    run_id = f"run_20261122_000002_manual_{site}"
+    poor = start_run(site, f"{run_id}_poor", estimate=100, balance=119)
+    messages = [
+        poor,
+        start_run(site, run_id),
+        command(cmd.PauseRun(run_id=run_id), site),
+        command(cmd.PauseRun(run_id=run_id), site),
+        command(cmd.ResumeRun(run_id=run_id), site),
+        command(cmd.PauseRun(run_id="run_unknown"), site),
+    ]
+    await publish(kafka_bootstrap, topics.run_commands, *messages)
+    ids = [m.message_id for m in messages]
+    events = await events_of_site(
+        kafka_bootstrap,
+        events_start,
+        site,
+        lambda es: {m.causation_id for m in es} >= set(ids),
+    )
+    by_cause = {m.causation_id: m.data for m in events if m.causation_id in ids}
+    outcome = [by_cause[i] for i in ids]
+    assert [type(o) for o in outcome] == [
+        ev.RunRejected,
+        ev.RunStarted,
+        ev.RunPaused,
+        ev.CommandRejected,
+        ev.RunResumed,
+        ev.CommandRejected,
+    ]
+    assert (outcome[0].code, outcome[0].required, outcome[0].balance) == (
+        "insufficient_credits",
+        120,
+        119,
+    )
+    assert outcome[3].status == "paused" and outcome[5].reason == "unknown run"
+
+
+async def test_an_unreadable_command_is_dead_lettered_and_the_orchestrator_goes_on(
+    kafka_bootstrap, topics, services
+):
+    site = unique_site()
+    await asyncio.to_thread(start_orchestrator, services, "orchestrator-dlq")
+    letters_start = await end_offsets(kafka_bootstrap, topics.dead_letter)
+    events_start = await end_offsets(kafka_bootstrap, topics.run_events)
+    garbage = f"not json for site {site}".encode()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.run_commands, garbage, key=str(site).encode())
+    finally:
+        await producer.stop()
+    after = start_run(site, f"run_20261122_000003_manual_{site}")
+    await publish(kafka_bootstrap, topics.run_commands, after)
+
+    events = await events_of_site(
+        kafka_bootstrap,
+        events_start,
+        site,
+        lambda es: any(m.causation_id == after.message_id for m in es),
+    )
+    assert any(isinstance(m.data, ev.RunStarted) for m in events)
+    letters = await read_until(
+        kafka_bootstrap,
+        letters_start,
+        lambda rs: any(DeadLetter.model_validate_json(r.value).value() == garbage for r in rs),
+    )
+    [letter] = [
+        d
+        for d in (DeadLetter.model_validate_json(r.value) for r in letters)
+        if d.value() == garbage
+    ]
+    assert letter.topic == topics.run_commands and letter.key == str(site)
+    assert letter.reason.startswith("not JSON")
+    assert letter.consumer.endswith("automation-orchestrator")
