@@ -4,15 +4,24 @@ fault tests: start, wait until ready (their metrics say so), kill -9, stop."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 READY_METRIC = "automation_service_ready 1.0"
+
+
+def resolve(command: str) -> str:
+    """A console script of this environment, found next to the running Python when the venv's
+    bin directory is not on PATH."""
+    beside_python = Path(sys.executable).parent / command
+    return str(beside_python) if beside_python.exists() else shutil.which(command) or command
 
 
 def free_port() -> int:
@@ -103,7 +112,7 @@ class Services:
     ) -> ServiceProcess:
         service = ServiceProcess(
             name=name,
-            argv=[command, *args],
+            argv=[resolve(command), *args],
             env={**self.base_env, **(env or {})},
             log_path=self.log_dir / f"{name}.log",
             metrics_port=free_port(),

@@ -287,7 +287,7 @@ def test_one_batch_at_a_time_with_concurrency_1():
     assert kinds(decided) == ["StageBatchDispatched", "ProcessBatch"]
     event, command = decided
     assert (event.message.data.batch_id, event.message.data.item_ids) == ("1-1", (1001, 1002))
-    assert command.stage == 1 and command.key == b"1-1"
+    assert command.stage == 1 and command.key == b"run_a:1-1"
     assert command.message.data.lease_until == T0 + timedelta(seconds=120)
     assert h.tick("run_a") == []
     h.process("run_a", 1, "1-1", 1001, 1002)

@@ -9,12 +9,13 @@ RunRejected), which per-partition order guarantees; events before it are ignored
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from types import MappingProxyType
 from typing import Literal
 from uuid import UUID
+
+from pyrsistent import PMap, PSet, pmap, pset
 
 from contracts import events as ev
 from contracts.envelope import Envelope, Payload
@@ -24,7 +25,10 @@ RunStatus = Literal["none", "running", "paused", "completed", "cancelled", "fail
 StageStatus = Literal["pending", "running", "completed", "failed"]
 ACTIVE: frozenset[str] = frozenset({"running", "paused"})
 FINISHED: frozenset[str] = frozenset({"completed", "cancelled", "failed", "rejected"})
-_NO_BATCHES: Mapping[str, Batch] = MappingProxyType({})
+# Persistent (structurally shared) sets and maps: adding an item or a batch costs O(log n)
+# instead of copying the whole collection, so folding a stage stays linear in its events.
+_NO_IDS: PSet[int] = pset()
+_NO_BATCHES: PMap[str, Batch] = pmap()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +45,11 @@ class StageState:
     number: int
     status: StageStatus = "pending"
     items: tuple[ItemRef, ...] = ()
-    processed: frozenset[int] = frozenset()
-    failed: frozenset[int] = frozenset()
+    processed: PSet[int] = _NO_IDS
+    failed: PSet[int] = _NO_IDS
     outputs: int = 0
     credits: int = 0
-    batches: Mapping[str, Batch] = field(default_factory=lambda: _NO_BATCHES)
+    batches: PMap[str, Batch] = _NO_BATCHES
     started_at: datetime | None = None
     finished_at: datetime | None = None
     partial: bool = False
@@ -59,15 +63,13 @@ class StageState:
     def processed_count(self) -> int:
         return len(self.processed)
 
-    @property
-    def settled(self) -> frozenset[int]:
-        """Items that need no more work: processed or given up on."""
-        return self.processed | self.failed
+    def is_settled(self, item_id: int) -> bool:
+        """Needs no more work: processed or given up on."""
+        return item_id in self.processed or item_id in self.failed
 
     def open_items(self) -> tuple[ItemRef, ...]:
         """Picked items that are neither processed nor failed, in pick order."""
-        settled = self.settled
-        return tuple(item for item in self.items if item.id not in settled)
+        return tuple(item for item in self.items if not self.is_settled(item.id))
 
     def in_flight(self) -> tuple[Batch, ...]:
         return tuple(b for b in self.batches.values() if not b.done)
@@ -202,8 +204,7 @@ def _batch_dispatched(s: RunState, m: Envelope, e: ev.StageBatchDispatched) -> R
     if known is not None and (known.done or known.attempt >= e.attempt):
         return s
     batch = Batch(e.batch_id, e.item_ids, e.attempt, e.lease_until)
-    batches = MappingProxyType({**stage.batches, e.batch_id: batch})
-    return s.with_stage(replace(stage, batches=batches))
+    return s.with_stage(replace(stage, batches=stage.batches.set(e.batch_id, batch)))
 
 
 def _item_processed(s: RunState, m: Envelope, e: ev.StageItemProcessed) -> RunState:
@@ -212,8 +213,8 @@ def _item_processed(s: RunState, m: Envelope, e: ev.StageItemProcessed) -> RunSt
         return s
     done = replace(
         stage,
-        processed=stage.processed | {e.item.id},
-        failed=stage.failed - {e.item.id},
+        processed=stage.processed.add(e.item.id),
+        failed=stage.failed.discard(e.item.id),
         outputs=stage.outputs + e.outputs,
         credits=stage.credits + e.credits,
     )
@@ -222,9 +223,9 @@ def _item_processed(s: RunState, m: Envelope, e: ev.StageItemProcessed) -> RunSt
 
 def _item_failed(s: RunState, m: Envelope, e: ev.StageItemFailed) -> RunState:
     stage = s.stage(e.stage)
-    if e.item.id in stage.settled:
+    if stage.is_settled(e.item.id):
         return s
-    return s.with_stage(replace(stage, failed=stage.failed | {e.item.id}))
+    return s.with_stage(replace(stage, failed=stage.failed.add(e.item.id)))
 
 
 def _batch_completed(s: RunState, m: Envelope, e: ev.StageBatchCompleted) -> RunState:
@@ -235,8 +236,7 @@ def _batch_completed(s: RunState, m: Envelope, e: ev.StageBatchCompleted) -> Run
     # A completion seen before its dispatch still closes the batch, so that the dispatch,
     # when it comes, cannot reopen it.
     done = replace(known, done=True) if known else Batch(e.batch_id, (), 0, m.time, done=True)
-    batches = MappingProxyType({**stage.batches, e.batch_id: done})
-    return s.with_stage(replace(stage, batches=batches))
+    return s.with_stage(replace(stage, batches=stage.batches.set(e.batch_id, done)))
 
 
 def _stage_completed(s: RunState, m: Envelope, e: ev.StageCompleted) -> RunState:

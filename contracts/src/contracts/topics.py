@@ -1,9 +1,9 @@
 """Every Kafka topic the system uses, in one place.
 
 Run commands and run events are keyed by site id, so one site's messages stay in order on one
-partition and one orchestrator instance owns each site. Stage commands are keyed by batch id, so
-the batches of one run spread over a stage's worker pool; each stage has its own topic so each
-pool scales on its own.
+partition and one orchestrator instance owns each site. Stage commands are keyed by run and
+batch id, so the batches of one run spread over a stage's worker pool; each stage has its own
+topic so each pool scales on its own.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             stage_commands(n),
             partitions=6,
             config={"retention.ms": SEVEN_DAYS_MS},
-            purpose=f"batch commands for stage {n}, keyed by batch id",
+            purpose=f"batch commands for stage {n}, keyed by run and batch id",
         )
         for n in STAGE_NUMBERS
     ),

@@ -47,7 +47,9 @@ class Outgoing:
     def key(self) -> bytes:
         data = self.message.data
         if isinstance(data, cmd.ProcessBatch):
-            return data.batch_id.encode()
+            # Batch ids repeat across runs ("4-1"); with the run in the key, the batches of
+            # many concurrent runs spread over the stage's partitions.
+            return f"{data.run_id}:{data.batch_id}".encode()
         if isinstance(data, cmd.StartStage):
             return data.run_id.encode()
         return self.message.key
@@ -260,9 +262,8 @@ def _redispatch_expired(
     run: RunState, notes: RunNotes, stage: StageState, now: datetime, limits: Limits
 ) -> list[Outgoing]:
     decided: list[Outgoing] = []
-    settled = stage.settled
     for batch in stage.in_flight():
-        still_open = tuple(i for i in batch.item_ids if i not in settled)
+        still_open = tuple(i for i in batch.item_ids if not stage.is_settled(i))
         if batch.lease_until < now and still_open:
             decided += _dispatch(
                 run, notes, stage.number, batch.batch_id, still_open, batch.attempt + 1, now, limits

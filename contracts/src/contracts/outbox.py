@@ -1,0 +1,167 @@
+"""Transactional outbox: an event that must follow a database write is stored in the same
+transaction (`enqueue`) and published afterwards by a relay (`OutboxRelay`).
+
+The relay publishes at least once: a relay killed after Kafka acknowledged a row but before it
+marked the row published sends it again, with the same message id, and consumers dedupe on it.
+aiokafka is imported lazily so that contracts does not depend on it; every service that runs a
+relay has it installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine, Row
+
+from contracts.codec import kafka_headers
+from contracts.db import tables as t
+from contracts.envelope import Envelope, as_cloudevent
+
+log = logging.getLogger(__name__)
+
+# One relay publishes at a time, so rows leave in id order and an event never overtakes the
+# one its handler wrote before it. Any fixed 64-bit number shared by all relays.
+RELAY_LOCK_KEY = 4_711_202_400_000_002
+
+
+def enqueue(conn: Connection, topic: str, message: Envelope) -> bool:
+    """Store `message` for publishing, in the caller's transaction. False if it was there."""
+    inserted = conn.execute(
+        insert(t.outbox)
+        .values(
+            message_id=message.message_id,
+            topic=topic,
+            message_key=message.key,
+            payload=as_cloudevent(message),
+            headers=[[name, value.decode()] for name, value in kafka_headers(message)],
+        )
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(t.outbox.c.id)
+    ).first()
+    return inserted is not None
+
+
+def stored_payload(conn: Connection, message_id: Any) -> dict | None:
+    """The CloudEvent stored under `message_id`, or None: lets a redelivered handler see what
+    it already said."""
+    return conn.execute(
+        sa.select(t.outbox.c.payload).where(t.outbox.c.message_id == message_id)
+    ).scalar_one_or_none()
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in id order, then marks them published."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        bootstrap_servers: str,
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 0.05,
+    ) -> None:
+        self.engine = engine
+        self.bootstrap_servers = bootstrap_servers
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.published = 0
+        self._wake = asyncio.Event()
+        self._producer: Any = None
+        self._task: asyncio.Task | None = None
+
+    def wake(self) -> None:
+        """Publish now rather than at the next poll (called after a commit that enqueued)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers, enable_idempotence=True, acks="all"
+        )
+        await self._producer.start()
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.publish_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay round failed; retrying")
+                sent = 0
+                await asyncio.sleep(1)
+            if sent < self.batch_size:
+                await self._sleep()
+
+    async def _sleep(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        self._wake.clear()
+
+    async def publish_pending(self) -> int:
+        """One round: lock a chunk, publish it, wait for every ack, mark it. Returns the count."""
+        conn = await asyncio.to_thread(self.engine.connect)
+        try:
+            rows = await asyncio.to_thread(_lock_unpublished, conn, self.batch_size)
+            if rows:
+                await self._send_all(rows)
+                await asyncio.to_thread(_mark_published, conn, [row.id for row in rows])
+            await asyncio.to_thread(conn.commit)
+            self.published += len(rows)
+            return len(rows)
+        finally:
+            await asyncio.to_thread(conn.close)
+
+    async def _send_all(self, rows: Sequence[Row]) -> None:
+        futures = [
+            await self._producer.send(
+                row.topic,
+                value=_payload_bytes(row.payload),
+                key=row.message_key,
+                headers=[(name, value.encode()) for name, value in row.headers],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+
+
+def _payload_bytes(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _lock_unpublished(conn: Connection, limit: int) -> list[Row]:
+    locked = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))).scalar()
+    if not locked:
+        return []
+    o = t.outbox.c
+    return list(
+        conn.execute(
+            sa.select(o.id, o.topic, o.message_key, o.payload, o.headers)
+            .where(o.published_at.is_(None))
+            .order_by(o.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def _mark_published(conn: Connection, ids: list[int]) -> None:
+    conn.execute(
+        sa.update(t.outbox).where(t.outbox.c.id.in_(ids)).values(published_at=sa.func.now())
+    )

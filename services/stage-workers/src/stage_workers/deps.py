@@ -1,0 +1,56 @@
+"""What handlers need, wired once per process: the database, the AI, topics, the relay's bell."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from uuid import UUID
+
+from sqlalchemy.engine import Connection, Engine
+
+from contracts.envelope import Envelope, Payload, new_message
+from contracts.outbox import enqueue
+from contracts.topics import Topics
+from stage_workers.ai.base import AIProvider
+from stage_workers.ai.retry import RetryPolicy
+
+SOURCE = "/automation/stage-workers"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerDeps:
+    engine: Engine
+    ai: AIProvider
+    retry: RetryPolicy
+    topics: Topics
+    media_dir: Path
+    wake_relay: Callable[[], None] = lambda: None
+
+    async def in_transaction(self, work: Callable[..., T], *args: object) -> T:
+        """Run `work(conn, *args)` in one transaction, off the event loop (the database driver
+        is synchronous), then ring the relay so enqueued events leave at once."""
+
+        def run() -> T:
+            with self.engine.begin() as conn:
+                return work(conn, *args)
+
+        result = await asyncio.to_thread(run)
+        self.wake_relay()
+        return result
+
+    def emit(self, conn: Connection, command: Envelope, payload: Payload, message_id: UUID) -> bool:
+        """Enqueue an event caused by `command` on run events; False if it was already there."""
+        event = new_message(
+            payload,
+            source=SOURCE,
+            account_id=command.account_id,
+            site_id=command.site_id,
+            run_id=command.run_id,
+            caused_by=command,
+            message_id=message_id,
+        )
+        return enqueue(conn, self.topics.run_events, event)

@@ -1,0 +1,68 @@
+"""The items of a stage as people see them (id and title), and whether one still needs work.
+
+"Needs work" is the stage picker's own rule from contracts.db.pending, applied to one row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from contracts.db import tables as t
+from contracts.db.pending import PICKERS
+from contracts.values import ItemRef
+
+
+def _titles(stage: int) -> sa.Select:
+    match stage:
+        case 1:
+            return sa.select(t.keywords.c.id, t.keywords.c.text.label("title"))
+        case 2:
+            return sa.select(t.clusters.c.id, t.clusters.c.name.label("title"))
+        case 3:
+            return sa.select(t.content_ideas.c.id, t.content_ideas.c.title)
+        case 4:
+            return sa.select(t.tasks.c.id, t.tasks.c.title)
+        case 5 | 7:
+            return sa.select(t.content.c.id, t.content.c.title)
+        case 6:
+            i, c = t.images.c, t.content.c
+            title = c.title + " – image " + sa.cast(i.position, sa.Text)
+            return sa.select(i.id, title.label("title")).join_from(
+                t.images, t.content, i.content_id == c.id
+            )
+    raise ValueError(f"no stage {stage}")
+
+
+def pending_refs(conn: Connection, stage: int, site_id: int) -> list[ItemRef]:
+    """What the stage picks now, in id order."""
+    table, rule = PICKERS[stage]
+    rows = conn.execute(_titles(stage).where(rule(site_id)).order_by(table.c.id))
+    return [ItemRef(id=row.id, title=row.title) for row in rows]
+
+
+def refs_of(conn: Connection, stage: int, site_id: int, item_ids: Sequence[int]) -> list[ItemRef]:
+    """The site's items among `item_ids`, in the order given; unknown ids are left out."""
+    table, _ = PICKERS[stage]
+    rows = conn.execute(
+        _titles(stage).where(table.c.id.in_(list(item_ids)), table.c.site_id == site_id)
+    )
+    by_id = {row.id: row.title for row in rows}
+    return [ItemRef(id=i, title=by_id[i]) for i in item_ids if i in by_id]
+
+
+def needs_work(conn: Connection, stage: int, site_id: int, item_id: int) -> bool:
+    table, rule = PICKERS[stage]
+    return (
+        conn.execute(sa.select(table.c.id).where(table.c.id == item_id, rule(site_id))).first()
+        is not None
+    )
+
+
+def lock_if_needs_work(conn: Connection, stage: int, site_id: int, item_id: int) -> bool:
+    """Lock the input row, then re-check with a fresh statement: after waiting on the lock it
+    sees what the other worker committed (a locking read alone would not re-run the EXISTS)."""
+    table, _ = PICKERS[stage]
+    conn.execute(sa.select(table.c.id).where(table.c.id == item_id).with_for_update())
+    return needs_work(conn, stage, site_id, item_id)

@@ -1,0 +1,33 @@
+"""Settings of a stage-worker process, from the environment (docs/runtime.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    database_url: str = "postgresql+psycopg://automation:automation@127.0.0.1:55432/automation"
+    kafka_group_prefix: str = ""
+    worker_stages: str = "1,2,3,4,5,6,7"
+    metrics_port: int = 9102
+    ai_provider: Literal["offline", "openai"] = "offline"
+    offline_latency_ms: int = 0
+    openai_base_url: str | None = None
+    openai_api_key: str = "unset"
+    openai_text_model: str = "gpt-4o-mini"
+    openai_image_model: str = "gpt-image-1"
+    openai_timeout_seconds: float = 60.0
+    ai_max_attempts: int = 4
+    ai_retry_first_wait_seconds: float = 0.5
+    media_dir: Path = REPO_ROOT / "var" / "media"
+
+    def stages(self) -> list[int]:
+        return sorted({int(part) for part in self.worker_stages.split(",") if part.strip()})

@@ -1,0 +1,72 @@
+"""Stage 6: an image prompt becomes a PNG file; when all of an article's images exist, the
+article moves from draft to review in the same transaction."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from contracts.db import tables as t
+from contracts.stages import CREDITS_PER_IMAGE
+from stage_workers.ai.base import AIProvider
+
+
+def relative_image_path(source: Row) -> Path:
+    return Path(str(source.site_id), str(source.content_id), f"{source.id}.png")
+
+
+def write_file_atomically(path: Path, data: bytes) -> None:
+    """A crash never leaves half a file: write aside, then rename over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".png.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+class ImagesStep:
+    stage = 6
+    credits = CREDITS_PER_IMAGE
+
+    def load(self, conn: Connection, item_id: int) -> Row:
+        i = t.images.c
+        return conn.execute(
+            sa.select(i.id, i.site_id, i.content_id, i.prompt).where(i.id == item_id)
+        ).one()
+
+    async def produce(self, ai: AIProvider, source: Row) -> bytes:
+        return await ai.render_image(source.prompt)
+
+    def write(self, conn: Connection, deps, run_id: str, source: Row, draft: bytes) -> int:
+        relative = relative_image_path(source)
+        # Same path on every retry, so a rolled-back attempt's file is simply overwritten.
+        write_file_atomically(deps.media_dir / relative, draft)
+        conn.execute(
+            sa.update(t.images)
+            .where(t.images.c.id == source.id)
+            .values(status="generated", file_path=str(relative), error=None)
+        )
+        _review_when_complete(conn, source.content_id)
+        return 1
+
+    def mark_failed(self, conn: Connection, item_id: int, error: str) -> None:
+        conn.execute(
+            sa.update(t.images)
+            .where(t.images.c.id == item_id, t.images.c.status == "pending")
+            .values(status="failed", error=error[:2000])
+        )
+
+
+def _review_when_complete(conn: Connection, content_id: int) -> None:
+    # Images of one article may finish in parallel workers: lock the article first, so the
+    # check below (a new statement, a new snapshot) sees the other worker's committed image.
+    conn.execute(sa.select(t.content.c.id).where(t.content.c.id == content_id).with_for_update())
+    i = t.images.c
+    unfinished = sa.exists().where(i.content_id == content_id, i.status != "generated")
+    conn.execute(
+        sa.update(t.content)
+        .where(t.content.c.id == content_id, t.content.c.status == "draft", sa.not_(unfinished))
+        .values(status="review")
+    )

@@ -1,0 +1,56 @@
+"""Stage 5: a draft article gets its image prompts (one featured first, then in-article ones)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Row
+
+from contracts.db import tables as t
+from contracts.stages import CREDITS_PER_PROMPT_SET, IMAGES_PER_CONTENT
+from stage_workers.ai.base import AIProvider, PromptDraft
+from stage_workers.stages.rows import inserted
+
+
+def featured_first(prompts: list[PromptDraft]) -> list[PromptDraft]:
+    """Exactly one featured image, at position 0, whatever order the model answered in."""
+    featured = [p for p in prompts if p.kind == "featured"][:1]
+    rest = [PromptDraft("in_article", p.prompt) for p in prompts if p not in featured]
+    if not featured and rest:
+        featured, rest = [PromptDraft("featured", rest[0].prompt)], rest[1:]
+    return (featured + rest)[:IMAGES_PER_CONTENT]
+
+
+class PromptsStep:
+    stage = 5
+    credits = CREDITS_PER_PROMPT_SET
+
+    def load(self, conn: Connection, item_id: int) -> Row:
+        c = t.content.c
+        return conn.execute(
+            sa.select(c.id, c.site_id, c.title, c.body).where(c.id == item_id)
+        ).one()
+
+    async def produce(self, ai: AIProvider, source: Row) -> list[PromptDraft]:
+        return featured_first(await ai.write_image_prompts(source.title, source.body))
+
+    def write(self, conn: Connection, deps, run_id: str, source: Row, draft) -> int:
+        created = 0
+        for position, prompt in enumerate(draft):
+            created += inserted(
+                conn,
+                insert(t.images)
+                .values(
+                    site_id=source.site_id,
+                    content_id=source.id,
+                    kind=prompt.kind,
+                    position=position,
+                    prompt=prompt.prompt,
+                    created_by_run_id=run_id,
+                )
+                .on_conflict_do_nothing(index_elements=["content_id", "position"]),
+            )
+        return created
+
+    def mark_failed(self, conn: Connection, item_id: int, error: str) -> None:
+        """The content stays a draft without images: the next run tries it again."""
