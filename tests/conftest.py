@@ -80,6 +80,7 @@ def services(stack: Endpoints, topics: Topics, tmp_path_factory) -> Iterator[Ser
         "TOPIC_NAMESPACE": topics.namespace,
         "KAFKA_GROUP_PREFIX": topics.namespace,
         "AI_PROVIDER": "offline",
+        "SCHEDULER_ENABLED": "false",  # tests that want the scheduler turn it on
         "MEDIA_DIR": str(run_dir / "media"),
         "LOG_BASE_DIR": str(run_dir / "logs"),
     }

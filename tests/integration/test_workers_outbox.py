@@ -53,7 +53,7 @@ async def test_only_committed_rows_are_published_and_each_once(db, kafka_bootstr
             assert enqueue(conn, topics.run_events, committed)
             assert not enqueue(conn, topics.run_events, committed)  # same id: stored once
     start = await end_offsets(kafka_bootstrap, topics.run_events)
-    relay = OutboxRelay(db, kafka_bootstrap)
+    relay = OutboxRelay(db, kafka_bootstrap, [topics.run_events])
     await relay.start()
     try:
         ids = await published_ids(
@@ -70,7 +70,7 @@ async def test_a_relay_that_dies_before_marking_publishes_again(db, kafka_bootst
         enqueue(conn, topics.run_events, message)
     start = await end_offsets(kafka_bootstrap, topics.run_events)
 
-    dying = OutboxRelay(db, kafka_bootstrap)
+    dying = OutboxRelay(db, kafka_bootstrap, [topics.run_events])
     await dying.start()
     await dying.stop()  # the loop may have published already; publish again by hand below
 
@@ -83,17 +83,17 @@ async def test_a_relay_that_dies_before_marking_publishes_again(db, kafka_bootst
             .where(t.outbox.c.message_id == message.message_id)
             .values(published_at=None)
         )
-    crashed = OutboxRelay(db, kafka_bootstrap)
+    crashed = OutboxRelay(db, kafka_bootstrap, [topics.run_events])
     await crashed.start()
     crashed._task.cancel()
     await asyncio.gather(crashed._task, return_exceptions=True)
     conn = db.connect()
-    rows = [r for r in _lock_unpublished(conn, 500) if r.topic == topics.run_events]
+    rows = _lock_unpublished(conn, crashed.lock_key, crashed.topics, 500)
     await crashed._send_all(rows)
     conn.close()  # no commit: the rows stay unpublished
     await crashed.stop()
 
-    survivor = OutboxRelay(db, kafka_bootstrap)
+    survivor = OutboxRelay(db, kafka_bootstrap, [topics.run_events])
     await survivor.start()
     try:
         ids = await published_ids(kafka_bootstrap, start, {message.message_id}, timeout=6.0)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,9 +27,15 @@ from contracts.envelope import Envelope, as_cloudevent
 
 log = logging.getLogger(__name__)
 
-# One relay publishes at a time, so rows leave in id order and an event never overtakes the
-# one its handler wrote before it. Any fixed 64-bit number shared by all relays.
-RELAY_LOCK_KEY = 4_711_202_400_000_002
+# One relay publishes a set of topics at a time, so rows leave in id order and an event never
+# overtakes the one its handler wrote before it. The lock key is derived from the topics, so
+# deployments that share a database under different topic namespaces do not wait on each other.
+RELAY_LOCK_BASE = 4_711_202_400_000_002
+
+
+def relay_lock_key(topics: Iterable[str]) -> int:
+    digest = hashlib.sha256("\n".join(sorted(topics)).encode()).digest()
+    return (RELAY_LOCK_BASE ^ int.from_bytes(digest[:8], "big")) & ((1 << 63) - 1)
 
 
 def enqueue(conn: Connection, topic: str, message: Envelope) -> bool:
@@ -63,10 +70,15 @@ class OutboxRelay:
         self,
         engine: Engine,
         bootstrap_servers: str,
+        topics: Iterable[str],
         *,
         batch_size: int = 500,
         poll_seconds: float = 0.05,
     ) -> None:
+        # Only rows for these topics: rows of another namespace sharing the database (or of a
+        # namespace whose topics are gone) must not block this relay.
+        self.topics = tuple(sorted(set(topics)))
+        self.lock_key = relay_lock_key(self.topics)
         self.engine = engine
         self.bootstrap_servers = bootstrap_servers
         self.batch_size = batch_size
@@ -118,7 +130,9 @@ class OutboxRelay:
         """One round: lock a chunk, publish it, wait for every ack, mark it. Returns the count."""
         conn = await asyncio.to_thread(self.engine.connect)
         try:
-            rows = await asyncio.to_thread(_lock_unpublished, conn, self.batch_size)
+            rows = await asyncio.to_thread(
+                _lock_unpublished, conn, self.lock_key, self.topics, self.batch_size
+            )
             if rows:
                 await self._send_all(rows)
                 await asyncio.to_thread(_mark_published, conn, [row.id for row in rows])
@@ -145,15 +159,17 @@ def _payload_bytes(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _lock_unpublished(conn: Connection, limit: int) -> list[Row]:
-    locked = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))).scalar()
+def _lock_unpublished(
+    conn: Connection, lock_key: int, topics: Sequence[str], limit: int
+) -> list[Row]:
+    locked = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(lock_key))).scalar()
     if not locked:
         return []
     o = t.outbox.c
     return list(
         conn.execute(
             sa.select(o.id, o.topic, o.message_key, o.payload, o.headers)
-            .where(o.published_at.is_(None))
+            .where(o.published_at.is_(None), o.topic.in_(topics))
             .order_by(o.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -36,7 +36,9 @@ def raw_body(message: KafkaMessage) -> bytes:
 def build_app(settings: WorkerSettings) -> FastStream:
     topics = Topics.from_env()
     engine = make_engine(settings.database_url, pool_pre_ping=True)
-    relay = OutboxRelay(engine, settings.kafka_bootstrap_servers)
+    relay = OutboxRelay(
+        engine, settings.kafka_bootstrap_servers, [spec.name for spec in topics.specs()]
+    )
     deps = WorkerDeps(
         engine=engine,
         ai=make_provider(settings),

@@ -1,0 +1,215 @@
+"""Whole runs through the real services, each a separate process, on the real broker and
+database: every count and every credit as the stage rules say, pause/resume, cancel, and
+kill -9 of a worker or of the orchestrator in the middle of a run."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from contracts import commands as cmd
+from contracts.db import tables as t
+from contracts.db.migrate import engine as make_engine
+from contracts.stages import batch_charge
+from contracts.values import RunConfig
+from tests.support.pipeline import Pipeline, balance, charged, command, counts, new_site
+
+pytestmark = pytest.mark.integration
+
+FAST = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
+
+
+@pytest.fixture
+def db(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap, topics) -> Pipeline:
+    return Pipeline(kafka_bootstrap, topics)
+
+
+def engine_up(services, worker_env: dict | None = None):
+    return (
+        services.start("orchestrator", "orchestrator", env=FAST),
+        services.start("workers", "stage-worker", env=worker_env),
+    )
+
+
+def expected_credits(keywords: int, batch: int, made: dict[str, int]) -> int:
+    full, rest = divmod(keywords, batch)
+    stage_1 = full * batch_charge(1, batch) + batch_charge(1, rest)
+    return (
+        stage_1
+        + batch_charge(2, made["clusters"])
+        + batch_charge(4, made["content"])
+        + batch_charge(5, made["content"])
+        + batch_charge(6, made["images"])
+    )
+
+
+def assert_whole_and_unique(db: sa.Engine, site_id: int, made: dict[str, int]) -> None:
+    """Every output once, nothing half-written, and each charge recorded once."""
+    assert made["tasks"] == made["ideas"]
+    assert made["content"] == made["tasks"]
+    assert made["images"] == 4 * made["content"]
+    with db.connect() as conn:
+        blank = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.content)
+            .where(t.content.c.site_id == site_id, t.content.c.word_count == 0)
+        ).scalar_one()
+        ledger_keys = (
+            conn.execute(
+                sa.select(t.credit_ledger.c.idempotency_key).where(
+                    t.credit_ledger.c.site_id == site_id
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert blank == 0
+    assert len(ledger_keys) == len(set(ledger_keys))
+
+
+async def test_hundred_keywords_go_through_all_seven_stages(db, pipeline, services):
+    engine_up(services)
+    services.start("log-sink", "log-sink")
+    site = new_site(db, keyword_count=100, credits=100_000)
+
+    run_id = await pipeline.start(site)
+    state = await pipeline.finished(run_id, timeout=600)
+
+    made = counts(db, site.site_id)
+    assert state.status == "completed", state.error
+    assert made["keywords_mapped"] == 100
+    assert 1 < made["clusters"] < 100
+    assert made["ideas"] == 3 * made["clusters"]
+    assert made["content_in_review"] == made["content"] == made["ideas"]
+    assert made["images_generated"] == made["images"] == 4 * made["content"]
+    assert_whole_and_unique(db, site.site_id, made)
+    per_stage = [s.processed_count for s in state.stages]
+    assert per_stage[:6] == [
+        100,
+        made["clusters"],
+        made["ideas"],
+        made["tasks"],
+        made["content"],
+        made["images"],
+    ]
+    assert state.stage(7).total == made["content_in_review"]
+    credits = expected_credits(100, 20, made)
+    assert charged(db, site.account_id) == credits == state.credits_used
+    assert balance(db, site.account_id) == 100_000 - credits
+
+
+async def test_pause_in_stage_4_then_resume_ends_as_an_uninterrupted_run(db, pipeline, services):
+    engine_up(services, {"OFFLINE_LATENCY_MS": "30"})
+    plain, paused = new_site(db, 20, 10_000), new_site(db, 20, 10_000)
+
+    reference = await pipeline.finished(await pipeline.start(plain))
+    run_id = await pipeline.start(paused)
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
+    await pipeline.send(command(paused, cmd.PauseRun(run_id=run_id), run_id))
+    held = await pipeline.wait_for(run_id, lambda s: s.status == "paused")
+    await asyncio.sleep(3)
+    still = await pipeline.state(run_id)
+    assert still.status == "paused"
+    # The batch in flight at the pause may finish; nothing after it starts.
+    assert still.stage(4).processed_count <= held.stage(4).processed_count + 1
+    assert still.stage(4).in_flight() == ()
+    await pipeline.send(command(paused, cmd.ResumeRun(run_id=run_id), run_id))
+    resumed = await pipeline.finished(run_id)
+
+    assert reference.status == resumed.status == "completed"
+    assert counts(db, paused.site_id) == counts(db, plain.site_id)
+    assert charged(db, paused.account_id) == charged(db, plain.account_id)
+    assert [s.processed_count for s in resumed.stages] == [
+        s.processed_count for s in reference.stages
+    ]
+
+
+async def test_cancel_mid_stage_leaves_nothing_half_written_and_frees_the_site(
+    db, pipeline, services
+):
+    engine_up(services, {"OFFLINE_LATENCY_MS": "30"})
+    site = new_site(db, 20, 10_000)
+    run_id = await pipeline.start(site)
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
+    await pipeline.send(command(site, cmd.CancelRun(run_id=run_id), run_id))
+    state = await pipeline.wait_for(run_id, lambda s: s.status == "cancelled")
+
+    await asyncio.sleep(2)  # the item in flight at the cancel may still land
+    made = counts(db, site.site_id)
+    assert 2 <= made["content"] < made["tasks"]
+    assert made["images"] == 0 or state.stage(5).status != "pending"
+    assert_whole_and_charged_once(db, site.site_id)
+    after = await pipeline.start(site)
+    second = await pipeline.wait_for(after, lambda s: s.status != "none", timeout=30)
+    assert second.status == "running"
+
+
+def assert_whole_and_charged_once(db: sa.Engine, site_id: int) -> None:
+    with db.connect() as conn:
+        blank = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.content)
+            .where(t.content.c.site_id == site_id, t.content.c.word_count == 0)
+        ).scalar_one()
+        orphans = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.tasks)
+            .where(
+                t.tasks.c.site_id == site_id,
+                t.tasks.c.status == "completed",
+                ~sa.exists().where(t.content.c.task_id == t.tasks.c.id),
+            )
+        ).scalar_one()
+        keys = (
+            conn.execute(
+                sa.select(t.credit_ledger.c.idempotency_key).where(
+                    t.credit_ledger.c.site_id == site_id
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert blank == 0 and orphans == 0
+    assert len(keys) == len(set(keys))
+
+
+async def test_a_worker_killed_mid_batch_does_not_stop_or_double_the_run(db, pipeline, services):
+    _, workers = engine_up(services, {"OFFLINE_LATENCY_MS": "150"})
+    site = new_site(db, 20, 10_000)
+    run_id = await pipeline.start(site, config=RunConfig(stage_concurrency=2))
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 1)
+    workers.kill9()
+    services.start("workers-2", "stage-worker", env={"OFFLINE_LATENCY_MS": "150"})
+    state = await pipeline.finished(run_id, timeout=300)
+
+    made = counts(db, site.site_id)
+    assert state.status == "completed", state.error
+    assert_whole_and_unique(db, site.site_id, made)
+    assert made["content_in_review"] == made["content"]
+    assert charged(db, site.account_id) == expected_credits(20, 20, made) == state.credits_used
+
+
+async def test_the_orchestrator_killed_mid_run_is_replaced_and_the_run_completes(
+    db, pipeline, services
+):
+    orchestrator, _ = engine_up(services, {"OFFLINE_LATENCY_MS": "30"})
+    site = new_site(db, 20, 10_000)
+    run_id = await pipeline.start(site)
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
+    orchestrator.kill9()
+    services.start("orchestrator-2", "orchestrator", env=FAST)
+    state = await pipeline.finished(run_id, timeout=300)
+
+    made = counts(db, site.site_id)
+    assert state.status == "completed", state.error
+    assert_whole_and_unique(db, site.site_id, made)
+    assert charged(db, site.account_id) == expected_credits(20, 20, made) == state.credits_used

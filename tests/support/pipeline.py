@@ -1,0 +1,187 @@
+"""Drive whole runs for end-to-end tests: a tenant with keywords and credits, run commands
+published the way the gateway publishes them, and the run's events read back from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from api_gateway import accounts, keywords
+from contracts import commands as cmd
+from contracts.codec import UnreadableMessage, decode
+from contracts.db import tables as t
+from contracts.envelope import Envelope, Payload, new_message
+from contracts.state import RunState, fold
+from contracts.topics import Topics
+from contracts.values import RunConfig
+from tests.support.kafka import publish
+
+SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "sample-data" / "keywords.csv"
+FINISHED = {"completed", "cancelled", "failed", "rejected"}
+
+
+@dataclass(frozen=True)
+class Site:
+    account_id: int
+    site_id: int
+
+
+def sample_keywords(count: int) -> list[keywords.KeywordIn]:
+    with SAMPLE.open(encoding="utf-8") as f:
+        rows = [
+            keywords.KeywordIn(
+                keyword=r["keyword"], volume=int(r["volume"]), difficulty=int(r["difficulty"])
+            )
+            for r in csv.DictReader(f)
+        ]
+    return rows[:count]
+
+
+def new_site(engine: sa.Engine, keyword_count: int, credits: int) -> Site:
+    with engine.begin() as conn:
+        account_id = accounts.create_account(conn, f"e2e {uuid.uuid4().hex[:8]}")
+        if credits:
+            accounts.add_credits(conn, account_id, credits)
+        site_id = accounts.create_site(conn, account_id, "e2e site")
+        keywords.import_keywords(conn, site_id, sample_keywords(keyword_count))
+    return Site(account_id, site_id)
+
+
+def new_run_id() -> str:
+    return time.strftime("run_%Y%m%d_%H%M%S_manual_", time.gmtime()) + uuid.uuid4().hex[:6]
+
+
+def command(site: Site, payload: Payload, run_id: str | None = None) -> Envelope:
+    return new_message(
+        payload,
+        source="/tests/e2e",
+        account_id=site.account_id,
+        site_id=site.site_id,
+        run_id=run_id,
+    )
+
+
+class Pipeline:
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+
+    async def send(self, *messages: Envelope) -> None:
+        await publish(self.bootstrap, self.topics.run_commands, *messages)
+
+    async def start(
+        self, site: Site, estimate: int = 0, balance: int = 10**6, config: RunConfig | None = None
+    ) -> str:
+        run_id = new_run_id()
+        await self.send(
+            command(
+                site,
+                cmd.StartRun(
+                    run_id=run_id,
+                    trigger="manual",
+                    requested_by="e2e",
+                    config=config or RunConfig(),
+                    estimate=estimate,
+                    balance=balance,
+                ),
+                run_id,
+            )
+        )
+        return run_id
+
+    async def events(self, run_id: str) -> list[Envelope]:
+        """Every event of the run on the stream so far."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            topic = self.topics.run_events
+            spec = next(spec for spec in self.topics.specs() if spec.name == topic)
+            partitions = [TopicPartition(topic, p) for p in range(spec.partitions)]
+            ends = await consumer.end_offsets(partitions)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            found: list[Envelope] = []
+            while not await self._at_end(consumer, ends):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        try:
+                            message = decode(record.value)
+                        except UnreadableMessage:
+                            continue
+                        if message.run_id == run_id:
+                            found.append(message)
+            return found
+        finally:
+            await consumer.stop()
+
+    @staticmethod
+    async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        for partition, end in ends.items():
+            if await consumer.position(partition) < end:
+                return False
+        return True
+
+    async def state(self, run_id: str) -> RunState:
+        return fold(await self.events(run_id))
+
+    async def wait_for(
+        self, run_id: str, predicate, timeout: float = 180.0, every: float = 0.5
+    ) -> RunState:
+        deadline = time.monotonic() + timeout
+        state = RunState()
+        while time.monotonic() < deadline:
+            state = await self.state(run_id)
+            if predicate(state):
+                return state
+            await asyncio.sleep(every)
+        raise TimeoutError(
+            f"run {run_id} stuck: status {state.status}, stage "
+            f"{state.current_stage}, processed "
+            f"{[s.processed_count for s in state.stages]}"
+        )
+
+    async def finished(self, run_id: str, timeout: float = 180.0) -> RunState:
+        return await self.wait_for(run_id, lambda s: s.status in FINISHED, timeout)
+
+
+def counts(engine: sa.Engine, site_id: int) -> dict[str, int]:
+    with engine.connect() as conn:
+
+        def n(table: sa.Table, *where) -> int:
+            return conn.execute(
+                sa.select(sa.func.count())
+                .select_from(table)
+                .where(table.c.site_id == site_id, *where)
+            ).scalar_one()
+
+        return {
+            "keywords_mapped": n(t.keywords, t.keywords.c.status == "mapped"),
+            "clusters": n(t.clusters),
+            "ideas": n(t.content_ideas),
+            "tasks": n(t.tasks),
+            "content": n(t.content),
+            "content_in_review": n(t.content, t.content.c.status == "review"),
+            "images": n(t.images),
+            "images_generated": n(t.images, t.images.c.status == "generated"),
+        }
+
+
+def charged(engine: sa.Engine, account_id: int) -> int:
+    with engine.connect() as conn:
+        return -conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(t.credit_ledger.c.amount), 0)).where(
+                t.credit_ledger.c.account_id == account_id, t.credit_ledger.c.amount < 0
+            )
+        ).scalar_one()
+
+
+def balance(engine: sa.Engine, account_id: int) -> int:
+    with engine.connect() as conn:
+        return accounts.balance(conn, account_id)
