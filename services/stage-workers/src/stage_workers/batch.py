@@ -12,7 +12,7 @@ from contracts.commands import ProcessBatch
 from contracts.envelope import Envelope
 from contracts.events import StageBatchCompleted, StageItemFailed, StageItemProcessed
 from contracts.values import ItemRef
-from stage_workers import items, tracking
+from stage_workers import items, metrics, tracking
 from stage_workers.ai.base import AIProvider
 from stage_workers.ai.retry import PoisonedItem, with_retries
 from stage_workers.deps import WorkerDeps
@@ -178,3 +178,4 @@ def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally:
         tracking.batch_completed_id(batch.run_id, batch.stage, batch.batch_id, batch.attempt),
     )
     tracking.remember(conn, batch.stage, command)
+    metrics.count_batch(batch.stage, tally.processed, tally.failed, tally.credits, tally.halted)

@@ -13,6 +13,7 @@ from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope
 from stage_workers.batch import process_batch
 from stage_workers.deps import WorkerDeps
+from stage_workers.metrics import BATCH_SECONDS
 from stage_workers.stages import ITEM_STEPS
 from stage_workers.stages.clusters import process_keyword_batch
 from stage_workers.start_stage import start_stage
@@ -46,6 +47,11 @@ def read_command(stage: int, raw: bytes | None) -> Envelope:
 
 
 async def dispatch(deps: WorkerDeps, command: Envelope) -> None:
+    with BATCH_SECONDS.labels(str(command.data.stage)).time():
+        await _dispatch(deps, command)
+
+
+async def _dispatch(deps: WorkerDeps, command: Envelope) -> None:
     match command.data:
         case StartStage():
             await start_stage(deps, command)

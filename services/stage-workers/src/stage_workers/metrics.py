@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiokafka import ConsumerRebalanceListener
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 READY = Gauge("automation_service_ready", "1 once every stage consumer has its partitions")
 
@@ -32,3 +32,24 @@ class Readiness:
         self.waiting.discard(stage)
         if not self.waiting:
             READY.set(1)
+
+
+ITEMS = Counter(
+    "stage_worker_items_total", "Items handled, by stage and outcome", ["stage", "outcome"]
+)
+CREDITS = Counter("stage_worker_credits_charged_total", "Credits charged, by stage", ["stage"])
+HALTS = Counter("stage_worker_halted_batches_total", "Batches stopped: the run could not pay")
+BATCH_SECONDS = Histogram(
+    "stage_worker_batch_seconds",
+    "Time to handle one stage command (AI calls included), by stage",
+    ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+
+
+def count_batch(stage: int, processed: int, failed: int, credits: int, halted: bool) -> None:
+    ITEMS.labels(str(stage), "processed").inc(processed)
+    ITEMS.labels(str(stage), "failed").inc(failed)
+    CREDITS.labels(str(stage)).inc(credits)
+    if halted:
+        HALTS.inc()
