@@ -66,6 +66,13 @@ def create_token(user_id: int, name: str = "cli") -> None:
     typer.echo(issued.token)
 
 
+@app.command("revoke-token")
+def revoke_token(user_id: int, name: str = "cli") -> None:
+    """Revoke a user's live tokens with this name; calls with them then answer 401."""
+    revoked = _in_transaction(lambda c: accounts.revoke_tokens(c, user_id, name))
+    typer.echo(f"revoked {revoked} token(s)")
+
+
 @app.command("add-credits")
 def add_credits(account_id: int, amount: int, reason: str = "top-up") -> None:
     new_balance = _in_transaction(lambda c: accounts.add_credits(c, account_id, amount, reason))

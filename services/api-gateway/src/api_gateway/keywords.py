@@ -19,12 +19,14 @@ MAX_KEYWORD_LENGTH = 200
 
 class KeywordIn(BaseModel):
     keyword: str = Field(min_length=1, max_length=MAX_KEYWORD_LENGTH)
-    volume: int = Field(0, ge=0)
+    volume: int = Field(0, ge=0, le=2_000_000_000)
     difficulty: int = Field(0, ge=0, le=100)
 
     @field_validator("keyword")
     @classmethod
     def strip(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("keyword must not contain NUL characters")
         value = " ".join(value.split())
         if not value:
             raise ValueError("keyword must not be blank")
@@ -50,11 +52,28 @@ def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
         try:
             rows.append(KeywordIn.model_validate(values))
         except ValidationError as exc:
-            errors.append(
-                f"line {line}: "
-                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            )
+            errors.append(f"line {line}: " + _messages(exc))
     return rows, errors
+
+
+def parse_json(document: object) -> tuple[list[KeywordIn], list[str]]:
+    """A JSON list of rows (objects, or plain keyword strings); errors name the row index."""
+    if isinstance(document, dict) and "keywords" in document:
+        document = document["keywords"]
+    if not isinstance(document, list):
+        return [], ['JSON body must be a list of keywords (or {"keywords": [...]})']
+    rows, errors = [], []
+    for index, raw in enumerate(document):
+        value = {"keyword": raw} if isinstance(raw, str) else raw
+        try:
+            rows.append(KeywordIn.model_validate(value))
+        except ValidationError as exc:
+            errors.append(f"[{index}]: " + _messages(exc))
+    return rows, errors
+
+
+def _messages(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in exc.errors())
 
 
 def import_keywords(conn: Connection, site_id: int, rows: list[KeywordIn]) -> ImportResult:

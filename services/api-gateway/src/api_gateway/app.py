@@ -1,0 +1,131 @@
+"""Wiring: settings, database, Kafka producer and event hub, routers, OpenAPI; `api-gateway`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import start_http_server
+
+from api_gateway import errors, metrics
+from api_gateway.db import create_engine
+from api_gateway.event_hub import RunEventHub
+from api_gateway.routes import config, content, keywords, live, planning, run_control, run_status
+from api_gateway.run_commands import CommandSender
+from api_gateway.settings import Settings
+from contracts.topics import Topics
+
+API_PREFIX = "/api/v1/automation"
+ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorBody"}
+log = logging.getLogger("api_gateway")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    topics = Topics(settings.topic_namespace)
+    app.state.engine = create_engine(settings.database_url)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+    )
+    hub = RunEventHub(
+        settings.kafka_bootstrap_servers, topics.run_events, settings.kafka_group_prefix
+    )
+    await producer.start()
+    await hub.start()
+    app.state.hub = hub
+    app.state.commands = CommandSender(
+        producer, hub, topics.run_commands, settings.outcome_timeout_seconds
+    )
+    ready = asyncio.create_task(_mark_ready(hub))
+    try:
+        yield
+    finally:
+        ready.cancel()
+        metrics.READY.set(0)
+        await hub.stop()
+        await producer.stop()
+        await app.state.engine.dispose()
+
+
+async def _mark_ready(hub: RunEventHub) -> None:
+    await hub.ready.wait()
+    metrics.READY.set(1)
+    log.info("ready: consuming %s as %s", hub.topic, hub.group_id)
+
+
+def api_router() -> APIRouter:
+    api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
+    for module in (config, run_control, run_status, planning, keywords, content, live):
+        api.include_router(module.router)
+    return api
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Content automation API",
+        version="1.0.0",
+        description="Runs, configuration and content of the content-automation platform.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or Settings()
+    errors.install(app)
+    metrics.install(app)
+    app.include_router(api_router())
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, bool]:
+        return {"ok": True, "ready": metrics.READY._value.get() == 1}
+
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    return app
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, made truthful: no 422 (this API answers 400), errors always JSON,
+    and optional parameters that are simply absent rather than `null`."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                _tidy_operation(operation)
+        schemas = document.get("components", {}).get("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def _tidy_operation(operation: dict[str, Any]) -> None:
+    responses = operation.get("responses", {})
+    responses.pop("422", None)
+    for status, response in responses.items():
+        if not status.startswith("2"):
+            response["content"] = {"application/json": {"schema": ERROR_SCHEMA_REF}}
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        options = [o for o in schema.get("anyOf", ()) if o.get("type") != "null"]
+        if len(options) == 1 and len(schema["anyOf"]) == 2:
+            del schema["anyOf"]
+            schema.update(options[0])
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""What the stages made, as pages of rows scoped to one site."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.db import tables as t
+
+KeywordStatus = Literal[t.KEYWORD_STATUSES]  # type: ignore[valid-type]
+ClusterStatus = Literal[t.CLUSTER_STATUSES]  # type: ignore[valid-type]
+IdeaStatus = Literal[t.IDEA_STATUSES]  # type: ignore[valid-type]
+TaskStatus = Literal[t.TASK_STATUSES]  # type: ignore[valid-type]
+ContentStatus = Literal[t.CONTENT_STATUSES]  # type: ignore[valid-type]
+ImageStatus = Literal[t.IMAGE_STATUSES]  # type: ignore[valid-type]
+ImageKind = Literal[t.IMAGE_KINDS]  # type: ignore[valid-type]
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[Item]):
+    site_id: int
+    total: int
+    limit: int
+    offset: int
+    items: list[Item]
+
+
+class KeywordOut(BaseModel):
+    id: int
+    text: str
+    volume: int
+    difficulty: int
+    disabled: bool
+    status: KeywordStatus
+    cluster_id: int | None
+    created_at: datetime
+
+
+class ClusterOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    status: ClusterStatus
+    keyword_count: int
+    created_at: datetime
+
+
+class IdeaOut(BaseModel):
+    id: int
+    cluster_id: int
+    title: str
+    outline: str
+    status: IdeaStatus
+    created_at: datetime
+
+
+class TaskOut(BaseModel):
+    id: int
+    idea_id: int
+    title: str
+    brief: str
+    status: TaskStatus
+    created_at: datetime
+
+
+class ContentSummary(BaseModel):
+    id: int
+    task_id: int
+    title: str
+    word_count: int
+    status: ContentStatus
+    reviewed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImageOut(BaseModel):
+    id: int
+    content_id: int
+    kind: ImageKind
+    position: int
+    prompt: str
+    status: ImageStatus
+    url: str | None
+    error: str | None
+    created_at: datetime
+
+
+class ContentDetail(ContentSummary):
+    body: str
+    images: list[ImageOut]
+
+
+def _keyword_count() -> sa.ScalarSelect:
+    return (
+        sa.select(sa.func.count())
+        .where(t.keywords.c.cluster_id == t.clusters.c.id)
+        .scalar_subquery()
+        .label("keyword_count")
+    )
+
+
+LISTED = {
+    "keywords": (t.keywords, ()),
+    "clusters": (t.clusters, (_keyword_count,)),
+    "content_ideas": (t.content_ideas, ()),
+    "tasks": (t.tasks, ()),
+    "content": (t.content, ()),
+    "images": (t.images, ()),
+}
+
+
+async def page(
+    conn: AsyncConnection,
+    table_name: str,
+    site_id: int,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[dict]]:
+    table, extras = LISTED[table_name]
+    where = [table.c.site_id == site_id]
+    if status is not None:
+        where.append(table.c.status == status)
+    total = (
+        await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
+    ).scalar_one()
+    columns = [c for c in table.c if c.name != "body"] + [extra() for extra in extras]
+    rows = await conn.execute(
+        sa.select(*columns).where(*where).order_by(table.c.id).limit(limit).offset(offset)
+    )
+    return total, [dict(row._mapping) for row in rows]

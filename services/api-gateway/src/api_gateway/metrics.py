@@ -1,0 +1,47 @@
+"""Prometheus metrics: readiness, and requests by route template (never by site or run)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import Match
+
+READY = Gauge("automation_service_ready", "1 once the run-event consumer is assigned")
+REQUESTS = Counter(
+    "automation_gateway_requests_total", "HTTP requests", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "automation_gateway_request_seconds", "HTTP request latency", ["method", "route"]
+)
+COMMANDS = Counter(
+    "automation_gateway_run_commands_total", "Run commands sent", ["command", "outcome"]
+)
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return getattr(route, "path", "unmatched")
+    return "unmatched"
+
+
+class RequestMetrics(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_template(request)
+        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        return response
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(RequestMetrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,90 @@
+"""What a run would do now: pending work per stage, totals, and the credit estimate."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api_gateway.accounts import balance
+from contracts.credits import PendingWork, estimate
+from contracts.db import tables as t
+from contracts.db.pending import PICKERS, pending_counts, pending_work
+from contracts.stages import STAGES
+from contracts.values import StageType
+
+
+class EstimateOut(BaseModel):
+    site_id: int
+    estimated_credits: int = Field(description="Credits the pending work costs now.")
+    projected_credits: int = Field(description="Also counting what earlier stages will create.")
+    balance: int
+    required: int = Field(description="Credits needed to start: ceil(1.2 x estimate).")
+    sufficient: bool = Field(description="balance >= 1.2 x estimate")
+    pending: PendingWork
+
+
+class StageOverview(BaseModel):
+    stage_number: int
+    stage_name: str
+    stage_type: StageType
+    pending: int = Field(description="Items the stage would pick now.")
+    total: int = Field(description="All rows of the stage's input for the site.")
+
+
+class PipelineOverview(BaseModel):
+    site_id: int
+    stages: list[StageOverview]
+
+
+def _estimate(conn: Connection, account_id: int, site_id: int) -> EstimateOut:
+    work = pending_work(conn, site_id)
+    figures = estimate(work, balance(conn, account_id))
+    return EstimateOut(site_id=site_id, pending=work, **figures.model_dump())
+
+
+async def estimate_for(conn: AsyncConnection, account_id: int, site_id: int) -> EstimateOut:
+    return await conn.run_sync(lambda c: _estimate(c, account_id, site_id))
+
+
+def _totals(conn: Connection, site_id: int) -> dict[int, int]:
+    counts = [
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(table.c.site_id == site_id)
+        .scalar_subquery()
+        for table, _ in PICKERS.values()
+    ]
+    return dict(zip(PICKERS, conn.execute(sa.select(*counts)).one(), strict=True))
+
+
+def _overview(conn: Connection, site_id: int) -> PipelineOverview:
+    pending, totals = pending_counts(conn, site_id), _totals(conn, site_id)
+    stages = [
+        StageOverview(
+            stage_number=n,
+            stage_name=STAGES[n].name,
+            stage_type=STAGES[n].type,
+            pending=pending[n],
+            total=totals[n],
+        )
+        for n in STAGES
+    ]
+    return PipelineOverview(site_id=site_id, stages=stages)
+
+
+async def overview_for(conn: AsyncConnection, site_id: int) -> PipelineOverview:
+    return await conn.run_sync(lambda c: _overview(c, site_id))
+
+
+async def active_run_id(conn: AsyncConnection, site_id: int) -> str | None:
+    r = t.automation_runs.c
+    return (
+        await conn.execute(
+            sa.select(r.run_id)
+            .where(r.site_id == site_id, r.status.in_(("running", "paused")))
+            .order_by(r.started_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()

@@ -1,0 +1,1 @@
+"""HTTP routes, one router per area, all under /api/v1/automation/."""

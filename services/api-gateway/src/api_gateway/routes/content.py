@@ -1,0 +1,224 @@
+"""Listings of what the stages made, content review, and the image files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from api_gateway import content_views as cv
+from api_gateway.auth import CallerDep
+from api_gateway.db import site_of
+from api_gateway.errors import bad_request, not_found
+from api_gateway.params import ItemId, Limit, Offset, SiteId
+from contracts.db import tables as t
+from contracts.envelope import utcnow
+
+router = APIRouter(tags=["content"])
+
+
+KeywordStatus = Annotated[cv.KeywordStatus | None, Query(description="Only this status.")]
+ClusterStatus = Annotated[cv.ClusterStatus | None, Query(description="Only this status.")]
+IdeaStatus = Annotated[cv.IdeaStatus | None, Query(description="Only this status.")]
+TaskStatus = Annotated[cv.TaskStatus | None, Query(description="Only this status.")]
+ContentStatus = Annotated[cv.ContentStatus | None, Query(description="Only this status.")]
+ImageStatus = Annotated[cv.ImageStatus | None, Query(description="Only this status.")]
+
+
+async def _page(request: Request, caller, table: str, site_id: int, status, limit, offset):
+    async with request.app.state.engine.connect() as conn:
+        await site_of(conn, caller, site_id)
+        total, rows = await cv.page(conn, table, site_id, status, limit, offset)
+    return total, rows
+
+
+def _image(request: Request) -> Callable[[dict], cv.ImageOut]:
+    def build(row: dict) -> cv.ImageOut:
+        url = row.get("url")
+        if row.get("file_path"):
+            url = str(request.url_for("get_media", image_id=row["id"]))
+        return cv.ImageOut(**{**row, "url": url})
+
+    return build
+
+
+@router.get("/keywords", response_model=cv.Page[cv.KeywordOut], summary="Keywords of a site")
+async def list_keywords(
+    request: Request,
+    caller: CallerDep,
+    site_id: SiteId,
+    status: KeywordStatus = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> cv.Page[cv.KeywordOut]:
+    total, rows = await _page(request, caller, "keywords", site_id, status, limit, offset)
+    items = [cv.KeywordOut(**row) for row in rows]
+    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get("/clusters", response_model=cv.Page[cv.ClusterOut], summary="Clusters of a site")
+async def list_clusters(
+    request: Request,
+    caller: CallerDep,
+    site_id: SiteId,
+    status: ClusterStatus = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> cv.Page[cv.ClusterOut]:
+    total, rows = await _page(request, caller, "clusters", site_id, status, limit, offset)
+    items = [cv.ClusterOut(**row) for row in rows]
+    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get("/ideas", response_model=cv.Page[cv.IdeaOut], summary="Content ideas of a site")
+async def list_ideas(
+    request: Request,
+    caller: CallerDep,
+    site_id: SiteId,
+    status: IdeaStatus = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> cv.Page[cv.IdeaOut]:
+    total, rows = await _page(request, caller, "content_ideas", site_id, status, limit, offset)
+    items = [cv.IdeaOut(**row) for row in rows]
+    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get("/tasks", response_model=cv.Page[cv.TaskOut], summary="Writing tasks of a site")
+async def list_tasks(
+    request: Request,
+    caller: CallerDep,
+    site_id: SiteId,
+    status: TaskStatus = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> cv.Page[cv.TaskOut]:
+    total, rows = await _page(request, caller, "tasks", site_id, status, limit, offset)
+    items = [cv.TaskOut(**row) for row in rows]
+    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get("/content", response_model=cv.Page[cv.ContentSummary], summary="Articles of a site")
+async def list_content(
+    request: Request,
+    caller: CallerDep,
+    site_id: SiteId,
+    status: ContentStatus = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> cv.Page[cv.ContentSummary]:
+    total, rows = await _page(request, caller, "content", site_id, status, limit, offset)
+    items = [cv.ContentSummary(**row) for row in rows]
+    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get("/images", response_model=cv.Page[cv.ImageOut], summary="Images of a site")
+async def list_images(
+    request: Request,
+    caller: CallerDep,
+    site_id: SiteId,
+    status: ImageStatus = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> cv.Page[cv.ImageOut]:
+    total, rows = await _page(request, caller, "images", site_id, status, limit, offset)
+    items = [_image(request)(row) for row in rows]
+    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+
+
+def _owned(table: sa.Table, item_id: int, account_id: int) -> sa.Select:
+    """A row of `table` by id, only if its site belongs to the account."""
+    return (
+        sa.select(table)
+        .join(t.sites, t.sites.c.id == table.c.site_id)
+        .where(table.c.id == item_id, t.sites.c.account_id == account_id)
+    )
+
+
+@router.get("/content/{content_id}", response_model=cv.ContentDetail, summary="One article")
+async def get_content(request: Request, caller: CallerDep, content_id: ItemId) -> cv.ContentDetail:
+    async with request.app.state.engine.connect() as conn:
+        row = (await conn.execute(_owned(t.content, content_id, caller.account_id))).first()
+        if row is None:
+            raise not_found(f"content {content_id}")
+        images = await conn.execute(
+            sa.select(t.images)
+            .where(t.images.c.content_id == content_id)
+            .order_by(t.images.c.position)
+        )
+        built = [_image(request)(dict(image._mapping)) for image in images]
+    return cv.ContentDetail(**dict(row._mapping), images=built)
+
+
+async def _review(request: Request, caller, content_id: int, verdict: str) -> cv.ContentDetail:
+    c = t.content.c
+    owned = sa.select(t.sites.c.id).where(t.sites.c.account_id == caller.account_id)
+    async with request.app.state.engine.begin() as conn:
+        changed = await conn.execute(
+            sa.update(t.content)
+            .where(c.id == content_id, c.status == "review", c.site_id.in_(owned))
+            .values(status=verdict, reviewed_at=utcnow(), reviewed_by=caller.user_id)
+            .returning(c.id)
+        )
+        if changed.first() is None:
+            row = (await conn.execute(_owned(t.content, content_id, caller.account_id))).first()
+            if row is None:
+                raise not_found(f"content {content_id}")
+            raise bad_request(
+                f"content {content_id} is {row.status}; only content in review can be {verdict}",
+                code="not_allowed",
+                status=row.status,
+            )
+    return await get_content(request, caller, content_id)
+
+
+@router.post(
+    "/content/{content_id}/approve",
+    response_model=cv.ContentDetail,
+    summary="Approve content in review",
+)
+async def approve(request: Request, caller: CallerDep, content_id: ItemId) -> cv.ContentDetail:
+    return await _review(request, caller, content_id, "approved")
+
+
+@router.post(
+    "/content/{content_id}/reject",
+    response_model=cv.ContentDetail,
+    summary="Reject content in review",
+)
+async def reject(request: Request, caller: CallerDep, content_id: ItemId) -> cv.ContentDetail:
+    return await _review(request, caller, content_id, "rejected")
+
+
+@router.get(
+    "/media/{image_id}",
+    name="get_media",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The image file.",
+        }
+    },
+    summary="An image file",
+)
+async def get_media(request: Request, caller: CallerDep, image_id: ItemId) -> FileResponse:
+    async with request.app.state.engine.connect() as conn:
+        row = (await conn.execute(_owned(t.images, image_id, caller.account_id))).first()
+    path = _media_path(request.app.state.settings.media_dir, row.file_path if row else None)
+    if path is None:
+        raise not_found(f"image file {image_id}")
+    return FileResponse(path, media_type="image/png")
+
+
+def _media_path(media_dir: Path, stored: str | None) -> Path | None:
+    """The stored path, relative to MEDIA_DIR or absolute, only if it stays inside MEDIA_DIR."""
+    if not stored:
+        return None
+    root = media_dir.resolve()
+    path = (root / stored).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None

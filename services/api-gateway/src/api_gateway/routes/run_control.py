@@ -1,0 +1,158 @@
+"""POST run_now, pause, resume, cancel: commands to the orchestrator, answered by its events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from api_gateway import site_config
+from api_gateway.accounts import Caller
+from api_gateway.auth import CallerDep
+from api_gateway.db import run_of, site_of
+from api_gateway.errors import ApiError, ErrorBody, bad_request, not_found
+from api_gateway.params import RunId, SiteId
+from api_gateway.planning import active_run_id, estimate_for
+from api_gateway.run_commands import CommandSender, new_run_id
+from contracts import commands as cmd
+from contracts import events as ev
+from contracts.envelope import Envelope
+
+TIMEOUT_RESPONSE = {504: {"model": ErrorBody, "description": "The orchestrator did not answer."}}
+router = APIRouter(tags=["runs"], responses=TIMEOUT_RESPONSE)
+FINISHED = frozenset({"completed", "cancelled", "failed", "rejected"})
+
+
+class RunStartedOut(BaseModel):
+    run_id: str
+    site_id: int
+    status: str = "running"
+    estimated_credits: int
+    balance: int
+    required: int
+
+
+class RunControlled(BaseModel):
+    run_id: str
+    status: str = Field(description="The run's status after the command: running, paused, ...")
+    event: str = Field(description="Type of the event that answered the command.")
+
+
+def _sender(request: Request) -> CommandSender:
+    return request.app.state.commands
+
+
+@router.post("/run_now", response_model=RunStartedOut, summary="Start a run now")
+async def run_now(request: Request, caller: CallerDep, site_id: SiteId) -> RunStartedOut:
+    async with request.app.state.engine.begin() as conn:
+        site = await site_of(conn, caller, site_id)
+        config = await site_config.load(conn, site)
+        figures = await estimate_for(conn, caller.account_id, site_id)
+        active = await active_run_id(conn, site_id)
+    if active is not None:
+        raise bad_request(
+            f"run {active} is already active for site {site_id}",
+            code="active_run",
+            active_run_id=active,
+        )
+    if not figures.sufficient:
+        raise _insufficient(figures.estimated_credits, figures.balance, figures.required)
+    command = cmd.StartRun(
+        run_id=new_run_id(),
+        trigger="manual",
+        requested_by=f"user:{caller.user_id}",
+        config=site_config.run_config(config),
+        estimate=figures.estimated_credits,
+        balance=figures.balance,
+    )
+    answer = await _sender(request).ask(
+        command, account_id=caller.account_id, site_id=site_id, run_id=command.run_id
+    )
+    if isinstance(answer.data, ev.RunRejected):
+        raise _rejected(answer.data)
+    return RunStartedOut(
+        run_id=command.run_id,
+        site_id=site_id,
+        estimated_credits=figures.estimated_credits,
+        balance=figures.balance,
+        required=figures.required,
+    )
+
+
+def _insufficient(estimate: int, balance: int, required: int) -> ApiError:
+    return bad_request(
+        f"insufficient credits: the pending work needs {estimate} credits, starting needs "
+        f"{required} (1.2 x estimate), the balance is {balance}",
+        code="insufficient_credits",
+        estimated_credits=estimate,
+        balance=balance,
+        required=required,
+    )
+
+
+def _rejected(rejection: ev.RunRejected) -> ApiError:
+    return bad_request(
+        rejection.reason,
+        code=rejection.code,
+        active_run_id=rejection.active_run_id,
+        estimated_credits=rejection.estimate,
+        balance=rejection.balance,
+        required=rejection.required,
+    )
+
+
+async def _control(request: Request, caller: Caller, run_id: str, command: object) -> RunControlled:
+    site_id = await _site_of_run(request, caller, run_id)
+    answer = await _sender(request).ask(
+        command, account_id=caller.account_id, site_id=site_id, run_id=run_id
+    )
+    return _controlled(run_id, answer)
+
+
+async def _site_of_run(request: Request, caller: Caller, run_id: str) -> int:
+    """The run's site, from the read model or, while that lags, from events seen here."""
+    async with request.app.state.engine.connect() as conn:
+        run = await run_of(conn, caller, run_id)
+    if run is not None:
+        if run.status in FINISHED:
+            raise bad_request(
+                f"run {run_id} is {run.status}; it can no longer be changed",
+                code="not_allowed",
+                status=run.status,
+            )
+        return run.site_id
+    owner = request.app.state.hub.owner_of(run_id)
+    if owner is None or owner[0] != caller.account_id:
+        raise not_found(f"run {run_id}")
+    return owner[1]
+
+
+def _controlled(run_id: str, answer: Envelope) -> RunControlled:
+    data = answer.data
+    if isinstance(data, ev.CommandRejected):
+        raise bad_request(data.reason, code="not_allowed", status=data.status)
+    status = {ev.RunPaused: "paused", ev.RunResumed: "running", ev.RunCancelled: "cancelled"}
+    return RunControlled(run_id=run_id, status=status.get(type(data), "running"), event=answer.type)
+
+
+@router.post("/pause", response_model=RunControlled, summary="Pause a running run")
+async def pause(request: Request, caller: CallerDep, run_id: RunId) -> RunControlled:
+    requested_by = f"user:{caller.user_id}"
+    return await _control(
+        request, caller, run_id, cmd.PauseRun(run_id=run_id, requested_by=requested_by)
+    )
+
+
+@router.post("/resume", response_model=RunControlled, summary="Resume a paused run")
+async def resume(request: Request, caller: CallerDep, run_id: RunId) -> RunControlled:
+    requested_by = f"user:{caller.user_id}"
+    return await _control(
+        request, caller, run_id, cmd.ResumeRun(run_id=run_id, requested_by=requested_by)
+    )
+
+
+@router.post("/cancel", response_model=RunControlled, summary="Cancel a running or paused run")
+async def cancel(request: Request, caller: CallerDep, run_id: RunId) -> RunControlled:
+    requested_by = f"user:{caller.user_id}"
+    return await _control(
+        request, caller, run_id, cmd.CancelRun(run_id=run_id, requested_by=requested_by)
+    )

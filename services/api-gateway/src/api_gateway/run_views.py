@@ -1,0 +1,186 @@
+"""The run read model (written by the log-sink from the fold) as API answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.db import tables as t
+from contracts.stages import STAGES
+from contracts.values import StageType
+
+RunStatus = Literal["running", "paused", "completed", "cancelled", "failed", "rejected"]
+StageStatus = Literal["pending", "running", "completed", "failed"]
+HISTORY_LENGTH = 20
+
+
+class ItemOut(BaseModel):
+    id: int
+    title: str
+
+
+class StageResult(BaseModel):
+    stage_number: int
+    stage_name: str
+    stage_type: StageType
+    status: StageStatus
+    items_in: int = Field(description="Items the stage picked.")
+    items_out: int = Field(description="Items it produced.")
+    processed_items: int
+    failed_items: int
+    credits_used: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    elapsed_seconds: float | None
+    partial: bool
+    error: str | None
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    site_id: int
+    trigger: str
+    status: RunStatus
+    current_stage: int
+    credits_used: int
+    estimate: int | None
+    error: str | None
+    pause_reason: str | None
+    started_at: datetime | None
+    paused_at: datetime | None
+    resumed_at: datetime | None
+    cancelled_at: datetime | None
+    ended_at: datetime | None
+
+
+class RunDetail(RunSummary):
+    stages: list[StageResult] = Field(description="All seven stages, in order.")
+
+
+class CurrentRun(BaseModel):
+    site_id: int
+    run: RunDetail | None = Field(description="The running or paused run; null when idle.")
+
+
+class History(BaseModel):
+    site_id: int
+    runs: list[RunSummary] = Field(description=f"The last {HISTORY_LENGTH} runs, newest first.")
+
+
+class ProcessingState(BaseModel):
+    run_id: str
+    run_status: RunStatus
+    stage_number: int
+    stage_name: str
+    stage_type: StageType
+    stage_status: StageStatus
+    total_items: int
+    processed_items: int
+    failed_items: int
+    percentage: float = Field(description="Settled (processed or failed) share of the items.")
+    currently_processing: list[ItemOut]
+    up_next: list[ItemOut]
+    remaining_count: int
+
+
+def summary(row: Row) -> RunSummary:
+    return RunSummary.model_validate(dict(row._mapping))
+
+
+async def stage_rows(conn: AsyncConnection, run_id: str) -> dict[int, Row]:
+    s = t.automation_run_stages
+    rows = (await conn.execute(sa.select(s).where(s.c.run_id == run_id))).all()
+    return {row.stage: row for row in rows}
+
+
+def stage_result(number: int, row: Row | None) -> StageResult:
+    stage = STAGES[number]
+    base = {"stage_number": number, "stage_name": stage.name, "stage_type": stage.type}
+    if row is None:
+        return StageResult(
+            **base,
+            status="pending",
+            items_in=0,
+            items_out=0,
+            processed_items=0,
+            failed_items=0,
+            credits_used=0,
+            started_at=None,
+            finished_at=None,
+            elapsed_seconds=None,
+            partial=False,
+            error=None,
+        )
+    elapsed = None
+    if row.started_at and row.finished_at:
+        elapsed = (row.finished_at - row.started_at).total_seconds()
+    return StageResult(
+        **base,
+        status=row.status,
+        items_in=row.total_items,
+        items_out=row.items_out,
+        processed_items=row.processed_items,
+        failed_items=row.failed_items,
+        credits_used=row.credits_used,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        elapsed_seconds=elapsed,
+        partial=row.partial,
+        error=row.error,
+    )
+
+
+async def detail(conn: AsyncConnection, row: Row) -> RunDetail:
+    stages = await stage_rows(conn, row.run_id)
+    results = [stage_result(n, stages.get(n)) for n in STAGES]
+    return RunDetail(**summary(row).model_dump(), stages=results)
+
+
+async def history(conn: AsyncConnection, site_id: int) -> list[RunSummary]:
+    r = t.automation_runs.c
+    rows = await conn.execute(
+        sa.select(t.automation_runs)
+        .where(r.site_id == site_id, r.status != "rejected")
+        .order_by(r.started_at.desc().nulls_last(), r.run_id.desc())
+        .limit(HISTORY_LENGTH)
+    )
+    return [summary(row) for row in rows]
+
+
+def _items(value: object) -> list[ItemOut]:
+    if not isinstance(value, list):
+        return []
+    return [ItemOut.model_validate(item) for item in value if isinstance(item, dict)]
+
+
+def processing_state(run: Row, stage_row: Row | None) -> ProcessingState:
+    number = run.current_stage if run.current_stage in STAGES else 1
+    stage = STAGES[number]
+    total = stage_row.total_items if stage_row else 0
+    processed = stage_row.processed_items if stage_row else 0
+    failed = stage_row.failed_items if stage_row else 0
+    status = stage_row.status if stage_row else "pending"
+    if total:
+        percentage = round(100 * (processed + failed) / total, 1)
+    else:
+        percentage = 100.0 if status == "completed" else 0.0
+    return ProcessingState(
+        run_id=run.run_id,
+        run_status=run.status,
+        stage_number=number,
+        stage_name=stage.name,
+        stage_type=stage.type,
+        stage_status=status,
+        total_items=total,
+        processed_items=processed,
+        failed_items=failed,
+        percentage=min(percentage, 100.0),
+        currently_processing=_items(stage_row.currently_processing) if stage_row else [],
+        up_next=_items(stage_row.up_next) if stage_row else [],
+        remaining_count=stage_row.remaining_count if stage_row else 0,
+    )

@@ -1,0 +1,135 @@
+"""A site's automation config: read (created with defaults when missing), validated, changed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api_gateway.schedule import next_slot
+from contracts.db import tables as t
+from contracts.envelope import utcnow
+from contracts.values import RunConfig
+
+BATCH_MIN, BATCH_MAX = t.BATCH_SIZE_RANGE
+DELAY_MIN, DELAY_MAX = t.DELAY_RANGE_SECONDS
+CONCURRENCY_MIN, CONCURRENCY_MAX = t.CONCURRENCY_RANGE
+HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+Frequency = Literal["daily", "weekly", "monthly"]
+BATCH_STAGES = tuple(t.DEFAULT_BATCH_SIZES)
+SCHEDULE_FIELDS = frozenset({"is_enabled", "frequency", "scheduled_time", "timezone"})
+
+
+class ConfigOut(BaseModel):
+    site_id: int
+    is_enabled: bool
+    frequency: Frequency
+    scheduled_time: str = Field(description="HH:MM in the site's time zone.")
+    timezone: str
+    stage_1_batch_size: int
+    stage_2_batch_size: int
+    stage_3_batch_size: int
+    stage_4_batch_size: int
+    stage_5_batch_size: int
+    stage_6_batch_size: int
+    within_stage_delay: int = Field(description="Seconds between batches of a stage.")
+    between_stage_delay: int = Field(description="Seconds between stages.")
+    stage_concurrency: int = Field(description="Batches of one stage in flight at once.")
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+
+
+def _batch() -> object:
+    return Field(None, ge=BATCH_MIN, le=BATCH_MAX, description=f"{BATCH_MIN}..{BATCH_MAX}")
+
+
+def _delay() -> object:
+    return Field(None, ge=DELAY_MIN, le=DELAY_MAX, description=f"{DELAY_MIN}..{DELAY_MAX} s")
+
+
+class ConfigUpdate(BaseModel):
+    """Fields to change; those left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    is_enabled: bool | None = None
+    frequency: Frequency | None = None
+    scheduled_time: str | None = Field(None, pattern=HH_MM, description="HH:MM, 24-hour.")
+    timezone: str | None = Field(None, max_length=64, description="IANA zone, e.g. Europe/Berlin.")
+    stage_1_batch_size: int | None = _batch()
+    stage_2_batch_size: int | None = _batch()
+    stage_3_batch_size: int | None = _batch()
+    stage_4_batch_size: int | None = _batch()
+    stage_5_batch_size: int | None = _batch()
+    stage_6_batch_size: int | None = _batch()
+    within_stage_delay: int | None = _delay()
+    between_stage_delay: int | None = _delay()
+    stage_concurrency: int | None = Field(None, ge=CONCURRENCY_MIN, le=CONCURRENCY_MAX)
+
+    @field_validator("timezone")
+    @classmethod
+    def known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def changes(self) -> dict[str, object]:
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+async def load(conn: AsyncConnection, site: Row) -> ConfigOut:
+    await conn.execute(
+        insert(t.automation_configs).values(site_id=site.id).on_conflict_do_nothing()
+    )
+    row = (
+        await conn.execute(
+            sa.select(t.automation_configs).where(t.automation_configs.c.site_id == site.id)
+        )
+    ).one()
+    return ConfigOut(timezone=site.timezone, **row._mapping)
+
+
+async def update(conn: AsyncConnection, site: Row, change: ConfigUpdate) -> ConfigOut:
+    current = await load(conn, site)
+    changes = change.changes()
+    if "timezone" in changes:
+        await conn.execute(
+            sa.update(t.sites).where(t.sites.c.id == site.id).values(timezone=changes["timezone"])
+        )
+    merged = current.model_copy(update=changes)
+    values = {k: v for k, v in changes.items() if k != "timezone"}
+    if SCHEDULE_FIELDS & changes.keys():
+        values["next_run_at"] = _next_run(merged)
+    if values:
+        await conn.execute(
+            sa.update(t.automation_configs)
+            .where(t.automation_configs.c.site_id == site.id)
+            .values(**values)
+        )
+    return merged.model_copy(update={"next_run_at": values.get("next_run_at", merged.next_run_at)})
+
+
+def _next_run(config: ConfigOut) -> datetime | None:
+    if not config.is_enabled:
+        return None
+    return next_slot(utcnow(), config.frequency, config.scheduled_time, config.timezone)
+
+
+def run_config(config: ConfigOut) -> RunConfig:
+    """The config a run keeps to, as the StartRun command carries it."""
+    return RunConfig(
+        batch_sizes={n: getattr(config, f"stage_{n}_batch_size") for n in BATCH_STAGES},
+        within_stage_delay=config.within_stage_delay,
+        between_stage_delay=config.between_stage_delay,
+        stage_concurrency=config.stage_concurrency,
+    )

@@ -1,0 +1,260 @@
+"""Shared pieces of the gateway's integration tests (no tests here): the gateway as a process,
+tenants made through the admin functions, and a stand-in orchestrator that answers run commands
+on the real broker the way the real one does."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer
+
+from api_gateway import accounts
+from contracts import commands as cmd
+from contracts import events as ev
+from contracts.codec import decode
+from contracts.db import tables as t
+from contracts.db.migrate import engine as sync_engine
+from contracts.db.migrate import upgrade
+from contracts.envelope import Envelope, Payload, new_message
+from contracts.topics import Topics
+from tests.support.kafka import publish
+from tests.support.services import Services, free_port
+
+API = "/api/v1/automation"
+ORCHESTRATOR = "/automation/orchestrator"
+
+
+@dataclass
+class Gateway:
+    url: str
+    media_dir: Path
+    log_dir: Path
+    topics: Topics
+    bootstrap: str
+
+
+@dataclass
+class Tenant:
+    account_id: int
+    user_id: int
+    site_id: int
+    token: str
+    client: httpx.Client
+
+    def get(self, path: str, **params: object) -> httpx.Response:
+        return self.client.get(API + path, params=params)
+
+    def post(self, path: str, **params: object) -> httpx.Response:
+        return self.client.post(API + path, params=params)
+
+
+@pytest.fixture(scope="module")
+def db(database_url: str) -> Iterator[sa.Engine]:
+    upgrade(database_url)
+    engine = sync_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def gateway(stack, topics: Topics, db, tmp_path_factory) -> Iterator[Gateway]:
+    run_dir = tmp_path_factory.mktemp("gateway")
+    port = free_port()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "DATABASE_URL": stack.database_url,
+        "TOPIC_NAMESPACE": topics.namespace,
+        "KAFKA_GROUP_PREFIX": topics.namespace,
+        "MEDIA_DIR": str(run_dir / "media"),
+        "LOG_BASE_DIR": str(run_dir / "logs"),
+        "GATEWAY_PORT": str(port),
+        "OUTCOME_TIMEOUT_SECONDS": "4",
+    }
+    services = Services(base_env=env, log_dir=run_dir / "service-logs")
+    services.start("gateway", console_script("api-gateway"), timeout=60)
+    (run_dir / "media").mkdir(exist_ok=True)
+    yield Gateway(
+        f"http://127.0.0.1:{port}",
+        run_dir / "media",
+        run_dir / "logs",
+        topics,
+        stack.kafka_bootstrap,
+    )
+    services.stop_all()
+
+
+def console_script(name: str) -> str:
+    """A console script of the workspace, on PATH or next to this interpreter."""
+    return shutil.which(name) or str(Path(sys.executable).parent / name)
+
+
+def make_tenant(db: sa.Engine, gateway: Gateway, credits: int = 0) -> Tenant:
+    tag = uuid.uuid4().hex[:10]
+    with db.begin() as conn:
+        account_id = accounts.create_account(conn, f"account {tag}")
+        if credits:
+            accounts.add_credits(conn, account_id, credits)
+        user_id = accounts.create_user(conn, account_id, f"{tag}@example.com", "Tester")
+        site_id = accounts.create_site(conn, account_id, f"site {tag}")
+        token = accounts.issue_token(conn, user_id, "test").token
+    client = httpx.Client(
+        base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    return Tenant(account_id, user_id, site_id, token, client)
+
+
+def new_run_id(trigger: str = "manual") -> str:
+    return f"run_{datetime.now(UTC):%Y%m%d_%H%M%S}_{trigger}_{uuid.uuid4().hex[:8]}"
+
+
+def insert_run(
+    db: sa.Engine,
+    tenant: Tenant,
+    status: str = "running",
+    stage: int = 1,
+    run_id: str | None = None,
+    **values: object,
+) -> str:
+    """Play the log-sink: a row of the run read model."""
+    run_id = run_id or new_run_id()
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(t.automation_runs).values(
+                run_id=run_id,
+                account_id=tenant.account_id,
+                site_id=tenant.site_id,
+                trigger="manual",
+                status=status,
+                current_stage=stage,
+                started_at=datetime.now(UTC),
+                **values,
+            )
+        )
+    return run_id
+
+
+def insert_stage(db: sa.Engine, run_id: str, stage: int, **values: object) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(t.automation_run_stages).values(run_id=run_id, stage=stage, **values)
+        )
+
+
+def run_event(tenant: Tenant, run_id: str, payload: Payload, caused_by: Envelope | None = None):
+    return new_message(
+        payload,
+        source=ORCHESTRATOR,
+        account_id=tenant.account_id,
+        site_id=tenant.site_id,
+        run_id=run_id,
+        caused_by=caused_by,
+    )
+
+
+@dataclass
+class FakeOrchestrator:
+    """Answers run commands like the orchestrator: start, pause, resume, cancel are granted unless
+    a test set a refusal for the site or run; sites in `silent` get no answer at all."""
+
+    bootstrap: str
+    topics: Topics
+    received: list[Envelope] = field(default_factory=list)
+    reject_start: dict[int, ev.RunRejected] = field(default_factory=dict)
+    refuse: dict[str, str] = field(default_factory=dict)
+    silent: set[int] = field(default_factory=set)
+    ready: threading.Event = field(default_factory=threading.Event)
+    stopping: bool = False
+    complete_runs: bool = False
+
+    def answer(self, command: Envelope) -> Payload | None:
+        data = command.data
+        if command.site_id in self.silent:
+            return None
+        if isinstance(data, cmd.StartRun):
+            rejection = self.reject_start.get(command.site_id)
+            return rejection or ev.RunStarted(
+                trigger=data.trigger,
+                requested_by=data.requested_by,
+                config=data.config,
+                estimate=data.estimate,
+                balance=data.balance,
+            )
+        if command.run_id in self.refuse:
+            return ev.CommandRejected(
+                command=command.type, reason=self.refuse[command.run_id], status="completed"
+            )
+        granted = {
+            cmd.PauseRun: ev.RunPaused(),
+            cmd.ResumeRun: ev.RunResumed(),
+            cmd.CancelRun: ev.RunCancelled(),
+        }
+        return granted.get(type(data))
+
+    async def serve(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.topics.run_commands,
+            bootstrap_servers=self.bootstrap,
+            group_id=f"{self.topics.namespace}fake-orchestrator-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            while not consumer.assignment():
+                await asyncio.sleep(0.05)
+            for partition in consumer.assignment():
+                await consumer.position(partition)
+            self.ready.set()
+            while not self.stopping:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        await self._handle(decode(record.value))
+        finally:
+            await consumer.stop()
+
+    async def _handle(self, command: Envelope) -> None:
+        self.received.append(command)
+        payload = self.answer(command)
+        if payload is not None:
+            outcome = new_message(
+                payload,
+                source=ORCHESTRATOR,
+                account_id=command.account_id,
+                site_id=command.site_id,
+                run_id=command.run_id,
+                caused_by=command,
+            )
+            await publish(self.bootstrap, self.topics.run_events, outcome)
+            if self.complete_runs and isinstance(payload, ev.RunStarted):
+                done = new_message(
+                    ev.RunCompleted(credits_used=0),
+                    source=ORCHESTRATOR,
+                    account_id=command.account_id,
+                    site_id=command.site_id,
+                    run_id=command.run_id,
+                    caused_by=outcome,
+                )
+                await publish(self.bootstrap, self.topics.run_events, done)
+
+
+@pytest.fixture(scope="module")
+def orchestrator(gateway: Gateway) -> Iterator[FakeOrchestrator]:
+    fake = FakeOrchestrator(gateway.bootstrap, gateway.topics)
+    thread = threading.Thread(target=asyncio.run, args=(fake.serve(),), daemon=True)
+    thread.start()
+    assert fake.ready.wait(30), "the stand-in orchestrator never got its partitions"
+    yield fake
+    fake.stopping = True
+    thread.join(10)
