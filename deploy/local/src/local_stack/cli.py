@@ -146,11 +146,15 @@ demo_main = typer.Typer(help="Bring the stack up and load the demo data.", add_c
 
 @demo_main.command()
 def demo() -> None:
-    """Bring the stack up, then make the demo account, site, token and keywords."""
+    """Bring the stack and the services up, load the demo data, run the whole pipeline."""
     from local_stack import demo as demo_data  # the gateway and SQLAlchemy only for the demo
 
     def run() -> None:
-        endpoints = stack.ensure_up(report=say)
-        demo_data.run(endpoints.database_url, console=out)
+        settings = StackSettings()
+        endpoints = stack.ensure_up(settings, report=say)
+        demo = demo_data.run(endpoints.database_url, console=out)
+        outcome = demo_data.run_pipeline(settings, demo, console=out)
+        if outcome.status != "completed":
+            raise typer.Exit(1)
 
     _command(run)

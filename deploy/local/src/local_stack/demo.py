@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +18,8 @@ from contracts.credits import estimate
 from contracts.db import tables as t
 from contracts.db.pending import pending_counts, pending_work
 from contracts.stages import STAGES
+from local_stack import demo_run, services
+from local_stack.settings import StackSettings
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_SITE = "Home Coffee Brewing"
@@ -90,6 +93,7 @@ def show(conn: Connection, demo: Demo, console: Console) -> None:
 
 
 def run(database_url: str, console: Console | None = None) -> Demo:
+    """Seed and show the demo data (no services needed)."""
     console = console or Console()
     engine = sa.create_engine(database_url)
     try:
@@ -100,3 +104,25 @@ def run(database_url: str, console: Console | None = None) -> Demo:
         return demo
     finally:
         engine.dispose()
+
+
+def run_pipeline(settings: StackSettings, demo: Demo, console: Console) -> demo_run.RunOutcome:
+    """Bring the four services up, start a run through the REST API, follow it to the end."""
+    console.print("[bold]Services[/] starting (orchestrator, stage workers, log-sink, gateway)")
+    services.ensure_running(settings)
+    base_url = f"http://127.0.0.1:{services.GATEWAY_PORT}"
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+        run_id = demo_run.start_run(client, demo.site_id)
+        console.print(f"[bold]Run[/] {run_id} started")
+        outcome = demo_run.follow(client, run_id, console)
+    engine = sa.create_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            balance = accounts.balance(conn, demo.account_id)
+    finally:
+        engine.dispose()
+    log_dir = services.var_dir() / "logs" / str(demo.account_id) / str(demo.site_id) / run_id
+    demo_run.summary(outcome.run, balance, str(log_dir), console)
+    console.print(f"API at {base_url}/docs with the token above; `make down` stops everything")
+    return outcome
