@@ -8,6 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "pipeline.json"
 SUFFIXES = ("_bucket", "_count", "_sum")
+# A metric made with prometheus_client's classes or the services' registry-bound partials.
+PATTERN = re.compile(r'(?:Counter|Gauge|Histogram|counter|gauge|histogram)\(\s*"([a-z_]+)"')
 PROMQL_WORDS = {
     "sum",
     "rate",
@@ -29,7 +31,7 @@ PROMQL_WORDS = {
 def exported_metric_names() -> set[str]:
     names = set()
     for source in (ROOT / "services").rglob("*.py"):
-        names |= set(re.findall(r'(?:Counter|Gauge|Histogram)\(\s*"([a-z_]+)"', source.read_text()))
+        names |= set(re.findall(PATTERN, source.read_text()))
     return names
 
 

@@ -123,7 +123,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
 
 

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.routing import Match
 
-READY = Gauge("automation_service_ready", "1 once the run-event consumer is assigned")
-REQUESTS = Counter(
+# The service's own registry, so that services imported into one process (the test suite) do
+# not clash on names they share, such as automation_service_ready.
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+counter = partial(Counter, registry=REGISTRY)
+gauge = partial(Gauge, registry=REGISTRY)
+histogram = partial(Histogram, registry=REGISTRY)
+
+READY = gauge("automation_service_ready", "1 once the run-event consumer is assigned")
+REQUESTS = counter(
     "automation_gateway_requests_total", "HTTP requests", ["method", "route", "status"]
 )
-LATENCY = Histogram(
+LATENCY = histogram(
     "automation_gateway_request_seconds", "HTTP request latency", ["method", "route"]
 )
-COMMANDS = Counter(
+COMMANDS = counter(
     "automation_gateway_run_commands_total", "Run commands sent", ["command", "outcome"]
 )
 
@@ -44,4 +61,4 @@ def install(app: FastAPI) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -300,5 +300,5 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
     metrics.ready.set(0)
-    start_http_server(settings.metrics_port)
+    start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     asyncio.run(serve(settings))

@@ -9,13 +9,14 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import start_http_server
 
 from contracts.db.migrate import engine as make_engine
 from contracts.db.migrate import upgrade
 from contracts.dead_letter import DeadLetter
 from contracts.outbox import OutboxRelay
 from contracts.topics import Topics
+from stage_workers import metrics
 from stage_workers.ai.factory import make_provider
 from stage_workers.ai.retry import RetryPolicy
 from stage_workers.deps import WorkerDeps
@@ -53,7 +54,9 @@ def build_app(settings: WorkerSettings) -> FastStream:
     )
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
-        middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name="stage-workers")],
+        middlewares=[
+            KafkaPrometheusMiddleware(registry=metrics.REGISTRY, app_name="stage-workers")
+        ],
     )
     readiness = Readiness(settings.stages())
 
@@ -108,5 +111,5 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = WorkerSettings()
-    start_http_server(settings.metrics_port)
+    start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     asyncio.run(build_app(settings).run())

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from aiokafka import ConsumerRebalanceListener
-from prometheus_client import Counter, Gauge, Histogram
+from functools import partial
 
-READY = Gauge("automation_service_ready", "1 once every stage consumer has its partitions")
+from aiokafka import ConsumerRebalanceListener
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+# The service's own registry, so that services imported into one process (the test suite) do
+# not clash on names they share, such as automation_service_ready.
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+counter = partial(Counter, registry=REGISTRY)
+gauge = partial(Gauge, registry=REGISTRY)
+histogram = partial(Histogram, registry=REGISTRY)
+
+READY = gauge("automation_service_ready", "1 once every stage consumer has its partitions")
 
 
 class Readiness:
@@ -34,12 +44,12 @@ class Readiness:
             READY.set(1)
 
 
-ITEMS = Counter(
+ITEMS = counter(
     "stage_worker_items_total", "Items handled, by stage and outcome", ["stage", "outcome"]
 )
-CREDITS = Counter("stage_worker_credits_charged_total", "Credits charged, by stage", ["stage"])
-HALTS = Counter("stage_worker_halted_batches_total", "Batches stopped: the run could not pay")
-BATCH_SECONDS = Histogram(
+CREDITS = counter("stage_worker_credits_charged_total", "Credits charged, by stage", ["stage"])
+HALTS = counter("stage_worker_halted_batches_total", "Batches stopped: the run could not pay")
+BATCH_SECONDS = histogram(
     "stage_worker_batch_seconds",
     "Time to handle one stage command (AI calls included), by stage",
     ["stage"],
