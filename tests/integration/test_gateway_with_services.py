@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -50,7 +51,7 @@ def _events(client: httpx.Client, run_id: str) -> list[dict]:
 
 
 def test_a_run_over_http_with_the_real_services(db, stack_of_services):
-    url, _ = stack_of_services
+    url, env = stack_of_services
 
     tenant = make_tenant(db, SimpleNamespace(url=url), credits=10_000)
     rows = [{"keyword": f"garden tip {i}"} for i in range(6)]
@@ -84,7 +85,18 @@ def test_a_run_over_http_with_the_real_services(db, stack_of_services):
     assert tenant.get("/current_run", site_id=tenant.site_id).json()["run"] is None
     state = tenant.get("/current_processing", site_id=tenant.site_id, run_id=run_id).json()
     assert state["run_status"] == "completed" and state["stage_type"] in ("AI", "Local", "Manual")
-    logs = tenant.get("/logs", run_id=run_id, lines=5).json()
-    assert logs["file_exists"] is True and logs["lines"]
+    # The log-sink writes the main log, the gateway (another process) tails it.
+    main_log = (
+        Path(env["LOG_BASE_DIR"])
+        / str(tenant.account_id)
+        / str(tenant.site_id)
+        / run_id
+        / "automation_run.log"
+    )
+    on_disk = main_log.read_text().splitlines()
+    assert len(on_disk) > 50
+    logs = tenant.get("/logs", run_id=run_id, lines=50).json()
+    assert logs["file_exists"] is True
+    assert logs["lines"] == on_disk[-50:]
     assert tenant.post("/pause", run_id=run_id).status_code == 400
     assert tenant.get("/content", site_id=tenant.site_id).json()["total"] > 0
