@@ -262,6 +262,29 @@ async def test_a_redelivered_batch_changes_nothing(db, bus, services):
     )
 
 
+async def test_an_item_changed_after_the_pick_is_reported_failed_not_left_open(db, bus, services):
+    """A keyword disabled after stage 1 picked it must settle (as failed with the reason), or
+    the orchestrator would dispatch it again and again."""
+    services.start("workers", "stage-worker")
+    tenant = new_tenant(db, credits=100)
+    ids = add_keywords(db, tenant.site_id, ESPRESSO)
+    start = await bus.mark()
+    await bus.send(1, start_stage(tenant, 1))
+    await bus.events(start, tenant.run_id, stage_started(1))
+    with db.begin() as conn:
+        conn.execute(sa.update(t.keywords).where(t.keywords.c.id == ids[0]).values(disabled=True))
+    await bus.send(1, process_batch(tenant, 1, ids, n=1))
+    events = await bus.events(start, tenant.run_id, batches_completed("1-1"))
+
+    [failed] = of_type(events, "StageItemFailed")
+    assert (
+        failed.data.item.id == ids[0] and "changed since the stage picked it" in failed.data.error
+    )
+    assert sorted(item_ids(events)) == sorted(ids[1:])
+    [completed] = of_type(events, "StageBatchCompleted")
+    assert (completed.data.processed, completed.data.failed) == (len(ids) - 1, 1)
+
+
 async def test_an_account_that_cannot_pay_halts_the_batch(db, bus, services):
     services.start("workers", "stage-worker")
     tenant = new_tenant(db, credits=3)

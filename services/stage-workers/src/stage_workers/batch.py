@@ -78,7 +78,7 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
 async def process_item(
     deps: WorkerDeps, step: Step, context: BatchContext, ref: ItemRef
 ) -> Outcome:
-    before = await deps.in_transaction(_before_item, step, context, ref)
+    before = await deps.in_transaction(_before_item, deps, step, context, ref)
     if isinstance(before, Outcome):
         return before
     try:
@@ -91,15 +91,31 @@ async def process_item(
         return HALTED
 
 
-def _before_item(conn: Connection, step: Step, context: BatchContext, ref: ItemRef) -> Any:
+def _before_item(
+    conn: Connection, deps: WorkerDeps, step: Step, context: BatchContext, ref: ItemRef
+) -> Any:
     """An Outcome when the item needs nothing from us, else the AI's input."""
     batch = context.batch
     earlier = tracking.earlier_result(conn, batch.run_id, batch.stage, ref.id)
     if earlier is not None:
         return Outcome("processed", earlier["credits"], earlier["outputs"])
     if not items.needs_work(conn, batch.stage, context.command.site_id, ref.id):
-        return SKIPPED
+        return record_changed(conn, deps, context.command, ref)
     return step.load(conn, ref.id)
+
+
+CHANGED_SINCE_PICKED = "skipped: the item changed since the stage picked it (e.g. disabled)"
+
+
+def record_changed(conn: Connection, deps: WorkerDeps, command: Envelope, ref: ItemRef) -> Outcome:
+    """The item no longer needs this stage and no run of ours did it: someone changed it after
+    the stage picked it. Say so as a failure, or the run would wait for it forever."""
+    batch: ProcessBatch = command.data
+    failed = StageItemFailed(
+        stage=batch.stage, batch_id=batch.batch_id, item=ref, error=CHANGED_SINCE_PICKED
+    )
+    deps.emit(conn, command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
+    return Outcome("failed")
 
 
 def _write_item(
@@ -113,6 +129,8 @@ def _write_item(
 ) -> Outcome:
     command, batch = context.command, context.batch
     if not items.lock_if_needs_work(conn, batch.stage, command.site_id, ref.id):
+        # Another worker (a re-dispatched copy of this batch) wrote it meanwhile and announced
+        # it in the same transaction: nothing to add.
         return SKIPPED
     outputs = step.write(conn, deps, batch.run_id, source, draft)
     credits = charge(

@@ -18,7 +18,7 @@ from contracts.values import ItemRef
 from stage_workers import items, tracking
 from stage_workers.ai.base import ClusterDraft
 from stage_workers.ai.retry import PoisonedItem, with_retries
-from stage_workers.batch import complete_batch, open_batch
+from stage_workers.batch import complete_batch, open_batch, record_changed
 from stage_workers.deps import WorkerDeps
 from stage_workers.ledger import InsufficientCredits, charge
 from stage_workers.outcomes import Tally
@@ -37,6 +37,7 @@ def source_key(keyword_ids: list[int]) -> str:
 class Plan:
     earlier: list[dict]  # results of keywords this run already processed
     todo: list[ItemRef]  # keywords that still need a cluster
+    changed: int = 0  # keywords changed since the stage picked them (e.g. disabled)
 
 
 async def process_keyword_batch(deps: WorkerDeps, command: Envelope) -> None:
@@ -46,7 +47,8 @@ async def process_keyword_batch(deps: WorkerDeps, command: Envelope) -> None:
     refs, total = opened
     tally = Tally()
     if not await deps.in_transaction(tracking.run_is_stopped, command.run_id):
-        plan = await deps.in_transaction(_plan, command, refs)
+        plan = await deps.in_transaction(_plan, deps, command, refs)
+        tally.failed += plan.changed
         for result in plan.earlier:
             tally.processed += 1
             tally.credits += result["credits"]
@@ -55,15 +57,18 @@ async def process_keyword_batch(deps: WorkerDeps, command: Envelope) -> None:
     await deps.in_transaction(complete_batch, deps, command, tally)
 
 
-def _plan(conn: Connection, command: Envelope, refs: list[ItemRef]) -> Plan:
-    earlier, todo = [], []
+def _plan(conn: Connection, deps: WorkerDeps, command: Envelope, refs: list[ItemRef]) -> Plan:
+    earlier, todo, changed = [], [], 0
     for ref in refs:
         result = tracking.earlier_result(conn, command.run_id, 1, ref.id)
         if result is not None:
             earlier.append(result)
         elif items.needs_work(conn, 1, command.site_id, ref.id):
             todo.append(ref)
-    return Plan(earlier, todo)
+        else:
+            record_changed(conn, deps, command, ref)
+            changed += 1
+    return Plan(earlier, todo, changed)
 
 
 async def _cluster_and_write(
