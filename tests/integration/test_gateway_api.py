@@ -11,8 +11,9 @@ import time
 import httpx
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
-from api_gateway import accounts
+from api_gateway import accounts, admin
 from contracts import events as ev
 from contracts.db import tables as t
 from tests.integration.test_gateway_support import (
@@ -41,6 +42,31 @@ def other(db, gateway):
 
 
 # --- auth -----------------------------------------------------------------------------------
+
+
+def test_token_use_is_recorded_and_listed_by_the_admin_cli(tenant, db, database_url, monkeypatch):
+    assert tenant.get("/config", site_id=tenant.site_id).status_code == 200
+    with db.connect() as conn:
+        [used] = (
+            conn.execute(
+                sa.select(t.api_tokens.c.last_used_at).where(
+                    t.api_tokens.c.account_id == tenant.account_id
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert used is not None
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    runner = CliRunner()
+    tokens = runner.invoke(admin.app, ["list-tokens", str(tenant.account_id)])
+    assert tokens.exit_code == 0 and "active" in tokens.output and "last used" in tokens.output
+    assert tenant.token not in tokens.output and tenant.token[:10] in tokens.output
+    sites = runner.invoke(admin.app, ["list-sites", str(tenant.account_id)])
+    assert sites.exit_code == 0 and f"{tenant.site_id}\t" in sites.output
+    missing = runner.invoke(admin.app, ["list-sites", "987654321"])
+    assert missing.exit_code == 2 and "no account with id 987654321" in missing.output
 
 
 def test_no_token_or_a_bad_one_is_401(gateway, tenant, db):

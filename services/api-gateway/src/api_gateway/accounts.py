@@ -11,6 +11,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection
 from contracts.db import tables as t
 
 TOKEN_PREFIX = "cat_"
+TOKEN_USE_GRANULARITY = timedelta(minutes=1)
 
 
 class AdminError(ValueError):
@@ -36,6 +38,11 @@ class Caller:
     account_id: int
     user_id: int
     token_id: int
+    last_used_at: datetime | None = None
+
+    def use_is_stale(self, now: datetime) -> bool:
+        """Whether last_used_at is worth writing again (at most once a minute per token)."""
+        return self.last_used_at is None or now - self.last_used_at > TOKEN_USE_GRANULARITY
 
 
 def hash_token(token: str) -> str:
@@ -110,11 +117,25 @@ def authenticate(conn: Connection, token: str) -> Caller | None:
             t.api_tokens.c.account_id,
             t.api_tokens.c.user_id,
             t.api_tokens.c.token_hash,
+            t.api_tokens.c.last_used_at,
         ).where(t.api_tokens.c.token_hash == digest, t.api_tokens.c.revoked_at.is_(None))
     ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
-    return Caller(account_id=row.account_id, user_id=row.user_id, token_id=row.id)
+    return Caller(
+        account_id=row.account_id,
+        user_id=row.user_id,
+        token_id=row.id,
+        last_used_at=row.last_used_at,
+    )
+
+
+def record_token_use(conn: Connection, token_id: int) -> None:
+    conn.execute(
+        sa.update(t.api_tokens)
+        .where(t.api_tokens.c.id == token_id)
+        .values(last_used_at=sa.func.now())
+    )
 
 
 def create_site(
@@ -178,3 +199,37 @@ def _require_account(conn: Connection, account_id: int) -> int:
     if found is None:
         raise AdminError(f"no account with id {account_id}")
     return found
+
+
+def list_accounts(conn: Connection) -> list[sa.Row]:
+    a = t.accounts.c
+    return list(conn.execute(sa.select(a.id, a.name, a.credit_balance).order_by(a.id)))
+
+
+def list_sites(conn: Connection, account_id: int) -> list[sa.Row]:
+    _require_account(conn, account_id)
+    s, c = t.sites.c, t.automation_configs.c
+    return list(
+        conn.execute(
+            sa.select(s.id, s.name, s.domain, s.timezone, c.is_enabled, c.next_run_at)
+            .select_from(t.sites.outerjoin(t.automation_configs, c.site_id == s.id))
+            .where(s.account_id == account_id)
+            .order_by(s.id)
+        )
+    )
+
+
+def list_tokens(conn: Connection, account_id: int) -> list[sa.Row]:
+    """Tokens as people can tell them apart: prefix, name, owner, use; never the token."""
+    _require_account(conn, account_id)
+    k, u = t.api_tokens.c, t.users.c
+    return list(
+        conn.execute(
+            sa.select(
+                k.id, k.token_prefix, k.name, u.email, k.created_at, k.last_used_at, k.revoked_at
+            )
+            .select_from(t.api_tokens.join(t.users, u.id == k.user_id))
+            .where(k.account_id == account_id)
+            .order_by(k.id)
+        )
+    )

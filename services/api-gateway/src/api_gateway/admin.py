@@ -79,6 +79,33 @@ def add_credits(account_id: int, amount: int, reason: str = "top-up") -> None:
     typer.echo(f"balance {new_balance}")
 
 
+@app.command("list-accounts")
+def list_accounts() -> None:
+    """Accounts with their credit balance."""
+    for row in _in_transaction(accounts.list_accounts):
+        typer.echo(f"{row.id}\t{row.name}\tbalance {row.credit_balance}")
+
+
+@app.command("list-sites")
+def list_sites(account_id: int) -> None:
+    """An account's sites, with whether scheduled runs are on and when the next one is due."""
+    for row in _in_transaction(lambda c: accounts.list_sites(c, account_id)):
+        schedule = f"next run {row.next_run_at:%Y-%m-%d %H:%M}Z" if row.next_run_at else "-"
+        enabled = "enabled" if row.is_enabled else "disabled"
+        typer.echo(
+            f"{row.id}\t{row.name}\t{row.domain or '-'}\t{row.timezone}\t{enabled}\t{schedule}"
+        )
+
+
+@app.command("list-tokens")
+def list_tokens(account_id: int) -> None:
+    """An account's API tokens by prefix (the tokens themselves are not stored)."""
+    for row in _in_transaction(lambda c: accounts.list_tokens(c, account_id)):
+        state = "revoked" if row.revoked_at else "active"
+        used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}Z" if row.last_used_at else "never used"
+        typer.echo(f"{row.id}\t{row.token_prefix}…\t{row.name}\t{row.email}\t{state}\t{used}")
+
+
 @app.command("import-keywords")
 def import_keywords(
     site_id: int, file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -32,6 +33,9 @@ async def current_caller(
         caller = await conn.run_sync(lambda c: accounts.authenticate(c, token))
     if caller is None:
         raise Unauthorized("unknown or revoked token")
+    if caller.use_is_stale(datetime.now(UTC)):
+        async with request.app.state.engine.begin() as conn:
+            await conn.run_sync(lambda c: accounts.record_token_use(c, caller.token_id))
     return caller
 
 
