@@ -3,6 +3,8 @@ fault tests: start, wait until ready (their metrics say so), kill -9, stop."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -15,6 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 READY_METRIC = "automation_service_ready 1.0"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to kill it when the test process dies, so a test run
+    that is itself killed (a timeout, kill -9) leaves no service behind."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def resolve(command: str) -> str:
@@ -48,6 +58,7 @@ class ServiceProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         log.close()
         return self
