@@ -4,7 +4,6 @@ fault tests: start, wait until ready (their metrics say so), kill -9, stop."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import shutil
 import signal
@@ -20,11 +19,14 @@ READY_METRIC = "automation_service_ready 1.0"
 PR_SET_PDEATHSIG = 1
 
 
+# Resolved here, in the parent: the child between fork and exec should do as little as it can.
+_prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+
+
 def _die_with_parent() -> None:
     """In the child before exec: ask Linux to kill it when the test process dies, so a test run
     that is itself killed (a timeout, kill -9) leaves no service behind."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def resolve(command: str) -> str:
@@ -58,7 +60,7 @@ class ServiceProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent if _prctl is not None else None,
         )
         log.close()
         return self
