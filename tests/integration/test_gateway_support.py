@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
 from api_gateway import accounts
+from api_gateway.run_commands import new_run_id
 from contracts import commands as cmd
 from contracts import events as ev
 from contracts.codec import decode
@@ -112,10 +113,6 @@ def make_tenant(db: sa.Engine, gateway: Gateway, credits: int = 0) -> Tenant:
         base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     return Tenant(account_id, user_id, site_id, token, client)
-
-
-def new_run_id(trigger: str = "manual") -> str:
-    return f"run_{datetime.now(UTC):%Y%m%d_%H%M%S}_{trigger}_{uuid.uuid4().hex[:8]}"
 
 
 def insert_run(

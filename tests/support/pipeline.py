@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from api_gateway import accounts, keywords
+from api_gateway.run_commands import new_run_id
 from contracts import commands as cmd
 from contracts.codec import UnreadableMessage, decode
 from contracts.db import tables as t
@@ -52,10 +53,6 @@ def new_site(engine: sa.Engine, keyword_count: int, credits: int) -> Site:
         site_id = accounts.create_site(conn, account_id, "e2e site")
         keywords.import_keywords(conn, site_id, sample_keywords(keyword_count))
     return Site(account_id, site_id)
-
-
-def new_run_id() -> str:
-    return time.strftime("run_%Y%m%d_%H%M%S_manual_", time.gmtime()) + uuid.uuid4().hex[:6]
 
 
 def command(site: Site, payload: Payload, run_id: str | None = None) -> Envelope:

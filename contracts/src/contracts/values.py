@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Trigger = Literal["manual", "scheduled"]
 StageType = Literal["AI", "Local", "Manual"]
+
+# SPEC's run id: run_YYYYMMDD_HHMMSS_<trigger>_<hex that keeps it unique>. The gateway validates
+# ids against the pattern before it looks anything up, so both live here, beside each other.
+RUN_ID_PATTERN = r"^run_\d{8}_\d{6}_(manual|scheduled)_[0-9a-f]+$"
+
+
+def make_run_id(trigger: Trigger, at: datetime, suffix: str) -> str:
+    return f"run_{at.astimezone(UTC):%Y%m%d_%H%M%S}_{trigger}_{suffix}"
 
 
 class ItemRef(BaseModel):

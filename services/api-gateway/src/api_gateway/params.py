@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
+from contracts.values import RUN_ID_PATTERN
+
 MAX_ID = 2**63 - 1
-RUN_ID_PATTERN = r"^run_\d{8}_\d{6}_(manual|scheduled)_[0-9a-f]+$"
 
 SiteId = Annotated[int, Query(ge=1, le=MAX_ID, description="A site of your account.")]
 RunId = Annotated[

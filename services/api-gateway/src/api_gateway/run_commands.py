@@ -12,13 +12,13 @@ from api_gateway.errors import ApiError
 from api_gateway.event_hub import RunEventHub
 from contracts.codec import encode, kafka_headers
 from contracts.envelope import Envelope, Payload, new_message, utcnow
+from contracts.values import Trigger, make_run_id
 
 SOURCE = "/automation/api-gateway"
 
 
-def new_run_id(now: datetime | None = None, trigger: str = "manual") -> str:
-    stamp = (now or utcnow()).strftime("%Y%m%d_%H%M%S")
-    return f"run_{stamp}_{trigger}_{secrets.token_hex(3)}"
+def new_run_id(now: datetime | None = None, trigger: Trigger = "manual") -> str:
+    return make_run_id(trigger, now or utcnow(), secrets.token_hex(3))
 
 
 class CommandSender:

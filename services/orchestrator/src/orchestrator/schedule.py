@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from contracts.envelope import deterministic_id
+from contracts.values import make_run_id
 
 MONDAY = 0
 # Far enough to always find a monthly slot either way.
@@ -70,4 +71,4 @@ def scheduled_run_id(site_id: int, slot: datetime) -> str:
     """Derived from the slot, so a scheduler that claims a slot, publishes and dies before
     committing publishes the same run again, which the orchestrator ignores as a repeat."""
     suffix = deterministic_id("scheduled-run", site_id, slot.isoformat()).hex[:6]
-    return f"run_{slot.astimezone(UTC):%Y%m%d_%H%M%S}_scheduled_{suffix}"
+    return make_run_id("scheduled", slot, suffix)

@@ -11,7 +11,7 @@ from api_gateway import run_views
 from api_gateway.auth import CallerDep
 from api_gateway.db import run_of, site_of
 from api_gateway.errors import not_found
-from api_gateway.params import RunId, SiteId
+from api_gateway.params import RUN_ID_PATTERN, RunId, SiteId
 from api_gateway.planning import active_run_id
 from api_gateway.run_logs import main_log, tail
 from api_gateway.run_views import CurrentRun, History, ProcessingState, RunDetail
@@ -19,7 +19,7 @@ from api_gateway.run_views import CurrentRun, History, ProcessingState, RunDetai
 router = APIRouter(tags=["runs"])
 OptionalRunId = Annotated[
     str | None,
-    Query(pattern=r"^run_\d{8}_\d{6}_(manual|scheduled)_[0-9a-f]+$", max_length=100),
+    Query(pattern=RUN_ID_PATTERN, max_length=100),
 ]
 Lines = Annotated[int, Query(ge=1, le=1000, description="How many lines from the end.")]
 
