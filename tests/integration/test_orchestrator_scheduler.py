@@ -17,7 +17,7 @@ from contracts.codec import decode
 from contracts.db import tables as t
 from contracts.db.migrate import engine as make_engine
 from contracts.db.migrate import upgrade
-from orchestrator.schedule import scheduled_run_id
+from contracts.schedule import scheduled_run_id
 from tests.integration.test_orchestrator_service import ORCHESTRATOR
 from tests.support.kafka import end_offsets, read_until
 

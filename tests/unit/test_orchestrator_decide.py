@@ -8,6 +8,7 @@ import pytest
 
 from contracts import commands as cmd
 from contracts import events as ev
+from contracts.admission import refuse_start
 from contracts.envelope import Envelope, Payload, new_message
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Limits, Outgoing, on_command, tick
@@ -486,3 +487,15 @@ def test_message_ids_differ_per_decision():
     decided = h.tick("run_a")
     ids = [o.message.message_id for o in decided]
     assert len(set(ids)) == len(ids) == 4
+
+
+def test_the_orchestrator_refuses_a_start_in_the_gateways_words():
+    """One refusal, one wording: the gateway's early check and the orchestrator's answer."""
+    h = Harness()
+    [out] = h.command(cmd.StartRun(run_id="run_a", trigger="manual", estimate=100, balance=119))
+    assert out.message.data == refuse_start(active_run_id=None, estimate=100, balance=119)
+    h = Harness()
+    h.command(cmd.StartRun(run_id="run_a", trigger="manual"))
+    [out] = h.command(cmd.StartRun(run_id="run_b", trigger="manual"))
+    assert out.message.data == refuse_start(active_run_id="run_a", estimate=0, balance=0)
+    assert out.message.data.reason == "run run_a is already active for this site"

@@ -12,9 +12,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api_gateway.schedule import next_slot
 from contracts.db import tables as t
 from contracts.envelope import utcnow
+from contracts.schedule import next_slot
 from contracts.values import RunConfig
 
 BATCH_MIN, BATCH_MAX = t.BATCH_SIZE_RANGE

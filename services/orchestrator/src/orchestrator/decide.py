@@ -14,7 +14,7 @@ from uuid import UUID
 
 from contracts import commands as cmd
 from contracts import events as ev
-from contracts.credits import required_for
+from contracts.admission import refuse_start
 from contracts.envelope import Envelope, Payload, deterministic_id, new_message
 from contracts.state import Batch, RunState, StageState, fold
 from orchestrator.sites import RunNotes, SiteState
@@ -86,24 +86,13 @@ def _start_run(site: SiteState, message: Envelope, now: datetime) -> list[Outgoi
     if site.run(start.run_id) is not None:
         return []
     active = site.active_run()
-    if active is not None:
-        reason = f"run {active.run_id} is already {active.status} for this site"
-        rejected = ev.RunRejected(code="active_run", active_run_id=active.run_id, reason=reason)
-        return [_outcome(message, rejected, now)]
-    required = required_for(start.estimate)
-    if start.balance < required:
-        reason = (
-            f"insufficient credits: balance {start.balance}, required {required} "
-            f"(1.2 x estimate {start.estimate})"
-        )
-        rejected = ev.RunRejected(
-            code="insufficient_credits",
-            reason=reason,
-            estimate=start.estimate,
-            balance=start.balance,
-            required=required,
-        )
-        return [_outcome(message, rejected, now)]
+    refused = refuse_start(
+        active_run_id=active.run_id if active else None,
+        estimate=start.estimate,
+        balance=start.balance,
+    )
+    if refused is not None:
+        return [_outcome(message, refused, now)]
     started = _outcome(
         message,
         ev.RunStarted(

@@ -17,8 +17,8 @@ from contracts.credits import estimate
 from contracts.db import tables as t
 from contracts.db.pending import pending_work
 from contracts.envelope import Envelope, deterministic_id, new_message
+from contracts.schedule import due_slot, next_slot, scheduled_run_id
 from contracts.values import RunConfig
-from orchestrator.schedule import due_slot, next_slot, scheduled_run_id
 
 SOURCE = "/automation/orchestrator/scheduler"
 BATCHED_STAGES = (1, 2, 3, 4, 5, 6)

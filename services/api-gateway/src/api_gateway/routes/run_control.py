@@ -15,6 +15,7 @@ from api_gateway.planning import active_run_id, estimate_for
 from api_gateway.run_commands import CommandSender, new_run_id
 from contracts import commands as cmd
 from contracts import events as ev
+from contracts.admission import refuse_start
 from contracts.envelope import Envelope
 
 TIMEOUT_RESPONSE = {504: {"model": ErrorBody, "description": "The orchestrator did not answer."}}
@@ -48,14 +49,11 @@ async def run_now(request: Request, caller: CallerDep, site_id: SiteId) -> RunSt
         config = await site_config.load(conn, site)
         figures = await estimate_for(conn, caller.account_id, site_id)
         active = await active_run_id(conn, site_id)
-    if active is not None:
-        raise bad_request(
-            f"run {active} is already active for site {site_id}",
-            code="active_run",
-            active_run_id=active,
-        )
-    if not figures.sufficient:
-        raise _insufficient(figures.estimated_credits, figures.balance, figures.required)
+    refused = refuse_start(
+        active_run_id=active, estimate=figures.estimated_credits, balance=figures.balance
+    )
+    if refused is not None:
+        raise _rejected(refused)
     command = cmd.StartRun(
         run_id=new_run_id(),
         trigger="manual",
@@ -75,17 +73,6 @@ async def run_now(request: Request, caller: CallerDep, site_id: SiteId) -> RunSt
         estimated_credits=figures.estimated_credits,
         balance=figures.balance,
         required=figures.required,
-    )
-
-
-def _insufficient(estimate: int, balance: int, required: int) -> ApiError:
-    return bad_request(
-        f"insufficient credits: the pending work needs {estimate} credits, starting needs "
-        f"{required} (1.2 x estimate), the balance is {balance}",
-        code="insufficient_credits",
-        estimated_credits=estimate,
-        balance=balance,
-        required=required,
     )
 
 

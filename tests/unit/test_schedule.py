@@ -1,4 +1,4 @@
-"""Slot maths of the scheduler: frequencies, time zones, DST, the look-back window."""
+"""Slot maths (contracts.schedule): frequencies, time zones, DST, the look-back window."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 import pytest
 
-from orchestrator.schedule import due_slot, latest_slot, next_slot, scheduled_run_id
+from contracts.schedule import due_slot, latest_slot, next_slot, scheduled_run_id
 
 
 def utc(*parts: int) -> datetime:
@@ -96,3 +96,26 @@ def test_scheduled_run_ids_name_the_slot_and_are_stable():
     assert re.fullmatch(r"run_20260304_020000_scheduled_[0-9a-f]{6}", run_id)
     assert scheduled_run_id(17, slot) == run_id
     assert scheduled_run_id(18, slot) != run_id
+
+
+WEDNESDAY = utc(2026, 3, 4, 10)
+
+
+@pytest.mark.parametrize(
+    ("frequency", "time", "zone", "expected"),
+    [
+        ("daily", "11:30", "UTC", utc(2026, 3, 4, 11, 30)),
+        ("daily", "09:00", "UTC", utc(2026, 3, 5, 9, 0)),
+        ("weekly", "02:00", "UTC", utc(2026, 3, 9, 2, 0)),
+        ("monthly", "02:00", "UTC", utc(2026, 4, 1, 2, 0)),
+        ("daily", "11:30", "Europe/Berlin", utc(2026, 3, 4, 10, 30)),
+    ],
+)
+def test_next_slot_in_the_sites_zone(frequency, time, zone, expected):
+    assert next_slot(WEDNESDAY, frequency, time, zone) == expected
+
+
+@pytest.mark.parametrize("slot_of", [next_slot, latest_slot])
+def test_an_unknown_frequency_is_an_error_not_daily(slot_of):
+    with pytest.raises(ValueError, match="unknown frequency 'hourly'"):
+        slot_of(WEDNESDAY, "hourly", "02:00", "UTC")

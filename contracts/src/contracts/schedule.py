@@ -1,6 +1,8 @@
-"""Slot maths for scheduled runs, pure. A slot is the moment a site's run is due: its
+"""Slot maths for scheduled runs, pure, for every service that needs it (the gateway shows
+next_run_at, the scheduler starts runs). A slot is the moment a site's run is due: its
 scheduled_time (HH:MM in the site's time zone) on every day (daily), on Mondays (weekly) or on
-the 1st (monthly). Slots are computed in the site's zone and compared in UTC."""
+the 1st (monthly). Slots are computed in the site's zone and compared in UTC. An unknown
+frequency is an error, never taken for daily."""
 
 from __future__ import annotations
 

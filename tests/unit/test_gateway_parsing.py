@@ -1,32 +1,15 @@
-"""The next scheduled slot, the run-id shape and keyword parsing: pure parts of the gateway."""
+"""The run-id shape and keyword parsing: pure parts of the gateway."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
 
-import pytest
-
 from api_gateway.keywords import parse_csv, parse_json
 from api_gateway.params import RUN_ID_PATTERN
 from api_gateway.run_commands import new_run_id
-from api_gateway.schedule import next_slot
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # a Wednesday
-
-
-@pytest.mark.parametrize(
-    ("frequency", "time", "zone", "expected"),
-    [
-        ("daily", "11:30", "UTC", datetime(2026, 3, 4, 11, 30, tzinfo=UTC)),
-        ("daily", "09:00", "UTC", datetime(2026, 3, 5, 9, 0, tzinfo=UTC)),
-        ("weekly", "02:00", "UTC", datetime(2026, 3, 9, 2, 0, tzinfo=UTC)),
-        ("monthly", "02:00", "UTC", datetime(2026, 4, 1, 2, 0, tzinfo=UTC)),
-        ("daily", "11:30", "Europe/Berlin", datetime(2026, 3, 4, 10, 30, tzinfo=UTC)),
-    ],
-)
-def test_next_slot(frequency, time, zone, expected):
-    assert next_slot(NOW, frequency, time, zone) == expected
 
 
 def test_run_ids_match_the_validated_pattern():

@@ -1,0 +1,34 @@
+"""Whether a run may start: one active run per site, and credits of at least 1.2 x the estimate.
+
+The gateway asks before it sends StartRun, for an early answer from its read model; the
+orchestrator asks again on the state it folded, and its answer is the one that holds. Both refuse
+with the same RunRejected, so a refusal reads the same whichever of the two gave it.
+"""
+
+from __future__ import annotations
+
+from contracts.credits import required_for
+from contracts.events import RunRejected
+
+
+def refuse_start(*, active_run_id: str | None, estimate: int, balance: int) -> RunRejected | None:
+    """The refusal of a start, or None when it may go ahead."""
+    if active_run_id is not None:
+        return RunRejected(
+            code="active_run",
+            active_run_id=active_run_id,
+            reason=f"run {active_run_id} is already active for this site",
+        )
+    required = required_for(estimate)
+    if balance < required:
+        return RunRejected(
+            code="insufficient_credits",
+            reason=(
+                f"insufficient credits: the pending work needs {estimate} credits, starting "
+                f"needs {required} (1.2 x estimate), the balance is {balance}"
+            ),
+            estimate=estimate,
+            balance=balance,
+            required=required,
+        )
+    return None
