@@ -2,6 +2,7 @@ import pytest
 
 from contracts.credits import PendingWork, estimate, estimate_now, estimate_projected, required_for
 from contracts.stages import STAGES, batch_charge
+from contracts.values import DEFAULT_BATCH_SIZES
 
 
 def test_spec_formula_for_pending_work():
@@ -46,4 +47,4 @@ def test_batch_charges_follow_the_stage_rules(stage, items, credits):
 
 def test_stage_table_matches_spec():
     assert [s.type for s in STAGES.values()] == ["AI", "AI", "Local", "AI", "AI", "AI", "Manual"]
-    assert [s.default_batch for s in STAGES.values()] == [20, 1, 20, 1, 1, 1, None]
+    assert DEFAULT_BATCH_SIZES == {1: 20, 2: 1, 3: 20, 4: 1, 5: 1, 6: 1}

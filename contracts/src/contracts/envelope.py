@@ -80,10 +80,14 @@ def new_message(
     run_id: str | None = None,
     caused_by: Envelope | None = None,
     message_id: UUID | None = None,
+    correlation_id: UUID | None = None,
     time: datetime | None = None,
 ) -> Envelope:
-    """Wrap a payload; ids of the causing message flow into causation and correlation."""
+    """Wrap a payload. The causing message's ids flow into causation and correlation; without
+    one, the correlation id is the one given, else the message's own id (a new conversation)."""
     message_id = message_id or uuid4()
+    if caused_by is not None:
+        correlation_id = caused_by.correlation_id
     return Envelope(
         message_id=message_id,
         source=source,
@@ -95,7 +99,7 @@ def new_message(
         site_id=site_id,
         run_id=run_id,
         causation_id=caused_by.message_id if caused_by else None,
-        correlation_id=caused_by.correlation_id if caused_by else message_id,
+        correlation_id=correlation_id or message_id,
         data=payload,
     )
 

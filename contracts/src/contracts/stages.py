@@ -1,4 +1,4 @@
-"""The seven stages as data: names, kinds, default batch sizes and what each item costs."""
+"""The seven stages as data: names and kinds, and what each item costs."""
 
 from __future__ import annotations
 
@@ -12,18 +12,16 @@ class StageDef:
     number: int
     name: str
     type: StageType
-    default_batch: int | None
-    picks: str
 
 
 STAGES: dict[int, StageDef] = {
-    1: StageDef(1, "Keywords → Clusters", "AI", 20, "keywords new, no cluster, not disabled"),
-    2: StageDef(2, "Clusters → Ideas", "AI", 1, "clusters new with no ideas"),
-    3: StageDef(3, "Ideas → Tasks", "Local", 20, "ideas new"),
-    4: StageDef(4, "Tasks → Content", "AI", 1, "tasks queued with no content"),
-    5: StageDef(5, "Content → Image Prompts", "AI", 1, "content draft with no images"),
-    6: StageDef(6, "Image Prompts → Images", "AI", 1, "images pending"),
-    7: StageDef(7, "Manual Review Gate", "Manual", None, "content in review"),
+    1: StageDef(1, "Keywords → Clusters", "AI"),
+    2: StageDef(2, "Clusters → Ideas", "AI"),
+    3: StageDef(3, "Ideas → Tasks", "Local"),
+    4: StageDef(4, "Tasks → Content", "AI"),
+    5: StageDef(5, "Content → Image Prompts", "AI"),
+    6: StageDef(6, "Image Prompts → Images", "AI"),
+    7: StageDef(7, "Manual Review Gate", "Manual"),
 }
 
 KEYWORDS_PER_CREDIT = 5

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Trigger = Literal["manual", "scheduled"]
+# SPEC's default batch sizes; stages 1-6 work in batches, stage 7 is the manual review gate.
+DEFAULT_BATCH_SIZES: Mapping[int, int] = {1: 20, 2: 1, 3: 20, 4: 1, 5: 1, 6: 1}
+BATCHED_STAGES = tuple(DEFAULT_BATCH_SIZES)
 StageType = Literal["AI", "Local", "Manual"]
 
 # SPEC's run id: run_YYYYMMDD_HHMMSS_<trigger>_<hex that keeps it unique>. The gateway validates
@@ -34,7 +38,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     batch_sizes: dict[int, int] = Field(
-        default_factory=lambda: {1: 20, 2: 1, 3: 20, 4: 1, 5: 1, 6: 1},
+        default_factory=lambda: dict(DEFAULT_BATCH_SIZES),
         description="Items per batch for stages 1-6.",
     )
     within_stage_delay: int = Field(0, ge=0, le=3600, description="Seconds between batches.")
@@ -42,6 +46,17 @@ class RunConfig(BaseModel):
     stage_concurrency: int = Field(
         1, ge=1, le=32, description="Batches of one stage in flight at once."
     )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RunConfig:
+        """From a site's stored configuration (an automation_configs row, or the API's view of
+        one): its stage_<n>_batch_size fields and the delays and concurrency."""
+        return cls(
+            batch_sizes={n: config[f"stage_{n}_batch_size"] for n in BATCHED_STAGES},
+            within_stage_delay=config["within_stage_delay"],
+            between_stage_delay=config["between_stage_delay"],
+            stage_concurrency=config["stage_concurrency"],
+        )
 
     def batch_size(self, stage: int) -> int:
         return self.batch_sizes.get(stage, 1)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 
+from contracts.values import DEFAULT_BATCH_SIZES
+
 metadata = sa.MetaData(
     naming_convention={
         "pk": "pk_%(table_name)s",
@@ -34,7 +36,6 @@ FREQUENCIES = ("daily", "weekly", "monthly")
 BATCH_SIZE_RANGE = (1, 500)
 DELAY_RANGE_SECONDS = (0, 3600)
 CONCURRENCY_RANGE = (1, 32)
-DEFAULT_BATCH_SIZES = {1: 20, 2: 1, 3: 20, 4: 1, 5: 1, 6: 1}
 
 
 def _id() -> sa.Column:

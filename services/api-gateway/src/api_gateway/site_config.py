@@ -22,7 +22,6 @@ DELAY_MIN, DELAY_MAX = t.DELAY_RANGE_SECONDS
 CONCURRENCY_MIN, CONCURRENCY_MAX = t.CONCURRENCY_RANGE
 HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 Frequency = Literal["daily", "weekly", "monthly"]
-BATCH_STAGES = tuple(t.DEFAULT_BATCH_SIZES)
 SCHEDULE_FIELDS = frozenset({"is_enabled", "frequency", "scheduled_time", "timezone"})
 
 
@@ -127,9 +126,4 @@ def _next_run(config: ConfigOut) -> datetime | None:
 
 def run_config(config: ConfigOut) -> RunConfig:
     """The config a run keeps to, as the StartRun command carries it."""
-    return RunConfig(
-        batch_sizes={n: getattr(config, f"stage_{n}_batch_size") for n in BATCH_STAGES},
-        within_stage_delay=config.within_stage_delay,
-        between_stage_delay=config.between_stage_delay,
-        stage_concurrency=config.stage_concurrency,
-    )
+    return RunConfig.from_config(config.model_dump())

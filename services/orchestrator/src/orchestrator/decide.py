@@ -363,18 +363,15 @@ def _run_event(
 
 
 def _message(ids: RunIds, payload: Payload, now: datetime, *id_parts: object) -> Envelope:
-    return Envelope(
-        message_id=deterministic_id(*id_parts),
+    return new_message(
+        payload,
         source=SOURCE,
-        type=payload.TYPE,
-        version=payload.VERSION,
-        time=now,
-        subject=ids.run_id,
         account_id=ids.account_id,
         site_id=ids.site_id,
         run_id=ids.run_id,
+        message_id=deterministic_id(*id_parts),
         correlation_id=ids.correlation_id,
-        data=payload,
+        time=now,
     )
 
 

@@ -21,7 +21,6 @@ from contracts.schedule import due_slot, next_slot, scheduled_run_id
 from contracts.values import RunConfig
 
 SOURCE = "/automation/orchestrator/scheduler"
-BATCHED_STAGES = (1, 2, 3, 4, 5, 6)
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +38,13 @@ def enabled_sites(conn: Connection) -> list[Row]:
     return list(conn.execute(query))
 
 
-def run_config(row: Row) -> RunConfig:
-    return RunConfig(
-        batch_sizes={n: row._mapping[f"stage_{n}_batch_size"] for n in BATCHED_STAGES},
-        within_stage_delay=row.within_stage_delay,
-        between_stage_delay=row.between_stage_delay,
-        stage_concurrency=row.stage_concurrency,
-    )
-
-
 def start_message(row: Row, slot: datetime, balance: int, credits: int, now: datetime) -> Envelope:
     run_id = scheduled_run_id(row.site_id, slot)
     start = StartRun(
         run_id=run_id,
         trigger="scheduled",
         requested_by="scheduler",
-        config=run_config(row),
+        config=RunConfig.from_config(row._mapping),
         estimate=credits,
         balance=balance,
         slot_at=slot,
