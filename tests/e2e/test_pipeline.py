@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from contracts import commands as cmd
 from contracts.db import tables as t
-from contracts.db.migrate import engine as make_engine
+from contracts.db.engines import sync_engine
 from contracts.stages import batch_charge
 from contracts.values import RunConfig
 from tests.support.pipeline import Pipeline, balance, charged, command, counts, new_site
@@ -23,7 +23,7 @@ FAST = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
 
 @pytest.fixture
 def db(database_url):
-    engine = make_engine(database_url)
+    engine = sync_engine(database_url)
     yield engine
     engine.dispose()
 

@@ -22,8 +22,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts.db import tables
+from contracts.db.engines import sync_engine
 from contracts.db.migrate import current as current_revision
-from contracts.db.migrate import engine, head, upgrade
+from contracts.db.migrate import head, upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def db(database_url: str) -> Iterator[sa.Engine]:
     upgrade(database_url)
-    db = engine(database_url)
+    db = sync_engine(database_url)
     yield db
     db.dispose()
 
@@ -48,7 +49,7 @@ def conn(db: sa.Engine) -> Iterator[sa.Connection]:
 def _fresh_schema(database_url: str) -> Iterator[str]:
     """A URL whose connections see only a new, empty schema: a database of our own."""
     schema = f"schema_test_{uuid.uuid4().hex[:12]}"
-    admin = engine(database_url, poolclass=sa.pool.NullPool)
+    admin = sync_engine(database_url, poolclass=sa.pool.NullPool)
     with admin.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = sa.make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"})
@@ -81,7 +82,7 @@ def _catalog(url: str) -> dict[str, list[tuple]]:
             SELECT tablename, indexname, replace(indexdef, :schema || '.', '')
             FROM pg_indexes WHERE schemaname = :schema AND tablename = ANY(:tables)""",
     }
-    db = engine(url, poolclass=sa.pool.NullPool)
+    db = sync_engine(url, poolclass=sa.pool.NullPool)
     try:
         with db.connect() as connection:
             names["schema"] = connection.execute(sa.text("SELECT current_schema()")).scalar_one()
@@ -141,7 +142,7 @@ def test_migration_builds_what_tables_declare(database_url: str) -> None:
     """Autogenerate ignores CHECKs and partial-index predicates; the catalogs do not."""
     with _fresh_schema(database_url) as migrated, _fresh_schema(database_url) as declared:
         upgrade(migrated)
-        db = engine(declared, poolclass=sa.pool.NullPool)
+        db = sync_engine(declared, poolclass=sa.pool.NullPool)
         tables.metadata.create_all(db)
         db.dispose()
         assert _catalog(migrated) == _catalog(declared)

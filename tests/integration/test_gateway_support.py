@@ -25,7 +25,7 @@ from contracts import commands as cmd
 from contracts import events as ev
 from contracts.codec import decode
 from contracts.db import tables as t
-from contracts.db.migrate import engine as sync_engine
+from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.envelope import Envelope, Payload, new_message
 from contracts.topics import Topics

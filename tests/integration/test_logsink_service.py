@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 
 from contracts.db import tables
-from contracts.db.migrate import engine
+from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
 from log_sink import layout
 from log_sink.projection import Projector
@@ -113,7 +113,7 @@ def test_a_complete_run_gives_files_trace_and_read_model(
     assert layout.tail_main_log(base, ACCOUNT, SITE, run_id, 50) == main_log[-50:]
     assert run_id in (base / layout.DIAGNOSTIC_LOG).read_text()
 
-    db = engine(database_url)
+    db = sync_engine(database_url)
     try:
         row = wait_for(lambda: _run_row(db, run_id, "completed"), what="read model row")
         assert row.credits_used == 42 and row.estimate == 10 and row.trigger == "manual"

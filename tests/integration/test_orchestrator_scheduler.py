@@ -15,7 +15,7 @@ from contracts import commands as cmd
 from contracts import events as ev
 from contracts.codec import decode
 from contracts.db import tables as t
-from contracts.db.migrate import engine as make_engine
+from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.schedule import scheduled_run_id
 from tests.integration.test_orchestrator_service import ORCHESTRATOR
@@ -36,7 +36,7 @@ SCHEDULING = {
 @pytest.fixture
 def db(database_url: str) -> Iterator[sa.Engine]:
     upgrade(database_url)
-    engine = make_engine(database_url)
+    engine = sync_engine(database_url)
     yield engine
     engine.dispose()
 

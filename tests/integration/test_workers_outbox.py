@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from contracts.codec import decode
 from contracts.db import tables as t
-from contracts.db.migrate import engine, upgrade
+from contracts.db.engines import sync_engine
+from contracts.db.migrate import upgrade
 from contracts.envelope import new_message
 from contracts.events import RunPaused
 from contracts.outbox import OutboxRelay, enqueue
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def db(database_url):
     upgrade(database_url)
-    db = engine(database_url)
+    db = sync_engine(database_url)
     yield db
     db.dispose()
 

@@ -19,7 +19,8 @@ from api_gateway.accounts import add_credits, create_account, create_site
 from contracts.codec import decode
 from contracts.commands import ProcessBatch, StartStage
 from contracts.db import tables as t
-from contracts.db.migrate import engine, upgrade
+from contracts.db.engines import sync_engine
+from contracts.db.migrate import upgrade
 from contracts.envelope import Envelope, new_message, utcnow
 from contracts.topics import Topics
 from tests.support.kafka import end_offsets, publish, read_until
@@ -45,7 +46,7 @@ FRENCH_PRESS = [
 @pytest.fixture(scope="module")
 def db(database_url):
     upgrade(database_url)
-    db = engine(database_url)
+    db = sync_engine(database_url)
     yield db
     db.dispose()
 

@@ -19,13 +19,12 @@ from contracts import commands as cmd
 from contracts.codec import UnreadableMessage, decode
 from contracts.db import tables as t
 from contracts.envelope import Envelope, Payload, new_message
-from contracts.state import RunState, fold
+from contracts.state import FINISHED, RunState, fold
 from contracts.topics import Topics
 from contracts.values import RunConfig
 from tests.support.kafka import publish
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "sample-data" / "keywords.csv"
-FINISHED = {"completed", "cancelled", "failed", "rejected"}
 
 
 @dataclass(frozen=True)

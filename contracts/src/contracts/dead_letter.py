@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.envelope import utcnow
+
+
+class RefusedRecord(Protocol):
+    """What a Kafka consumer record (aiokafka's ConsumerRecord) offers to a dead letter."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 class DeadLetter(BaseModel):
@@ -23,26 +34,20 @@ class DeadLetter(BaseModel):
     refused_at: datetime = Field(default_factory=utcnow)
 
     @classmethod
-    def of(
-        cls,
-        *,
-        consumer: str,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        reason: str,
-    ) -> DeadLetter:
+    def of(cls, consumer: str, record: RefusedRecord, reason: str) -> DeadLetter:
+        """The letter for a record `consumer` could not read, key and value kept as they came."""
         return cls(
             consumer=consumer,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=key.decode(errors="replace") if key is not None else None,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode(errors="replace") if record.key is not None else None,
             reason=reason,
-            value_base64=base64.b64encode(value or b"").decode(),
+            value_base64=base64.b64encode(record.value or b"").decode(),
         )
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
 
     def value(self) -> bytes:
         return base64.b64decode(self.value_base64)

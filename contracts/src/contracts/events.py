@@ -173,3 +173,14 @@ RUN_EVENTS: tuple[type[Payload], ...] = (
     StageCompleted,
     StageFailed,
 )
+# The events that answer a run command: their causation id is the command's message id, which is
+# how the gateway matches an answer to its request and how the orchestrator knows a command is
+# already handled.
+COMMAND_OUTCOMES: tuple[type[Payload], ...] = (
+    RunStarted,
+    RunRejected,
+    CommandRejected,
+    RunPaused,
+    RunResumed,
+    RunCancelled,
+)

@@ -8,7 +8,6 @@ topic so each pool scales on its own.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
 FOREVER = "-1"
@@ -72,16 +71,12 @@ TOPICS: tuple[TopicSpec, ...] = (
 class Topics:
     """Topic names under an optional namespace prefix.
 
-    The namespace (env TOPIC_NAMESPACE, empty by default) lets several independent deployments
-    share one cluster: test sessions use a fresh one each, so their consumers never see each
-    other's messages.
+    The namespace (TOPIC_NAMESPACE in every service's settings, empty by default) lets several
+    independent deployments share one cluster: test sessions use a fresh one each, so their
+    consumers never see each other's messages.
     """
 
     namespace: str = ""
-
-    @classmethod
-    def from_env(cls) -> Topics:
-        return cls(os.environ.get("TOPIC_NAMESPACE", ""))
 
     @property
     def run_commands(self) -> str:

@@ -16,17 +16,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from contracts.db.engines import sync_engine
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Any fixed 64-bit number; every process migrating this database must use the same one.
 MIGRATION_LOCK_KEY = 4_711_202_400_000_001
-
-
-def engine(database_url: str, **kwargs: object) -> sa.Engine:
-    """An engine for `database_url`; a bare `postgresql://` URL gets the psycopg 3 driver."""
-    url = sa.make_url(database_url)
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    return sa.create_engine(url, **kwargs)
 
 
 def alembic_config() -> Config:
@@ -44,7 +38,7 @@ def head() -> str | None:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate to `revision`. A no-op when already there. Concurrent callers queue on a
     session-level advisory lock, so the second finds the work done instead of racing it."""
-    db = engine(database_url, poolclass=sa.pool.NullPool)
+    db = sync_engine(database_url, poolclass=sa.pool.NullPool)
     try:
         with db.connect() as connection:
             connection.execute(sa.select(sa.func.pg_advisory_lock(MIGRATION_LOCK_KEY)))
@@ -66,7 +60,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def current(database_url: str) -> str | None:
     """The revision the database is at, or None if it was never migrated."""
-    db = engine(database_url, poolclass=sa.pool.NullPool)
+    db = sync_engine(database_url, poolclass=sa.pool.NullPool)
     try:
         with db.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

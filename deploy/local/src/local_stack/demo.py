@@ -16,7 +16,9 @@ from sqlalchemy.engine import Connection
 from api_gateway import accounts, keywords
 from contracts.credits import estimate
 from contracts.db import tables as t
+from contracts.db.engines import sync_engine
 from contracts.db.pending import pending_counts, pending_work
+from contracts.settings import repo_root, var_dir
 from contracts.stages import STAGES
 from local_stack import demo_run, services
 from local_stack.settings import StackSettings
@@ -25,7 +27,7 @@ DEMO_EMAIL = "demo@example.com"
 DEMO_SITE = "Home Coffee Brewing"
 DEMO_CREDITS = 5000
 TOKEN_NAME = "demo"
-SAMPLE_KEYWORDS = Path(__file__).resolve().parents[3] / "sample-data" / "keywords.csv"
+SAMPLE_KEYWORDS = repo_root() / "deploy" / "sample-data" / "keywords.csv"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def show(conn: Connection, demo: Demo, console: Console) -> None:
 def run(database_url: str, console: Console | None = None) -> Demo:
     """Seed and show the demo data (no services needed)."""
     console = console or Console()
-    engine = sa.create_engine(database_url)
+    engine = sync_engine(database_url)
     try:
         with engine.begin() as conn:
             demo = seed(conn)
@@ -116,13 +118,13 @@ def run_pipeline(settings: StackSettings, demo: Demo, console: Console) -> demo_
         run_id = demo_run.start_run(client, demo.site_id)
         console.print(f"[bold]Run[/] {run_id} started")
         outcome = demo_run.follow(client, run_id, console)
-    engine = sa.create_engine(settings.database_url)
+    engine = sync_engine(settings.database_url)
     try:
         with engine.connect() as conn:
             balance = accounts.balance(conn, demo.account_id)
     finally:
         engine.dispose()
-    log_dir = services.var_dir() / "logs" / str(demo.account_id) / str(demo.site_id) / run_id
+    log_dir = var_dir() / "logs" / str(demo.account_id) / str(demo.site_id) / run_id
     demo_run.summary(outcome.run, balance, str(log_dir), console)
     console.print(f"API at {base_url}/docs with the token above; `make down` stops everything")
     return outcome

@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from contracts.stages import STAGES
+from contracts.state import FINISHED
 from local_stack.processes import StackError
 
 API = "/api/v1/automation"
-FINISHED = {"completed", "cancelled", "failed"}
 POLL_SECONDS = 0.3
 
 

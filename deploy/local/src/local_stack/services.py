@@ -11,8 +11,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts.settings import var_dir
 from local_stack.processes import StackError, is_alive, read_pid, wait_until_gone
-from local_stack.settings import StackSettings, repo_root
+from local_stack.settings import StackSettings
 
 READY = "automation_service_ready 1.0"
 GATEWAY_PORT = 8000
@@ -56,10 +57,6 @@ class ServicePaths:
 
 def paths(settings: StackSettings) -> ServicePaths:
     return ServicePaths(settings.paths.home / "services")
-
-
-def var_dir() -> Path:
-    return repo_root() / "var"
 
 
 def shared_env(settings: StackSettings) -> dict[str, str]:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-APP_DB = "automation"
-APP_USER = "automation"
-APP_PASSWORD = "automation"
+from contracts.settings import (
+    LOCAL_KAFKA_PORT,
+    LOCAL_PG_PORT,
+    local_database_url,
+    local_kafka,
+    repo_root,
+)
+from contracts.topics import Topics
+
 HOME_MARKER = ".content-automation-stack"
 
 
@@ -20,13 +25,18 @@ class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
 
     stack_home: Path | None = Field(default=None, validation_alias="STACK_HOME")
-    kafka_port: int = Field(default=19092, validation_alias="STACK_KAFKA_PORT")
-    pg_port: int = Field(default=55432, validation_alias="STACK_PG_PORT")
+    kafka_port: int = Field(default=LOCAL_KAFKA_PORT, validation_alias="STACK_KAFKA_PORT")
+    pg_port: int = Field(default=LOCAL_PG_PORT, validation_alias="STACK_PG_PORT")
     kafka_ready_timeout_s: float = Field(default=60.0, validation_alias="STACK_KAFKA_READY_TIMEOUT")
     pg_ready_timeout_s: float = Field(default=60.0, validation_alias="STACK_PG_READY_TIMEOUT")
     external_kafka: str | None = Field(default=None, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     external_database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     xdg_cache_home: Path | None = Field(default=None, validation_alias="XDG_CACHE_HOME")
+    topic_namespace: str = Field(default="", validation_alias="TOPIC_NAMESPACE")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_namespace)
 
     @property
     def controller_port(self) -> int:
@@ -34,11 +44,11 @@ class StackSettings(BaseSettings):
 
     @property
     def local_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return local_kafka(self.kafka_port)
 
     @property
     def local_database_url(self) -> str:
-        return f"postgresql+psycopg://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.pg_port}/{APP_DB}"
+        return local_database_url(self.pg_port)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -113,17 +123,3 @@ class StackPaths:
     @property
     def pg_socket_dir(self) -> Path:
         return self.pg_dir / "run"
-
-
-def _is_workspace_root(directory: Path) -> bool:
-    pyproject = directory / "pyproject.toml"
-    return pyproject.is_file() and "[tool.uv.workspace]" in pyproject.read_text(encoding="utf-8")
-
-
-def repo_root() -> Path:
-    """The uv workspace root: found from this file (editable install), else from the cwd."""
-    for start in (Path(__file__).resolve().parent, Path(os.getcwd()).resolve()):
-        for directory in (start, *start.parents):
-            if _is_workspace_root(directory):
-                return directory
-    return Path(os.getcwd()).resolve()

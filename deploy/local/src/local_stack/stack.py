@@ -62,7 +62,7 @@ def ensure_up(settings: StackSettings | None = None, report: Report = _silent) -
         started_kafka = _ensure_kafka(settings, paths, report)
         started_postgres = False
         try:
-            _ensure_topics(settings.kafka_bootstrap, report)
+            _ensure_topics(settings, report)
             started_postgres = _ensure_postgres(settings, paths, report)
         except BaseException:
             _stop_started(paths, started_kafka, started_postgres)
@@ -105,8 +105,8 @@ def _ensure_kafka(settings: StackSettings, paths: StackPaths, report: Report) ->
     return started
 
 
-def _ensure_topics(bootstrap: str, report: Report) -> None:
-    topics = ensure_topics(bootstrap)
+def _ensure_topics(settings: StackSettings, report: Report) -> None:
+    topics = ensure_topics(settings.kafka_bootstrap, settings.topics)
     if topics.created:
         report(f"Topics: created {len(topics.created)}, {len(topics.existing)} already there")
     else:

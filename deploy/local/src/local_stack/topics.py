@@ -22,8 +22,8 @@ class TopicReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def ensure_topics(bootstrap: str, topics: Topics | None = None) -> TopicReport:
-    specs = (topics or Topics.from_env()).specs()
+def ensure_topics(bootstrap: str, topics: Topics) -> TopicReport:
+    specs = topics.specs()
     return run_async(lambda: _ensure_topics(bootstrap, specs))
 
 

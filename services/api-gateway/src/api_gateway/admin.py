@@ -6,13 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-import sqlalchemy as sa
 import typer
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import Connection
 
 from api_gateway import accounts, keywords
 from api_gateway.settings import Settings
+from contracts.db.engines import sync_engine
 
 app = typer.Typer(
     help="Administer accounts, sites, tokens, credits and keywords.", no_args_is_help=True
@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 def _in_transaction(work: Callable[[Connection], T]) -> T:
-    engine = sa.create_engine(Settings().database_url)
+    engine = sync_engine(Settings().database_url)
     try:
         with engine.begin() as conn:
             return work(conn)

@@ -20,7 +20,6 @@ from api_gateway.event_hub import RunEventHub
 from api_gateway.routes import config, content, keywords, live, planning, run_control, run_status
 from api_gateway.run_commands import CommandSender
 from api_gateway.settings import Settings
-from contracts.topics import Topics
 
 API_PREFIX = "/api/v1/automation"
 ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -30,7 +29,7 @@ log = logging.getLogger("api_gateway")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    topics = Topics(settings.topic_namespace)
+    topics = settings.topics
     app.state.engine = create_engine(settings.database_url)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api_gateway.accounts import Caller
 from api_gateway.errors import not_found
 from contracts.db import tables as t
+from contracts.db.engines import async_engine
 
 
 def create_engine(database_url: str) -> AsyncEngine:
-    url = sa.make_url(database_url)
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 async def site_of(conn: AsyncConnection, caller: Caller, site_id: int) -> Row:

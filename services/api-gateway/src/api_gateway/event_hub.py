@@ -28,17 +28,7 @@ log = logging.getLogger(__name__)
 RUN_ENDINGS = frozenset(
     {ev.RunCompleted.TYPE, ev.RunCancelled.TYPE, ev.RunFailed.TYPE, ev.RunRejected.TYPE}
 )
-# What a run command waits for: the orchestrator's verdict on it.
-COMMAND_OUTCOMES = frozenset(
-    {
-        ev.RunStarted.TYPE,
-        ev.RunRejected.TYPE,
-        ev.CommandRejected.TYPE,
-        ev.RunPaused.TYPE,
-        ev.RunResumed.TYPE,
-        ev.RunCancelled.TYPE,
-    }
-)
+COMMAND_OUTCOMES = frozenset(outcome.TYPE for outcome in ev.COMMAND_OUTCOMES)
 MAX_RUNS_KEPT = 500
 MAX_EVENTS_PER_RUN = 50_000
 

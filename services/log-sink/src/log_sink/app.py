@@ -16,8 +16,8 @@ import sys
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import start_http_server
 
-from contracts.db.migrate import engine, upgrade
-from contracts.topics import Topics
+from contracts.db.engines import sync_engine
+from contracts.db.migrate import upgrade
 from log_sink import metrics
 from log_sink.consumer import LiveSink
 from log_sink.outputs import Outputs
@@ -38,8 +38,8 @@ async def serve(settings: Settings) -> None:
     metrics.READY.set(0)
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     _migrate(settings)
-    database = engine(settings.database_url, pool_pre_ping=True)
-    topics = Topics.from_env()
+    database = sync_engine(settings.database_url, pool_pre_ping=True)
+    topics = settings.topics
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=settings.group_id,
@@ -79,7 +79,7 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     database = None
     if args.read_model:
         _migrate(settings)
-        database = engine(settings.database_url)
+        database = sync_engine(settings.database_url)
     outputs = Outputs(
         settings.log_base_dir,
         settings.log_mirror_dir,
@@ -89,7 +89,7 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         files=args.files,
     )
     run_ids = None if args.all else frozenset(args.run)
-    topic = Topics.from_env().run_events
+    topic = settings.topics.run_events
     result = asyncio.run(rebuild(settings.kafka_bootstrap_servers, topic, outputs, run_ids))
     print(
         f"rebuilt {result.runs} runs from {result.events} events "

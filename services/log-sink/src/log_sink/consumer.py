@@ -92,18 +92,8 @@ class LiveSink:
         metrics.EVENTS.labels("unreadable").inc()
         if record.offset < self.committed.get(partition, 0):
             return  # refused in an earlier life: replay must not refuse it twice
-        letter = DeadLetter.of(
-            consumer=self.group_id,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=reason,
-        )
-        await self.producer.send_and_wait(
-            self.topics.dead_letter, letter.model_dump_json().encode(), key=record.key
-        )
+        letter = DeadLetter.of(self.group_id, record, reason)
+        await self.producer.send_and_wait(self.topics.dead_letter, letter.encode(), key=record.key)
         metrics.DEAD_LETTERS.inc()
         log.warning("record %s:%s sent to dead letter: %s", partition, record.offset, reason)
         await self.consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "")})

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import signal
 import time
-from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -17,9 +16,9 @@ from prometheus_client import start_http_server
 
 from contracts import events as ev
 from contracts.codec import UnreadableMessage, decode, encode, kafka_headers
-from contracts.db.migrate import engine as make_engine
+from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
-from contracts.envelope import Envelope
+from contracts.envelope import Envelope, utcnow
 from contracts.state import RunState
 from contracts.topics import Topics
 from orchestrator import decide, metrics, scheduler
@@ -30,10 +29,6 @@ log = logging.getLogger("orchestrator")
 # Item events only add to what is settled; nothing can be decided on them alone (a batch's
 # completion follows its items), so they are folded without a tick: the hot path stays lean.
 FOLD_ONLY = (ev.StageItemProcessed, ev.StageItemFailed)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Rebalance(ConsumerRebalanceListener):
@@ -190,19 +185,9 @@ class Orchestrator:
         log.warning(
             "unreadable record %s/%s@%s: %s", record.topic, record.partition, record.offset, reason
         )
-        letter = DeadLetter.of(
-            consumer=self.settings.group_id,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=reason,
-        )
+        letter = DeadLetter.of(self.settings.group_id, record, reason)
         metrics.dead_letters.inc()
-        future = await self.producer.send(
-            self.topics.dead_letter, letter.model_dump_json().encode(), record.key
-        )
+        future = await self.producer.send(self.topics.dead_letter, letter.encode(), record.key)
         self.sends.append(future)
 
     async def flush(self) -> None:
@@ -225,7 +210,7 @@ class Orchestrator:
                 await self.flush()
 
     async def scheduler_loop(self) -> None:
-        engine = make_engine(self.settings.database_url, pool_pre_ping=True)
+        engine = sync_engine(self.settings.database_url, pool_pre_ping=True)
         loop = asyncio.get_running_loop()
 
         def publish(message: Envelope) -> None:
@@ -289,7 +274,7 @@ class Orchestrator:
 
 
 async def serve(settings: Settings) -> None:
-    app = Orchestrator(settings, Topics.from_env())
+    app = Orchestrator(settings, settings.topics)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.stopping.set)

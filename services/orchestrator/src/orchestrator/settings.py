@@ -6,8 +6,8 @@ import os
 import socket
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.settings import ServiceSettings
 from orchestrator.decide import Limits
 
 SERVICE = "automation-orchestrator"
@@ -17,13 +17,7 @@ def _instance_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Settings(BaseSettings):
-    # Blank variables count as unset, like the local stack's settings.
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
-
-    kafka_bootstrap_servers: str = "127.0.0.1:19092"
-    database_url: str = "postgresql+psycopg://automation:automation@127.0.0.1:55432/automation"
-    kafka_group_prefix: str = ""
+class Settings(ServiceSettings):
     metrics_port: int = 9101
     lease_seconds: float = Field(120, gt=0, description="How long a dispatched batch may take.")
     tick_seconds: float = Field(0.5, gt=0, description="How often active runs are re-checked.")

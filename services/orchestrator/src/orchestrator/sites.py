@@ -14,15 +14,6 @@ from contracts.envelope import Envelope
 from contracts.state import RunState, mutate
 
 EMPTY_RUN = RunState()
-# Events that answer a run command; their causation id is the command's message id.
-OUTCOMES = (
-    ev.RunStarted,
-    ev.RunRejected,
-    ev.CommandRejected,
-    ev.RunPaused,
-    ev.RunResumed,
-    ev.RunCancelled,
-)
 
 
 @dataclass(slots=True)
@@ -77,7 +68,7 @@ class SiteState:
 
     def apply(self, message: Envelope) -> RunState | None:
         """Fold one event in; the run's new state when it changed, else None (a repeat)."""
-        if message.causation_id is not None and isinstance(message.data, OUTCOMES):
+        if message.causation_id is not None and isinstance(message.data, ev.COMMAND_OUTCOMES):
             self.handled_commands.add(message.causation_id)
         if message.run_id is None:
             return None

@@ -11,11 +11,10 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import start_http_server
 
-from contracts.db.migrate import engine as make_engine
+from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.dead_letter import DeadLetter
 from contracts.outbox import OutboxRelay
-from contracts.topics import Topics
 from stage_workers import metrics
 from stage_workers.ai.factory import make_provider
 from stage_workers.ai.retry import RetryPolicy
@@ -35,8 +34,8 @@ def raw_body(message: KafkaMessage) -> bytes:
 
 
 def build_app(settings: WorkerSettings) -> FastStream:
-    topics = Topics.from_env()
-    engine = make_engine(settings.database_url, pool_pre_ping=True)
+    topics = settings.topics
+    engine = sync_engine(settings.database_url, pool_pre_ping=True)
     relay = OutboxRelay(
         engine, settings.kafka_bootstrap_servers, [spec.name for spec in topics.specs()]
     )
@@ -62,7 +61,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
 
     async def send_dead_letter(letter: DeadLetter) -> None:
         await broker.publish(
-            letter.model_dump_json().encode(), topic=topics.dead_letter, key=letter.topic.encode()
+            letter.encode(), topic=topics.dead_letter, key=letter.topic.encode()
         )
 
     for stage in settings.stages():

@@ -64,12 +64,4 @@ async def _dispatch(deps: WorkerDeps, command: Envelope) -> None:
 
 
 def refusal(stage: int, record: ConsumerRecord, reason: str) -> DeadLetter:
-    return DeadLetter.of(
-        consumer=consumer_name(stage),
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        reason=reason,
-    )
+    return DeadLetter.of(consumer_name(stage), record, reason)

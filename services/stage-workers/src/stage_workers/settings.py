@@ -5,17 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+from contracts.settings import ServiceSettings, var_dir
 
 
-class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
-
-    kafka_bootstrap_servers: str = "127.0.0.1:19092"
-    database_url: str = "postgresql+psycopg://automation:automation@127.0.0.1:55432/automation"
-    kafka_group_prefix: str = ""
+class WorkerSettings(ServiceSettings):
     worker_stages: str = "1,2,3,4,5,6,7"
     metrics_port: int = 9102
     ai_provider: Literal["offline", "openai"] = "offline"
@@ -27,7 +22,7 @@ class WorkerSettings(BaseSettings):
     openai_timeout_seconds: float = 60.0
     ai_max_attempts: int = 4
     ai_retry_first_wait_seconds: float = 0.5
-    media_dir: Path = REPO_ROOT / "var" / "media"
+    media_dir: Path = Field(default_factory=lambda: var_dir() / "media")
 
     def stages(self) -> list[int]:
         return sorted({int(part) for part in self.worker_stages.split(",") if part.strip()})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from contracts.db.migrate import engine
+from contracts.db.engines import sync_engine
 from contracts.db.tables import metadata
 
 config = context.config
@@ -35,7 +35,7 @@ def run_migrations_online() -> None:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("no database: give a connection, a database_url or sqlalchemy.url")
-    db = engine(url, poolclass=sa.pool.NullPool)
+    db = sync_engine(url, poolclass=sa.pool.NullPool)
     with db.connect() as connection:
         _run(connection)
     db.dispose()

@@ -20,10 +20,10 @@ from api_gateway.errors import not_found
 from api_gateway.event_hub import RUN_ENDINGS, RunEventHub
 from api_gateway.params import RunIdPath
 from contracts.envelope import Envelope
+from contracts.state import FINISHED
 
 router = APIRouter(tags=["live"])
 KEEPALIVE_SECONDS = 15.0
-FINISHED = frozenset({"completed", "cancelled", "failed", "rejected"})
 SSE_EVENT = {
     "type": "object",
     "description": "One server-sent event (before OpenAPI 3.2, `schema` describes each event).",

@@ -17,10 +17,10 @@ from contracts import commands as cmd
 from contracts import events as ev
 from contracts.admission import refuse_start
 from contracts.envelope import Envelope
+from contracts.state import FINISHED
 
 TIMEOUT_RESPONSE = {504: {"model": ErrorBody, "description": "The orchestrator did not answer."}}
 router = APIRouter(tags=["runs"], responses=TIMEOUT_RESPONSE)
-FINISHED = frozenset({"completed", "cancelled", "failed", "rejected"})
 
 
 class RunStartedOut(BaseModel):
