@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 
+from contracts import run_logs
 from contracts.db import tables
 from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
-from log_sink import layout
 from log_sink.projection import Projector
 from tests.support.kafka import end_offsets, publish, read_until
 from tests.unit.runs import ACCOUNT, SITE, complete_run
@@ -44,7 +44,7 @@ def expected_files(events) -> dict[str, bytes]:
 
 
 def folder_of(base: Path, run_id: str) -> Path:
-    return layout.run_dir(base, ACCOUNT, SITE, run_id)
+    return run_logs.run_dir(base, ACCOUNT, SITE, run_id)
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
@@ -100,18 +100,18 @@ def test_a_complete_run_gives_files_trace_and_read_model(
     wait_for_files(base, run_id, expected, sink)
     wait_for_files(mirror, run_id, expected, sink)
     folder = folder_of(base, run_id)
-    assert {layout.MAIN_LOG, layout.TRACE} <= set(expected)
-    assert all((folder / layout.stage_log(n)).exists() for n in range(1, 8))
+    assert {run_logs.MAIN_LOG, run_logs.TRACE} <= set(expected)
+    assert all((folder / run_logs.stage_log(n)).exists() for n in range(1, 8))
     processed = [
         line
-        for line in (folder / layout.TRACE).read_text().splitlines()
+        for line in (folder / run_logs.TRACE).read_text().splitlines()
         if '"stage_item_processed"' in line
     ]
     assert len(processed) == 21
-    main_log = (folder / layout.MAIN_LOG).read_text().splitlines()
+    main_log = (folder / run_logs.MAIN_LOG).read_text().splitlines()
     assert len(main_log) == 51
-    assert layout.tail_main_log(base, ACCOUNT, SITE, run_id, 50) == main_log[-50:]
-    assert run_id in (base / layout.DIAGNOSTIC_LOG).read_text()
+    assert run_logs.tail_main_log(base, ACCOUNT, SITE, run_id, 50) == main_log[-50:]
+    assert run_id in (base / run_logs.DIAGNOSTIC_LOG).read_text()
 
     db = sync_engine(database_url)
     try:
@@ -167,7 +167,7 @@ def test_kill_9_mid_stream_then_rebuild_give_the_same_bytes(
 
     sink.kill9()
     # As if the kill had landed in the middle of a write.
-    with open(folder_of(base, run_id) / layout.TRACE, "a") as trace:
+    with open(folder_of(base, run_id) / run_logs.TRACE, "a") as trace:
         trace.write('{"ts":"2026-11-02T09:0')
     # Redeliveries of what was already written, as an outbox relay may do after a crash.
     asyncio.run(

@@ -7,9 +7,9 @@ import json
 from datetime import timedelta
 
 from contracts import events as ev
+from contracts import run_logs
 from contracts.state import fold
 from contracts.values import ItemRef
-from log_sink import layout
 from log_sink.files import DiagnosticLog, FileStore
 from log_sink.projection import Projector
 from log_sink.read_model import run_row, stage_row
@@ -27,7 +27,7 @@ def project(events) -> Projector:
 
 
 def trace_of(projector: Projector, run_id: str = RUN) -> list[dict]:
-    return [json.loads(line) for line in projector.runs[run_id].files[layout.TRACE]]
+    return [json.loads(line) for line in projector.runs[run_id].files[run_logs.TRACE]]
 
 
 def test_a_complete_run_traces_every_item_numbered_1_to_total():
@@ -48,16 +48,16 @@ def test_trace_times_come_from_the_events_not_the_clock():
 
 def test_human_lines_carry_time_stage_counts_elapsed_and_credits():
     view = project(complete_run(items_per_stage=3)).runs[RUN]
-    stage_log = view.files[layout.stage_log(2)]
+    stage_log = view.files[run_logs.stage_log(2)]
 
     assert stage_log[0].startswith("2026-11-02 09:00:")
     assert "stage 2" in stage_log[0] and "3 pending items" in stage_log[0]
     assert "Processed 2/3" in stage_log[3] and "2 credits" in stage_log[3]
     completed = stage_log[-1]
     assert "3 processed" in completed and "6 credits" in completed and "elapsed 6.0s" in completed
-    assert "42 credits used" in view.files[layout.MAIN_LOG][-1]
-    assert set(view.files) == {layout.MAIN_LOG, layout.TRACE} | {
-        layout.stage_log(n) for n in range(1, 8)
+    assert "42 credits used" in view.files[run_logs.MAIN_LOG][-1]
+    assert set(view.files) == {run_logs.MAIN_LOG, run_logs.TRACE} | {
+        run_logs.stage_log(n) for n in range(1, 8)
     }
 
 
@@ -82,7 +82,7 @@ def test_pause_resume_cancel_and_failure_render_their_events():
     ]
     events = [message(p, "run_x", clock, seq=n) for n, p in enumerate(payloads)]
     view = project(events).runs["run_x"]
-    names = [json.loads(line)["event"] for line in view.files[layout.TRACE]]
+    names = [json.loads(line)["event"] for line in view.files[run_logs.TRACE]]
 
     assert names == [
         "run_started",
@@ -93,7 +93,7 @@ def test_pause_resume_cancel_and_failure_render_their_events():
         "stage_error",
         "run_failed",
     ]
-    assert all("\n" not in line for line in view.files[layout.MAIN_LOG])
+    assert all("\n" not in line for line in view.files[run_logs.MAIN_LOG])
     assert any("run_x" in line and "failed" in line for line in view.diagnostic)
 
 
@@ -147,7 +147,7 @@ def test_files_get_only_missing_lines_and_lose_a_torn_one(tmp_path):
 
 
 def test_a_deleted_file_is_written_again_from_its_first_line(tmp_path):
-    store, relative = FileStore(tmp_path), layout.run_dir(tmp_path, 1, 2, "run_d") / "f"
+    store, relative = FileStore(tmp_path), run_logs.run_dir(tmp_path, 1, 2, "run_d") / "f"
     store.sync(relative, ["a", "b"])
     relative.unlink()
     store.sync(relative, ["a", "b", "c"])
@@ -155,27 +155,27 @@ def test_a_deleted_file_is_written_again_from_its_first_line(tmp_path):
 
 
 def test_the_diagnostic_log_knows_its_lines_by_content(tmp_path):
-    log = DiagnosticLog(tmp_path / layout.DIAGNOSTIC_LOG)
+    log = DiagnosticLog(tmp_path / run_logs.DIAGNOSTIC_LOG)
     assert log.append(["x", "y"]) == 2
-    assert DiagnosticLog(tmp_path / layout.DIAGNOSTIC_LOG).append(["y", "z", "x"]) == 1
-    assert (tmp_path / layout.DIAGNOSTIC_LOG).read_text() == "x\ny\nz\n"
+    assert DiagnosticLog(tmp_path / run_logs.DIAGNOSTIC_LOG).append(["y", "z", "x"]) == 1
+    assert (tmp_path / run_logs.DIAGNOSTIC_LOG).read_text() == "x\ny\nz\n"
 
 
 def test_tail_returns_the_last_complete_lines(tmp_path):
-    path = layout.main_log_path(tmp_path, 7, 42, "run_t")
+    path = run_logs.main_log_path(tmp_path, 7, 42, "run_t")
     path.parent.mkdir(parents=True)
     path.write_text("".join(f"{n:05d} {'x' * 200}\n" for n in range(2000)) + "partial")
 
-    tail = layout.tail_main_log(tmp_path, 7, 42, "run_t", 50)
+    tail = run_logs.tail_main_log(tmp_path, 7, 42, "run_t", 50)
     assert len(tail) == 50 and tail[0].startswith("01950") and tail[-1].startswith("01999")
-    assert layout.tail_main_log(tmp_path, 7, 42, "run_missing", 50) == []
-    assert len(layout.tail(path, 5000)) == 2000
+    assert run_logs.tail_main_log(tmp_path, 7, 42, "run_missing", 50) == []
+    assert len(run_logs.tail(path, 5000)) == 2000
 
 
 def test_run_ids_that_could_leave_the_base_folder_are_refused():
-    assert not layout.is_safe_run_id("../etc")
-    assert not layout.is_safe_run_id("a/b")
-    assert layout.is_safe_run_id("run_20261102_090000_manual_ab12")
+    assert not run_logs.is_safe_run_id("../etc")
+    assert not run_logs.is_safe_run_id("a/b")
+    assert run_logs.is_safe_run_id("run_20261102_090000_manual_ab12")
 
 
 def test_rows_of_a_run_still_replaying_wait_but_its_files_are_written(tmp_path):
@@ -187,5 +187,5 @@ def test_rows_of_a_run_still_replaying_wait_but_its_files_are_written(tmp_path):
     outputs = Outputs(tmp_path)
 
     assert outputs.flush(projector, replaying=frozenset({0})) is False
-    assert (layout.run_dir(tmp_path, 7, 42, RUN) / layout.TRACE).exists()
+    assert (run_logs.run_dir(tmp_path, 7, 42, RUN) / run_logs.TRACE).exists()
     assert outputs.flush(projector) is True

@@ -19,7 +19,7 @@ from pyrsistent import PMap, PSet, pmap, pset
 
 from contracts import events as ev
 from contracts.envelope import Envelope, Payload
-from contracts.values import ItemRef, RunConfig
+from contracts.values import ItemRef, RunConfig, seconds_between
 
 RunStatus = Literal["none", "running", "paused", "completed", "cancelled", "failed", "rejected"]
 StageStatus = Literal["pending", "running", "completed", "failed"]
@@ -76,9 +76,7 @@ class StageState:
 
     @property
     def elapsed_seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
+        return seconds_between(self.started_at, self.finished_at)
 
 
 def _fresh_stages() -> tuple[StageState, ...]:

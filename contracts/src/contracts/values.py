@@ -23,6 +23,21 @@ def make_run_id(trigger: Trigger, at: datetime, suffix: str) -> str:
     return f"run_{at.astimezone(UTC):%Y%m%d_%H%M%S}_{trigger}_{suffix}"
 
 
+def percentage(settled: int, total: int, *, finished: bool = False) -> float:
+    """The settled (processed or failed) share of a stage's items in percent, to one decimal
+    and never past 100. A stage with no items reads 0 % until it finishes, then 100 %."""
+    if total <= 0:
+        return 100.0 if finished else 0.0
+    return min(round(100 * settled / total, 1), 100.0)
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    """Elapsed seconds to the millisecond; None while either end is unknown."""
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
 class ItemRef(BaseModel):
     """An item a stage works on, as shown to people: its id and a title."""
 

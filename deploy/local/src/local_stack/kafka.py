@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from contracts.settings import repo_root
 from local_stack.processes import (
     StackError,
     is_alive,
@@ -25,7 +26,7 @@ from local_stack.processes import (
     run_async,
     terminate,
 )
-from local_stack.settings import StackPaths, StackSettings, repo_root
+from local_stack.settings import StackPaths, StackSettings
 
 BROKER_MAIN_CLASS = "kafka.Kafka"
 BROKER_HEAP = "768m"

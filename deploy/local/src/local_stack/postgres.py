@@ -14,8 +14,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from contracts.settings import LOCAL_DB_NAME as APP_DB
+from contracts.settings import LOCAL_DB_PASSWORD as APP_PASSWORD
+from contracts.settings import LOCAL_DB_USER as APP_USER
 from local_stack.processes import StackError, cmdline, is_alive, read_pid, wait_until_gone
-from local_stack.settings import APP_DB, APP_PASSWORD, APP_USER, StackPaths, StackSettings
+from local_stack.settings import StackPaths, StackSettings
 
 CLUSTER_OWNER = "postgres"  # the OS user when we are root, and the superuser role name
 SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes; keep a margin

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.db import tables as t
 from contracts.stages import STAGES
-from contracts.values import StageType
+from contracts.values import StageType, percentage, seconds_between
 
 RunStatus = Literal["running", "paused", "completed", "cancelled", "failed", "rejected"]
 StageStatus = Literal["pending", "running", "completed", "failed"]
@@ -116,9 +116,6 @@ def stage_result(number: int, row: Row | None) -> StageResult:
             partial=False,
             error=None,
         )
-    elapsed = None
-    if row.started_at and row.finished_at:
-        elapsed = (row.finished_at - row.started_at).total_seconds()
     return StageResult(
         **base,
         status=row.status,
@@ -129,7 +126,7 @@ def stage_result(number: int, row: Row | None) -> StageResult:
         credits_used=row.credits_used,
         started_at=row.started_at,
         finished_at=row.finished_at,
-        elapsed_seconds=elapsed,
+        elapsed_seconds=seconds_between(row.started_at, row.finished_at),
         partial=row.partial,
         error=row.error,
     )
@@ -165,10 +162,6 @@ def processing_state(run: Row, stage_row: Row | None) -> ProcessingState:
     processed = stage_row.processed_items if stage_row else 0
     failed = stage_row.failed_items if stage_row else 0
     status = stage_row.status if stage_row else "pending"
-    if total:
-        percentage = round(100 * (processed + failed) / total, 1)
-    else:
-        percentage = 100.0 if status == "completed" else 0.0
     return ProcessingState(
         run_id=run.run_id,
         run_status=run.status,
@@ -179,7 +172,7 @@ def processing_state(run: Row, stage_row: Row | None) -> ProcessingState:
         total_items=total,
         processed_items=processed,
         failed_items=failed,
-        percentage=min(percentage, 100.0),
+        percentage=percentage(processed + failed, total, finished=status == "completed"),
         currently_processing=_items(stage_row.currently_processing) if stage_row else [],
         up_next=_items(stage_row.up_next) if stage_row else [],
         remaining_count=stage_row.remaining_count if stage_row else 0,

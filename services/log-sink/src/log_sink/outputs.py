@@ -9,7 +9,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from log_sink import layout, metrics
+from contracts import run_logs
+from log_sink import metrics
 from log_sink.files import DiagnosticLog, FileStore
 from log_sink.projection import Projector, RunView
 from log_sink.read_model import upsert_runs
@@ -31,7 +32,9 @@ class Outputs:
         self.stores = [FileStore(base, fresh=fresh_runs)]
         if mirror is not None:
             self.stores.append(FileStore(mirror, fresh=fresh_runs))
-        self.diagnostic = DiagnosticLog(Path(base) / layout.DIAGNOSTIC_LOG, fresh=fresh_diagnostic)
+        self.diagnostic = DiagnosticLog(
+            Path(base) / run_logs.DIAGNOSTIC_LOG, fresh=fresh_diagnostic
+        )
         self.engine = engine
         self.files = files
         self._failing: set[str] = set()
@@ -65,7 +68,7 @@ class Outputs:
     @staticmethod
     def _relative_dir(view: RunView) -> Path:
         state = view.state
-        return layout.run_dir(Path(), state.account_id, state.site_id, view.run_id)
+        return run_logs.run_dir(Path(), state.account_id, state.site_id, view.run_id)
 
     def _write_files(self, view: RunView) -> bool:
         if not self.files:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from contracts import run_logs
 from contracts.envelope import Envelope
 from contracts.events import RunStarted
 from contracts.state import FINISHED, RunState, mutate
-from log_sink import layout
 from log_sink.render import render
 
 
@@ -36,7 +36,7 @@ class RunView:
 
     @property
     def has_folder(self) -> bool:
-        return self.has_row and layout.is_safe_run_id(self.run_id)
+        return self.has_row and run_logs.is_safe_run_id(self.run_id)
 
     def apply(self, message: Envelope) -> bool:
         """Fold one event and render what it changed. False when the fold ignored it."""
@@ -48,11 +48,11 @@ class RunView:
             self.estimate = message.data.estimate
         self.state = after
         if rendered.trace is not None:
-            self.files.setdefault(layout.TRACE, []).append(rendered.trace)
+            self.files.setdefault(run_logs.TRACE, []).append(rendered.trace)
         if rendered.human:
-            self.files.setdefault(layout.MAIN_LOG, []).extend(rendered.human)
+            self.files.setdefault(run_logs.MAIN_LOG, []).extend(rendered.human)
         if rendered.human and rendered.stage is not None:
-            self.files.setdefault(layout.stage_log(rendered.stage), []).extend(rendered.human)
+            self.files.setdefault(run_logs.stage_log(rendered.stage), []).extend(rendered.human)
         self.diagnostic.extend(rendered.diagnostic)
         return True
 

@@ -15,7 +15,7 @@ from contracts import events as ev
 from contracts.envelope import Envelope
 from contracts.stages import STAGES
 from contracts.state import RunState
-from contracts.values import ItemRef
+from contracts.values import ItemRef, percentage, seconds_between
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,6 @@ def _one_line(text: str) -> str:
 
 def _elapsed(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds:.1f}s"
-
-
-def _seconds_between(start: datetime | None, end: datetime) -> float | None:
-    return None if start is None else round((end - start).total_seconds(), 3)
-
-
-def _percent(done: int, total: int) -> int:
-    return 100 if total == 0 else int(done * 100 / total)
 
 
 def _trace(message: Envelope, name: str, **fields: object) -> str:
@@ -146,7 +138,7 @@ def _item_processed(
 ) -> Rendered:
     stage = after.stage(e.stage)
     processed, total = stage.processed_count, stage.total or e.total
-    elapsed = _seconds_between(stage.started_at, m.time)
+    elapsed = seconds_between(stage.started_at, m.time)
     text = (
         f"Processed {processed}/{total}: {e.item.title} (id {e.item.id}), "
         f"{e.outputs} out, {e.credits} credits, elapsed {_elapsed(elapsed)}"
@@ -185,10 +177,10 @@ def _batch_completed(
 ) -> Rendered:
     stage = after.stage(e.stage)
     processed, failed, total = stage.processed_count, len(stage.failed), stage.total
-    elapsed = _seconds_between(stage.started_at, m.time)
-    percentage = _percent(processed + failed, total)
+    elapsed = seconds_between(stage.started_at, m.time)
+    share = percentage(processed + failed, total)
     text = (
-        f"Progress: {processed}/{total} processed, {failed} failed ({percentage}%), "
+        f"Progress: {processed}/{total} processed, {failed} failed ({share:g}%), "
         f"{stage.credits} credits, elapsed {_elapsed(elapsed)}"
     )
     if e.halted:
@@ -201,7 +193,7 @@ def _batch_completed(
         processed=processed,
         failed=failed,
         total=total,
-        percentage=percentage,
+        percentage=share,
         credits=stage.credits,
         elapsed_seconds=elapsed,
     )
@@ -267,7 +259,7 @@ def _run_resumed(before: RunState, after: RunState, m: Envelope, e: ev.RunResume
 
 
 def _run_end(after: RunState, m: Envelope, name: str, text: str, **fields: object) -> Rendered:
-    elapsed = _seconds_between(after.started_at, m.time)
+    elapsed = seconds_between(after.started_at, m.time)
     text = f"{text}; {after.credits_used} credits used, elapsed {_elapsed(elapsed)}"
     trace = _trace(
         m,

@@ -60,9 +60,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
     readiness = Readiness(settings.stages())
 
     async def send_dead_letter(letter: DeadLetter) -> None:
-        await broker.publish(
-            letter.encode(), topic=topics.dead_letter, key=letter.topic.encode()
-        )
+        await broker.publish(letter.encode(), topic=topics.dead_letter, key=letter.topic.encode())
 
     for stage in settings.stages():
         subscribe_stage(broker, deps, topics, settings, readiness, stage, send_dead_letter)

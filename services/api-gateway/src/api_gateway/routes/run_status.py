@@ -13,7 +13,7 @@ from api_gateway.db import run_of, site_of
 from api_gateway.errors import not_found
 from api_gateway.params import RUN_ID_PATTERN, RunId, SiteId
 from api_gateway.planning import active_run_id
-from api_gateway.run_logs import main_log, tail
+from api_gateway.run_logs import main_log_tail
 from api_gateway.run_views import CurrentRun, History, ProcessingState, RunDetail
 
 router = APIRouter(tags=["runs"])
@@ -85,6 +85,6 @@ async def logs(request: Request, caller: CallerDep, run_id: RunId, lines: Lines 
         run = await run_of(conn, caller, run_id)
     if run is None:
         raise not_found(f"run {run_id}")
-    path = main_log(request.app.state.settings.log_base_dir, run, caller.account_id)
-    found = tail(path, lines) if path is not None else None
+    base = request.app.state.settings.log_base_dir
+    found = main_log_tail(base, run, caller.account_id, lines)
     return LogTail(run_id=run.run_id, lines=found or [], file_exists=found is not None)

@@ -1,7 +1,5 @@
-"""Where a run's files live, and how to read the tail of one.
-
-Plain standard library on purpose: the gateway reads the same files (through a shared path or a
-volume) and follows the same rule without importing the log-sink.
+"""Where a run's log files live, and how to read the tail of one: the log-sink writes them, the
+gateway reads them (through a shared path or a volume), both by these rules.
 
     <base>/automation_diagnostic.log                      every run, summary lines and errors
     <base>/<account_id>/<site_id>/<run_id>/automation_run.log   the main, human-readable log
