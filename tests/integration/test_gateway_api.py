@@ -18,16 +18,11 @@ from contracts import events as ev
 from contracts.db import tables as t
 from tests.integration.test_gateway_support import (
     API,
-    db,
-    gateway,
     insert_run,
     insert_stage,
     make_tenant,
-    orchestrator,
 )
 
-pytestmark = pytest.mark.integration
-__all__ = ["db", "gateway", "orchestrator"]
 RUN_ID = re.compile(r"^run_\d{8}_\d{6}_manual_[0-9a-f]{6}$")
 
 
@@ -413,6 +408,8 @@ def test_run_now_starts_a_run_through_the_orchestrator(tenant, orchestrator):
     assert command.type == "automation.run.start" and command.key == str(tenant.site_id).encode()
     assert command.data.estimate == 2 and command.data.config.batch_sizes[1] == 20
     assert command.data.requested_by == f"user:{tenant.user_id}"
+    answered = 'command="automation.run.start",outcome="automation.run.started"'
+    assert answered in tenant.client.get("/metrics").text
 
 
 def test_run_now_refused_by_the_orchestrator_is_400_with_reason(tenant, orchestrator):

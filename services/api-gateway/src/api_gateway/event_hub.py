@@ -40,10 +40,6 @@ class RunLog:
     events: list[Envelope] = field(default_factory=list)
     subscribers: set[asyncio.Queue[Envelope]] = field(default_factory=set)
 
-    @property
-    def ended(self) -> bool:
-        return bool(self.events) and self.events[-1].type in RUN_ENDINGS
-
 
 class RunEventHub:
     def __init__(self, bootstrap: str, topic: str, group_prefix: str) -> None:

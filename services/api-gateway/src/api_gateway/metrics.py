@@ -34,7 +34,9 @@ LATENCY = histogram(
     "automation_gateway_request_seconds", "HTTP request latency", ["method", "route"]
 )
 COMMANDS = counter(
-    "automation_gateway_run_commands_total", "Run commands sent", ["command", "outcome"]
+    "automation_gateway_run_commands_total",
+    "Run commands sent, by the event that answered them (or timeout)",
+    ["command", "outcome"],
 )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 
+from api_gateway import metrics
 from api_gateway.errors import ApiError
 from api_gateway.event_hub import RunEventHub
 from contracts.codec import encode, kafka_headers
@@ -42,8 +43,9 @@ class CommandSender:
             await self.producer.send_and_wait(
                 self.topic, encode(command), key=command.key, headers=kafka_headers(command)
             )
-            return await asyncio.wait_for(answer, self.timeout)
+            verdict = await asyncio.wait_for(answer, self.timeout)
         except TimeoutError:
+            metrics.COMMANDS.labels(command.type, "timeout").inc()
             raise ApiError(
                 504,
                 f"the orchestrator did not answer within {self.timeout:g} s; the command "
@@ -52,3 +54,5 @@ class CommandSender:
             ) from None
         finally:
             self.hub.forget(command.message_id)
+        metrics.COMMANDS.labels(command.type, verdict.type).inc()
+        return verdict

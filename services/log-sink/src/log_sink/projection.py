@@ -43,7 +43,7 @@ class RunView:
         after = mutate(self.state, message)
         if after is self.state:
             return False
-        rendered = render(self.state, after, message)
+        rendered = render(after, message)
         if isinstance(message.data, RunStarted):
             self.estimate = message.data.estimate
         self.state = after
@@ -90,8 +90,3 @@ class Projector:
         for run_id in [r for r, v in self.runs.items() if v.partition in partitions]:
             self.runs.pop(run_id)
             self.dirty.discard(run_id)
-
-    def reset(self) -> None:
-        self.runs.clear()
-        self.dirty.clear()
-        self.retired.clear()

@@ -1,4 +1,4 @@
-"""Event -> lines, as a pure function of the fold before and after the event.
+"""Event -> lines, as a pure function of the event and the fold after it.
 
 Every line is derived from the event and the fold, never from the clock or the file, so the
 same stream always renders the same bytes: a rebuild reproduces the trace exactly, and a
@@ -29,12 +29,12 @@ class Rendered:
     diagnostic: tuple[str, ...] = field(default=())
 
 
-def render(before: RunState, after: RunState, message: Envelope) -> Rendered:
+def render(after: RunState, message: Envelope) -> Rendered:
     event = message.data
     renderer = _RENDERERS.get(type(event))
     if renderer is None:
         return Rendered()
-    return renderer(before, after, message, event)
+    return renderer(after, message, event)
 
 
 # --- formatting helpers ---------------------------------------------------------------------
@@ -94,7 +94,7 @@ def _item(item: ItemRef) -> dict[str, object]:
 # --- one renderer per event type ------------------------------------------------------------
 
 
-def _run_started(before: RunState, after: RunState, m: Envelope, e: ev.RunStarted) -> Rendered:
+def _run_started(after: RunState, m: Envelope, e: ev.RunStarted) -> Rendered:
     text = (
         f"Run {m.run_id} started ({e.trigger}): estimate {e.estimate} credits, "
         f"balance {e.balance} credits"
@@ -103,12 +103,12 @@ def _run_started(before: RunState, after: RunState, m: Envelope, e: ev.RunStarte
     return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
 
 
-def _run_rejected(before: RunState, after: RunState, m: Envelope, e: ev.RunRejected) -> Rendered:
+def _run_rejected(after: RunState, m: Envelope, e: ev.RunRejected) -> Rendered:
     text = f"Run {m.run_id} rejected ({e.code}): {e.reason}"
     return Rendered(diagnostic=(_diagnostic(m, "run", text),))
 
 
-def _stage_started(before: RunState, after: RunState, m: Envelope, e: ev.StageStarted) -> Rendered:
+def _stage_started(after: RunState, m: Envelope, e: ev.StageStarted) -> Rendered:
     definition = STAGES[e.stage]
     text = (
         f"Stage {e.stage} {definition.name} ({definition.type}) started: "
@@ -126,16 +126,12 @@ def _stage_started(before: RunState, after: RunState, m: Envelope, e: ev.StageSt
     return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
 
 
-def _batch_dispatched(
-    before: RunState, after: RunState, m: Envelope, e: ev.StageBatchDispatched
-) -> Rendered:
+def _batch_dispatched(after: RunState, m: Envelope, e: ev.StageBatchDispatched) -> Rendered:
     text = f"Batch {e.batch_id} dispatched: {len(e.item_ids)} items (attempt {e.attempt})"
     return Rendered(human=(_human(m, _stage_where(e.stage), text),), stage=e.stage)
 
 
-def _item_processed(
-    before: RunState, after: RunState, m: Envelope, e: ev.StageItemProcessed
-) -> Rendered:
+def _item_processed(after: RunState, m: Envelope, e: ev.StageItemProcessed) -> Rendered:
     stage = after.stage(e.stage)
     processed, total = stage.processed_count, stage.total or e.total
     elapsed = seconds_between(stage.started_at, m.time)
@@ -157,7 +153,7 @@ def _item_processed(
     return Rendered(trace, (_human(m, _stage_where(e.stage), text),), e.stage)
 
 
-def _item_failed(before: RunState, after: RunState, m: Envelope, e: ev.StageItemFailed) -> Rendered:
+def _item_failed(after: RunState, m: Envelope, e: ev.StageItemFailed) -> Rendered:
     text = f"Item failed after {e.attempts} attempts: {e.item.title} (id {e.item.id}): {e.error}"
     trace = _trace(
         m,
@@ -172,9 +168,7 @@ def _item_failed(before: RunState, after: RunState, m: Envelope, e: ev.StageItem
     return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
 
 
-def _batch_completed(
-    before: RunState, after: RunState, m: Envelope, e: ev.StageBatchCompleted
-) -> Rendered:
+def _batch_completed(after: RunState, m: Envelope, e: ev.StageBatchCompleted) -> Rendered:
     stage = after.stage(e.stage)
     processed, failed, total = stage.processed_count, len(stage.failed), stage.total
     elapsed = seconds_between(stage.started_at, m.time)
@@ -200,9 +194,7 @@ def _batch_completed(
     return Rendered(trace, (_human(m, _stage_where(e.stage), text),), e.stage)
 
 
-def _stage_completed(
-    before: RunState, after: RunState, m: Envelope, e: ev.StageCompleted
-) -> Rendered:
+def _stage_completed(after: RunState, m: Envelope, e: ev.StageCompleted) -> Rendered:
     stage = after.stage(e.stage)
     partial = " (partial)" if e.partial else ""
     text = (
@@ -227,7 +219,7 @@ def _stage_completed(
     return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
 
 
-def _stage_failed(before: RunState, after: RunState, m: Envelope, e: ev.StageFailed) -> Rendered:
+def _stage_failed(after: RunState, m: Envelope, e: ev.StageFailed) -> Rendered:
     stage = after.stage(e.stage)
     text = f"Stage {e.stage} failed after {_elapsed(stage.elapsed_seconds)}: {e.error}"
     trace = _trace(
@@ -242,7 +234,7 @@ def _stage_failed(before: RunState, after: RunState, m: Envelope, e: ev.StageFai
     return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
 
 
-def _run_paused(before: RunState, after: RunState, m: Envelope, e: ev.RunPaused) -> Rendered:
+def _run_paused(after: RunState, m: Envelope, e: ev.RunPaused) -> Rendered:
     if after.status != "paused":
         return Rendered()
     text = f"Run paused at stage {after.current_stage}: {e.reason}"
@@ -250,7 +242,7 @@ def _run_paused(before: RunState, after: RunState, m: Envelope, e: ev.RunPaused)
     return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
 
 
-def _run_resumed(before: RunState, after: RunState, m: Envelope, e: ev.RunResumed) -> Rendered:
+def _run_resumed(after: RunState, m: Envelope, e: ev.RunResumed) -> Rendered:
     if after.status != "running":
         return Rendered()
     text = f"Run resumed at stage {after.current_stage}"
@@ -272,17 +264,17 @@ def _run_end(after: RunState, m: Envelope, name: str, text: str, **fields: objec
     return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
 
 
-def _run_cancelled(before: RunState, after: RunState, m: Envelope, e: ev.RunCancelled) -> Rendered:
+def _run_cancelled(after: RunState, m: Envelope, e: ev.RunCancelled) -> Rendered:
     return _run_end(after, m, "run_cancelled", f"Run cancelled at stage {after.current_stage}")
 
 
-def _run_completed(before: RunState, after: RunState, m: Envelope, e: ev.RunCompleted) -> Rendered:
+def _run_completed(after: RunState, m: Envelope, e: ev.RunCompleted) -> Rendered:
     ready = len(e.ready_for_review)
     text = f"Run completed: {ready} content ready for review"
     return _run_end(after, m, "run_completed", text, ready_for_review=list(e.ready_for_review))
 
 
-def _run_failed(before: RunState, after: RunState, m: Envelope, e: ev.RunFailed) -> Rendered:
+def _run_failed(after: RunState, m: Envelope, e: ev.RunFailed) -> Rendered:
     where = f"stage {e.stage}" if e.stage else f"stage {after.current_stage}"
     return _run_end(after, m, "run_failed", f"Run failed at {where}: {e.error}", error=e.error)
 

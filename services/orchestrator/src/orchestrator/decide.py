@@ -1,4 +1,5 @@
 """The orchestrator's decisions, pure: state plus a command (or the clock) in, messages out.
+Nothing here writes: the state and the notes are only read, and the caller folds what comes out.
 
 Every message decided here has a deterministic id, so deciding again after a restart or a
 redelivery yields the same message, which every consumer recognises as a repeat.
@@ -17,7 +18,7 @@ from contracts import events as ev
 from contracts.admission import refuse_start
 from contracts.envelope import Envelope, Payload, deterministic_id, new_message
 from contracts.state import Batch, RunState, StageState, fold
-from orchestrator.sites import RunNotes, SiteState
+from orchestrator.sites import RunNotes, SiteState, first_open_item
 
 SOURCE = "/automation/orchestrator"
 MANUAL_STAGE = 7
@@ -222,15 +223,8 @@ def _work_on_stage(
 
 
 def _first_open_item(stage: StageState, notes: RunNotes) -> int:
-    """Index of the first picked item not yet settled. Settled items only ever grow, so the
-    scan resumes where the last one stopped: the index is a memo kept in the notes, which
-    keeps a tick proportional to a batch rather than to the whole stage."""
-    index = notes.open_from.get(stage.number, 0)
-    items, processed, failed = stage.items, stage.processed, stage.failed
-    while index < len(items) and (items[index].id in processed or items[index].id in failed):
-        index += 1
-    notes.open_from[stage.number] = index
-    return index
+    """Index of the first picked item not yet settled, scanned from the notes' memo of it."""
+    return first_open_item(stage, notes.open_from.get(stage.number, 0))
 
 
 def _free_items(

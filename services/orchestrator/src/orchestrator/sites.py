@@ -11,9 +11,17 @@ from uuid import UUID
 from contracts import commands as cmd
 from contracts import events as ev
 from contracts.envelope import Envelope
-from contracts.state import RunState, mutate
+from contracts.state import RunState, StageState, mutate
 
 EMPTY_RUN = RunState()
+
+
+def first_open_item(stage: StageState, start: int = 0) -> int:
+    """Index of the first picked item, from `start` on, that is neither processed nor failed."""
+    index, items = start, stage.items
+    while index < len(items) and stage.is_settled(items[index].id):
+        index += 1
+    return index
 
 
 @dataclass(slots=True)
@@ -39,6 +47,15 @@ class RunNotes:
                 self.halted_by = message.message_id
         elif isinstance(data, ev.RunResumed):
             self.halted_by = None
+
+    def note_settled(self, run: RunState) -> None:
+        """Move the current stage's memo of settled items forward. Settled items only ever
+        grow, so each scan resumes where the last one stopped, and a decision costs a batch,
+        not the whole stage."""
+        stage = run.stage(run.current_stage)
+        if stage.items:
+            start = self.open_from.get(stage.number, 0)
+            self.open_from[stage.number] = first_open_item(stage, start)
 
     def note_sent(self, message: Envelope, now: datetime) -> None:
         if isinstance(message.data, cmd.StartStage):
@@ -77,7 +94,9 @@ class SiteState:
         if new is old:
             return None
         self.runs[message.run_id] = new
-        self.notes_of(message.run_id).note_event(message)
+        notes = self.notes_of(message.run_id)
+        notes.note_event(message)
+        notes.note_settled(new)
         if new.is_active:
             self.active_run_id = message.run_id
         elif self.active_run_id == message.run_id:
@@ -99,15 +118,9 @@ class Sites:
             site.partition = partition
         return site
 
-    def get(self, site_id: int) -> SiteState | None:
-        return self._sites.get(site_id)
-
     def drop_partitions(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)
         self._sites = {k: s for k, s in self._sites.items() if s.partition not in gone}
-
-    def clear(self) -> None:
-        self._sites.clear()
 
     def active_runs(self) -> Iterator[tuple[SiteState, RunState]]:
         for site in list(self._sites.values()):

@@ -28,8 +28,9 @@ log = logging.getLogger("stage_workers")
 REDELIVERY_PAUSE_SECONDS = 1.0
 
 
-def raw_body(message: KafkaMessage) -> bytes:
-    """Hand the handler the record's bytes: contracts.codec decodes them, not faststream."""
+def undecoded(message: KafkaMessage) -> bytes:
+    """Keep FastStream from parsing the body: the handler reads the whole record (topic,
+    offset and key too) and decodes it with contracts.codec, so the body it is given is unused."""
     return message.body
 
 
@@ -98,7 +99,7 @@ def subscribe_stage(broker, deps, topics, settings, readiness, stage, send_dead_
         # A new group takes the commands already waiting: they are work, not news.
         auto_offset_reset="earliest",
         max_poll_records=1,
-        decoder=raw_body,
+        decoder=undecoded,
         listener=readiness.listener(stage),
     )(on_stage)
 
