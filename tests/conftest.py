@@ -14,11 +14,25 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
+from contracts.db.engines import sync_engine
+from contracts.db.migrate import upgrade
 from contracts.topics import Topics
 from tests.support.infra import Endpoints, from_testcontainers
 from tests.support.kafka import delete_topics
 from tests.support.services import Services
+
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries the marker of its folder, so `-m unit` (or integration, e2e) runs one
+    layer on its own."""
+    for item in items:
+        layer = next((part for part in item.path.parts if part in LAYERS), None)
+        if layer is not None:
+            item.add_marker(layer)
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +60,15 @@ def kafka_bootstrap(stack: Endpoints) -> str:
 @pytest.fixture(scope="session")
 def database_url(stack: Endpoints) -> str:
     return stack.database_url
+
+
+@pytest.fixture(scope="session")
+def db(database_url: str) -> Iterator[sa.Engine]:
+    """The test database, migrated to the newest schema."""
+    upgrade(database_url)
+    engine = sync_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -11,21 +11,11 @@ import sqlalchemy as sa
 
 from contracts import commands as cmd
 from contracts.db import tables as t
-from contracts.db.engines import sync_engine
 from contracts.stages import batch_charge
 from contracts.values import RunConfig
 from tests.support.pipeline import Pipeline, balance, charged, command, counts, new_site
 
-pytestmark = pytest.mark.integration
-
 FAST = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
-
-
-@pytest.fixture
-def db(database_url):
-    engine = sync_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

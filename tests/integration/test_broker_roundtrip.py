@@ -5,16 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
-
 from contracts.codec import decode
 from contracts.envelope import new_message
 from contracts.events import StageItemProcessed
 from contracts.topics import TOPICS
 from contracts.values import ItemRef
 from tests.support.kafka import end_offsets, publish, read_until, topic_configs
-
-pytestmark = pytest.mark.integration
 
 
 async def test_event_round_trips_through_kafka_with_envelope_intact(kafka_bootstrap, topics):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,16 +24,7 @@ from contracts.db import tables
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import current as current_revision
 from contracts.db.migrate import head, upgrade
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def db(database_url: str) -> Iterator[sa.Engine]:
-    upgrade(database_url)
-    db = sync_engine(database_url)
-    yield db
-    db.dispose()
+from tests.support.services import resolve
 
 
 @pytest.fixture
@@ -149,7 +139,7 @@ def test_migration_builds_what_tables_declare(database_url: str) -> None:
 
 
 def test_concurrent_upgrades_both_succeed(database_url: str) -> None:
-    command = [sys.executable, "-m", "contracts.db.migrate", "upgrade"]
+    command = [resolve("stack"), "migrate"]
     with _fresh_schema(database_url) as url:
         env = {**os.environ, "DATABASE_URL": url}
         processes = [

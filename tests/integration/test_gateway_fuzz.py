@@ -6,19 +6,12 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from tests.integration.test_gateway_api import seed_content
 from tests.integration.test_gateway_support import (
     console_script,
-    db,
-    gateway,
     make_tenant,
-    orchestrator,
 )
 
-pytestmark = pytest.mark.integration
-__all__ = ["db", "gateway", "orchestrator"]
 CHECKS = ",".join(
     [
         "not_a_server_error",

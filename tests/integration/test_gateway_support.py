@@ -25,12 +25,11 @@ from contracts import commands as cmd
 from contracts import events as ev
 from contracts.codec import decode
 from contracts.db import tables as t
-from contracts.db.engines import sync_engine
-from contracts.db.migrate import upgrade
 from contracts.envelope import Envelope, Payload, new_message
 from contracts.topics import Topics
 from tests.support.kafka import publish
 from tests.support.services import Services, free_port
+from tests.support.wait import wait_until_async
 
 API = "/api/v1/automation"
 ORCHESTRATOR = "/automation/orchestrator"
@@ -58,14 +57,6 @@ class Tenant:
 
     def post(self, path: str, **params: object) -> httpx.Response:
         return self.client.post(API + path, params=params)
-
-
-@pytest.fixture(scope="module")
-def db(database_url: str) -> Iterator[sa.Engine]:
-    upgrade(database_url)
-    engine = sync_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +199,11 @@ class FakeOrchestrator:
         )
         await consumer.start()
         try:
-            while not consumer.assignment():
-                await asyncio.sleep(0.05)
+
+            async def assigned() -> set:
+                return consumer.assignment()
+
+            await wait_until_async(assigned, every=0.05, what="partitions assigned")
             for partition in consumer.assignment():
                 await consumer.position(partition)
             self.ready.set()

@@ -12,11 +12,9 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from tests.integration.test_gateway_support import API, console_script, db, make_tenant
+from tests.integration.test_gateway_support import API, console_script, make_tenant
 from tests.support.services import free_port
-
-pytestmark = pytest.mark.integration
-__all__ = ["db"]
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
@@ -75,12 +73,12 @@ def test_a_run_over_http_with_the_real_services(db, stack_of_services):
     for event in processed:
         by_stage.setdefault(event["data"]["stage"], []).append(event["data"]["item"]["id"])
     assert all(len(ids) == len(set(ids)) for ids in by_stage.values())
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        history = tenant.get("/history", site_id=tenant.site_id).json()["runs"]
-        if history and history[0]["status"] == "completed":
-            break
-        time.sleep(0.5)
+
+    def finished_history() -> list[dict]:
+        runs = tenant.get("/history", site_id=tenant.site_id).json()["runs"]
+        return runs if runs and runs[0]["status"] == "completed" else []
+
+    history = wait_until(finished_history, every=0.5, what="the run in the history")
     assert history[0]["run_id"] == run_id and history[0]["status"] == "completed"
     assert tenant.get("/current_run", site_id=tenant.site_id).json()["run"] is None
     state = tenant.get("/current_processing", site_id=tenant.site_id, run_id=run_id).json()

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
 from log_sink.projection import Projector
 from tests.support.kafka import end_offsets, publish, read_until
+from tests.support.wait import wait_until
 from tests.unit.runs import ACCOUNT, SITE, complete_run
-
-pytestmark = pytest.mark.integration
 
 LOG_SINK = str(Path(sys.executable).with_name("log-sink"))
 
@@ -51,20 +49,10 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
 
 
-def wait_for(check, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def wait_for_files(base: Path, run_id: str, expected: dict[str, bytes], sink) -> None:
     folder = folder_of(base, run_id)
     try:
-        wait_for(lambda: folder_bytes(folder) == expected, what=f"files of {run_id}")
+        wait_until(lambda: folder_bytes(folder) == expected, what=f"files of {run_id}")
     except AssertionError:
         got = folder_bytes(folder)
         print(sink.tail())
@@ -115,7 +103,7 @@ def test_a_complete_run_gives_files_trace_and_read_model(
 
     db = sync_engine(database_url)
     try:
-        row = wait_for(lambda: _run_row(db, run_id, "completed"), what="read model row")
+        row = wait_until(lambda: _run_row(db, run_id, "completed"), what="read model row")
         assert row.credits_used == 42 and row.estimate == 10 and row.trigger == "manual"
         with db.connect() as connection:
             stages = connection.execute(
@@ -199,7 +187,7 @@ def test_a_path_that_cannot_be_written_is_counted_and_caught_up(
 
     asyncio.run(publish(kafka_bootstrap, topics.run_events, *events))
     name = 'automation_log_sink_write_errors_total{target="files"}'
-    wait_for(lambda: metric(sink, name) >= 1, what="a counted write error")
+    wait_until(lambda: metric(sink, name) >= 1, what="a counted write error")
     assert sink.process.poll() is None
     assert "writing files failed" in sink.tail()
 

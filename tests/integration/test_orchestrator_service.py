@@ -9,7 +9,6 @@ import random
 import sys
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts import commands as cmd
@@ -20,8 +19,6 @@ from contracts.envelope import Envelope, Payload, deterministic_id, new_message
 from contracts.state import fold
 from contracts.values import ItemRef, RunConfig
 from tests.support.kafka import end_offsets, publish, read_until
-
-pytestmark = pytest.mark.integration
 
 ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
 FAST = {"TICK_SECONDS": "0.2", "SCHEDULER_ENABLED": "false"}

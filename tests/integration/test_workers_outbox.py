@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import sqlalchemy as sa
 
 from contracts.codec import decode
 from contracts.db import tables as t
-from contracts.db.engines import sync_engine
-from contracts.db.migrate import upgrade
 from contracts.envelope import new_message
 from contracts.events import RunPaused
 from contracts.outbox import OutboxRelay, enqueue
 from tests.support.kafka import end_offsets, read_until
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def db(database_url):
-    upgrade(database_url)
-    db = sync_engine(database_url)
-    yield db
-    db.dispose()
 
 
 def event(topics, reason: str):

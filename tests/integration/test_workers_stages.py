@@ -19,13 +19,9 @@ from api_gateway.accounts import add_credits, create_account, create_site
 from contracts.codec import decode
 from contracts.commands import ProcessBatch, StartStage
 from contracts.db import tables as t
-from contracts.db.engines import sync_engine
-from contracts.db.migrate import upgrade
 from contracts.envelope import Envelope, new_message, utcnow
 from contracts.topics import Topics
 from tests.support.kafka import end_offsets, publish, read_until
-
-pytestmark = pytest.mark.integration
 
 ESPRESSO = [
     "how to make espresso at home",
@@ -41,14 +37,6 @@ FRENCH_PRESS = [
     "how to clean a french press",
     "best french press coffee maker",
 ]
-
-
-@pytest.fixture(scope="module")
-def db(database_url):
-    upgrade(database_url)
-    db = sync_engine(database_url)
-    yield db
-    db.dispose()
 
 
 @dataclass

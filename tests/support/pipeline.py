@@ -3,9 +3,7 @@ published the way the gateway publishes them, and the run's events read back fro
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from contracts.state import FINISHED, RunState, fold
 from contracts.topics import Topics
 from contracts.values import RunConfig
 from tests.support.kafka import publish
+from tests.support.wait import WaitTimeout, wait_until_async
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "sample-data" / "keywords.csv"
 
@@ -130,18 +129,20 @@ class Pipeline:
     async def wait_for(
         self, run_id: str, predicate, timeout: float = 180.0, every: float = 0.5
     ) -> RunState:
-        deadline = time.monotonic() + timeout
-        state = RunState()
-        while time.monotonic() < deadline:
-            state = await self.state(run_id)
-            if predicate(state):
-                return state
-            await asyncio.sleep(every)
-        raise TimeoutError(
-            f"run {run_id} stuck: status {state.status}, stage "
-            f"{state.current_stage}, processed "
-            f"{[s.processed_count for s in state.stages]}"
-        )
+        last = RunState()
+
+        async def holds() -> RunState | None:
+            nonlocal last
+            last = await self.state(run_id)
+            return last if predicate(last) else None
+
+        try:
+            return await wait_until_async(holds, timeout=timeout, every=every)
+        except WaitTimeout:
+            raise WaitTimeout(
+                f"run {run_id} stuck: status {last.status}, stage {last.current_stage}, "
+                f"processed {[s.processed_count for s in last.stages]}"
+            ) from None
 
     async def finished(self, run_id: str, timeout: float = 180.0) -> RunState:
         return await self.wait_for(run_id, lambda s: s.status in FINISHED, timeout)

@@ -10,10 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.wait import WaitTimeout, wait_until
 
 READY_METRIC = "automation_service_ready 1.0"
 PR_SET_PDEATHSIG = 1
@@ -71,19 +72,19 @@ class ServiceProcess:
             return response.read().decode()
 
     def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(
                     f"{self.name} exited with {self.process.returncode}: {self.tail()}"
                 )
-            try:
-                if READY_METRIC in self.metrics():
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout} s: {self.tail()}")
+            return READY_METRIC in self.metrics()
+
+        try:
+            wait_until(ready, timeout=timeout, retry_on=(OSError,), what=f"{self.name} ready")
+        except WaitTimeout as timeout_error:
+            raise WaitTimeout(f"{timeout_error}; its log ends: {self.tail()}") from None
+        return self
 
     def kill9(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,13 +1,8 @@
-"""Bring a database to the newest schema. Every service may call `upgrade` at start-up.
-
-python -m contracts.db.migrate [upgrade|current]    (reads DATABASE_URL)
-"""
+"""Bring a database to the newest schema. Every service may call `upgrade` at start-up; by
+hand, `stack migrate` does it for DATABASE_URL (or the local stack's database)."""
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -66,20 +61,3 @@ def current(database_url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         db.dispose()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m contracts.db.migrate", description=__doc__)
-    parser.add_argument("action", nargs="?", choices=["upgrade", "current"], default="upgrade")
-    action = parser.parse_args(argv).action
-    database_url = os.environ.get("DATABASE_URL")
-    if not database_url:
-        parser.error("DATABASE_URL is not set")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if action == "upgrade":
-        upgrade(database_url)
-    print(current(database_url) or "(none)")
-
-
-if __name__ == "__main__":
-    main()

@@ -117,6 +117,17 @@ def status() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Bring the database (DATABASE_URL, else the local stack's) to the newest schema, and
+    print the revision it is at."""
+    from contracts.db.migrate import current, upgrade
+
+    database_url = StackSettings().database_url
+    _command(lambda: upgrade(database_url))
+    typer.echo(current(database_url) or "(none)")
+
+
+@app.command()
 def env() -> None:
     """Print shell `export` lines for the stack's endpoints: eval "$(stack env)"."""
     settings = StackSettings()

@@ -7,12 +7,12 @@ add --read-model to upsert the rows too, --no-files for the rows alone
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
-import sys
+from typing import Annotated
 
+import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import start_http_server
 
@@ -75,9 +75,11 @@ async def serve(settings: Settings) -> None:
         database.dispose()
 
 
-def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+def run_rebuild(
+    settings: Settings, run_ids: frozenset[str] | None, read_model: bool, files: bool
+) -> int:
     database = None
-    if args.read_model:
+    if read_model:
         _migrate(settings)
         database = sync_engine(settings.database_url)
     outputs = Outputs(
@@ -85,10 +87,9 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         settings.log_mirror_dir,
         database,
         fresh_runs=True,
-        fresh_diagnostic=args.all,
-        files=args.files,
+        fresh_diagnostic=run_ids is None,
+        files=files,
     )
-    run_ids = None if args.all else frozenset(args.run)
     topic = settings.topics.run_events
     result = asyncio.run(rebuild(settings.kafka_bootstrap_servers, topic, outputs, run_ids))
     print(
@@ -99,29 +100,37 @@ def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.written else 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="log-sink", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="consume run events (the default)")
-    rebuild_cmd = commands.add_parser("rebuild", help="regenerate runs from the event stream")
-    which = rebuild_cmd.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", action="append", default=[], metavar="RUN_ID")
-    which.add_argument("--all", action="store_true")
-    rebuild_cmd.add_argument("--read-model", action="store_true", help="upsert the rows too")
-    rebuild_cmd.add_argument("--files", action=argparse.BooleanOptionalAction, default=True)
-    return parser
+cli = typer.Typer(help=__doc__.splitlines()[0], add_completion=False)
 
 
-def main(argv: list[str] | None = None) -> None:
+@cli.callback(invoke_without_command=True)
+def main(context: typer.Context) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    args = _parser().parse_args(argv)
-    settings = Settings()
-    if args.command == "rebuild":
-        sys.exit(run_rebuild(settings, args))
-    asyncio.run(serve(settings))
+    if context.invoked_subcommand is None:
+        asyncio.run(serve(Settings()))
 
 
-if __name__ == "__main__":
-    main()
+@cli.command("serve")
+def serve_command() -> None:
+    """Consume run events (the default)."""
+    asyncio.run(serve(Settings()))
+
+
+@cli.command("rebuild")
+def rebuild_command(
+    run: Annotated[
+        list[str] | None, typer.Option(metavar="RUN_ID", help="A run to rebuild.")
+    ] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every run, and the diagnostic log.")
+    ] = False,
+    read_model: Annotated[bool, typer.Option(help="Upsert the read-model rows too.")] = False,
+    files: Annotated[bool, typer.Option(help="Rewrite the run folders.")] = True,
+) -> None:
+    """Regenerate runs from the event stream."""
+    if bool(run) == all_runs:
+        raise typer.BadParameter("give either --run RUN_ID (one or more) or --all")
+    run_ids = None if all_runs else frozenset(run or ())
+    raise typer.Exit(run_rebuild(Settings(), run_ids, read_model, files))

@@ -1,5 +1,6 @@
 """Wiring: one aiokafka consumer over run commands and run events, the tick loop, the scheduler
-loop and the metrics endpoint. Decisions are in decide.py; this module only moves messages."""
+loop and the metrics endpoint. It folds each event into the owned sites' state, asks decide.py
+what follows (decide only reads), publishes that, and commits; no decision is taken here."""
 
 from __future__ import annotations
 
@@ -228,7 +229,7 @@ class Orchestrator:
                     started = await asyncio.to_thread(
                         scheduler.run_once,
                         engine,
-                        utcnow(),
+                        self.settings.scheduler_clock or utcnow(),
                         self.settings.lookback_seconds,
                         publish,
                     )

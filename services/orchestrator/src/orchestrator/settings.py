@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
 
 from pydantic import Field
 
@@ -26,6 +27,11 @@ class Settings(ServiceSettings):
     scheduler_interval_seconds: float = Field(3600, gt=0)
     scheduler_lookback_seconds: float | None = Field(
         None, gt=0, description="Oldest slot still started; default one scheduler interval."
+    )
+    scheduler_clock: datetime | None = Field(
+        None,
+        description="Run the scheduler as if it were always this moment (UTC): for trying a "
+        "site's schedule without waiting for its slot. Unset in production.",
     )
     instance_name: str = Field(default_factory=_instance_name)
 

@@ -1,0 +1,6 @@
+"""Fixtures every integration module may ask for: the gateway as a process and a stand-in
+orchestrator that answers its run commands (module-scoped: one of each per test module)."""
+
+from tests.integration.test_gateway_support import gateway, orchestrator
+
+__all__ = ["gateway", "orchestrator"]
