@@ -1,13 +1,16 @@
-"""Wiring: one FastStream subscriber per configured stage, the outbox relay, metrics."""
+"""Wiring: a FastStream app (lifecycle, metrics, the producer for dead letters), one stage
+pump per configured stage sharing one dispatcher (see pump.py), the outbox relay."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from functools import partial
 
-from faststream import AckPolicy, FastStream
+from aiokafka import AIOKafkaConsumer
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import start_http_server
 
@@ -21,17 +24,11 @@ from stage_workers.ai.retry import RetryPolicy
 from stage_workers.deps import WorkerDeps
 from stage_workers.handlers import handle_record
 from stage_workers.metrics import Readiness
+from stage_workers.pump import Dispatcher, Limits, StagePump
 from stage_workers.settings import WorkerSettings
+from stage_workers.tracking import consumer_name
 
 log = logging.getLogger("stage_workers")
-# Back off before a failed record is redelivered, so a database outage is not a busy loop.
-REDELIVERY_PAUSE_SECONDS = 1.0
-
-
-def undecoded(message: KafkaMessage) -> bytes:
-    """Keep FastStream from parsing the body: the handler reads the whole record (topic,
-    offset and key too) and decodes it with contracts.codec, so the body it is given is unused."""
-    return message.body
 
 
 def build_app(settings: WorkerSettings) -> FastStream:
@@ -63,9 +60,10 @@ def build_app(settings: WorkerSettings) -> FastStream:
     async def send_dead_letter(letter: DeadLetter) -> None:
         await broker.publish(letter.encode(), topic=topics.dead_letter, key=letter.topic.encode())
 
-    for stage in settings.stages():
-        subscribe_stage(broker, deps, topics, settings, readiness, stage, send_dead_letter)
-
+    limits = Limits(max_in_flight=settings.worker_max_in_flight, per_run=settings.worker_per_run)
+    dispatcher = Dispatcher(limits)
+    stopping = asyncio.Event()
+    running: list[tuple[AIOKafkaConsumer, asyncio.Task]] = []
     app = FastStream(broker)
 
     @app.on_startup
@@ -73,35 +71,52 @@ def build_app(settings: WorkerSettings) -> FastStream:
         await asyncio.to_thread(upgrade, settings.database_url)
         await relay.start()
 
+    @app.after_startup
+    async def start_pumps() -> None:
+        for stage in settings.stages():
+            consumer = stage_consumer(settings, stage)
+            pump = StagePump(
+                consumer,
+                dispatcher,
+                handle=partial(handle_record, deps, stage, dead_letter=send_dead_letter),
+                on_assigned=lambda stage=stage: readiness.assigned(stage),
+            )
+            await consumer.start()
+            consumer.subscribe([topics.stage(stage)], listener=pump)
+            task = asyncio.create_task(pump.run(stopping), name=f"stage-{stage}-pump")
+            task.add_done_callback(_exit_if_failed)
+            running.append((consumer, task))
+
     @app.on_shutdown
-    async def stop_relay() -> None:
+    async def stop() -> None:
+        stopping.set()
+        await asyncio.gather(*(task for _, task in running), return_exceptions=True)
+        await dispatcher.stop()
+        for consumer, _ in running:
+            await consumer.stop()
         await relay.stop()
         engine.dispose()
 
     return app
 
 
-def subscribe_stage(broker, deps, topics, settings, readiness, stage, send_dead_letter) -> None:
-    async def on_stage(body: bytes, message: KafkaMessage) -> None:
-        try:
-            await handle_record(deps, stage, message.raw_message, send_dead_letter)
-        except Exception:
-            log.exception("stage %s: handling failed; the record will be redelivered", stage)
-            await asyncio.sleep(REDELIVERY_PAUSE_SECONDS)
-            raise
+def _exit_if_failed(task: asyncio.Task) -> None:
+    """A pump that died takes the process down: a restart rebuilds it from the committed
+    offsets, where a half-alive worker would hold its partitions and do nothing."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("%s died", task.get_name(), exc_info=task.exception())
+        os._exit(1)
 
-    on_stage.__name__ = on_stage.__qualname__ = f"on_stage_{stage}"
-    broker.subscriber(
-        topics.stage(stage),
-        group_id=f"{settings.kafka_group_prefix}automation-stage-{stage}",
-        # Commit after the handler succeeded; on an error seek back so the record comes again.
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+
+def stage_consumer(settings: WorkerSettings, stage: int) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.kafka_group_prefix + consumer_name(stage),
+        client_id=f"stage-worker-{stage}",
+        enable_auto_commit=False,
         # A new group takes the commands already waiting: they are work, not news.
         auto_offset_reset="earliest",
-        max_poll_records=1,
-        decoder=undecoded,
-        listener=readiness.listener(stage),
-    )(on_stage)
+    )
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
 
 
 async def handle_record(
-    deps: WorkerDeps, stage: int, record: ConsumerRecord, dead_letter: SendDeadLetter
+    deps: WorkerDeps, stage: int, record: ConsumerRecord, *, dead_letter: SendDeadLetter
 ) -> None:
     try:
         command = read_command(stage, record.value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import partial
 
-from aiokafka import ConsumerRebalanceListener
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 # The service's own registry, so that services imported into one process (the test suite) do
@@ -19,24 +18,12 @@ READY = gauge("automation_service_ready", "1 once every stage consumer has its p
 
 
 class Readiness:
-    """Ready when every subscriber has been through one partition assignment (possibly empty:
-    more workers than partitions is a valid deployment)."""
+    """Ready when every stage consumer has been through one partition assignment (possibly
+    empty: more workers than partitions is a valid deployment)."""
 
     def __init__(self, stages: list[int]) -> None:
         self.waiting = set(stages)
         READY.set(0)
-
-    def listener(self, stage: int) -> ConsumerRebalanceListener:
-        readiness = self
-
-        class Assigned(ConsumerRebalanceListener):
-            async def on_partitions_revoked(self, revoked: object) -> None:
-                pass
-
-            async def on_partitions_assigned(self, assigned: object) -> None:
-                readiness.assigned(stage)
-
-        return Assigned()
 
     def assigned(self, stage: int) -> None:
         self.waiting.discard(stage)
@@ -44,6 +31,7 @@ class Readiness:
             READY.set(1)
 
 
+IN_FLIGHT = gauge("stage_worker_commands_in_flight", "Stage commands being handled right now")
 ITEMS = counter(
     "stage_worker_items_total", "Items handled, by stage and outcome", ["stage", "outcome"]
 )

@@ -22,6 +22,12 @@ class WorkerSettings(ServiceSettings):
     openai_timeout_seconds: float = 60.0
     ai_max_attempts: int = 4
     ai_retry_first_wait_seconds: float = 0.5
+    worker_max_in_flight: int = Field(
+        64, ge=1, description="Stage commands this process handles at once, over all runs."
+    )
+    worker_per_run: int = Field(
+        16, ge=1, description="Of those, at most this many of one run: no run starves the rest."
+    )
     media_dir: Path = Field(default_factory=lambda: var_dir() / "media")
 
     def stages(self) -> list[int]:

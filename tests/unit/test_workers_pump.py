@@ -1,0 +1,84 @@
+"""The worker's dispatch, without a broker: commits never pass an unfinished record, runs take
+turns, and both limits hold."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import ConsumerRecord
+
+from stage_workers.pump import Dispatcher, Limits, Watermark, run_of
+
+
+def record(offset: int, key: str, partition: int = 0) -> ConsumerRecord:
+    return ConsumerRecord(
+        topic="stage-4",
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=key.encode(),
+        value=b"{}",
+        checksum=None,
+        serialized_key_size=len(key),
+        serialized_value_size=2,
+        headers=(),
+    )
+
+
+def test_the_watermark_stops_at_the_first_record_not_done():
+    mark = Watermark()
+    for offset in (10, 11, 12):
+        mark.take(offset)
+    mark.finish(12)
+    mark.finish(11)
+    assert mark.committable is None  # 10 is still in flight: a crash must redeliver it
+    mark.finish(10)
+    assert mark.committable == 13
+
+
+def test_a_record_belongs_to_the_run_in_its_key():
+    assert run_of(record(0, "run_a:4-2")) == "run_a"
+    assert run_of(record(0, "run_a")) == "run_a"
+
+
+async def test_runs_take_turns_within_both_limits():
+    gate = asyncio.Event()
+    started: list[str] = []
+    most = {"all": 0}
+    dispatcher = Dispatcher(Limits(max_in_flight=4, per_run=2))
+
+    async def handle(rec: ConsumerRecord) -> None:
+        started.append(run_of(rec))
+        most["all"] = max(most["all"], dispatcher.in_flight)
+        await gate.wait()
+
+    mark = Watermark()
+    for offset in range(6):  # a big run first, in one partition
+        dispatcher.submit(record(offset, f"run_big:{offset}"), handle, mark)
+    dispatcher.submit(record(6, "run_small:1"), handle, mark)
+    await asyncio.sleep(0)
+    assert sorted(started) == ["run_big", "run_big", "run_small"]  # per_run holds the big one
+    gate.set()
+    while dispatcher.in_flight or dispatcher.queued:
+        await asyncio.sleep(0.01)
+    assert started.count("run_big") == 6 and most["all"] <= 4
+    assert mark.committable == 7
+
+
+async def test_a_failing_handler_is_retried_in_place_and_holds_the_watermark():
+    attempts: list[int] = []
+    dispatcher = Dispatcher(Limits(retry_first_seconds=0.01))
+
+    async def handle(rec: ConsumerRecord) -> None:
+        attempts.append(rec.offset)
+        if len(attempts) < 3:
+            raise ConnectionError("database down")
+
+    mark = Watermark()
+    dispatcher.submit(record(0, "run_a:1"), handle, mark)
+    await asyncio.sleep(0.005)
+    assert mark.committable is None
+    while dispatcher.in_flight:
+        await asyncio.sleep(0.01)
+    assert attempts == [0, 0, 0] and mark.committable == 1
