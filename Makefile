@@ -3,13 +3,17 @@ SHELL := /bin/bash
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test bootstrap up down status asyncapi lint
+.PHONY: demo test bench bootstrap up down status asyncapi lint
 
 demo: bootstrap
 	$(UV) run --frozen demo
 
 test: bootstrap
 	$(UV) run --frozen pytest
+
+# Pipeline throughput on the local stack; PRESET=full for the long one. Writes docs/BENCHMARKS.md.
+bench: bootstrap
+	$(UV) run --frozen python -m tests.bench.bench_pipeline --preset $(or $(PRESET),quick) --write
 
 bootstrap:
 	@deploy/local/bootstrap.sh
