@@ -72,8 +72,12 @@ function dismiss() {
 function renderStages() {
   if (!state.overview) return;
   const results = state.run ? state.run.stages : [];
-  fill($("stages"), state.overview.stages.map((stage) =>
-    views.stageCard(stage, results.find((r) => r.stage_number === stage.stage_number))));
+  const now = isActive() ? progress().stage_number : 0;
+  fill($("stages"), state.overview.stages.map((stage) => {
+    const result = results.find((r) => r.stage_number === stage.stage_number);
+    const running = stage.stage_number === now && (!result || result.status === "pending");
+    return views.stageCard(stage, running ? { ...result, status: "running" } : result);
+  }));
 }
 
 function renderControls() {
@@ -195,7 +199,7 @@ function onEvent(type, event) {
   } else if (type === "automation.run.paused" || type === "automation.run.resumed") {
     if (state.run) state.run.status = type.endsWith("paused") ? "paused" : "running";
   }
-  if (isActive()) renderProcessing();
+  if (isActive()) { renderProcessing(); renderStages(); }
   if (live.ended || !isEnding(type)) refresh();
   else finish(live.runId);
 }
@@ -207,6 +211,7 @@ async function finish(runId) {
   state.live.ended = true;
   state.stream = null;
   say($("live-status"), "Run ended");
+  say($("run-message"), "");
   for (let attempt = 0; attempt < 40; attempt += 1) {
     const run = await get("/run", { run_id: runId }).catch(() => null);
     if (run && !ACTIVE.has(run.status)) {

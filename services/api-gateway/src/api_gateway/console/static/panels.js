@@ -22,7 +22,7 @@ function reviewItem(content, siteId) {
       h("label", { for: box }, content.title),
       h("span", { class: "muted" }, `${content.word_count} words`)),
     images.length ? h("div", { class: "thumbs" }, images.map((i) => h("img", {
-      src: i.url, alt: `${i.kind} image: ${i.prompt}`, loading: "lazy", width: 120, height: 90,
+      src: i.url, alt: `${i.kind} image: ${i.prompt}`, width: 120, height: 90,
     }))) : null,
     h("div", { class: "controls" },
       h("button", { type: "button", onclick: () => review([content.id], "approve", siteId),

@@ -23,11 +23,15 @@ export function stageCard(stage, result) {
       ]));
 }
 
+const LISTED = 5;
+
 function items(title, list) {
+  const more = list.length - LISTED;
   return h("div", { class: "items" },
     h("h3", {}, title),
     list.length
-      ? h("ul", {}, list.map((item) => h("li", {}, item.title || `#${item.id}`)))
+      ? h("ul", {}, list.slice(0, LISTED).map((item) => h("li", {}, item.title || `#${item.id}`)),
+        more > 0 ? h("li", { class: "muted" }, `and ${more} more`) : null)
       : h("p", { class: "muted" }, "none"));
 }
 
