@@ -25,9 +25,11 @@ RUN_SECONDS = 240
 # Each offline AI call takes this long, so stage 6 (36 images, one at a time) is slow enough
 # for the bar to be seen moving item by item, and for a pause to land in the middle of it.
 WORKER_ENV = {"OFFLINE_LATENCY_MS": "150", "LEASE_SECONDS": "30"}
-# Records every (stage, processed) the card shows, so "the bar moved" is observed, not sampled.
+# Records every (stage, processed) the card shows, and each stage it showed as having no items,
+# so what the card did is observed, not sampled.
 BAR_RECORDER = """
 window.__bar = {};
+window.__noItems = new Set();
 document.addEventListener("DOMContentLoaded", () => {
   const card = document.getElementById("processing");
   if (!card) return;
@@ -35,7 +37,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const { stage, processed, state } = card.dataset;
     if (state !== "running" || stage === undefined) return;
     (window.__bar[stage] = window.__bar[stage] || new Set()).add(processed);
-  }).observe(card, { attributes: true });
+    if (document.getElementById("no-items")) window.__noItems.add(stage);
+  }).observe(card, { attributes: true, childList: true, subtree: true });
 });
 """
 
@@ -191,3 +194,77 @@ def test_an_operator_runs_the_pipeline_from_the_console(page, db, console, tmp_p
     assert foreign is not None and foreign.status == 404
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     shoot(page, "07-foreign-site")
+
+
+def focus_order(page: Page) -> list[str]:
+    """Ids (or names) of what Tab reaches, once round the page."""
+    page.locator("body").focus()
+    seen: list[str] = []
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        here = page.evaluate(
+            "() => { const e = document.activeElement;"
+            " return e === document.body ? '' : e.id || e.name || e.textContent.trim(); }"
+        )
+        if here and here in seen[:1]:
+            break
+        seen.append(here)
+    return seen
+
+
+def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console):
+    tenant = make_tenant(db, SimpleNamespace(url=console), credits=100)
+    page.goto("/")
+    expect(page.get_by_label("API token")).to_be_focused()
+    page.keyboard.type(tenant.token)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"/sites/{tenant.site_id}")
+    expect(page.locator("#cfg-stage_concurrency")).to_be_visible()
+
+    unlabelled = page.evaluate(
+        "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+        ".filter(f => !f.labels || f.labels.length === 0).map(f => f.id || f.name)"
+    )
+    assert unlabelled == []
+    reached = focus_order(page)
+    for control in (
+        "site-picker",
+        "Open",
+        "Sign out",
+        "run-now",
+        "log-lines",
+        "log",
+        "review-all",
+        "approve-selected",
+        "reject-selected",
+        "import-file",
+        "Import",
+        "cfg-is_enabled",
+        "cfg-frequency",
+        "cfg-stage_concurrency",
+        "Save configuration",
+    ):
+        assert control in reached, f"Tab never reaches {control}: {reached}"
+
+    page.locator("#cfg-stage_1_batch_size").fill("0")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cfg-stage_1_batch_size-error")).to_contain_text("greater than")
+    expect(page.locator("#cfg-stage_1_batch_size")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#cfg-stage_1_batch_size")).to_be_focused()
+    page.locator("#cfg-stage_1_batch_size").fill("10")
+    page.keyboard.press("Enter")
+    expect(page.locator("#config-message")).to_have_text("Saved.")
+    expect(page.locator("#cfg-stage_1_batch_size-error")).to_have_text("")
+
+    page.locator("#run-now").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
+    assert page.evaluate("() => window.__noItems.size") >= 1, "no stage showed 'no items'"
+    page.locator("#dismiss").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#processing")).to_have_attribute("data-state", "idle")
+    expect(page.locator("#run-now")).to_be_focused()
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    shoot(page, "08-empty-run-keyboard")
