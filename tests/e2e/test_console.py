@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +17,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from tests.integration.test_gateway_support import API, console_script, db, make_tenant
 from tests.support.browser import LAUNCH_ARGS, artifacts_dir, chromium_path
-from tests.support.pipeline import SAMPLE
+from tests.support.pipeline import SAMPLE, sample_keywords
 from tests.support.services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -54,18 +55,21 @@ def browser():
 
 
 @pytest.fixture
-def console(services):
+def console(services) -> SimpleNamespace:
+    """The four services; `url` is the gateway's, `gateway` its process (to restart it)."""
     port = free_port()
     for name in ("log-sink", "orchestrator"):
         services.start(name, console_script(name), timeout=90)
     services.start("stage-worker", console_script("stage-worker"), env=WORKER_ENV, timeout=90)
-    services.start("gateway", console_script("api-gateway"), env={"GATEWAY_PORT": str(port)})
-    return f"http://127.0.0.1:{port}"
+    # A fixed secret, so sessions outlive a restart of the gateway, as with several instances.
+    env = {"GATEWAY_PORT": str(port), "SESSION_SECRET": uuid.uuid4().hex}
+    gateway = services.start("gateway", console_script("api-gateway"), env=env)
+    return SimpleNamespace(url=f"http://127.0.0.1:{port}", gateway=gateway)
 
 
 @pytest.fixture
 def page(browser, console):
-    context = browser.new_context(base_url=console, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 900})
     context.add_init_script(BAR_RECORDER)
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -124,8 +128,8 @@ def settled_paused_card(page: Page, site_id: int) -> dict[str, str]:
 
 
 def test_an_operator_runs_the_pipeline_from_the_console(page, db, console, tmp_path):
-    tenant = make_tenant(db, SimpleNamespace(url=console), credits=10_000)
-    other = make_tenant(db, SimpleNamespace(url=console), credits=10)
+    tenant = make_tenant(db, console, credits=10_000)
+    other = make_tenant(db, console, credits=10)
     sign_in(page, tenant.token, tenant.site_id)
     expect(page.locator("#stages > li")).to_have_count(7)
     shoot(page, "01-signed-in")
@@ -213,7 +217,7 @@ def focus_order(page: Page) -> list[str]:
 
 
 def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console):
-    tenant = make_tenant(db, SimpleNamespace(url=console), credits=100)
+    tenant = make_tenant(db, console, credits=100)
     page.goto("/")
     expect(page.get_by_label("API token")).to_be_focused()
     page.keyboard.type(tenant.token)
@@ -268,3 +272,35 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console):
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     shoot(page, "08-empty-run-keyboard")
+
+
+def bar_values(page: Page, stage: int) -> int:
+    return page.evaluate(f"() => (window.__bar['{stage}'] || new Set()).size")
+
+
+def test_the_card_keeps_up_across_a_restart_of_the_gateway(page, db, console):
+    tenant = make_tenant(db, console, credits=10_000)
+    rows = [{"keyword": k.keyword} for k in sample_keywords(10)]
+    imported = tenant.client.post(
+        f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=rows
+    )
+    assert imported.status_code == 200
+    sign_in(page, tenant.token, tenant.site_id)
+    page.get_by_role("button", name="Run now").click()
+    page.wait_for_function(
+        "() => (window.__bar['6'] || new Set()).size >= 3", timeout=RUN_SECONDS * 1000
+    )
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#run-state")).to_have_text("Paused")
+    paused = settled_paused_card(page, tenant.site_id)
+
+    console.gateway.stop()
+    expect(page.locator("#live-status")).to_contain_text("Reconnecting")
+    console.gateway.start().wait_ready()
+    expect(page.locator("#live-status")).to_have_text("Live", timeout=60_000)
+    assert settled_paused_card(page, tenant.site_id) == paused
+
+    seen_before = bar_values(page, 6)
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
+    assert bar_values(page, 6) > seen_before, "the bar moved again after the restart"

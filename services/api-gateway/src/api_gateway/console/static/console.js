@@ -122,6 +122,9 @@ async function loadRun() {
       site_id: siteId, run_id: current.run.run_id,
     }).catch(() => null);
     follow(current.run.run_id);
+  } else if (isActive() && state.stream && state.live.ended === undefined) {
+    const run = await get("/run", { run_id: state.run.run_id }).catch(() => null);
+    if (run && !ACTIVE.has(run.status)) finish(run.run_id);
   } else if (!state.stream) {
     const history = await loadHistory();
     state.run = history.length ? await get("/run", { run_id: history[0].run_id }) : null;
@@ -174,10 +177,11 @@ function follow(runId) {
   state.stream = new RunStream(runId, { onEvent, onUp: streamUp, onDown: streamDown });
 }
 
-function streamUp() {
+function streamUp(afterDrop) {
   say($("live-status"), "Live");
   clearInterval(state.poll);
   state.poll = null;
+  if (afterDrop) refresh(); // what happened while it was down
 }
 
 function streamDown() {
@@ -189,7 +193,8 @@ function onEvent(type, event) {
   const live = state.live;
   const data = event.data || {};
   if (type === "automation.stage.started") {
-    Object.assign(live, { stage: data.stage, total: data.items.length, settled: new Set() });
+    if (data.stage !== live.stage) Object.assign(live, { stage: data.stage, settled: new Set() });
+    live.total = data.items.length;
   } else if (type.endsWith("item-processed") || type.endsWith("item-failed")) {
     if (data.stage > live.stage) Object.assign(live, { stage: data.stage, settled: new Set() });
     if (data.stage === live.stage) {
@@ -209,6 +214,7 @@ const isEnding = (type) => /run\.(completed|cancelled|failed|rejected|finished)$
 // The stream said the run ended; the read model follows a moment later.
 async function finish(runId) {
   state.live.ended = true;
+  if (state.stream) state.stream.close();
   state.stream = null;
   say($("live-status"), "Run ended");
   say($("run-message"), "");

@@ -1,6 +1,7 @@
 // A run's live events over server-sent events. The browser reconnects by itself with
-// Last-Event-ID; when the stream is down the caller is told, so it can poll slowly until it is
-// back. Positions already seen are skipped, so a stream opened anew never counts twice.
+// Last-Event-ID; if it gives up, the stream is opened anew after a pause. While it is down the
+// caller is told, so it can poll slowly until it is back. A stream opened anew replays events
+// already seen: the caller's handling of an event must not care.
 const TYPES = [
   "automation.run.started", "automation.run.paused", "automation.run.resumed",
   "automation.run.cancelled", "automation.run.completed", "automation.run.failed",
@@ -19,8 +20,8 @@ export class RunStream {
   constructor(runId, { onEvent, onUp, onDown }) {
     this.runId = runId;
     this.handlers = { onEvent, onUp, onDown };
-    this.seen = 0;
     this.failures = 0;
+    this.down = false;
     this.closed = false;
     this.open();
   }
@@ -28,7 +29,11 @@ export class RunStream {
   open() {
     const source = new EventSource(`/api/v1/automation/runs/${encodeURIComponent(this.runId)}/events`);
     this.source = source;
-    source.onopen = () => { this.failures = 0; this.handlers.onUp(); };
+    source.onopen = () => {
+      this.failures = 0;
+      this.handlers.onUp(this.down);
+      this.down = false;
+    };
     source.onerror = () => this.dropped(source);
     for (const type of [...TYPES, "run.finished"]) {
       source.addEventListener(type, (message) => this.receive(type, message));
@@ -36,9 +41,6 @@ export class RunStream {
   }
 
   receive(type, message) {
-    const position = Number(message.lastEventId || 0);
-    if (position && position <= this.seen) return;
-    if (position) this.seen = position;
     const event = JSON.parse(message.data);
     this.handlers.onEvent(type, event);
     if (ENDINGS.has(type)) this.close();
@@ -46,6 +48,7 @@ export class RunStream {
 
   dropped(source) {
     if (this.closed) return;
+    this.down = true;
     this.handlers.onDown();
     if (source.readyState === EventSource.CLOSED) {
       const wait = REOPEN_MS[Math.min(this.failures, REOPEN_MS.length - 1)];
