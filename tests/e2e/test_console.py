@@ -130,6 +130,8 @@ def settled_paused_card(page: Page, site_id: int) -> dict[str, str]:
 def test_an_operator_runs_the_pipeline_from_the_console(page, db, console, tmp_path):
     tenant = make_tenant(db, console, credits=10_000)
     other = make_tenant(db, console, credits=10)
+    page.goto("/")
+    shoot(page, "00-sign-in")
     sign_in(page, tenant.token, tenant.site_id)
     expect(page.locator("#stages > li")).to_have_count(7)
     shoot(page, "01-signed-in")
@@ -187,6 +189,12 @@ def test_an_operator_runs_the_pipeline_from_the_console(page, db, console, tmp_p
     expect(page.locator(f'.review-item[data-content="{content_id}"]')).to_have_count(0)
     approved = page.request.get(f"{API}/content/{content_id}").json()
     assert approved["status"] == "approved"
+    waiting = page.locator(".review-item").count()
+    page.locator(".review-pick").nth(0).check()
+    page.locator(".review-pick").nth(1).check()
+    page.get_by_role("button", name="Reject selected").click()
+    expect(page.locator("#review-message")).to_have_text("Rejected 2 of 2.")
+    expect(page.locator(".review-item")).to_have_count(waiting - 2)
 
     page.locator("#history tbody button").first.click()
     expect(page.locator("#run-detail table tbody tr")).to_have_count(7)
@@ -216,8 +224,8 @@ def focus_order(page: Page) -> list[str]:
     return seen
 
 
-def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console):
-    tenant = make_tenant(db, console, credits=100)
+def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console, tmp_path):
+    tenant = make_tenant(db, console, credits=1)
     page.goto("/")
     expect(page.get_by_label("API token")).to_be_focused()
     page.keyboard.type(tenant.token)
@@ -264,10 +272,24 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console):
     page.keyboard.press("Enter")
     expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
     assert page.evaluate("() => window.__noItems.size") >= 1, "no stage showed 'no items'"
+    # A page that missed the end (another operator's tab) still hears the server's reason.
+    page.evaluate("() => { document.getElementById('cancel').disabled = false; }")
+    page.locator("#cancel").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#run-message")).to_contain_text("can no longer be changed")
     page.locator("#dismiss").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#processing")).to_have_attribute("data-state", "idle")
     expect(page.locator("#run-now")).to_be_focused()
+
+    page.get_by_label("CSV file").set_input_files(keywords_csv(tmp_path, 30))
+    page.locator("#import-form button").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#import-summary")).to_contain_text("Added 30")
+    expect(page.locator("#run-now")).to_be_disabled()
+    expect(page.locator("#run-now-reason")).to_have_text(
+        "Not enough credits: starting needs 8 (1.2 × 6), the balance is 1."
+    )
 
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
