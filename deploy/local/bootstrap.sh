@@ -2,7 +2,8 @@
 # Installs what the project needs on a fresh machine, idempotently:
 #   - uv (pinned) in a project-local tool venv, from PyPI;
 #   - the locked Python environment of the workspace (.venv);
-#   - kcat from Debian's packages (tests list topics with it), when root.
+#   - kcat from Debian's packages (tests list topics with it), when root;
+#   - chromium from Debian's packages (the console's browser tests drive it), when root.
 # PostgreSQL and the Kafka jars are fetched by `stack up` itself.
 set -euo pipefail
 
@@ -19,12 +20,18 @@ fi
 
 "$TOOLS/bin/uv" sync --frozen --all-packages --quiet --project "$ROOT"
 
-if ! command -v kcat >/dev/null 2>&1; then
-    if [[ "$(id -u)" == 0 ]]; then
-        echo "bootstrap: installing kcat from Debian's packages" >&2
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
-    else
-        echo "bootstrap: kcat is missing and this is not root; install the kcat package" >&2
+install_deb() {  # command, package, why
+    if command -v "$1" >/dev/null 2>&1; then
+        return
     fi
-fi
+    if [[ "$(id -u)" == 0 ]]; then
+        echo "bootstrap: installing $2 from Debian's packages ($3)" >&2
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    else
+        echo "bootstrap: $1 is missing and this is not root; install the $2 package" >&2
+    fi
+}
+
+install_deb kcat kcat "tests list topics with it"
+install_deb chromium chromium "the console's browser tests drive it"

@@ -127,4 +127,8 @@ def run_pipeline(settings: StackSettings, demo: Demo, console: Console) -> demo_
     log_dir = var_dir() / "logs" / str(demo.account_id) / str(demo.site_id) / run_id
     demo_run.summary(outcome.run, balance, str(log_dir), console)
     console.print(f"API at {base_url}/docs with the token above; `make down` stops everything")
+    console.print(
+        f"[bold]Console[/] {base_url}/  sign in with the API token: {demo.token}",
+        soft_wrap=True,
+    )
     return outcome

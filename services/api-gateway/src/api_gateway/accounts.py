@@ -130,6 +130,26 @@ def authenticate(conn: Connection, token: str) -> Caller | None:
     )
 
 
+def caller_by_token_id(conn: Connection, token_id: int) -> Caller | None:
+    """The caller of a token known by id (a console session), or None once it is revoked."""
+    row = conn.execute(
+        sa.select(
+            t.api_tokens.c.id,
+            t.api_tokens.c.account_id,
+            t.api_tokens.c.user_id,
+            t.api_tokens.c.last_used_at,
+        ).where(t.api_tokens.c.id == token_id, t.api_tokens.c.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    return Caller(
+        account_id=row.account_id,
+        user_id=row.user_id,
+        token_id=row.id,
+        last_used_at=row.last_used_at,
+    )
+
+
 def record_token_use(conn: Connection, token_id: int) -> None:
     conn.execute(
         sa.update(t.api_tokens)

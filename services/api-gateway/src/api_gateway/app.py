@@ -1,4 +1,5 @@
-"""Wiring: settings, database, Kafka producer and event hub, routers, OpenAPI; `api-gateway`."""
+"""Wiring: settings, database, Kafka producer and event hub, routers, the console, OpenAPI;
+`api-gateway`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -15,10 +17,12 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import start_http_server
 
 from api_gateway import errors, metrics
+from api_gateway.console import routes as console
 from api_gateway.db import create_engine
 from api_gateway.event_hub import RunEventHub
 from api_gateway.routes import config, content, keywords, live, planning, run_control, run_status
 from api_gateway.run_commands import CommandSender
+from api_gateway.session import SessionSigner
 from api_gateway.settings import Settings
 
 API_PREFIX = "/api/v1/automation"
@@ -74,10 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Runs, configuration and content of the content-automation platform.",
         lifespan=lifespan,
     )
-    app.state.settings = settings or Settings()
+    app.state.settings = settings = settings or Settings()
+    app.state.sessions = SessionSigner(
+        settings.session_secret, timedelta(hours=settings.session_hours)
+    )
     errors.install(app)
     metrics.install(app)
     app.include_router(api_router())
+    app.include_router(console.router)
+    app.mount("/static", console.STATIC, name="static")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:

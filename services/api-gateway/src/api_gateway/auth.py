@@ -1,4 +1,5 @@
-"""Bearer-token authentication as a FastAPI dependency (tokens are stored hashed; see accounts)."""
+"""Authentication as a FastAPI dependency: a bearer token (stored hashed; see accounts) or the
+console's session cookie (see session), which must bring the CSRF token to change anything."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api_gateway import accounts
 from api_gateway.accounts import Caller
 from api_gateway.errors import ApiError
+from api_gateway.session import COOKIE_NAME, CSRF_HEADER, UNSAFE_METHODS, SessionSigner
 
 bearer = HTTPBearer(
     auto_error=False, description="An API token from `automation-admin create-token`."
@@ -22,21 +24,58 @@ class Unauthorized(ApiError):
         super().__init__(401, detail, code="unauthorized")
 
 
+class CsrfRefused(ApiError):
+    def __init__(self) -> None:
+        super().__init__(
+            403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)", code="csrf"
+        )
+
+
 async def current_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    if credentials is None or not credentials.credentials:
+    if credentials is not None and credentials.credentials:
+        caller = await _by_token(request, credentials.credentials)
+    elif request.cookies.get(COOKIE_NAME):
+        caller = await session_caller(request)
+        if caller is None:
+            raise Unauthorized("the console session has ended; sign in again")
+        if request.method in UNSAFE_METHODS and not csrf_ok(request):
+            raise CsrfRefused()
+    else:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    token = credentials.credentials
-    async with request.app.state.engine.connect() as conn:
-        caller = await conn.run_sync(lambda c: accounts.authenticate(c, token))
-    if caller is None:
-        raise Unauthorized("unknown or revoked token")
     if caller.use_is_stale(datetime.now(UTC)):
         async with request.app.state.engine.begin() as conn:
             await conn.run_sync(lambda c: accounts.record_token_use(c, caller.token_id))
     return caller
+
+
+async def _by_token(request: Request, token: str) -> Caller:
+    async with request.app.state.engine.connect() as conn:
+        caller = await conn.run_sync(lambda c: accounts.authenticate(c, token))
+    if caller is None:
+        raise Unauthorized("unknown or revoked token")
+    return caller
+
+
+def signer(request: Request) -> SessionSigner:
+    return request.app.state.sessions
+
+
+async def session_caller(request: Request) -> Caller | None:
+    """The caller of a valid console session cookie, or None (missing, expired, revoked)."""
+    session = signer(request).read(request.cookies.get(COOKIE_NAME))
+    if session is None:
+        return None
+    async with request.app.state.engine.connect() as conn:
+        return await conn.run_sync(lambda c: accounts.caller_by_token_id(c, session.token_id))
+
+
+def csrf_ok(request: Request, offered: str | None = None) -> bool:
+    session = signer(request).read(request.cookies.get(COOKIE_NAME))
+    offered = offered if offered is not None else request.headers.get(CSRF_HEADER)
+    return session is not None and signer(request).csrf_ok(session, offered)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

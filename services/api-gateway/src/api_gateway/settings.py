@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -20,3 +21,9 @@ class Settings(ServiceSettings):
     outcome_timeout_seconds: float = Field(
         15.0, description="How long a run command waits for the orchestrator's answer."
     )
+    session_secret: str = Field(
+        default_factory=lambda: secrets.token_urlsafe(32),
+        description="Signs console session cookies; set the same value on every gateway "
+        "instance (a random one per process otherwise, so a restart signs everyone out).",
+    )
+    session_hours: float = Field(12.0, gt=0, description="How long a console session lasts.")

@@ -2,7 +2,8 @@
 
 Events seen since the gateway started replay first, then new ones follow in stream order; the
 stream ends after the run's last event. Each SSE `id` is the event's position in the run, so a
-reconnecting client sends `Last-Event-ID` and gets only what it missed.
+reconnecting client sends `Last-Event-ID` and gets only what it missed. An id this gateway
+cannot have given (it restarted since) replays everything it has, rather than nothing.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ async def _stream(
     hub: RunEventHub, run_id: str, owner: tuple[int, int], finished_status: str | None, after: int
 ) -> AsyncIterator[str]:
     backlog, queue = hub.subscribe(run_id, *owner)
+    if after > len(backlog):
+        # Positions count the events this gateway has seen; a larger one was handed out by
+        # another instance (this one restarted since), so it says nothing here: start over.
+        after = 0
     try:
         yield ": stream of run " + run_id + "\n\n"
         position = 0

@@ -1,0 +1,123 @@
+"""The console's HTML routes: sign in and out, the site pages, and the static files.
+
+Sign-in exchanges an API token for the session cookie (HttpOnly, SameSite=Strict, with an
+expiry). Everything the page does afterwards goes through the JSON API under the same cookie;
+the API checks tenancy and, for changes, the CSRF token (see auth).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api_gateway import accounts
+from api_gateway.auth import csrf_ok, session_caller, signer
+from api_gateway.console import pages
+from api_gateway.errors import ApiError
+from api_gateway.params import MAX_ID
+from api_gateway.session import COOKIE_NAME, CSRF_FIELD
+
+router = APIRouter(include_in_schema=False)
+STATIC = StaticFiles(directory=Path(__file__).parent / "static")
+MAX_FORM_BYTES = 4096
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status, headers=NO_STORE)
+
+
+def _home() -> RedirectResponse:
+    return RedirectResponse("/", status_code=303)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        return {}
+    fields = parse_qs(raw.decode("utf-8", errors="replace"), max_num_fields=10)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser's form post names its origin; one from another site must not sign anyone in."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    caller = await session_caller(request)
+    if caller is None:
+        return _html(pages.sign_in())
+    async with request.app.state.engine.connect() as conn:
+        sites = await conn.run_sync(lambda c: accounts.list_sites(c, caller.account_id))
+    if not sites:
+        return _html(pages.no_sites(_csrf(request)))
+    return RedirectResponse(f"/sites/{sites[0].id}", status_code=303)
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    if not _same_origin(request):
+        return _html(pages.sign_in("This sign-in did not come from this console."), 403)
+    token = (await _form(request)).get("token", "").strip()
+    caller = None
+    if token:
+        async with request.app.state.engine.connect() as conn:
+            caller = await conn.run_sync(lambda c: accounts.authenticate(c, token))
+    if caller is None:
+        return _html(pages.sign_in("That token is unknown or revoked."), 401)
+    session, cookie = signer(request).issue(caller.token_id)
+    response = _home()
+    response.set_cookie(
+        COOKIE_NAME,
+        cookie,
+        expires=session.expires_at,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request) -> Response:
+    if not csrf_ok(request, (await _form(request)).get(CSRF_FIELD)):
+        return _html(pages.not_found("that sign-out form"), 403)
+    response = _home()
+    response.delete_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+@router.get("/sites")
+async def open_site(request: Request, site_id: str = "") -> Response:
+    """The site picker's form target (it works without script too)."""
+    return RedirectResponse(f"/sites/{site_id}" if site_id.isdigit() else "/", status_code=303)
+
+
+@router.get("/sites/{site_id}")
+async def site_page(request: Request, site_id: str) -> Response:
+    caller = await session_caller(request)
+    if caller is None:
+        return _home()
+    if not site_id.isdigit() or not 1 <= int(site_id) <= MAX_ID:
+        return _html(pages.not_found(f"site {site_id}"), 404)
+    async with request.app.state.engine.connect() as conn:
+        sites = await conn.run_sync(lambda c: accounts.list_sites(c, caller.account_id))
+    current = next((s for s in sites if s.id == int(site_id)), None)
+    if current is None:
+        return _html(pages.not_found(f"site {site_id}"), 404)
+    return _html(pages.site(sites, current, _csrf(request)))
+
+
+def _csrf(request: Request) -> str:
+    session = signer(request).read(request.cookies.get(COOKIE_NAME))
+    if session is None:
+        raise ApiError(401, "no console session")
+    return signer(request).csrf_token(session)

@@ -1,0 +1,124 @@
+// The forms of the page: review queue, keyword import, configuration.
+import { ApiError, api, get, post } from "./api.js";
+import { $, fill, h, say } from "./dom.js";
+
+const REVIEW_PAGE = 20;
+
+export async function loadReview(siteId) {
+  const page = await get("/content", { site_id: siteId, status: "review", limit: REVIEW_PAGE });
+  const details = await Promise.all(page.items.map((c) => get(`/content/${c.id}`)));
+  $("review-all").checked = false;
+  fill($("review-list"), details.length
+    ? details.map((c) => reviewItem(c, siteId))
+    : h("li", { class: "muted" }, "Nothing is waiting for review."));
+}
+
+function reviewItem(content, siteId) {
+  const box = `review-${content.id}`;
+  const images = content.images.filter((i) => i.url);
+  return h("li", { class: "review-item", "data-content": content.id },
+    h("div", { class: "review-head" },
+      h("input", { type: "checkbox", id: box, value: content.id, class: "review-pick" }),
+      h("label", { for: box }, content.title),
+      h("span", { class: "muted" }, `${content.word_count} words`)),
+    images.length ? h("div", { class: "thumbs" }, images.map((i) => h("img", {
+      src: i.url, alt: `${i.kind} image: ${i.prompt}`, width: 120, height: 90,
+    }))) : null,
+    h("div", { class: "controls" },
+      h("button", { type: "button", onclick: () => review([content.id], "approve", siteId),
+        "aria-label": `Approve ${content.title}` }, "Approve"),
+      h("button", { type: "button", class: "secondary",
+        onclick: () => review([content.id], "reject", siteId),
+        "aria-label": `Reject ${content.title}` }, "Reject")));
+}
+
+export async function review(ids, verdict, siteId) {
+  const message = $("review-message");
+  if (!ids.length) return say(message, "Select at least one article first.", "error");
+  const outcomes = await Promise.allSettled(ids.map((id) => post(`/content/${id}/${verdict}`)));
+  const refused = outcomes.filter((o) => o.status === "rejected").map((o) => o.reason.message);
+  const done = ids.length - refused.length;
+  const verb = verdict === "approve" ? "Approved" : "Rejected";
+  say(message, `${verb} ${done} of ${ids.length}.${refused.length ? " " + refused.join("; ") : ""}`,
+    refused.length ? "error" : "ok");
+  await loadReview(siteId);
+}
+
+export function selectedForReview() {
+  return [...document.querySelectorAll(".review-pick:checked")].map((b) => Number(b.value));
+}
+
+export async function importKeywords(siteId, file) {
+  const out = $("import-result");
+  try {
+    const result = await api("POST", "/keywords/import", {
+      params: { site_id: siteId }, text: await file.text(), type: "text/csv",
+    });
+    fill(out, h("p", { id: "import-summary" },
+      `Added ${result.added}, duplicates ${result.duplicates}, errors ${result.invalid}.`),
+    result.errors.length ? h("ul", { class: "errors" }, result.errors.map((e) => h("li", {}, e)))
+      : null);
+    return true;
+  } catch (error) {
+    fill(out, h("p", { class: "error", role: "alert" }, error.message));
+    return false;
+  }
+}
+
+const FIELDS = [
+  ["is_enabled", "Scheduled runs enabled", "checkbox"],
+  ["frequency", "Frequency", ["daily", "weekly", "monthly"]],
+  ["scheduled_time", "Time (HH:MM)", "text"],
+  ["timezone", "Time zone", "text"],
+  ...[1, 2, 3, 4, 5, 6].map((n) => [`stage_${n}_batch_size`, `Stage ${n} batch size`, "number"]),
+  ["within_stage_delay", "Delay within a stage (s)", "number"],
+  ["between_stage_delay", "Delay between stages (s)", "number"],
+  ["stage_concurrency", "Concurrency (batches in flight)", "number"],
+];
+
+function field([name, label, kind], value) {
+  const id = `cfg-${name}`;
+  const error = h("span", { class: "field-error", id: `${id}-error`, "aria-live": "polite" });
+  const common = { id, name, "aria-describedby": `${id}-error` };
+  let input;
+  if (kind === "checkbox") input = h("input", { ...common, type: "checkbox", checked: value });
+  else if (Array.isArray(kind)) {
+    input = h("select", common, kind.map((o) => h("option", { value: o, selected: o === value }, o)));
+  } else {
+    input = h("input", { ...common, type: kind === "number" ? "number" : "text",
+      inputmode: kind === "number" ? "numeric" : undefined, value });
+  }
+  return h("div", { class: `field${kind === "checkbox" ? " check" : ""}` },
+    h("label", { for: id }, label), input, error);
+}
+
+export async function loadConfig(siteId) {
+  const config = await get("/config", { site_id: siteId });
+  fill($("config-fields"), FIELDS.map((f) => field(f, config[f[0]])),
+    h("p", { class: "muted wide" }, `Next scheduled run: ${config.next_run_at || "none"}`));
+}
+
+export async function saveConfig(siteId) {
+  const change = {};
+  for (const [name, , kind] of FIELDS) {
+    const input = $(`cfg-${name}`);
+    $(`cfg-${name}-error`).textContent = "";
+    input.removeAttribute("aria-invalid");
+    if (kind === "checkbox") change[name] = input.checked;
+    else if (kind === "number") change[name] = input.value === "" ? null : Number(input.value);
+    else change[name] = input.value;
+  }
+  try {
+    await api("PUT", "/update_config", { params: { site_id: siteId }, json: change });
+    say($("config-message"), "Saved.");
+    await loadConfig(siteId);
+  } catch (error) {
+    const name = error instanceof ApiError && error.field;
+    if (name && $(`cfg-${name}`)) {
+      $(`cfg-${name}-error`).textContent = error.message;
+      $(`cfg-${name}`).setAttribute("aria-invalid", "true");
+      $(`cfg-${name}`).focus();
+    }
+    say($("config-message"), `Not saved: ${error.message}`, "error");
+  }
+}

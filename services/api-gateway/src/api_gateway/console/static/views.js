@@ -1,0 +1,120 @@
+// What the page shows, built from the API's answers: stage cards, the processing card, history.
+import { h, seconds, when } from "./dom.js";
+
+const STAGE_STATUS = { pending: "pending", running: "active", completed: "done", failed: "failed" };
+const ENDED = { completed: "Run completed", cancelled: "Run cancelled", failed: "Run failed" };
+
+export function stageCard(stage, result) {
+  const status = result ? STAGE_STATUS[result.status] : "pending";
+  const ran = result && result.started_at;
+  return h("li", { class: `stage status-${status}`, "data-stage": stage.stage_number },
+    h("div", { class: "stage-head" },
+      h("span", { class: "stage-no" }, stage.stage_number),
+      h("span", { class: "stage-name" }, stage.stage_name)),
+    h("div", { class: "stage-meta" },
+      h("span", { class: `tag type-${stage.stage_type.toLowerCase()}` }, stage.stage_type),
+      h("span", { class: `tag status-${status}` }, status)),
+    h("dl", { class: "figures" },
+      h("dt", {}, "Pending now"), h("dd", {}, stage.pending),
+      ran && [
+        h("dt", {}, "In / out"), h("dd", {}, `${result.items_in} / ${result.items_out}`),
+        h("dt", {}, "Credits"), h("dd", {}, result.credits_used),
+        h("dt", {}, "Time"), h("dd", {}, seconds(result.elapsed_seconds)),
+      ]));
+}
+
+const LISTED = 5;
+
+function items(title, list) {
+  const more = list.length - LISTED;
+  return h("div", { class: "items" },
+    h("h3", {}, title),
+    list.length
+      ? h("ul", {}, list.slice(0, LISTED).map((item) => h("li", {}, item.title || `#${item.id}`)),
+        more > 0 ? h("li", { class: "muted" }, `and ${more} more`) : null)
+      : h("p", { class: "muted" }, "none"));
+}
+
+// progress: {run_id, run_status, pause_reason, stage_number, stage_name, stage_type,
+//            stage_status, total, settled, currently_processing, up_next, remaining_count}
+export function processingCard(p) {
+  const pct = p.total ? Math.min(100, Math.round((1000 * p.settled) / p.total) / 10) : 0;
+  const paused = p.run_status === "paused";
+  const empty = p.total === 0 && p.stage_status !== "pending";
+  return [
+    h("div", { class: "proc-head" },
+      h("strong", {}, `Stage ${p.stage_number} · ${p.stage_name}`),
+      h("span", { class: `tag type-${p.stage_type.toLowerCase()}` }, p.stage_type),
+      h("span", { class: `tag run-${p.run_status}`, id: "run-state" },
+        paused ? "Paused" : "Running"),
+      paused && p.pause_reason && p.pause_reason !== "requested"
+        ? h("span", { class: "muted" }, p.pause_reason) : null),
+    empty
+      ? h("p", { class: "empty", id: "no-items" }, "No items to process in this stage.")
+      : [
+        h("div", {
+          class: `bar${paused ? " paused" : ""}`, role: "progressbar",
+          "aria-label": `Stage ${p.stage_number} progress`, "aria-valuemin": 0,
+          "aria-valuemax": 100, "aria-valuenow": pct,
+          "aria-valuetext": `${p.settled} of ${p.total} items`,
+        }, h("span", { style: `width: ${pct}%` })),
+        h("p", { class: "counts", id: "proc-counts" },
+          `${p.settled} / ${p.total} items · ${pct}% · ${p.remaining_count} remaining`),
+      ],
+    h("div", { class: "item-lists" },
+      items("In progress", p.currently_processing),
+      items("Up next", p.up_next)),
+  ];
+}
+
+export function resultCard(run, onDismiss) {
+  const elapsed = run.started_at && run.ended_at
+    ? (new Date(run.ended_at) - new Date(run.started_at)) / 1000 : null;
+  const done = run.stages.filter((s) => s.started_at);
+  return [
+    h("div", { class: "proc-head" },
+      h("strong", { id: "run-result" }, ENDED[run.status] || `Run ${run.status}`),
+      h("span", { class: `tag run-${run.status}` }, run.status)),
+    h("p", {}, `${run.run_id} · ${run.credits_used} credits · ${seconds(elapsed)}`),
+    run.error ? h("p", { class: "error" }, run.error) : null,
+    h("ul", { class: "result-stages" }, done.map((s) =>
+      h("li", {}, `${s.stage_number}. ${s.stage_name}: ${s.items_in} in, ${s.items_out} out, `
+        + `${s.credits_used} credits`))),
+    h("button", { type: "button", class: "secondary", id: "dismiss", onclick: onDismiss },
+      "Dismiss"),
+  ];
+}
+
+export function historyRow(run, onOpen) {
+  return h("tr", {},
+    h("td", {}, h("button", {
+      type: "button", class: "link", onclick: () => onOpen(run.run_id),
+      "aria-label": `Details of ${run.run_id}`,
+    }, run.run_id)),
+    h("td", {}, h("span", { class: `tag run-${run.status}` }, run.status)),
+    h("td", {}, run.trigger),
+    h("td", {}, when(run.started_at)),
+    h("td", {}, when(run.ended_at)),
+    h("td", {}, run.credits_used));
+}
+
+export function runDetail(run, lines, onClose) {
+  return h("article", { class: "detail", "aria-labelledby": "detail-h" },
+    h("div", { class: "section-head" },
+      h("h3", { id: "detail-h", tabindex: "-1" }, `Run ${run.run_id}`),
+      h("button", { type: "button", class: "secondary", onclick: onClose }, "Close")),
+    h("p", {}, `${run.status} · ${run.trigger} · started ${when(run.started_at)} · `
+      + `ended ${when(run.ended_at)} · ${run.credits_used} credits`),
+    run.error ? h("p", { class: "error" }, run.error) : null,
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["Stage", "Status", "In", "Out", "Failed", "Credits", "Time"]
+        .map((title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, run.stages.map((s) => h("tr", {},
+        h("td", {}, `${s.stage_number}. ${s.stage_name}`),
+        h("td", {}, STAGE_STATUS[s.status] + (s.partial ? " (partial)" : "")),
+        h("td", {}, s.items_in), h("td", {}, s.items_out), h("td", {}, s.failed_items),
+        h("td", {}, s.credits_used), h("td", {}, seconds(s.elapsed_seconds))))))),
+    h("h4", {}, "Log"),
+    h("pre", { class: "log", tabindex: "0", "aria-label": `Log of ${run.run_id}` },
+      lines.length ? lines.join("\n") : "No log written yet."));
+}

@@ -1,0 +1,327 @@
+"""The web console in a real Chromium against the real services (each a process, on the real
+Kafka and PostgreSQL): an operator signs in, imports keywords, runs the pipeline and watches it
+live, pauses and resumes, sees the result, approves an article; another account's site stays
+out of reach. Screenshots at 1280 and 390 px wide land in tmp/artifacts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+from tenacity import retry, stop_after_delay, wait_fixed
+
+from tests.integration.test_gateway_support import API, console_script, make_tenant
+from tests.support.browser import LAUNCH_ARGS, artifacts_dir, chromium_path
+from tests.support.pipeline import SAMPLE, sample_keywords
+from tests.support.services import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+RUN_SECONDS = 240
+# Each offline AI call takes this long, so stage 6 (36 images, one at a time) is slow enough
+# for the bar to be seen moving item by item, and for a pause to land in the middle of it.
+WORKER_ENV = {"OFFLINE_LATENCY_MS": "150", "LEASE_SECONDS": "30"}
+# Records every (stage, processed) the card shows, and each stage it showed as having no items,
+# so what the card did is observed, not sampled.
+BAR_RECORDER = """
+window.__bar = {};
+window.__noItems = new Set();
+document.addEventListener("DOMContentLoaded", () => {
+  const card = document.getElementById("processing");
+  if (!card) return;
+  new MutationObserver(() => {
+    const { stage, processed, state } = card.dataset;
+    if (state !== "running" || stage === undefined) return;
+    (window.__bar[stage] = window.__bar[stage] || new Set()).add(processed);
+    if (document.getElementById("no-items")) window.__noItems.add(stage);
+  }).observe(card, { attributes: true, childList: true, subtree: true });
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=chromium_path(), args=LAUNCH_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def console(services) -> SimpleNamespace:
+    """The four services; `url` is the gateway's, `gateway` its process (to restart it)."""
+    port = free_port()
+    for name in ("log-sink", "orchestrator"):
+        services.start(name, console_script(name), timeout=90)
+    services.start("stage-worker", console_script("stage-worker"), env=WORKER_ENV, timeout=90)
+    # A fixed secret, so sessions outlive a restart of the gateway, as with several instances.
+    env = {"GATEWAY_PORT": str(port), "SESSION_SECRET": uuid.uuid4().hex}
+    gateway = services.start("gateway", console_script("api-gateway"), env=env)
+    return SimpleNamespace(url=f"http://127.0.0.1:{port}", gateway=gateway)
+
+
+@pytest.fixture
+def page(browser, console):
+    context = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 900})
+    context.add_init_script(BAR_RECORDER)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+def shoot(page: Page, name: str) -> None:
+    """Full-page screenshots at desktop and phone width."""
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=artifacts_dir() / f"{name}-{width}.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def keywords_csv(tmp_path: Path, count: int) -> Path:
+    """`count` sample keywords, one repeated, and one row with an impossible difficulty."""
+    with SAMPLE.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:count]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["keyword", "volume", "difficulty"])
+    writer.writeheader()
+    writer.writerows([*rows, rows[0], {"keyword": "bad row", "volume": 1, "difficulty": 500}])
+    path = tmp_path / "keywords.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return path
+
+
+def sign_in(page: Page, token: str, site_id: int) -> None:
+    page.goto("/")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"/sites/{site_id}")
+    expect(page.locator("#live-status")).not_to_have_text("Connecting…")
+
+
+def card(page: Page) -> dict[str, str]:
+    return page.locator("#processing").evaluate("c => ({...c.dataset})")
+
+
+def server_progress(page: Page, site_id: int) -> dict:
+    answer = page.request.get(f"{API}/current_processing", params={"site_id": site_id})
+    assert answer.ok, answer.text()
+    return answer.json()
+
+
+@retry(stop=stop_after_delay(30), wait=wait_fixed(0.3), reraise=True)
+def settled_paused_card(page: Page, site_id: int) -> dict[str, str]:
+    """The paused card once the item in flight at the pause has landed: equal to the server."""
+    shown, server = card(page), server_progress(page, site_id)
+    assert server["run_status"] == "paused" and shown["state"] == "paused"
+    assert int(shown["stage"]) == server["stage_number"]
+    assert int(shown["total"]) == server["total_items"]
+    assert int(shown["processed"]) == server["processed_items"] + server["failed_items"]
+    return shown
+
+
+def test_an_operator_runs_the_pipeline_from_the_console(page, db, console, tmp_path):
+    tenant = make_tenant(db, console, credits=10_000)
+    other = make_tenant(db, console, credits=10)
+    page.goto("/")
+    shoot(page, "00-sign-in")
+    sign_in(page, tenant.token, tenant.site_id)
+    expect(page.locator("#stages > li")).to_have_count(7)
+    shoot(page, "01-signed-in")
+
+    page.get_by_label("CSV file").set_input_files(keywords_csv(tmp_path, 10))
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#import-summary")).to_have_text("Added 10, duplicates 1, errors 1.")
+    expect(page.locator("#import-result li")).to_contain_text("difficulty")
+    expect(page.locator('#stages li[data-stage="1"] dd').first).to_have_text("10")
+    expect(page.locator("#estimate")).to_contain_text("balance 10000")
+    shoot(page, "02-imported")
+
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("#run-message")).to_contain_text("started")
+    expect(page.get_by_role("button", name="Run now")).to_be_disabled()
+    expect(page.locator("#run-now-reason")).to_contain_text("one run at a time")
+
+    page.wait_for_function(
+        '() => (window.__bar["6"] || new Set()).size >= 10',
+        timeout=RUN_SECONDS * 1000,
+    )
+    shoot(page, "03-running")
+    page.locator("#pause").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#run-state")).to_have_text("Paused")
+    paused = settled_paused_card(page, tenant.site_id)
+    assert 0 < int(paused["processed"]) < int(paused["total"])
+    expect(page.locator(".bar[role=progressbar]")).to_be_visible()
+    expect(page.get_by_role("button", name="Resume")).to_be_enabled()
+    page.reload()
+    expect(page.locator("#run-state")).to_have_text("Paused")
+    assert settled_paused_card(page, tenant.site_id) == paused
+    shoot(page, "04-paused")
+
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#run-message")).to_contain_text("running")
+    expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
+    expect(page.locator("#processing")).to_have_attribute("data-state", "finished")
+    expect(page.locator("#stages .tag.status-done")).to_have_count(7)
+    expect(page.locator("#log")).to_contain_text("completed")
+    expect(page.get_by_role("button", name="Run now")).to_be_enabled()
+    shoot(page, "05-completed")
+
+    first = page.locator(".review-item").first
+    expect(first).to_be_visible()
+    first.locator("img").first.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.review-item img')]"
+        ".some(i => i.complete && i.naturalWidth > 0)"
+    )
+    content_id = first.get_attribute("data-content")
+    shoot(page, "06-review")
+    first.get_by_role("button", name="Approve").click()
+    expect(page.locator("#review-message")).to_have_text("Approved 1 of 1.")
+    expect(page.locator(f'.review-item[data-content="{content_id}"]')).to_have_count(0)
+    approved = page.request.get(f"{API}/content/{content_id}").json()
+    assert approved["status"] == "approved"
+    waiting = page.locator(".review-item").count()
+    page.locator(".review-pick").nth(0).check()
+    page.locator(".review-pick").nth(1).check()
+    page.get_by_role("button", name="Reject selected").click()
+    expect(page.locator("#review-message")).to_have_text("Rejected 2 of 2.")
+    expect(page.locator(".review-item")).to_have_count(waiting - 2)
+
+    page.locator("#history tbody button").first.click()
+    expect(page.locator("#run-detail table tbody tr")).to_have_count(7)
+    expect(page.locator("#detail-h")).to_be_focused()
+    page.get_by_role("button", name="Dismiss").click()
+    expect(page.locator("#processing")).to_have_attribute("data-state", "idle")
+
+    foreign = page.goto(f"/sites/{other.site_id}")
+    assert foreign is not None and foreign.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    shoot(page, "07-foreign-site")
+
+
+def focus_order(page: Page) -> list[str]:
+    """Ids (or names) of what Tab reaches, once round the page."""
+    page.locator("body").focus()
+    seen: list[str] = []
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        here = page.evaluate(
+            "() => { const e = document.activeElement;"
+            " return e === document.body ? '' : e.id || e.name || e.textContent.trim(); }"
+        )
+        if here and here in seen[:1]:
+            break
+        seen.append(here)
+    return seen
+
+
+def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console, tmp_path):
+    tenant = make_tenant(db, console, credits=1)
+    page.goto("/")
+    expect(page.get_by_label("API token")).to_be_focused()
+    page.keyboard.type(tenant.token)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"/sites/{tenant.site_id}")
+    expect(page.locator("#cfg-stage_concurrency")).to_be_visible()
+
+    unlabelled = page.evaluate(
+        "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+        ".filter(f => !f.labels || f.labels.length === 0).map(f => f.id || f.name)"
+    )
+    assert unlabelled == []
+    reached = focus_order(page)
+    for control in (
+        "site-picker",
+        "Open",
+        "Sign out",
+        "run-now",
+        "log-lines",
+        "log",
+        "review-all",
+        "approve-selected",
+        "reject-selected",
+        "import-file",
+        "Import",
+        "cfg-is_enabled",
+        "cfg-frequency",
+        "cfg-stage_concurrency",
+        "Save configuration",
+    ):
+        assert control in reached, f"Tab never reaches {control}: {reached}"
+
+    page.locator("#cfg-stage_1_batch_size").fill("0")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cfg-stage_1_batch_size-error")).to_contain_text("greater than")
+    expect(page.locator("#cfg-stage_1_batch_size")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#cfg-stage_1_batch_size")).to_be_focused()
+    page.locator("#cfg-stage_1_batch_size").fill("10")
+    page.keyboard.press("Enter")
+    expect(page.locator("#config-message")).to_have_text("Saved.")
+    expect(page.locator("#cfg-stage_1_batch_size-error")).to_have_text("")
+
+    page.locator("#run-now").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
+    assert page.evaluate("() => window.__noItems.size") >= 1, "no stage showed 'no items'"
+    # A page that missed the end (another operator's tab) still hears the server's reason.
+    page.evaluate("() => { document.getElementById('cancel').disabled = false; }")
+    page.locator("#cancel").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#run-message")).to_contain_text("can no longer be changed")
+    page.locator("#dismiss").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#processing")).to_have_attribute("data-state", "idle")
+    expect(page.locator("#run-now")).to_be_focused()
+
+    page.get_by_label("CSV file").set_input_files(keywords_csv(tmp_path, 30))
+    page.locator("#import-form button").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#import-summary")).to_contain_text("Added 30")
+    expect(page.locator("#run-now")).to_be_disabled()
+    expect(page.locator("#run-now-reason")).to_have_text(
+        "Not enough credits: starting needs 8 (1.2 × 6), the balance is 1."
+    )
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    shoot(page, "08-empty-run-keyboard")
+
+
+def bar_values(page: Page, stage: int) -> int:
+    return page.evaluate(f"() => (window.__bar['{stage}'] || new Set()).size")
+
+
+def test_the_card_keeps_up_across_a_restart_of_the_gateway(page, db, console):
+    tenant = make_tenant(db, console, credits=10_000)
+    rows = [{"keyword": k.keyword} for k in sample_keywords(10)]
+    imported = tenant.client.post(
+        f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=rows
+    )
+    assert imported.status_code == 200
+    sign_in(page, tenant.token, tenant.site_id)
+    page.get_by_role("button", name="Run now").click()
+    page.wait_for_function(
+        "() => (window.__bar['6'] || new Set()).size >= 3", timeout=RUN_SECONDS * 1000
+    )
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#run-state")).to_have_text("Paused")
+    paused = settled_paused_card(page, tenant.site_id)
+
+    console.gateway.stop()
+    expect(page.locator("#live-status")).to_contain_text("Reconnecting")
+    console.gateway.start().wait_ready()
+    expect(page.locator("#live-status")).to_have_text("Live", timeout=60_000)
+    assert settled_paused_card(page, tenant.site_id) == paused
+
+    seen_before = bar_values(page, 6)
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
+    assert bar_values(page, 6) > seen_before, "the bar moved again after the restart"
