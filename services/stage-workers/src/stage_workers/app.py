@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from aiokafka import AIOKafkaConsumer
@@ -33,7 +34,11 @@ log = logging.getLogger("stage_workers")
 
 def build_app(settings: WorkerSettings) -> FastStream:
     topics = settings.topics
-    engine = sync_engine(settings.database_url, pool_pre_ping=True)
+    connections = settings.worker_db_connections
+    # The relay holds one connection of its own besides the handlers' threads.
+    engine = sync_engine(
+        settings.database_url, pool_pre_ping=True, pool_size=connections, max_overflow=2
+    )
     relay = OutboxRelay(
         engine, settings.kafka_bootstrap_servers, [spec.name for spec in topics.specs()]
     )
@@ -48,6 +53,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
         topics=topics,
         media_dir=settings.media_dir,
         wake_relay=relay.wake,
+        executor=ThreadPoolExecutor(connections, thread_name_prefix="db"),
     )
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,

@@ -17,7 +17,7 @@ from stage_workers.ai.base import AIProvider
 from stage_workers.ai.retry import PoisonedItem, with_retries
 from stage_workers.deps import WorkerDeps
 from stage_workers.ledger import InsufficientCredits, charge
-from stage_workers.outcomes import HALTED, SKIPPED, Outcome, Tally
+from stage_workers.outcomes import HALTED, SKIPPED, STOPPED, Outcome, Tally
 
 
 class Step(Protocol):
@@ -67,9 +67,10 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
     context = BatchContext(command, command.data, total)
     tally = Tally()
     for ref in refs:
-        if await deps.in_transaction(tracking.run_is_stopped, context.batch.run_id):
+        outcome = await process_item(deps, step, context, ref)
+        if outcome is STOPPED:
             break
-        tally.add(await process_item(deps, step, context, ref))
+        tally.add(outcome)
         if tally.halted:
             break
     await deps.in_transaction(complete_batch, deps, command, tally)
@@ -94,8 +95,11 @@ async def process_item(
 def _before_item(
     conn: Connection, deps: WorkerDeps, step: Step, context: BatchContext, ref: ItemRef
 ) -> Any:
-    """An Outcome when the item needs nothing from us, else the AI's input."""
+    """An Outcome when the item needs nothing from us (or the run stopped), else the AI's
+    input. The stop check shares this transaction: one round trip fewer per item."""
     batch = context.batch
+    if tracking.run_is_stopped(conn, batch.run_id):
+        return STOPPED
     earlier = tracking.earlier_result(conn, batch.run_id, batch.stage, ref.id)
     if earlier is not None:
         return Outcome("processed", earlier["credits"], earlier["outputs"])

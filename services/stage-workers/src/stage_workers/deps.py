@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +30,8 @@ class WorkerDeps:
     topics: Topics
     media_dir: Path
     wake_relay: Callable[[], None] = lambda: None
+    # Threads for the synchronous driver; None is asyncio's default pool (cores + 4 threads).
+    executor: Executor | None = None
 
     async def in_transaction(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(conn, *args)` in one transaction, off the event loop (the database driver
@@ -38,7 +41,7 @@ class WorkerDeps:
             with self.engine.begin() as conn:
                 return work(conn, *args)
 
-        result = await asyncio.to_thread(run)
+        result = await asyncio.get_running_loop().run_in_executor(self.executor, run)
         self.wake_relay()
         return result
 

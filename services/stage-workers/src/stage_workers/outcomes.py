@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["processed", "failed", "skipped", "halted"]
+Kind = Literal["processed", "failed", "skipped", "halted", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class Outcome:
 
 SKIPPED = Outcome("skipped")
 HALTED = Outcome("halted")
+# The run was paused, cancelled or failed: the batch ends before this item.
+STOPPED = Outcome("stopped")
 
 
 @dataclass

@@ -28,6 +28,9 @@ class WorkerSettings(ServiceSettings):
     worker_per_run: int = Field(
         16, ge=1, description="Of those, at most this many of one run: no run starves the rest."
     )
+    worker_db_connections: int = Field(
+        16, ge=1, description="Database connections (and threads that use them) for handlers."
+    )
     media_dir: Path = Field(default_factory=lambda: var_dir() / "media")
 
     def stages(self) -> list[int]:
