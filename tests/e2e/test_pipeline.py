@@ -14,6 +14,7 @@ from contracts.db import tables as t
 from contracts.stages import batch_charge
 from contracts.values import RunConfig
 from tests.support.pipeline import Pipeline, balance, charged, command, counts, new_site
+from tests.support.wait import wait_until
 
 FAST = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
 
@@ -189,3 +190,36 @@ async def test_the_orchestrator_killed_mid_run_is_replaced_and_the_run_completes
     assert state.status == "completed", state.error
     assert_whole_and_unique(db, site.site_id, made)
     assert charged(db, site.account_id) == expected_credits(20, 20, made) == state.credits_used
+
+
+async def test_two_orchestrators_and_three_workers_share_the_sites_and_survive_kill_9(
+    db, pipeline, services
+):
+    """Scale-out: the sites split between two orchestrators, the batches between three workers;
+    kill -9 of one of each mid-run, and every run still ends whole, once, charged once."""
+    latency = {"OFFLINE_LATENCY_MS": "30"}
+    orchestrators = [services.start(f"orchestrator-{n}", "orchestrator", env=FAST) for n in "ab"]
+    workers = [services.start(f"workers-{n}", "stage-worker", env=latency) for n in "123"]
+    for orchestrator in orchestrators:
+        wait_until(
+            lambda o=orchestrator: owns_run_commands(o, pipeline.topics.run_commands),
+            what=f"{orchestrator.name} owning some sites",
+        )
+    sites = [new_site(db, 20, 10_000) for _ in range(6)]
+    run_ids = [await pipeline.start(site, config=RunConfig(stage_concurrency=2)) for site in sites]
+    await pipeline.wait_for(run_ids[0], lambda s: s.stage(4).processed_count >= 1)
+    orchestrators[0].kill9()
+    workers[0].kill9()
+    states = [await pipeline.finished(run_id, timeout=600) for run_id in run_ids]
+
+    for site, state in zip(sites, states, strict=True):
+        made = counts(db, site.site_id)
+        assert state.status == "completed", state.error
+        assert_whole_and_unique(db, site.site_id, made)
+        assert charged(db, site.account_id) == expected_credits(20, 20, made) == state.credits_used
+
+
+def owns_run_commands(orchestrator, topic: str) -> bool:
+    """The orchestrator's newest partition assignment includes some of the run commands."""
+    assigned = [line for line in orchestrator.tail(400).splitlines() if "assigned" in line]
+    return bool(assigned) and f"topic='{topic}'" in assigned[-1]
