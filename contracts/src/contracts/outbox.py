@@ -127,20 +127,26 @@ class OutboxRelay:
         self._wake.clear()
 
     async def publish_pending(self) -> int:
-        """One round: lock a chunk, publish it, wait for every ack, mark it. Returns the count."""
-        conn = await asyncio.to_thread(self.engine.connect)
+        """One round: lock a chunk, publish it, wait for every ack, mark it. Returns the count.
+        The database work is two thread hops, one on each side of the publish."""
+        conn, rows = await asyncio.to_thread(self._open_round)
         try:
-            rows = await asyncio.to_thread(
-                _lock_unpublished, conn, self.lock_key, self.topics, self.batch_size
-            )
             if rows:
                 await self._send_all(rows)
-                await asyncio.to_thread(_mark_published, conn, [row.id for row in rows])
-            await asyncio.to_thread(conn.commit)
-            self.published += len(rows)
-            return len(rows)
-        finally:
-            await asyncio.to_thread(conn.close)
+            await asyncio.to_thread(_close_round, conn, [row.id for row in rows])
+        except BaseException:
+            await asyncio.to_thread(conn.close)  # rolls back: the rows stay unpublished
+            raise
+        self.published += len(rows)
+        return len(rows)
+
+    def _open_round(self) -> tuple[Connection, list[Row]]:
+        conn = self.engine.connect()
+        try:
+            return conn, _lock_unpublished(conn, self.lock_key, self.topics, self.batch_size)
+        except BaseException:
+            conn.close()
+            raise
 
     async def _send_all(self, rows: Sequence[Row]) -> None:
         futures = [
@@ -177,7 +183,13 @@ def _lock_unpublished(
     )
 
 
-def _mark_published(conn: Connection, ids: list[int]) -> None:
-    conn.execute(
-        sa.update(t.outbox).where(t.outbox.c.id.in_(ids)).values(published_at=sa.func.now())
-    )
+def _close_round(conn: Connection, ids: list[int]) -> None:
+    """Mark what was published, commit (releasing the lock), give the connection back."""
+    try:
+        if ids:
+            conn.execute(
+                sa.update(t.outbox).where(t.outbox.c.id.in_(ids)).values(published_at=sa.func.now())
+            )
+        conn.commit()
+    finally:
+        conn.close()
