@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from contracts import commands as cmd
 from contracts.db import tables as t
-from contracts.stages import batch_charge
 from contracts.values import RunConfig
+from tests.support.billing import batch_charge
 from tests.support.pipeline import Pipeline, balance, charged, command, counts, new_site
 from tests.support.wait import wait_until
 

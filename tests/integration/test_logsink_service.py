@@ -98,7 +98,7 @@ def test_a_complete_run_gives_files_trace_and_read_model(
     assert len(processed) == 21
     main_log = (folder / run_logs.MAIN_LOG).read_text().splitlines()
     assert len(main_log) == 51
-    assert run_logs.tail_main_log(base, ACCOUNT, SITE, run_id, 50) == main_log[-50:]
+    assert run_logs.tail(run_logs.main_log_path(base, ACCOUNT, SITE, run_id), 50) == main_log[-50:]
     assert run_id in (base / run_logs.DIAGNOSTIC_LOG).read_text()
 
     db = sync_engine(database_url)

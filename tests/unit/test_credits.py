@@ -1,8 +1,9 @@
 import pytest
 
 from contracts.credits import PendingWork, estimate, estimate_now, estimate_projected, required_for
-from contracts.stages import STAGES, batch_charge
+from contracts.stages import STAGES
 from contracts.values import DEFAULT_BATCH_SIZES
+from tests.support.billing import batch_charge
 
 
 def test_spec_formula_for_pending_work():

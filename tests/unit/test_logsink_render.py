@@ -166,9 +166,9 @@ def test_tail_returns_the_last_complete_lines(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text("".join(f"{n:05d} {'x' * 200}\n" for n in range(2000)) + "partial")
 
-    tail = run_logs.tail_main_log(tmp_path, 7, 42, "run_t", 50)
+    tail = run_logs.tail(run_logs.main_log_path(tmp_path, 7, 42, "run_t"), 50)
     assert len(tail) == 50 and tail[0].startswith("01950") and tail[-1].startswith("01999")
-    assert run_logs.tail_main_log(tmp_path, 7, 42, "run_missing", 50) == []
+    assert run_logs.tail(run_logs.main_log_path(tmp_path, 7, 42, "run_missing"), 50) == []
     assert len(run_logs.tail(path, 5000)) == 2000
 
 

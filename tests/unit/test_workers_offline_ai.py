@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from contracts.stages import batch_charge
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.png import PNG_SIGNATURE
 from stage_workers.stages.clusters import keyword_credits, source_key
 from stage_workers.stages.prompts import featured_first
+from tests.support.billing import batch_charge
 
 SAMPLE = Path(__file__).parents[2] / "deploy" / "sample-data" / "keywords.csv"
 

@@ -59,7 +59,3 @@ def tail(path: Path, lines: int) -> list[str]:
     complete = data[: data.rfind(b"\n") + 1]
     text = complete.decode("utf-8", errors="replace")
     return text.splitlines()[-lines:]
-
-
-def tail_main_log(base: Path, account_id: int, site_id: int, run_id: str, lines: int) -> list[str]:
-    return tail(main_log_path(base, account_id, site_id, run_id), lines)

@@ -30,23 +30,3 @@ CREDITS_PER_CONTENT = 5
 CREDITS_PER_PROMPT_SET = 2
 CREDITS_PER_IMAGE = 2
 IMAGES_PER_CONTENT = 4
-
-
-def batch_charge(stage: int, items: int) -> int:
-    """Credits a batch of `items` costs. Stage 1 charges 1 per 5 keywords, rounded up per batch,
-    so a batch of 3 keywords still costs 1."""
-    if items <= 0:
-        return 0
-    match stage:
-        case 1:
-            return -(-items // KEYWORDS_PER_CREDIT)
-        case 2:
-            return CREDITS_PER_CLUSTER * items
-        case 4:
-            return CREDITS_PER_CONTENT * items
-        case 5:
-            return CREDITS_PER_PROMPT_SET * items
-        case 6:
-            return CREDITS_PER_IMAGE * items
-        case _:
-            return 0

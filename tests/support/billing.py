@@ -1,0 +1,32 @@
+"""What a run should have cost, worked out independently of the workers: the tests' oracle
+for SPEC's credit table."""
+
+from __future__ import annotations
+
+from contracts.stages import (
+    CREDITS_PER_CLUSTER,
+    CREDITS_PER_CONTENT,
+    CREDITS_PER_IMAGE,
+    CREDITS_PER_PROMPT_SET,
+    KEYWORDS_PER_CREDIT,
+)
+
+
+def batch_charge(stage: int, items: int) -> int:
+    """Credits a batch of `items` costs. Stage 1 charges 1 per 5 keywords, rounded up per batch,
+    so a batch of 3 keywords still costs 1."""
+    if items <= 0:
+        return 0
+    match stage:
+        case 1:
+            return -(-items // KEYWORDS_PER_CREDIT)
+        case 2:
+            return CREDITS_PER_CLUSTER * items
+        case 4:
+            return CREDITS_PER_CONTENT * items
+        case 5:
+            return CREDITS_PER_PROMPT_SET * items
+        case 6:
+            return CREDITS_PER_IMAGE * items
+        case _:
+            return 0
