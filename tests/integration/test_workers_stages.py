@@ -301,6 +301,7 @@ async def test_a_malformed_record_goes_to_the_dead_letter_topic(db, bus, service
     records = await read_until(kafka_bootstrap, start_dead, lambda rs: len(rs) >= 1)
     letter = json.loads(records[0].value)
     assert letter["topic"] == bus.topics.stage(3) and "not JSON" in letter["reason"]
+    assert records[0].key == b"x"  # keyed like the refused record, as in every service
 
     tenant = new_tenant(db, credits=10)
     add_keywords(db, tenant.site_id, ESPRESSO)

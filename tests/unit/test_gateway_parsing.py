@@ -17,6 +17,8 @@ def test_run_ids_match_the_validated_pattern():
     assert run_id.startswith("run_20260304_100000_manual_")
     assert re.match(RUN_ID_PATTERN, run_id)
     assert not re.match(RUN_ID_PATTERN, "run_20260304_100000_manual_ab/../x")
+    arabic_indic = "٢٠٢٦٠٣٠٤"  # digits, to `\d`, but not to a run id
+    assert not re.match(RUN_ID_PATTERN, f"run_{arabic_indic}_100000_manual_ab")
 
 
 def test_keyword_rows_from_json_and_csv():

@@ -46,6 +46,11 @@ class DeadLetter(BaseModel):
             value_base64=base64.b64encode(record.value or b"").decode(),
         )
 
+    @property
+    def kafka_key(self) -> bytes | None:
+        """Every service keys a letter by the refused record's own key."""
+        return self.key.encode() if self.key is not None else None
+
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
 

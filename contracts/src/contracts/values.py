@@ -16,7 +16,8 @@ StageType = Literal["AI", "Local", "Manual"]
 
 # SPEC's run id: run_YYYYMMDD_HHMMSS_<trigger>_<hex that keeps it unique>. The gateway validates
 # ids against the pattern before it looks anything up, so both live here, beside each other.
-RUN_ID_PATTERN = r"^run_\d{8}_\d{6}_(manual|scheduled)_[0-9a-f]+$"
+# ASCII digits only: `\d` would also take other scripts' digits, which no run id has.
+RUN_ID_PATTERN = r"^run_[0-9]{8}_[0-9]{6}_(manual|scheduled)_[0-9a-f]+$"
 
 
 def make_run_id(trigger: Trigger, at: datetime, suffix: str) -> str:

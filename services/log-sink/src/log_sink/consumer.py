@@ -93,7 +93,9 @@ class LiveSink:
         if record.offset < self.committed.get(partition, 0):
             return  # refused in an earlier life: replay must not refuse it twice
         letter = DeadLetter.of(self.group_id, record, reason)
-        await self.producer.send_and_wait(self.topics.dead_letter, letter.encode(), key=record.key)
+        await self.producer.send_and_wait(
+            self.topics.dead_letter, letter.encode(), key=letter.kafka_key
+        )
         metrics.DEAD_LETTERS.inc()
         log.warning("record %s:%s sent to dead letter: %s", partition, record.offset, reason)
         await self.consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "")})

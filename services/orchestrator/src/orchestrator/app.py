@@ -188,7 +188,9 @@ class Orchestrator:
         )
         letter = DeadLetter.of(self.settings.group_id, record, reason)
         metrics.dead_letters.inc()
-        future = await self.producer.send(self.topics.dead_letter, letter.encode(), record.key)
+        future = await self.producer.send(
+            self.topics.dead_letter, letter.encode(), letter.kafka_key
+        )
         self.sends.append(future)
 
     async def flush(self) -> None:

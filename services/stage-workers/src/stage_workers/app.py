@@ -64,7 +64,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
     readiness = Readiness(settings.stages())
 
     async def send_dead_letter(letter: DeadLetter) -> None:
-        await broker.publish(letter.encode(), topic=topics.dead_letter, key=letter.topic.encode())
+        await broker.publish(letter.encode(), topic=topics.dead_letter, key=letter.kafka_key)
 
     limits = Limits(max_in_flight=settings.worker_max_in_flight, per_run=settings.worker_per_run)
     dispatcher = Dispatcher(limits)
