@@ -96,6 +96,15 @@ def test_config_is_made_with_defaults(tenant, db):
     assert body["timezone"] == "UTC" and body["next_run_at"] is None
 
 
+def test_head_answers_like_get_without_a_body(tenant):
+    path, params = f"{API}/config", {"site_id": tenant.site_id}
+    got, head = tenant.client.get(path, params=params), tenant.client.head(path, params=params)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert tenant.client.head(f"{API}/config", params={"site_id": 10**9}).status_code == 404
+    assert tenant.client.head(f"{API}/config").status_code == 400
+
+
 def test_update_config_changes_fields_and_schedules(tenant):
     change = {
         "is_enabled": True,

@@ -20,6 +20,7 @@ from api_gateway import errors, metrics
 from api_gateway.console import routes as console
 from api_gateway.db import create_engine
 from api_gateway.event_hub import RunEventHub
+from api_gateway.head import HeadAsGet
 from api_gateway.routes import config, content, keywords, live, planning, run_control, run_status
 from api_gateway.run_commands import CommandSender
 from api_gateway.session import SessionSigner
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router())
     app.include_router(console.router)
     app.mount("/static", console.STATIC, name="static")
+    app.add_middleware(HeadAsGet)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:
