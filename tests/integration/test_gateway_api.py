@@ -105,6 +105,16 @@ def test_head_answers_like_get_without_a_body(tenant):
     assert tenant.client.head(f"{API}/config").status_code == 400
 
 
+def test_malformed_or_missing_json_says_what_is_wrong(tenant):
+    path, params = f"{API}/update_config", {"site_id": tenant.site_id}
+    headers = {"content-type": "application/json"}
+    broken = tenant.client.put(path, params=params, content=b'{"is_enabled": tru', headers=headers)
+    assert broken.status_code == 400
+    assert broken.json()["detail"].startswith("the request body is not valid JSON: ")
+    missing = tenant.client.put(path, params=params)
+    assert missing.status_code == 400 and missing.json()["detail"] == "request body: Field required"
+
+
 def test_update_config_changes_fields_and_schedules(tenant):
     change = {
         "is_enabled": True,

@@ -56,9 +56,16 @@ def _json(status_code: int, body: ErrorBody, headers: dict[str, str] | None = No
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     first = exc.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body")]
+    where = tuple(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        reason = first.get("ctx", {}).get("error", "malformed")
+        position = f" at character {where[1]}" if len(where) > 1 else ""
+        return f"the request body is not valid JSON: {reason}{position}", None
+    location = [str(part) for part in where if part not in ("query", "path", "body")]
     field = ".".join(location) or None
     message = first.get("msg", "invalid value")
+    if field is None and where[:1] == ("body",):
+        return f"request body: {message}", None
     return (f"{field}: {message}" if field else message), field
 
 
