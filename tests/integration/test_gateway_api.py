@@ -147,6 +147,11 @@ def test_update_config_changes_fields_and_schedules(tenant):
         ({"frequency": "hourly"}, "frequency"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"colour": "blue"}, "colour"),
+        ({"timezone": ""}, "timezone"),
+        ({"is_enabled": "yes"}, "is_enabled"),
+        ({"is_enabled": 1}, "is_enabled"),
+        ({"stage_1_batch_size": True}, "stage_1_batch_size"),
+        ({"stage_1_batch_size": "20"}, "stage_1_batch_size"),
     ],
 )
 def test_update_config_refuses_bad_values_naming_the_field(tenant, change, field):

@@ -53,14 +53,17 @@ def _delay() -> object:
 
 
 class ConfigUpdate(BaseModel):
-    """Fields to change; those left out keep their value."""
+    """Fields to change; those left out keep their value. Strict: `true` is no number, `"yes"`
+    no boolean and `"20"` no batch size; each is refused, naming the field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     is_enabled: bool | None = None
     frequency: Frequency | None = None
     scheduled_time: str | None = Field(None, pattern=HH_MM, description="HH:MM, 24-hour.")
-    timezone: str | None = Field(None, max_length=64, description="IANA zone, e.g. Europe/Berlin.")
+    timezone: str | None = Field(
+        None, min_length=1, max_length=64, description="IANA zone, e.g. Europe/Berlin."
+    )
     stage_1_batch_size: int | None = _batch()
     stage_2_batch_size: int | None = _batch()
     stage_3_batch_size: int | None = _batch()
