@@ -214,7 +214,7 @@ def test_keyword_import_json_and_csv(tenant):
     rows = json.dumps(
         [
             {"keyword": "seo tips", "volume": 10},
-            "link building",
+            {"keyword": "link building"},
             {"keyword": ""},
             {"keyword": "SEO Tips"},
         ]
@@ -227,6 +227,7 @@ def test_keyword_import_json_and_csv(tenant):
         "duplicates": 1,
         "invalid": 1,
         "errors": [],
+        "errors_truncated": False,
     }
     assert first.json()["errors"][0].startswith("[2]")
     csv_body = (
@@ -260,7 +261,8 @@ def test_keyword_import_json_and_csv(tenant):
         ("volume\n1\n", "text/csv", 400),
         ("keyword\nx\n", "application/xml", 415),
         (b"\xff\xfe\x00", "text/csv", 400),
-        ('["a\\u0000b"]', "application/json", 200),
+        ('[{"keyword": "a\\u0000b"}]', "application/json", 200),
+        ('keyword\n"an open quote\nswallows\nthe rest\n', "text/csv", 400),
     ],
 )
 def test_keyword_import_refuses_bad_bodies(tenant, content, content_type, status):
@@ -268,6 +270,12 @@ def test_keyword_import_refuses_bad_bodies(tenant, content, content_type, status
     assert response.status_code == status, response.text
     if status == 200:
         assert response.json()["invalid"] == 1
+
+
+def test_keyword_import_says_when_the_error_list_is_cut(tenant):
+    rows = json.dumps([{"keyword": ""} for _ in range(150)])
+    body = _import(tenant, rows, "application/json").json()
+    assert (body["invalid"], len(body["errors"]), body["errors_truncated"]) == (150, 100, True)
 
 
 def test_estimate_and_pipeline_overview(tenant):
@@ -644,7 +652,9 @@ def test_one_account_can_neither_read_nor_change_the_others(
         other.client.put(
             f"{API}/update_config", params={"site_id": site}, json={"is_enabled": True}
         ),
-        other.client.post(f"{API}/keywords/import", params={"site_id": site}, json=["stolen"]),
+        other.client.post(
+            f"{API}/keywords/import", params={"site_id": site}, json=[{"keyword": "stolen"}]
+        ),
         other.post("/run_now", site_id=site),
         other.post("/pause", run_id=run_id),
         other.post("/resume", run_id=run_id),

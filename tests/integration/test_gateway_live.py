@@ -49,7 +49,9 @@ def _start_listener(tenant, run_id, headers=None):
 
 async def test_live_stream_pushes_every_item_in_order(db, gateway, orchestrator):
     tenant = make_tenant(db, gateway, credits=1000)
-    tenant.client.post(f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=["a"])
+    tenant.client.post(
+        f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=[{"keyword": "a"}]
+    )
     run_id = tenant.post("/run_now", site_id=tenant.site_id).json()["run_id"]
     early, early_events = _start_listener(tenant, run_id)
     items = [ItemRef(id=i, title=f"keyword {i}") for i in range(1, ITEMS + 1)]

@@ -8,7 +8,7 @@ import io
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
@@ -18,6 +18,9 @@ MAX_KEYWORD_LENGTH = 200
 
 
 class KeywordIn(BaseModel):
+    # A field we do not know (`site_id`, a typo) is an error, not silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
     keyword: str = Field(min_length=1, max_length=MAX_KEYWORD_LENGTH)
     volume: int = Field(0, ge=0, le=2_000_000_000)
     difficulty: int = Field(0, ge=0, le=100)
@@ -41,14 +44,21 @@ class ImportResult:
 
 
 def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
-    """Rows with a `keyword` column (volume and difficulty optional); errors name the line."""
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "keyword" not in [f.strip() for f in reader.fieldnames]:
+    """Rows with a `keyword` column (volume and difficulty optional, header in any letter case);
+    errors name the line. A quote left open is an error (csv.Error), not the rest of the file
+    read into one keyword."""
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    header = [name.strip().lower() for name in reader.fieldnames or ()]
+    if "keyword" not in header:
         return [], ["CSV needs a header row with a 'keyword' column"]
+    reader.fieldnames = header
     rows, errors = [], []
-    for line, raw in enumerate(reader, start=2):
-        cleaned = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
-        values = {k: v for k, v in cleaned.items() if v != ""}
+    for raw in reader:
+        line = reader.line_num
+        if None in raw:
+            errors.append(f"line {line}: more values than the header has columns")
+            continue
+        values = {k: v.strip() for k, v in raw.items() if k and v is not None and v.strip()}
         try:
             rows.append(KeywordIn.model_validate(values))
         except ValidationError as exc:
@@ -57,16 +67,18 @@ def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
 
 
 def parse_json(document: object) -> tuple[list[KeywordIn], list[str]]:
-    """A JSON list of rows (objects, or plain keyword strings); errors name the row index."""
+    """A JSON list of row objects; errors name the row index."""
     if isinstance(document, dict) and "keywords" in document:
         document = document["keywords"]
     if not isinstance(document, list):
         return [], ['JSON body must be a list of keywords (or {"keywords": [...]})']
     rows, errors = [], []
     for index, raw in enumerate(document):
-        value = {"keyword": raw} if isinstance(raw, str) else raw
+        if not isinstance(raw, dict):
+            errors.append(f'[{index}]: a row must be an object such as {{"keyword": "..."}}')
+            continue
         try:
-            rows.append(KeywordIn.model_validate(value))
+            rows.append(KeywordIn.model_validate(raw))
         except ValidationError as exc:
             errors.append(f"[{index}]: " + _messages(exc))
     return rows, errors

@@ -17,9 +17,11 @@ from api_gateway.params import SiteId
 router = APIRouter(tags=["keywords"])
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
+MAX_ERRORS_SHOWN = 100
 KEYWORD_ROW = {
     "type": "object",
     "required": ["keyword"],
+    "additionalProperties": False,
     "properties": {
         "keyword": {"type": "string", "minLength": 1, "maxLength": keywords.MAX_KEYWORD_LENGTH},
         "volume": {"type": "integer", "minimum": 0},
@@ -32,7 +34,11 @@ IMPORT_BODY = {
         "content": {
             "application/json": {"schema": {"type": "array", "items": KEYWORD_ROW}},
             "text/csv": {
-                "schema": {"type": "string", "description": "Header `keyword[,volume,difficulty]`."}
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "Header `keyword[,volume,difficulty]` (any letter case).",
+                }
             },
         },
     }
@@ -44,7 +50,10 @@ class ImportOut(BaseModel):
     added: int = Field(description="New keywords.")
     duplicates: int = Field(description="Already present (any letter case) or repeated.")
     invalid: int = Field(description="Rows skipped; `errors` says why.")
-    errors: list[str]
+    errors: list[str] = Field(description=f"Why, for at most the first {MAX_ERRORS_SHOWN} rows.")
+    errors_truncated: bool = Field(
+        description="True when `invalid` is more than the errors listed."
+    )
 
 
 @router.post(
@@ -66,7 +75,8 @@ async def import_keywords(request: Request, caller: CallerDep, site_id: SiteId) 
         added=result.added,
         duplicates=result.duplicates,
         invalid=len(errors),
-        errors=errors[:100],
+        errors=errors[:MAX_ERRORS_SHOWN],
+        errors_truncated=len(errors) > MAX_ERRORS_SHOWN,
     )
 
 

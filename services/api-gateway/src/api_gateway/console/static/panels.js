@@ -55,7 +55,8 @@ export async function importKeywords(siteId, file) {
       params: { site_id: siteId }, text: await file.text(), type: "text/csv",
     });
     fill(out, h("p", { id: "import-summary" },
-      `Added ${result.added}, duplicates ${result.duplicates}, errors ${result.invalid}.`),
+      `Added ${result.added}, duplicates ${result.duplicates}, errors ${result.invalid}` +
+      (result.errors_truncated ? ` (the first ${result.errors.length} are listed).` : ".")),
     result.errors.length ? h("ul", { class: "errors" }, result.errors.map((e) => h("li", {}, e)))
       : null);
     return true;
