@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 
 import httpx
@@ -270,6 +271,29 @@ def test_keyword_import_refuses_bad_bodies(tenant, content, content_type, status
     assert response.status_code == status, response.text
     if status == 200:
         assert response.json()["invalid"] == 1
+
+
+def test_a_body_past_the_limit_is_refused_with_413_declared_or_streamed(tenant):
+    path, params = f"{API}/keywords/import", {"site_id": tenant.site_id}
+    url = httpx.URL(str(tenant.client.base_url))
+    with socket.create_connection((url.host, url.port), timeout=10) as raw:
+        # Declares 1 GB and sends nothing more: the answer must not wait for the body.
+        raw.sendall(
+            f"POST {path}?site_id={tenant.site_id} HTTP/1.1\r\nHost: {url.host}\r\n"
+            f"Authorization: Bearer {tenant.token}\r\nContent-Type: text/csv\r\n"
+            "Content-Length: 1000000000\r\n\r\n".encode()
+        )
+        assert raw.recv(1024).startswith(b"HTTP/1.1 413")
+
+    def chunks():  # no Content-Length: the size is only known as the bytes arrive
+        yield b"keyword\n"
+        for _ in range(7):
+            yield b"x" * (1024 * 1024)
+
+    streamed = tenant.client.post(
+        path, params=params, content=chunks(), headers={"content-type": "text/csv"}
+    )
+    assert streamed.status_code == 413 and "larger than" in streamed.json()["detail"]
 
 
 def test_keyword_import_says_when_the_error_list_is_cut(tenant):

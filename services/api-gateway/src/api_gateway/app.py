@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import start_http_server
 
 from api_gateway import errors, metrics
+from api_gateway.body_limit import BodyLimit
 from api_gateway.console import routes as console
 from api_gateway.db import create_engine
 from api_gateway.event_hub import RunEventHub
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
     app.mount("/static", console.STATIC, name="static")
     app.add_middleware(HeadAsGet)
+    app.add_middleware(BodyLimit)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:

@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 
 from api_gateway import keywords
 from api_gateway.auth import CallerDep
+from api_gateway.body_limit import MAX_BODY_BYTES
 from api_gateway.db import site_of
 from api_gateway.errors import ApiError, ErrorBody, bad_request
 from api_gateway.params import SiteId
 
 router = APIRouter(tags=["keywords"])
-MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
 MAX_ERRORS_SHOWN = 100
 KEYWORD_ROW = {
@@ -60,7 +60,10 @@ class ImportOut(BaseModel):
     "/keywords/import",
     response_model=ImportOut,
     openapi_extra=IMPORT_BODY,
-    responses={415: {"model": ErrorBody, "description": "Neither JSON nor CSV."}},
+    responses={
+        413: {"model": ErrorBody, "description": f"Body over {MAX_BODY_BYTES} bytes."},
+        415: {"model": ErrorBody, "description": "Neither JSON nor CSV."},
+    },
     summary="Bulk keyword import (JSON list or CSV)",
 )
 async def import_keywords(request: Request, caller: CallerDep, site_id: SiteId) -> ImportOut:
@@ -81,9 +84,7 @@ async def import_keywords(request: Request, caller: CallerDep, site_id: SiteId) 
 
 
 async def _body(request: Request) -> str:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise bad_request(f"body is larger than {MAX_BODY_BYTES} bytes", field="body")
+    raw = await request.body()  # BodyLimit refuses past MAX_BODY_BYTES while it streams in
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
