@@ -8,6 +8,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 
+from api_gateway import metrics
 from api_gateway.errors import ApiError
 from api_gateway.event_hub import RunEventHub
 from contracts.codec import encode, kafka_headers
@@ -30,6 +31,7 @@ class CommandSender:
         self.topic = topic
         self.timeout = timeout
 
+    @metrics.counted_command
     async def ask(
         self, payload: Payload, *, account_id: int, site_id: int, run_id: str
     ) -> Envelope:

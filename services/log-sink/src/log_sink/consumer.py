@@ -104,7 +104,7 @@ class LiveSink:
         await self.producer.send_and_wait(
             self.topics.dead_letter, letter.model_dump_json().encode(), key=record.key
         )
-        metrics.DEAD_LETTERS.inc()
+        metrics.DEAD_LETTERS.labels(record.topic).inc()
         log.warning("record %s:%s sent to dead letter: %s", partition, record.offset, reason)
         await self.consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "")})
         self.committed[partition] = record.offset + 1

@@ -42,7 +42,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
     )
     deps = WorkerDeps(
         engine=engine,
-        ai=make_provider(settings),
+        ai=metrics.InstrumentedProvider(make_provider(settings), settings.ai_provider),
         retry=RetryPolicy(
             max_attempts=settings.ai_max_attempts,
             first_wait_seconds=settings.ai_retry_first_wait_seconds,
@@ -61,6 +61,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
     readiness = Readiness(settings.stages())
 
     async def send_dead_letter(letter: DeadLetter) -> None:
+        metrics.DEAD_LETTERS.labels(letter.topic).inc()
         await broker.publish(
             letter.model_dump_json().encode(), topic=topics.dead_letter, key=letter.topic.encode()
         )
@@ -112,4 +113,5 @@ def main() -> None:
     )
     settings = WorkerSettings()
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
+    metrics.watch(settings)
     asyncio.run(build_app(settings).run())
