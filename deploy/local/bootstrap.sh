@@ -2,7 +2,8 @@
 # Installs what the project needs on a fresh machine, idempotently:
 #   - uv (pinned) in a project-local tool venv, from PyPI;
 #   - the locked Python environment of the workspace (.venv);
-#   - kcat from Debian's packages (tests list topics with it), when root.
+#   - kcat from Debian's packages (tests list topics with it), when root;
+#   - prometheus and promtool from Debian's packages (observability tests), when root.
 # PostgreSQL and the Kafka jars are fetched by `stack up` itself.
 set -euo pipefail
 
@@ -26,5 +27,22 @@ if ! command -v kcat >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
     else
         echo "bootstrap: kcat is missing and this is not root; install the kcat package" >&2
+    fi
+fi
+
+# Prometheus and promtool: the observability tests scrape the services with a real Prometheus
+# and check the shipped config and rules. The package's own service is not left running: the
+# tests start their own on a free port with their own data directory.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]]; then
+        echo "bootstrap: installing prometheus from Debian's packages" >&2
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            prometheus >/dev/null
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+            systemctl disable --now prometheus >/dev/null 2>&1 || true
+        fi
+    else
+        echo "bootstrap: prometheus is missing and this is not root; install the prometheus package" >&2
     fi
 fi
