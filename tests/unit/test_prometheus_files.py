@@ -31,7 +31,7 @@ def check(promtool: str, *args: str) -> None:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_promtool_accepts_the_config_and_the_rule_files_it_names(promtool, config):
-    assert config.name in {"prometheus.local.yml", "prometheus.compose.yml"}
+    assert config.name in {"prometheus.local.yml", "prometheus.compose.yml", "prometheus.k8s.yml"}
     check(promtool, "config", str(config))
 
 
