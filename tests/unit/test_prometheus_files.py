@@ -75,3 +75,20 @@ def test_every_alert_has_a_summary_and_a_runbook_entry():
         anchor = re.sub(r"[^a-z0-9-]", "", rule["alert"].lower())
         assert annotations["runbook"] == f"docs/runbook.md#{anchor}"
         assert "site_id" not in rule["expr"] and "run_id" not in rule["expr"]
+
+
+def test_each_alert_fires_on_its_situation_and_not_on_its_healthy_neighbour(promtool):
+    """promtool's rule unit tests: made-up series for each alert (tests/prometheus/)."""
+    tests = sorted((ROOT / "tests" / "prometheus").glob("*_test.yml"))
+    assert tests
+    done = subprocess.run(
+        [promtool, "test", "rules", *map(str, tests)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    tested = {
+        case["alertname"]
+        for path in tests
+        for test in yaml.safe_load(path.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+    }
+    assert tested == {rule["alert"] for rule in alerts()}
