@@ -36,10 +36,23 @@ fi
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
     if [[ "$(id -u)" == 0 ]]; then
         echo "bootstrap: installing prometheus from Debian's packages" >&2
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            prometheus >/dev/null
-        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+        # Debian's policy-rc.d hook (exit 101) tells the package not to start its service.
+        own_policy=""
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            own_policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' > "$own_policy" && chmod +x "$own_policy"
+        fi
+        installed=0
+        apt-get update -qq >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                prometheus >/dev/null \
+            || installed=$?
+        if [[ -n "$own_policy" ]]; then rm -f "$own_policy"; fi
+        if [[ "$installed" != 0 ]]; then
+            echo "bootstrap: installing prometheus failed" >&2
+            exit "$installed"
+        fi
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus 2>/dev/null; then
             systemctl disable --now prometheus >/dev/null 2>&1 || true
         fi
     else

@@ -61,10 +61,10 @@ def build_app(settings: WorkerSettings) -> FastStream:
     readiness = Readiness(settings.stages())
 
     async def send_dead_letter(letter: DeadLetter) -> None:
-        metrics.DEAD_LETTERS.labels(letter.topic).inc()
         await broker.publish(
             letter.model_dump_json().encode(), topic=topics.dead_letter, key=letter.topic.encode()
         )
+        metrics.DEAD_LETTERS.labels(letter.topic).inc()
 
     for stage in settings.stages():
         subscribe_stage(broker, deps, topics, settings, readiness, stage, send_dead_letter)
