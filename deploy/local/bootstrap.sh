@@ -3,7 +3,8 @@
 #   - uv (pinned) in a project-local tool venv, from PyPI;
 #   - the locked Python environment of the workspace (.venv);
 #   - kcat from Debian's packages (tests list topics with it), when root;
-#   - chromium from Debian's packages (the console's browser tests drive it), when root.
+#   - chromium from Debian's packages (the console's browser tests drive it), when root;
+#   - prometheus and promtool from Debian's packages (observability tests), when root.
 # PostgreSQL and the Kafka jars are fetched by `stack up` itself.
 set -euo pipefail
 
@@ -35,3 +36,33 @@ install_deb() {  # command, package, why
 
 install_deb kcat kcat "tests list topics with it"
 install_deb chromium chromium "the console's browser tests drive it"
+
+# Prometheus and promtool: the observability tests scrape the services with a real Prometheus
+# and check the shipped config and rules. The package's own service is not left running: the
+# tests start their own on a free port with their own data directory.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]]; then
+        echo "bootstrap: installing prometheus from Debian's packages" >&2
+        # Debian's policy-rc.d hook (exit 101) tells the package not to start its service.
+        own_policy=""
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            own_policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' > "$own_policy" && chmod +x "$own_policy"
+        fi
+        installed=0
+        apt-get update -qq >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                prometheus >/dev/null \
+            || installed=$?
+        if [[ -n "$own_policy" ]]; then rm -f "$own_policy"; fi
+        if [[ "$installed" != 0 ]]; then
+            echo "bootstrap: installing prometheus failed" >&2
+            exit "$installed"
+        fi
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+            systemctl disable --now prometheus >/dev/null 2>&1 || true
+        fi
+    else
+        echo "bootstrap: prometheus is missing and this is not root; install the prometheus package" >&2
+    fi
+fi

@@ -464,7 +464,7 @@ def test_run_now_starts_a_run_through_the_orchestrator(tenant, orchestrator):
     assert command.type == "automation.run.start" and command.key == str(tenant.site_id).encode()
     assert command.data.estimate == 2 and command.data.config.batch_sizes[1] == 20
     assert command.data.requested_by == f"user:{tenant.user_id}"
-    answered = 'command="automation.run.start",outcome="automation.run.started"'
+    answered = 'command="StartRun",outcome="started"'
     assert answered in tenant.client.get("/metrics").text
 
 

@@ -26,6 +26,16 @@ async def publish(bootstrap: str, topic: str, *messages: Envelope) -> None:
         await producer.stop()
 
 
+async def publish_raw(bootstrap: str, topic: str, value: bytes, key: bytes = b"poison") -> None:
+    """Put bytes on a topic as they are: a record no consumer can read."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -11,7 +12,10 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 from contracts.topics import Topics, TopicSpec
 from local_stack.processes import StackError, run_async
 
+# One broker locally; a cluster sets TOPIC_REPLICATION_FACTOR=3 (docs/scaling.md), and then a
+# write needs two replicas in sync, so one broker may be down without losing acknowledged data.
 REPLICATION_FACTOR = 1
+MIN_IN_SYNC_REPLICAS = 2
 CREATE_ATTEMPTS = 5
 
 
@@ -84,10 +88,18 @@ async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[st
     raise StackError(f"could not create topics: {', '.join(retry_reasons)}")
 
 
+def replication_factor() -> int:
+    return int(os.environ.get("TOPIC_REPLICATION_FACTOR") or REPLICATION_FACTOR)
+
+
 def _new_topic(spec: TopicSpec) -> NewTopic:
+    factor = replication_factor()
+    config = dict(spec.config)
+    if factor > MIN_IN_SYNC_REPLICAS:
+        config.setdefault("min.insync.replicas", str(MIN_IN_SYNC_REPLICAS))
     return NewTopic(
         name=spec.name,
         num_partitions=spec.partitions,
-        replication_factor=REPLICATION_FACTOR,
-        topic_configs=dict(spec.config),
+        replication_factor=factor,
+        topic_configs=config,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from functools import partial
+from collections.abc import Awaitable, Callable
+from functools import partial, wraps
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -31,13 +33,32 @@ REQUESTS = counter(
     "automation_gateway_requests_total", "HTTP requests", ["method", "route", "status"]
 )
 LATENCY = histogram(
-    "automation_gateway_request_seconds", "HTTP request latency", ["method", "route"]
+    "automation_gateway_request_seconds",
+    "HTTP request latency, by method, route template and status",
+    ["method", "route", "status"],
 )
 COMMANDS = counter(
     "automation_gateway_run_commands_total",
-    "Run commands sent, by the event that answered them (or timeout)",
+    "Run commands sent, by command and the orchestrator's answer (or timeout)",
     ["command", "outcome"],
 )
+
+
+def counted_command(ask: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Decorates `CommandSender.ask(self, payload, ...)`: counts the command by its answer."""
+
+    @wraps(ask)
+    async def counted(sender: Any, payload: Any, **kwargs: Any) -> Any:
+        command = type(payload).__name__
+        try:
+            answer = await ask(sender, payload, **kwargs)
+        except Exception:
+            COMMANDS.labels(command, "unanswered").inc()
+            raise
+        COMMANDS.labels(command, answer.type.rsplit(".", 1)[-1]).inc()
+        return answer
+
+    return counted
 
 
 def _route_template(request: Request) -> str:
@@ -53,8 +74,9 @@ class RequestMetrics(BaseHTTPMiddleware):
         started = time.perf_counter()
         response = await call_next(request)
         route = _route_template(request)
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        status = str(response.status_code)
+        LATENCY.labels(request.method, route, status).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, status).inc()
         return response
 
 

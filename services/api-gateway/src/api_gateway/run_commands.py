@@ -31,6 +31,7 @@ class CommandSender:
         self.topic = topic
         self.timeout = timeout
 
+    @metrics.counted_command
     async def ask(
         self, payload: Payload, *, account_id: int, site_id: int, run_id: str
     ) -> Envelope:
@@ -43,9 +44,8 @@ class CommandSender:
             await self.producer.send_and_wait(
                 self.topic, encode(command), key=command.key, headers=kafka_headers(command)
             )
-            verdict = await asyncio.wait_for(answer, self.timeout)
+            return await asyncio.wait_for(answer, self.timeout)
         except TimeoutError:
-            metrics.COMMANDS.labels(command.type, "timeout").inc()
             raise ApiError(
                 504,
                 f"the orchestrator did not answer within {self.timeout:g} s; the command "
@@ -54,5 +54,3 @@ class CommandSender:
             ) from None
         finally:
             self.hub.forget(command.message_id)
-        metrics.COMMANDS.labels(command.type, verdict.type).inc()
-        return verdict

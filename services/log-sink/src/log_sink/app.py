@@ -37,6 +37,7 @@ def _migrate(settings: Settings) -> None:
 async def serve(settings: Settings) -> None:
     metrics.READY.set(0)
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
+    metrics.watch(settings)
     _migrate(settings)
     database = sync_engine(settings.database_url, pool_pre_ping=True)
     topics = settings.topics

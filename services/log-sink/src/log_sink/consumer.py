@@ -96,7 +96,7 @@ class LiveSink:
         await self.producer.send_and_wait(
             self.topics.dead_letter, letter.encode(), key=letter.kafka_key
         )
-        metrics.DEAD_LETTERS.inc()
+        metrics.DEAD_LETTERS.labels(record.topic).inc()
         log.warning("record %s:%s sent to dead letter: %s", partition, record.offset, reason)
         await self.consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "")})
         self.committed[partition] = record.offset + 1

@@ -161,7 +161,7 @@ class Orchestrator:
     async def tick_all(self) -> None:
         for site, run in self.sites.active_runs():
             await self.tick_run(site, run)
-        metrics.active_runs.set(self.sites.active_count())
+        metrics.count_active(self.sites.active_runs())
 
     # --- output --------------------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class Orchestrator:
         for out in decided:
             if out.is_event:
                 # Applied at once: the next decision must see it; the stream copy is a repeat.
-                site.apply(out.message)
+                metrics.run_event(out.message, site.apply(out.message))
                 topic = self.topics.run_events
             else:
                 site.notes_of(out.message.run_id).note_sent(out.message, now)
@@ -187,7 +187,7 @@ class Orchestrator:
             "unreadable record %s/%s@%s: %s", record.topic, record.partition, record.offset, reason
         )
         letter = DeadLetter.of(self.settings.group_id, record, reason)
-        metrics.dead_letters.inc()
+        metrics.dead_letters.labels(record.topic).inc()
         future = await self.producer.send(
             self.topics.dead_letter, letter.encode(), letter.kafka_key
         )
@@ -289,4 +289,5 @@ def main() -> None:
     settings = Settings()
     metrics.ready.set(0)
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
+    metrics.watch(settings)
     asyncio.run(serve(settings))

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from contracts import events as ev
+from contracts.envelope import Envelope
+from contracts.monitor import ConsumerLag, Monitor
+from contracts.state import RunState
 
 # The service's own registry, so that services imported into one process (the test suite) do
 # not clash on names they share, such as automation_service_ready.
@@ -22,12 +29,74 @@ events_folded = counter("orchestrator_events_folded_total", "Run events folded i
 stage_commands = counter(
     "orchestrator_stage_commands_total", "Stage commands sent, by stage", ["stage"]
 )
-active_runs = gauge("orchestrator_active_runs", "Running or paused runs of the owned sites")
+active_runs = gauge(
+    "orchestrator_active_runs", "Running or paused runs of the owned sites, by status", ["status"]
+)
 replay_seconds = gauge("orchestrator_replay_seconds", "How long the last catch-up took")
 decide_seconds = histogram(
     "orchestrator_decide_seconds",
     "Time spent in a decision (command or tick)",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1),
 )
-dead_letters = counter("orchestrator_dead_letters_total", "Unreadable records sent to dead-letter")
+dead_letters = counter(
+    "automation_dead_letters_total",
+    "Records this service could not read and sent to the dead-letter topic, by source topic",
+    ["topic"],
+)
 scheduled_starts = counter("orchestrator_scheduled_starts_total", "Scheduled slots claimed")
+
+TRIGGERS = ("manual", "scheduled")
+FINISHED = {ev.RunCompleted: "completed", ev.RunFailed: "failed", ev.RunCancelled: "cancelled"}
+runs_started = counter("automation_runs_started_total", "Runs started, by trigger", ["trigger"])
+runs_finished = counter(
+    "automation_runs_finished_total", "Runs ended, by status and trigger", ["status", "trigger"]
+)
+stage_seconds = histogram(
+    "automation_stage_duration_seconds",
+    "From a stage's start to its end, by stage and how it ended",
+    ["stage", "status"],
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+)
+consumer_lag = gauge(
+    "automation_consumer_lag_records",
+    "Records between a consumer group's committed offsets and the end of the topic",
+    ["group", "topic"],
+)
+for _trigger in TRIGGERS:  # every series exists from the start, at zero
+    runs_started.labels(_trigger)
+    for _status in FINISHED.values():
+        runs_finished.labels(_status, _trigger)
+for _status in ("running", "paused"):
+    active_runs.labels(_status)
+
+
+def run_event(message: Envelope, run: RunState | None) -> None:
+    """Count a run-level event the orchestrator has just decided and applied to `run`."""
+    if run is None:
+        return
+    trigger = run.trigger or "manual"
+    match message.data:
+        case ev.RunStarted():
+            runs_started.labels(trigger).inc()
+        case ev.RunCompleted() | ev.RunFailed() | ev.RunCancelled():
+            runs_finished.labels(FINISHED[type(message.data)], trigger).inc()
+        case ev.StageCompleted(stage=n) | ev.StageFailed(stage=n):
+            stage = run.stage(n)
+            if stage.elapsed_seconds is not None:
+                stage_seconds.labels(str(n), stage.status).observe(stage.elapsed_seconds)
+
+
+def count_active(runs: Iterable[tuple[Any, RunState]]) -> None:
+    statuses = [run.status for _, run in runs]
+    for status in ("running", "paused"):
+        active_runs.labels(status).set(statuses.count(status))
+
+
+def watch(settings: Any) -> Monitor:
+    """Poll the lag of the run-command topic (the orchestrator's run-event offsets are never
+    committed: it replays that topic on every assignment)."""
+    topics = settings.topics
+    for topic in (topics.run_commands, topics.run_events):
+        dead_letters.labels(topic)
+    groups = {settings.group_id: [topics.run_commands]}
+    return Monitor([ConsumerLag(settings.kafka_bootstrap_servers, groups, consumer_lag)]).start()

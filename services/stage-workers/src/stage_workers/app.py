@@ -44,7 +44,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
     )
     deps = WorkerDeps(
         engine=engine,
-        ai=make_provider(settings),
+        ai=metrics.InstrumentedProvider(make_provider(settings), settings.ai_provider),
         retry=RetryPolicy(
             max_attempts=settings.ai_max_attempts,
             first_wait_seconds=settings.ai_retry_first_wait_seconds,
@@ -65,6 +65,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
 
     async def send_dead_letter(letter: DeadLetter) -> None:
         await broker.publish(letter.encode(), topic=topics.dead_letter, key=letter.kafka_key)
+        metrics.DEAD_LETTERS.labels(letter.topic).inc()
 
     limits = Limits(max_in_flight=settings.worker_max_in_flight, per_run=settings.worker_per_run)
     dispatcher = Dispatcher(limits)
@@ -131,4 +132,5 @@ def main() -> None:
     )
     settings = WorkerSettings()
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
+    metrics.watch(settings)
     asyncio.run(build_app(settings).run())

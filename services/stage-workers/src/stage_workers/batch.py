@@ -76,6 +76,7 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
     await deps.in_transaction(complete_batch, deps, command, tally)
 
 
+@metrics.time_item
 async def process_item(
     deps: WorkerDeps, step: Step, context: BatchContext, ref: ItemRef
 ) -> Outcome:

@@ -1,10 +1,17 @@
-"""Process metrics: readiness, and what the batches did. No per-site or per-run labels."""
+"""Process metrics: readiness, what the batches and the AI calls did, the outbox backlog and
+consumer lag. No per-site or per-run labels."""
 
 from __future__ import annotations
 
-from functools import partial
+import contextvars
+import time
+from functools import partial, wraps
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from contracts.monitor import ConsumerLag, Monitor, OutboxBacklog
+from stage_workers.ai.base import TransientAIError
 
 # The service's own registry, so that services imported into one process (the test suite) do
 # not clash on names they share, such as automation_service_ready.
@@ -51,3 +58,131 @@ def count_batch(stage: int, processed: int, failed: int, credits: int, halted: b
     CREDITS.labels(str(stage)).inc(credits)
     if halted:
         HALTS.inc()
+
+
+ITEM_SECONDS = histogram(
+    "stage_worker_item_seconds",
+    "Time to take one item through a stage (AI call and writes), by stage",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+def time_item(process_item: Any) -> Any:
+    """Decorates `process_item(deps, step, context, ref)`: observes its time under the stage."""
+
+    @wraps(process_item)
+    async def timed(deps: Any, step: Any, *args: Any) -> Any:
+        with ITEM_SECONDS.labels(str(step.stage)).time():
+            return await process_item(deps, step, *args)
+
+    return timed
+
+
+# --- AI calls ----------------------------------------------------------------------------------
+
+AI_FUNCTIONS = (
+    "cluster_keywords",
+    "write_ideas",
+    "write_article",
+    "write_image_prompts",
+    "render_image",
+)
+AI_SECONDS = histogram(
+    "stage_worker_ai_call_seconds",
+    "AI call latency (one attempt), by provider and function",
+    ["provider", "function"],
+    buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160),
+)
+AI_ERRORS = counter(
+    "stage_worker_ai_errors_total",
+    "AI calls that failed, by provider, function and kind (transient is retried)",
+    ["provider", "function", "kind"],
+)
+AI_RETRIES = counter(
+    "stage_worker_ai_retries_total",
+    "AI calls tried again after a transient error, by provider and function",
+    ["provider", "function"],
+)
+# The provider and function of the latest AI call in this task, for the retry loop to name.
+_LAST_AI_CALL: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("last_ai_call")
+
+
+class InstrumentedProvider:
+    """Wraps an AI provider: times every call and counts its errors, nothing else changes."""
+
+    def __init__(self, provider: Any, name: str) -> None:
+        self._provider = provider
+        self._name = name
+        for function in AI_FUNCTIONS:  # every series exists from the start, at zero
+            AI_SECONDS.labels(name, function)
+            AI_RETRIES.labels(name, function)
+            for kind in ("transient", "permanent"):
+                AI_ERRORS.labels(name, function, kind)
+
+    def __getattr__(self, function: str) -> Any:
+        call = getattr(self._provider, function)
+        if function not in AI_FUNCTIONS:
+            return call
+
+        @wraps(call)
+        async def measured(*args: Any, **kwargs: Any) -> Any:
+            _LAST_AI_CALL.set((self._name, function))
+            started = time.perf_counter()
+            try:
+                return await call(*args, **kwargs)
+            except (TransientAIError, TimeoutError):
+                AI_ERRORS.labels(self._name, function, "transient").inc()
+                raise
+            except Exception:  # PermanentAIError, or anything the provider did not foresee
+                AI_ERRORS.labels(self._name, function, "permanent").inc()
+                raise
+            finally:
+                AI_SECONDS.labels(self._name, function).observe(time.perf_counter() - started)
+
+        return measured
+
+
+def count_ai_retry(_retry_state: object = None) -> None:
+    """tenacity's before_sleep: the call that just failed is about to be tried again."""
+    provider, function = _LAST_AI_CALL.get(("unknown", "unknown"))
+    AI_RETRIES.labels(provider, function).inc()
+
+
+# --- looked up in the background: consumer lag, outbox backlog, dead letters -------------------
+
+CONSUMER_LAG = gauge(
+    "automation_consumer_lag_records",
+    "Records between a consumer group's committed offsets and the end of the topic",
+    ["group", "topic"],
+)
+OUTBOX_ROWS = gauge(
+    "automation_outbox_unpublished_rows", "Outbox rows of this relay's topics not yet published"
+)
+OUTBOX_AGE = gauge(
+    "automation_outbox_oldest_unpublished_age_seconds",
+    "Age of the oldest unpublished outbox row (0 when none waits)",
+)
+DEAD_LETTERS = counter(
+    "automation_dead_letters_total",
+    "Records this service could not read and sent to the dead-letter topic, by source topic",
+    ["topic"],
+)
+
+
+def watch(settings: Any) -> Monitor:
+    """Start polling lag of the stage groups this process serves and the outbox backlog."""
+    topics = settings.topics
+    groups = {
+        f"{settings.kafka_group_prefix}automation-stage-{stage}": [topics.stage(stage)]
+        for stage in settings.stages()
+    }
+    for stage in settings.stages():
+        DEAD_LETTERS.labels(topics.stage(stage))
+    relay_topics = [spec.name for spec in topics.specs()]
+    return Monitor(
+        [
+            ConsumerLag(settings.kafka_bootstrap_servers, groups, CONSUMER_LAG),
+            OutboxBacklog(settings.database_url, relay_topics, OUTBOX_ROWS, OUTBOX_AGE),
+        ]
+    ).start()

@@ -16,6 +16,7 @@ from tenacity import (
 )
 
 from stage_workers.ai.base import TransientAIError
+from stage_workers.metrics import count_ai_retry
 
 T = TypeVar("T")
 
@@ -53,6 +54,7 @@ async def with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) ->
         retry=retry_if_exception_type(TransientAIError),
         stop=stop_after_attempt(policy.max_attempts),
         wait=wait_exponential(multiplier=policy.first_wait_seconds, max=policy.max_wait_seconds),
+        before_sleep=count_ai_retry,
     )
     try:
         return await retrying(one_attempt)
