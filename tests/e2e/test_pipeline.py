@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from contracts import commands as cmd
 from contracts.db import tables as t
 from contracts.values import RunConfig
-from tests.support.billing import batch_charge
+from tests.support.billing import stage_charge
 from tests.support.pipeline import Pipeline, balance, charged, command, counts, new_site
 from tests.support.wait import wait_until
 
@@ -31,15 +31,13 @@ def engine_up(services, worker_env: dict | None = None):
     )
 
 
-def expected_credits(keywords: int, batch: int, made: dict[str, int]) -> int:
-    full, rest = divmod(keywords, batch)
-    stage_1 = full * batch_charge(1, batch) + batch_charge(1, rest)
+def expected_credits(keywords: int, made: dict[str, int]) -> int:
     return (
-        stage_1
-        + batch_charge(2, made["clusters"])
-        + batch_charge(4, made["content"])
-        + batch_charge(5, made["content"])
-        + batch_charge(6, made["images"])
+        stage_charge(1, keywords)
+        + stage_charge(2, made["clusters"])
+        + stage_charge(4, made["content"])
+        + stage_charge(5, made["content"])
+        + stage_charge(6, made["images"])
     )
 
 
@@ -108,7 +106,7 @@ async def test_hundred_keywords_go_through_all_seven_stages(db, pipeline, servic
         made["images"],
     ]
     assert state.stage(7).total == made["content_in_review"]
-    credits = expected_credits(100, 20, made)
+    credits = expected_credits(100, made)
     assert charged(db, site.account_id) == credits == state.credits_used
     assert balance(db, site.account_id) == 100_000 - credits
 
@@ -172,7 +170,7 @@ async def test_a_worker_killed_mid_batch_does_not_stop_or_double_the_run(db, pip
     assert state.status == "completed", state.error
     assert_whole_and_unique(db, site.site_id, made)
     assert made["content_in_review"] == made["content"]
-    assert charged(db, site.account_id) == expected_credits(20, 20, made) == state.credits_used
+    assert charged(db, site.account_id) == expected_credits(20, made) == state.credits_used
 
 
 async def test_the_orchestrator_killed_mid_run_is_replaced_and_the_run_completes(
@@ -189,7 +187,7 @@ async def test_the_orchestrator_killed_mid_run_is_replaced_and_the_run_completes
     made = counts(db, site.site_id)
     assert state.status == "completed", state.error
     assert_whole_and_unique(db, site.site_id, made)
-    assert charged(db, site.account_id) == expected_credits(20, 20, made) == state.credits_used
+    assert charged(db, site.account_id) == expected_credits(20, made) == state.credits_used
 
 
 async def test_two_orchestrators_and_three_workers_share_the_sites_and_survive_kill_9(
@@ -216,7 +214,7 @@ async def test_two_orchestrators_and_three_workers_share_the_sites_and_survive_k
         made = counts(db, site.site_id)
         assert state.status == "completed", state.error
         assert_whole_and_unique(db, site.site_id, made)
-        assert charged(db, site.account_id) == expected_credits(20, 20, made) == state.credits_used
+        assert charged(db, site.account_id) == expected_credits(20, made) == state.credits_used
 
 
 def owns_run_commands(orchestrator, topic: str) -> bool:

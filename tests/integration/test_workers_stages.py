@@ -20,8 +20,10 @@ from contracts.codec import decode
 from contracts.commands import ProcessBatch, StartStage
 from contracts.db import tables as t
 from contracts.envelope import Envelope, new_message, utcnow
+from contracts.events import RunPaused, RunResumed
 from contracts.topics import Topics
 from tests.support.kafka import end_offsets, publish, read_until
+from tests.support.wait import wait_until
 
 ESPRESSO = [
     "how to make espresso at home",
@@ -336,3 +338,49 @@ async def test_a_worker_killed_mid_batch_finishes_it_once_after_restart(db, bus,
         clusters
     )
     assert balance(db, tenant.account_id) == 100 - 2 - 2 * len(clusters)
+
+
+async def test_stage_1_charges_by_the_stages_count_whatever_the_batch_size(db, bus, services):
+    """1 credit per 5 keywords the stage picked: 10 keywords in batches of 1 cost 2, not 10."""
+    services.start("workers", "stage-worker")
+    tenant = new_tenant(db, credits=100)
+    add_keywords(db, tenant.site_id, ESPRESSO + FRENCH_PRESS)
+    events = await bus.stage(tenant, 1, batch_size=1)
+    assert len(item_ids(events)) == 10
+    assert sum(e.data.credits for e in of_type(events, "StageBatchCompleted")) == 2
+    assert balance(db, tenant.account_id) == 98
+
+
+def run_stopped(db: sa.Engine, run_id: str) -> bool | None:
+    w = t.worker_run_status.c
+    with db.connect() as conn:
+        return conn.execute(sa.select(w.stopped).where(w.run_id == run_id)).scalar_one_or_none()
+
+
+async def test_a_paused_run_learnt_from_the_stream_processes_nothing_until_resumed(
+    db, bus, services
+):
+    """The worker learns a pause from the run-events topic (not from another service's read
+    model): a batch of a paused run completes with nothing done; after the resume it works."""
+    services.start("workers", "stage-worker")
+    tenant = new_tenant(db, credits=100)
+    add_keywords(db, tenant.site_id, ESPRESSO)
+    await bus.stage(tenant, 1, batch_size=20)
+    start = await bus.mark()
+    await bus.send(2, start_stage(tenant, 2))
+    [started] = of_type(await bus.events(start, tenant.run_id, stage_started(2)), "StageStarted")
+    clusters = [item.id for item in started.data.items]
+
+    await publish(bus.bootstrap, bus.topics.run_events, command(tenant, RunPaused()))
+    wait_until(lambda: run_stopped(db, tenant.run_id) is True, what="the pause learnt")
+    await bus.send(2, process_batch(tenant, 2, clusters, n=1))
+    events = await bus.events(start, tenant.run_id, batches_completed("2-1"))
+    [completed] = of_type(events, "StageBatchCompleted")
+    assert (completed.data.processed, completed.data.credits) == (0, 0)
+    assert count(db, t.content_ideas, t.content_ideas.c.site_id == tenant.site_id) == 0
+
+    await publish(bus.bootstrap, bus.topics.run_events, command(tenant, RunResumed()))
+    wait_until(lambda: run_stopped(db, tenant.run_id) is False, what="the resume learnt")
+    await bus.send(2, process_batch(tenant, 2, clusters, n=2))
+    events = await bus.events(start, tenant.run_id, batches_completed("2-2"))
+    assert sorted(item_ids(events)) == sorted(clusters)

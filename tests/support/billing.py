@@ -12,9 +12,9 @@ from contracts.stages import (
 )
 
 
-def batch_charge(stage: int, items: int) -> int:
-    """Credits a batch of `items` costs. Stage 1 charges 1 per 5 keywords, rounded up per batch,
-    so a batch of 3 keywords still costs 1."""
+def stage_charge(stage: int, items: int) -> int:
+    """Credits a stage costs for `items` items. Stage 1 charges 1 per 5 keywords the stage
+    picked, rounded up once per stage, whatever the batch size: 3 keywords cost 1."""
     if items <= 0:
         return 0
     match stage:

@@ -3,7 +3,7 @@ import pytest
 from contracts.credits import PendingWork, estimate, estimate_now, estimate_projected, required_for
 from contracts.stages import STAGES
 from contracts.values import DEFAULT_BATCH_SIZES
-from tests.support.billing import batch_charge
+from tests.support.billing import stage_charge
 
 
 def test_spec_formula_for_pending_work():
@@ -42,8 +42,8 @@ def test_projection_counts_what_earlier_stages_will_create():
         (7, 9, 0),
     ],
 )
-def test_batch_charges_follow_the_stage_rules(stage, items, credits):
-    assert batch_charge(stage, items) == credits
+def test_stage_charges_follow_the_stage_rules(stage, items, credits):
+    assert stage_charge(stage, items) == credits
 
 
 def test_stage_table_matches_spec():

@@ -15,7 +15,7 @@ from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.png import PNG_SIGNATURE
 from stage_workers.stages.clusters import keyword_credits, source_key
 from stage_workers.stages.prompts import featured_first
-from tests.support.billing import batch_charge
+from tests.support.billing import stage_charge
 
 SAMPLE = Path(__file__).parents[2] / "deploy" / "sample-data" / "keywords.csv"
 
@@ -124,10 +124,16 @@ async def test_rendered_images_are_valid_deterministic_pngs():
     assert len(pixels) == height * (1 + 3 * width)
 
 
-def test_stage_1_charges_one_credit_per_five_keywords_of_a_batch():
-    for size in range(1, 42):
-        charged = sum(keyword_credits(position) for position in range(size))
-        assert charged == batch_charge(1, size)
+def test_stage_1_charges_one_credit_per_five_keywords_of_the_stage_whatever_the_batches():
+    for picked in range(1, 42):
+        for batch in (1, 3, 5, 20):
+            # Batches are slices of the pick order; a keyword's place is its place in the stage.
+            charged = sum(
+                keyword_credits(place)
+                for start in range(0, picked, batch)
+                for place in range(start, min(start + batch, picked))
+            )
+            assert charged == stage_charge(1, picked)
 
 
 def test_source_key_ignores_order():

@@ -374,6 +374,41 @@ processed_messages = sa.Table(
     sa.Index("ix_processed_messages_processed_at", "processed_at"),
 )
 
+# The stage workers' own record of their work, so that a redelivered command learns what was
+# done from the worker's tables and not from the outbox JSON (which can then be pruned) or from
+# the log-sink's read model.
+stage_picks = sa.Table(
+    "stage_picks",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("stage", sa.SmallInteger, primary_key=True),
+    # The items the stage picked, in pick order: the total, and each item's place in the stage.
+    sa.Column("item_ids", sa.ARRAY(sa.BigInteger), nullable=False),
+    _created_at(),
+)
+
+stage_item_results = sa.Table(
+    "stage_item_results",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("stage", sa.SmallInteger, primary_key=True),
+    sa.Column("item_id", sa.BigInteger, primary_key=True),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("credits", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("outputs", sa.Integer, nullable=False, server_default=sa.text("0")),
+    _created_at(),
+    sa.CheckConstraint("outcome IN ('processed', 'failed')", name="outcome"),
+)
+
+# Whether a run may go on, as the workers learnt it from the run-events topic.
+worker_run_status = sa.Table(
+    "worker_run_status",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("stopped", sa.Boolean, nullable=False),
+    _updated_at(),
+)
+
 schedule_slots = sa.Table(
     "schedule_slots",
     metadata,

@@ -1,5 +1,6 @@
 """Wiring: a FastStream app (lifecycle, metrics, the producer for dead letters), one stage
-pump per configured stage sharing one dispatcher (see pump.py), the outbox relay."""
+pump per configured stage sharing one dispatcher (see pump.py), the run watch (run_watch.py),
+the outbox relay."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from stage_workers.deps import WorkerDeps
 from stage_workers.handlers import handle_record
 from stage_workers.metrics import Readiness
 from stage_workers.pump import Dispatcher, Limits, StagePump
+from stage_workers.run_watch import WATCH_GROUP, record_stops, watch_runs
 from stage_workers.settings import WorkerSettings
 from stage_workers.tracking import consumer_name
 
@@ -67,6 +69,9 @@ def build_app(settings: WorkerSettings) -> FastStream:
         await broker.publish(letter.encode(), topic=topics.dead_letter, key=letter.kafka_key)
         metrics.DEAD_LETTERS.labels(letter.topic).inc()
 
+    async def write_stops(stops: dict[str, bool]) -> None:
+        await deps.in_transaction(record_stops, stops)
+
     limits = Limits(max_in_flight=settings.worker_max_in_flight, per_run=settings.worker_per_run)
     dispatcher = Dispatcher(limits)
     stopping = asyncio.Event()
@@ -93,6 +98,18 @@ def build_app(settings: WorkerSettings) -> FastStream:
             task = asyncio.create_task(pump.run(stopping), name=f"stage-{stage}-pump")
             task.add_done_callback(_exit_if_failed)
             running.append((consumer, task))
+        watch = AIOKafkaConsumer(
+            topics.run_events,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.kafka_group_prefix + WATCH_GROUP,
+            client_id="stage-worker-run-watch",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a new group learns every run's last word
+        )
+        await watch.start()
+        task = asyncio.create_task(watch_runs(watch, write_stops, stopping), name="run-watch")
+        task.add_done_callback(_exit_if_failed)
+        running.append((watch, task))
 
     @app.on_shutdown
     async def stop() -> None:

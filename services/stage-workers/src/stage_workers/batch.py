@@ -1,8 +1,12 @@
-"""ProcessBatch for stages 2-6: item by item, each written, charged and announced in one
-transaction; the AI is called between transactions, never inside one."""
+"""ProcessBatch for stages 2-6. One transaction reads all the batch needs (handled before? run
+stopped? what became of its items? their AI inputs); then, item by item, the AI is called and one
+transaction writes the output, the charge, the item's result and its event, and checks the run is
+still going; the last item's transaction completes the batch too. A one-item batch is two
+transactions. The AI is called between transactions, never inside one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,9 +19,10 @@ from contracts.values import ItemRef
 from stage_workers import items, metrics, tracking
 from stage_workers.ai.base import AIProvider
 from stage_workers.ai.retry import PoisonedItem, with_retries
+from stage_workers.bookkeeping import ItemResult
 from stage_workers.deps import WorkerDeps
 from stage_workers.ledger import InsufficientCredits, charge
-from stage_workers.outcomes import HALTED, SKIPPED, STOPPED, Outcome, Tally
+from stage_workers.outcomes import HALTED, SKIPPED, Outcome, Tally
 
 
 class Step(Protocol):
@@ -45,68 +50,113 @@ class BatchContext:
     total: int
 
 
-async def open_batch(deps: WorkerDeps, command: Envelope) -> tuple[list[ItemRef], int] | None:
-    """The batch's items and the stage total, or None when this command was handled before."""
+@dataclass(frozen=True)
+class Opened:
+    context: BatchContext
+    stopped: bool  # the run is paused, cancelled or over: the batch ends at once
+    done: tuple[Outcome, ...]  # items that need nothing from us (done before, or changed)
+    todo: tuple[tuple[ItemRef, Any], ...]  # items to work on, each with the AI's input
 
-    def read(conn: Connection) -> tuple[list[ItemRef], int] | None:
-        batch: ProcessBatch = command.data
-        if tracking.already_handled(conn, batch.stage, command):
-            return None
-        refs = items.refs_of(conn, batch.stage, command.site_id, batch.item_ids)
-        total = tracking.picked_total(conn, batch.run_id, batch.stage) or len(batch.item_ids)
-        return refs, total
 
-    return await deps.in_transaction(read)
+@dataclass(frozen=True)
+class Ended:
+    """What became of one item, and whether the batch goes on."""
+
+    outcome: Outcome
+    closed: bool = False  # the item's transaction also completed the batch
+    stop: bool = False  # the run stopped meanwhile: the next item waits for a resume
+
+
+Load = Callable[[Connection, int], Any]
+
+
+def open_batch(
+    conn: Connection, deps: WorkerDeps, command: Envelope, load: Load | None
+) -> Opened | None:
+    """Everything the batch needs before its first AI call, in one transaction; None when this
+    command was handled before. `load` reads an item's AI input (None: the item itself)."""
+    batch: ProcessBatch = command.data
+    book = deps.book(conn)
+    opening = book.opening(
+        tracking.consumer_name(batch.stage), command.message_id, batch.run_id, batch.stage
+    )
+    if opening.handled:
+        return None
+    context = BatchContext(command, batch, opening.picked or len(batch.item_ids))
+    if opening.stopped:
+        return Opened(context, True, (), ())
+    refs = items.refs_of(conn, batch.stage, command.site_id, batch.item_ids)
+    earlier = book.results(batch.run_id, batch.stage, [ref.id for ref in refs])
+    fresh = [ref.id for ref in refs if ref.id not in earlier]
+    open_ids = items.needing_work(conn, batch.stage, command.site_id, fresh) if fresh else set()
+    done: list[Outcome] = []
+    todo: list[tuple[ItemRef, Any]] = []
+    for ref in refs:
+        if ref.id in earlier:
+            result = earlier[ref.id]
+            done.append(Outcome(result.outcome, result.credits, result.outputs))
+        elif ref.id in open_ids:
+            todo.append((ref, load(conn, ref.id) if load else ref))
+        else:
+            done.append(record_changed(conn, deps, command, ref))
+    return Opened(context, False, tuple(done), tuple(todo))
 
 
 async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None:
-    opened = await open_batch(deps, command)
+    opened = await deps.in_transaction(open_batch, deps, command, step.load)
     if opened is None:
         return
-    refs, total = opened
-    context = BatchContext(command, command.data, total)
-    tally = Tally()
-    for ref in refs:
-        outcome = await process_item(deps, step, context, ref)
-        if outcome is STOPPED:
-            break
-        tally.add(outcome)
-        if tally.halted:
-            break
+    tally = Tally.of(opened.done)
+    if not opened.stopped:
+        for n, (ref, source) in enumerate(opened.todo):
+            closing = tally if n == len(opened.todo) - 1 else None
+            ended = await process_item(deps, step, opened.context, ref, source, closing)
+            if ended.closed:
+                return
+            tally.add(ended.outcome)
+            if tally.halted or ended.stop:
+                break
     await deps.in_transaction(complete_batch, deps, command, tally)
 
 
 @metrics.time_item
 async def process_item(
-    deps: WorkerDeps, step: Step, context: BatchContext, ref: ItemRef
-) -> Outcome:
-    before = await deps.in_transaction(_before_item, deps, step, context, ref)
-    if isinstance(before, Outcome):
-        return before
+    deps: WorkerDeps,
+    step: Step,
+    context: BatchContext,
+    ref: ItemRef,
+    source: Any,
+    closing: Tally | None,
+) -> Ended:
+    """Ask the AI, then write in one transaction; `closing` (the batch's tally before this
+    item) makes that transaction complete the batch as well."""
     try:
-        draft = await with_retries(deps.retry, lambda: step.produce(deps.ai, before))
+        draft = await with_retries(deps.retry, lambda: step.produce(deps.ai, source))
     except PoisonedItem as poisoned:
-        return await deps.in_transaction(_record_failure, deps, step, context, ref, poisoned)
+        return await deps.in_transaction(
+            _finish, deps, context, closing, _record_failure, step, ref, poisoned
+        )
     try:
-        return await deps.in_transaction(_write_item, deps, step, context, ref, before, draft)
+        return await deps.in_transaction(
+            _finish, deps, context, closing, _write_item, step, ref, source, draft
+        )
     except InsufficientCredits:
-        return HALTED
+        return Ended(HALTED)
 
 
-def _before_item(
-    conn: Connection, deps: WorkerDeps, step: Step, context: BatchContext, ref: ItemRef
-) -> Any:
-    """An Outcome when the item needs nothing from us (or the run stopped), else the AI's
-    input. The stop check shares this transaction: one round trip fewer per item."""
-    batch = context.batch
-    if tracking.run_is_stopped(conn, batch.run_id):
-        return STOPPED
-    earlier = tracking.earlier_result(conn, batch.run_id, batch.stage, ref.id)
-    if earlier is not None:
-        return Outcome("processed", earlier["credits"], earlier["outputs"])
-    if not items.needs_work(conn, batch.stage, context.command.site_id, ref.id):
-        return record_changed(conn, deps, context.command, ref)
-    return step.load(conn, ref.id)
+def _finish(
+    conn: Connection,
+    deps: WorkerDeps,
+    context: BatchContext,
+    closing: Tally | None,
+    write: Callable[..., Outcome],
+    *args: Any,
+) -> Ended:
+    outcome = write(conn, deps, context, *args)
+    if closing is not None:
+        complete_batch(conn, deps, context.command, closing.plus(outcome))
+        return Ended(outcome, closed=True)
+    return Ended(outcome, stop=deps.book(conn).is_stopped(context.batch.run_id))
 
 
 CHANGED_SINCE_PICKED = "skipped: the item changed since the stage picked it (e.g. disabled)"
@@ -120,20 +170,21 @@ def record_changed(conn: Connection, deps: WorkerDeps, command: Envelope, ref: I
         stage=batch.stage, batch_id=batch.batch_id, item=ref, error=CHANGED_SINCE_PICKED
     )
     deps.emit(conn, command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
+    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, ItemResult("failed"))
     return Outcome("failed")
 
 
 def _write_item(
     conn: Connection,
     deps: WorkerDeps,
-    step: Step,
     context: BatchContext,
+    step: Step,
     ref: ItemRef,
     source: Any,
     draft: Any,
 ) -> Outcome:
     command, batch = context.command, context.batch
-    if not items.lock_if_needs_work(conn, batch.stage, command.site_id, ref.id):
+    if not items.lock_needing_work(conn, batch.stage, command.site_id, [ref.id]):
         # Another worker (a re-dispatched copy of this batch) wrote it meanwhile and announced
         # it in the same transaction: nothing to add.
         return SKIPPED
@@ -158,14 +209,16 @@ def _write_item(
     deps.emit(
         conn, command, processed, tracking.item_processed_id(batch.run_id, batch.stage, ref.id)
     )
+    result = ItemResult("processed", credits, outputs)
+    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, result)
     return Outcome("processed", credits, outputs)
 
 
 def _record_failure(
     conn: Connection,
     deps: WorkerDeps,
-    step: Step,
     context: BatchContext,
+    step: Step,
     ref: ItemRef,
     poisoned: PoisonedItem,
 ) -> Outcome:
@@ -181,6 +234,7 @@ def _record_failure(
     deps.emit(
         conn, context.command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id)
     )
+    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, ItemResult("failed"))
     return Outcome("failed")
 
 
@@ -200,5 +254,5 @@ def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally:
         completed,
         tracking.batch_completed_id(batch.run_id, batch.stage, batch.batch_id, batch.attempt),
     )
-    tracking.remember(conn, batch.stage, command)
+    deps.book(conn).remember(tracking.consumer_name(batch.stage), command.message_id)
     metrics.count_batch(batch.stage, tally.processed, tally.failed, tally.credits, tally.halted)

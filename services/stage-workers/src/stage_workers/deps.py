@@ -17,6 +17,7 @@ from contracts.outbox import enqueue
 from contracts.topics import Topics
 from stage_workers.ai.base import AIProvider
 from stage_workers.ai.retry import RetryPolicy
+from stage_workers.bookkeeping import RunBook, SqlRunBook
 
 SOURCE = "/automation/stage-workers"
 T = TypeVar("T")
@@ -32,6 +33,8 @@ class WorkerDeps:
     wake_relay: Callable[[], None] = lambda: None
     # Threads for the synchronous driver; None is asyncio's default pool (cores + 4 threads).
     executor: Executor | None = None
+    # The run bookkeeping port over a transaction's connection.
+    book: Callable[[Connection], RunBook] = SqlRunBook
 
     async def in_transaction(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(conn, *args)` in one transaction, off the event loop (the database driver

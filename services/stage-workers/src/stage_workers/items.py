@@ -52,17 +52,22 @@ def refs_of(conn: Connection, stage: int, site_id: int, item_ids: Sequence[int])
     return [ItemRef(id=i, title=by_id[i]) for i in item_ids if i in by_id]
 
 
-def needs_work(conn: Connection, stage: int, site_id: int, item_id: int) -> bool:
+def needing_work(conn: Connection, stage: int, site_id: int, item_ids: Sequence[int]) -> set[int]:
+    """Those of `item_ids` the stage's picker would still take."""
     table, rule = PICKERS[stage]
-    return (
-        conn.execute(sa.select(table.c.id).where(table.c.id == item_id, rule(site_id))).first()
-        is not None
-    )
+    rows = conn.execute(sa.select(table.c.id).where(table.c.id.in_(list(item_ids)), rule(site_id)))
+    return set(rows.scalars())
 
 
-def lock_if_needs_work(conn: Connection, stage: int, site_id: int, item_id: int) -> bool:
-    """Lock the input row, then re-check with a fresh statement: after waiting on the lock it
-    sees what the other worker committed (a locking read alone would not re-run the EXISTS)."""
+def lock_needing_work(
+    conn: Connection, stage: int, site_id: int, item_ids: Sequence[int]
+) -> set[int]:
+    """Lock the input rows (in id order, so two workers cannot deadlock), then re-check with a
+    fresh statement: after waiting on a lock it sees what the other worker committed (a locking
+    read alone would not re-run the picker's EXISTS)."""
     table, _ = PICKERS[stage]
-    conn.execute(sa.select(table.c.id).where(table.c.id == item_id).with_for_update())
-    return needs_work(conn, stage, site_id, item_id)
+    ids = sorted(set(item_ids))
+    conn.execute(
+        sa.select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
+    )
+    return needing_work(conn, stage, site_id, ids)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Literal
 
-Kind = Literal["processed", "failed", "skipped", "halted", "stopped"]
+Kind = Literal["processed", "failed", "skipped", "halted"]
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,6 @@ class Outcome:
 
 SKIPPED = Outcome("skipped")
 HALTED = Outcome("halted")
-# The run was paused, cancelled or failed: the batch ends before this item.
-STOPPED = Outcome("stopped")
 
 
 @dataclass
@@ -27,6 +26,19 @@ class Tally:
     failed: int = 0
     credits: int = 0
     halted: bool = False
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Outcome]) -> Tally:
+        tally = cls()
+        for outcome in outcomes:
+            tally.add(outcome)
+        return tally
+
+    def plus(self, outcome: Outcome) -> Tally:
+        """A copy with `outcome` added; this one is left as it was."""
+        copy = replace(self)
+        copy.add(outcome)
+        return copy
 
     def add(self, outcome: Outcome) -> None:
         if outcome.kind == "processed":

@@ -17,9 +17,12 @@ async def start_stage(deps: WorkerDeps, command: Envelope) -> None:
 
 def _pick_and_announce(conn: Connection, deps: WorkerDeps, command: Envelope) -> None:
     start: StartStage = command.data
-    if tracking.already_handled(conn, start.stage, command):
+    book = deps.book(conn)
+    consumer = tracking.consumer_name(start.stage)
+    if book.opening(consumer, command.message_id, start.run_id, start.stage).handled:
         return
     picked = items.pending_refs(conn, start.stage, command.site_id)
+    book.record_picks(start.run_id, start.stage, [ref.id for ref in picked])
     # The deterministic id makes a second StartStage for the same run and stage a no-op.
     deps.emit(
         conn,
@@ -27,4 +30,4 @@ def _pick_and_announce(conn: Connection, deps: WorkerDeps, command: Envelope) ->
         StageStarted(stage=start.stage, items=tuple(picked)),
         tracking.stage_started_id(start.run_id, start.stage),
     )
-    tracking.remember(conn, start.stage, command)
+    book.remember(consumer, command.message_id)

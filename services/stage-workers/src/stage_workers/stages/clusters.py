@@ -1,10 +1,8 @@
 """Stage 1: the whole batch of keywords is clustered in one AI call and written in one
-transaction. A cluster's source_key is its sorted keyword ids, so a redelivered batch finds
-the cluster it made before instead of making a second one."""
+transaction, which also completes the batch. A cluster's source_key is its sorted keyword ids,
+so a redelivered batch finds the cluster it made before instead of making a second one."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -18,94 +16,60 @@ from contracts.values import ItemRef
 from stage_workers import items, tracking
 from stage_workers.ai.base import ClusterDraft
 from stage_workers.ai.retry import PoisonedItem, with_retries
-from stage_workers.batch import complete_batch, open_batch, record_changed
+from stage_workers.batch import BatchContext, complete_batch, open_batch
+from stage_workers.bookkeeping import ItemResult, RunBook
 from stage_workers.deps import WorkerDeps
 from stage_workers.ledger import InsufficientCredits, charge
-from stage_workers.outcomes import Tally
+from stage_workers.outcomes import Outcome, Tally
 
 
-def keyword_credits(position_in_batch: int) -> int:
-    """1 credit per 5 keywords, charged on the 1st, 6th, 11th... keyword of the batch."""
-    return 1 if position_in_batch % KEYWORDS_PER_CREDIT == 0 else 0
+def keyword_credits(position_in_stage: int) -> int:
+    """1 credit per 5 keywords the stage picked, charged on the 1st, 6th, 11th... of them: the
+    same sum whatever the batch size (a keyword's place in the stage never changes)."""
+    return 1 if position_in_stage % KEYWORDS_PER_CREDIT == 0 else 0
 
 
 def source_key(keyword_ids: list[int]) -> str:
     return "kw:" + ",".join(str(i) for i in sorted(keyword_ids))
 
 
-@dataclass(frozen=True)
-class Plan:
-    earlier: list[dict]  # results of keywords this run already processed
-    todo: list[ItemRef]  # keywords that still need a cluster
-    changed: int = 0  # keywords changed since the stage picked them (e.g. disabled)
-
-
 async def process_keyword_batch(deps: WorkerDeps, command: Envelope) -> None:
-    opened = await open_batch(deps, command)
+    """Two transactions: open the batch (as stages 2-6 do), then after the one AI call write
+    the clusters, charges and events and complete the batch."""
+    opened = await deps.in_transaction(open_batch, deps, command, None)
     if opened is None:
         return
-    refs, total = opened
-    tally = Tally()
-    if not await deps.in_transaction(tracking.run_is_stopped, command.run_id):
-        plan = await deps.in_transaction(_plan, deps, command, refs)
-        tally.failed += plan.changed
-        for result in plan.earlier:
-            tally.processed += 1
-            tally.credits += result["credits"]
-        if plan.todo:
-            await _cluster_and_write(deps, command, plan.todo, total, tally)
-    await deps.in_transaction(complete_batch, deps, command, tally)
-
-
-def _plan(conn: Connection, deps: WorkerDeps, command: Envelope, refs: list[ItemRef]) -> Plan:
-    earlier, todo, changed = [], [], 0
-    for ref in refs:
-        result = tracking.earlier_result(conn, command.run_id, 1, ref.id)
-        if result is not None:
-            earlier.append(result)
-        elif items.needs_work(conn, 1, command.site_id, ref.id):
-            todo.append(ref)
-        else:
-            record_changed(conn, deps, command, ref)
-            changed += 1
-    return Plan(earlier, todo, changed)
-
-
-async def _cluster_and_write(
-    deps: WorkerDeps, command: Envelope, todo: list[ItemRef], total: int, tally: Tally
-) -> None:
+    tally = Tally.of(opened.done)
+    todo = [ref for ref, _ in opened.todo]
+    if opened.stopped or not todo:
+        await deps.in_transaction(complete_batch, deps, command, tally)
+        return
     texts = [ref.title for ref in todo]
     try:
         drafts = await with_retries(deps.retry, lambda: deps.ai.cluster_keywords(texts))
     except PoisonedItem as poisoned:
-        tally.failed += await deps.in_transaction(_record_failures, deps, command, todo, poisoned)
+        await deps.in_transaction(_record_failures, deps, command, todo, poisoned, tally)
         return
     try:
-        written = await deps.in_transaction(_write_clusters, deps, command, todo, drafts, total)
+        await deps.in_transaction(_write_clusters, deps, opened.context, todo, drafts, tally)
     except InsufficientCredits:
         tally.halted = True
-        return
-    tally.processed += written.processed
-    tally.credits += written.credits
-
-
-@dataclass
-class Written:
-    processed: int = 0
-    credits: int = 0
+        await deps.in_transaction(complete_batch, deps, command, tally)
 
 
 def _write_clusters(
     conn: Connection,
     deps: WorkerDeps,
-    command: Envelope,
+    context: BatchContext,
     todo: list[ItemRef],
     drafts: list[ClusterDraft],
-    total: int,
-) -> Written:
-    positions = {item_id: n for n, item_id in enumerate(command.data.item_ids)}
-    still_open = _lock_open_keywords(conn, command.site_id, [ref.id for ref in todo])
-    written = Written()
+    tally: Tally,
+) -> None:
+    command = context.command
+    ids = [ref.id for ref in todo]
+    positions = _places_in_stage(deps.book(conn), command, ids)
+    still_open = items.lock_needing_work(conn, 1, command.site_id, ids)
+    written = Tally()
     for draft in drafts:
         members = [todo[i] for i in draft.members if todo[i].id in still_open]
         if not members:
@@ -126,22 +90,30 @@ def _write_clusters(
                 stage=1,
                 batch_id=command.data.batch_id,
                 item=ref,
-                total=total,
+                total=context.total,
                 credits=credits,
                 outputs=1 if created and n == 0 else 0,
             )
             deps.emit(
                 conn, command, processed, tracking.item_processed_id(command.run_id, 1, ref.id)
             )
-            written.processed += 1
-            written.credits += credits
-    return written
+            outcome = Outcome("processed", credits, processed.outputs)
+            deps.book(conn).record_result(
+                command.run_id, 1, ref.id, ItemResult("processed", credits, processed.outputs)
+            )
+            written.add(outcome)
+    tally.processed += written.processed
+    tally.credits += written.credits
+    complete_batch(conn, deps, command, tally)
 
 
-def _lock_open_keywords(conn: Connection, site_id: int, ids: list[int]) -> set[int]:
-    k = t.keywords.c
-    conn.execute(sa.select(k.id).where(k.id.in_(ids)).order_by(k.id).with_for_update())
-    return {i for i in ids if items.needs_work(conn, 1, site_id, i)}
+def _places_in_stage(book: RunBook, command: Envelope, ids: list[int]) -> dict[int, int]:
+    """Each keyword's place in the stage's pick order; a run picked before the workers kept
+    their picks falls back to the place in the batch."""
+    places = book.positions(command.run_id, 1, ids)
+    if len(places) == len(ids):
+        return places
+    return {item_id: n for n, item_id in enumerate(command.data.item_ids)}
 
 
 def _upsert_cluster(
@@ -183,7 +155,9 @@ def _record_failures(
     command: Envelope,
     todo: list[ItemRef],
     poisoned: PoisonedItem,
-) -> int:
+    tally: Tally,
+) -> None:
+    book = deps.book(conn)
     for ref in todo:
         failed = StageItemFailed(
             stage=1,
@@ -193,4 +167,6 @@ def _record_failures(
             attempts=poisoned.attempts,
         )
         deps.emit(conn, command, failed, tracking.item_failed_id(command.run_id, 1, ref.id))
-    return len(todo)
+        book.record_result(command.run_id, 1, ref.id, ItemResult("failed"))
+    tally.failed += len(todo)
+    complete_batch(conn, deps, command, tally)

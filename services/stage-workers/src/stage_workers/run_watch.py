@@ -1,0 +1,87 @@
+"""Whether a run may go on, learnt from the run-events topic into the workers' own table
+(`worker_run_status`), so a batch checks its run without reading another service's tables.
+
+Records are told apart by their `ce_type` header, so only the few run-control events are parsed.
+The worker processes share one consumer group: each writes the stops of its partitions, all read
+the table. Offsets are committed after the table is written (at least once; the writes are
+idempotent and a run's events arrive in order, so the last word per run wins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from contracts.codec import UnreadableMessage, decode
+from contracts.db import tables as t
+from contracts.events import RunCancelled, RunCompleted, RunFailed, RunPaused, RunResumed
+
+log = logging.getLogger(__name__)
+
+# Event type -> whether the run is stopped after it.
+STOPS = {
+    RunPaused.TYPE: True,
+    RunResumed.TYPE: False,
+    RunCancelled.TYPE: True,
+    RunFailed.TYPE: True,
+    RunCompleted.TYPE: True,
+}
+WATCH_GROUP = "automation-stage-workers-run-watch"
+
+
+def header_type(record: ConsumerRecord) -> str | None:
+    for name, value in record.headers or ():
+        if name == "ce_type":
+            return value.decode(errors="replace")
+    return None
+
+
+def stops_in(records: Iterable[ConsumerRecord]) -> dict[str, bool]:
+    """The last word on each run among `records` (in partition order); others are skipped."""
+    stops: dict[str, bool] = {}
+    for record in records:
+        if header_type(record) not in STOPS:
+            continue
+        try:
+            event = decode(record.value)
+        except UnreadableMessage:
+            continue  # the orchestrator dead-letters it; here it says nothing about a run
+        if event.run_id is not None and event.type in STOPS:
+            stops[event.run_id] = STOPS[event.type]
+    return stops
+
+
+def record_stops(conn: Connection, stops: dict[str, bool]) -> None:
+    statement = insert(t.worker_run_status).values(
+        [{"run_id": run_id, "stopped": stopped} for run_id, stopped in stops.items()]
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["run_id"],
+            set_={"stopped": statement.excluded.stopped, "updated_at": sa.func.now()},
+        )
+    )
+
+
+Write = Callable[[dict[str, bool]], Awaitable[None]]
+
+
+async def watch_runs(consumer: AIOKafkaConsumer, write: Write, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+        stops = stops_in(record for records in batches.values() for record in records)
+        if stops:
+            await write(stops)
+            log.info("run stops learnt: %s", stops)
+        if batches:
+            try:
+                await consumer.commit()
+            except KafkaError as error:  # a rebalance: the next owner reads them again
+                log.warning("run watch commit failed: %s", error)

@@ -1,0 +1,50 @@
+"""The run watch's pure part: which records say a run stopped or went on, the last word winning."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from aiokafka.structs import ConsumerRecord
+
+from contracts.codec import encode, kafka_headers
+from contracts.envelope import new_message
+from contracts.events import RunCancelled, RunPaused, RunResumed, StageItemProcessed
+from contracts.values import ItemRef
+from stage_workers.run_watch import stops_in
+
+
+def record(payload, run_id: str, offset: int = 0, headers=None) -> ConsumerRecord:
+    message = new_message(payload, source="/tests", account_id=1, site_id=1, run_id=run_id)
+    return ConsumerRecord(
+        topic="run-events",
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"1",
+        value=encode(message),
+        checksum=None,
+        serialized_key_size=1,
+        serialized_value_size=1,
+        headers=kafka_headers(message) if headers is None else headers,
+    )
+
+
+def test_the_last_word_per_run_wins():
+    records = [
+        record(RunPaused(), "run_a", 0),
+        record(RunResumed(), "run_a", 1),
+        record(RunCancelled(), "run_b", 2),
+        record(RunPaused(), "run_c", 3),
+    ]
+    assert stops_in(records) == {"run_a": False, "run_b": True, "run_c": True}
+
+
+def test_other_events_and_garbage_say_nothing():
+    processed = StageItemProcessed(
+        stage=2, batch_id="b", item=ItemRef(id=1, title="x"), total=1, credits=0, outputs=1
+    )
+    garbage = replace(record(RunPaused(), "run_a"), value=b"{not json")
+    assert stops_in([record(processed, "run_a"), garbage]) == {}
+    # A record without the type header is not parsed at all.
+    assert stops_in([record(RunPaused(), "run_a", headers=[])]) == {}
