@@ -384,3 +384,44 @@ async def test_a_paused_run_learnt_from_the_stream_processes_nothing_until_resum
     await bus.send(2, process_batch(tenant, 2, clusters, n=2))
     events = await bus.events(start, tenant.run_id, batches_completed("2-2"))
     assert sorted(item_ids(events)) == sorted(clusters)
+
+
+def outbox_rows_of(db: sa.Engine, run_id: str) -> int:
+    o = t.outbox.c
+    return count(db, t.outbox, o.payload["runid"].astext == run_id)
+
+
+async def test_a_redelivery_after_pruning_is_still_recognised(db, bus, services):
+    """With a zero retention window the worker prunes its published outbox rows and handled
+    command ids at once; a command delivered again (and a re-dispatched copy) after that still
+    adds nothing: no second idea, no second charge, no second item event."""
+    prune_at_once = {"RETENTION_HOURS": "0", "PRUNE_EVERY_SECONDS": "0.5"}
+    services.start("workers", "stage-worker", env=prune_at_once)
+    tenant = new_tenant(db, credits=100)
+    add_keywords(db, tenant.site_id, ESPRESSO)
+    await bus.stage(tenant, 1, batch_size=20)
+    start = await bus.mark()
+    await bus.send(2, start_stage(tenant, 2))
+    [started] = of_type(await bus.events(start, tenant.run_id, stage_started(2)), "StageStarted")
+    clusters = [item.id for item in started.data.items]
+    first = process_batch(tenant, 2, clusters, n=1)
+    await bus.send(2, first)
+    await bus.events(start, tenant.run_id, batches_completed("2-1"))
+    p = t.processed_messages.c
+    wait_until(
+        lambda: (
+            outbox_rows_of(db, tenant.run_id) == 0
+            and count(db, t.processed_messages, p.message_id == first.message_id) == 0
+        ),
+        what="the outbox and handled ids pruned",
+    )
+    paid, ideas = balance(db, tenant.account_id), t.content_ideas.c
+    made = count(db, t.content_ideas, ideas.site_id == tenant.site_id)
+
+    again = await bus.mark()
+    await bus.send(2, first, process_batch(tenant, 2, clusters, n=2))
+    events = await bus.events(again, tenant.run_id, batches_completed("2-1", "2-2"))
+    assert of_type(events, "StageItemProcessed") == []
+    assert {e.data.processed for e in of_type(events, "StageBatchCompleted")} == {len(clusters)}
+    assert balance(db, tenant.account_id) == paid
+    assert count(db, t.content_ideas, ideas.site_id == tenant.site_id) == made == 3 * len(clusters)

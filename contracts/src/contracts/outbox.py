@@ -55,12 +55,17 @@ def enqueue(conn: Connection, topic: str, message: Envelope) -> bool:
     return inserted is not None
 
 
-def stored_payload(conn: Connection, message_id: Any) -> dict | None:
-    """The CloudEvent stored under `message_id`, or None: lets a redelivered handler see what
-    it already said."""
-    return conn.execute(
-        sa.select(t.outbox.c.payload).where(t.outbox.c.message_id == message_id)
-    ).scalar_one_or_none()
+def prune_published(conn: Connection, topics: Sequence[str], before: Any, limit: int) -> int:
+    """Delete up to `limit` rows of `topics` published before `before`; returns how many. A
+    published row is never read again: consumers dedupe on the message id themselves."""
+    o = t.outbox.c
+    chunk = (
+        sa.select(o.id)
+        .where(o.published_at < before, o.topic.in_(list(topics)))
+        .order_by(o.id)
+        .limit(limit)
+    )
+    return conn.execute(sa.delete(t.outbox).where(o.id.in_(chunk.scalar_subquery()))).rowcount
 
 
 class OutboxRelay:

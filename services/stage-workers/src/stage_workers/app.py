@@ -1,6 +1,6 @@
 """Wiring: a FastStream app (lifecycle, metrics, the producer for dead letters), one stage
 pump per configured stage sharing one dispatcher (see pump.py), the run watch (run_watch.py),
-the outbox relay."""
+the outbox relay and the pruning of what is past the redelivery window (retention.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from functools import partial
 
 from aiokafka import AIOKafkaConsumer
@@ -27,6 +28,7 @@ from stage_workers.deps import WorkerDeps
 from stage_workers.handlers import handle_record
 from stage_workers.metrics import Readiness
 from stage_workers.pump import Dispatcher, Limits, StagePump
+from stage_workers.retention import keep_pruning
 from stage_workers.run_watch import WATCH_GROUP, record_stops, watch_runs
 from stage_workers.settings import WorkerSettings
 from stage_workers.tracking import consumer_name
@@ -76,6 +78,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
     dispatcher = Dispatcher(limits)
     stopping = asyncio.Event()
     running: list[tuple[AIOKafkaConsumer, asyncio.Task]] = []
+    pruning: list[asyncio.Task] = []
     app = FastStream(broker)
 
     @app.on_startup
@@ -110,11 +113,24 @@ def build_app(settings: WorkerSettings) -> FastStream:
         task = asyncio.create_task(watch_runs(watch, write_stops, stopping), name="run-watch")
         task.add_done_callback(_exit_if_failed)
         running.append((watch, task))
+        pruning.append(
+            asyncio.create_task(
+                keep_pruning(
+                    deps,
+                    relay.topics,
+                    [consumer_name(stage) for stage in settings.stages()],
+                    timedelta(hours=settings.retention_hours),
+                    settings.prune_every_seconds,
+                    stopping,
+                ),
+                name="pruning",
+            )
+        )
 
     @app.on_shutdown
     async def stop() -> None:
         stopping.set()
-        await asyncio.gather(*(task for _, task in running), return_exceptions=True)
+        await asyncio.gather(*(task for _, task in running), *pruning, return_exceptions=True)
         await dispatcher.stop()
         for consumer, _ in running:
             await consumer.stop()

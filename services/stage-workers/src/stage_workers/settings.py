@@ -31,6 +31,13 @@ class WorkerSettings(ServiceSettings):
     worker_db_connections: int = Field(
         16, ge=1, description="Database connections (and threads that use them) for handlers."
     )
+    retention_hours: float = Field(
+        168,
+        ge=0,
+        description="Published outbox rows and handled command ids older than this are pruned; "
+        "keep it at least the stage topics' retention (Kafka's default is 168 h).",
+    )
+    prune_every_seconds: float = Field(600, gt=0, description="How often pruning runs.")
     media_dir: Path = Field(default_factory=lambda: var_dir() / "media")
 
     def stages(self) -> list[int]:
