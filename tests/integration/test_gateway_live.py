@@ -93,3 +93,20 @@ def test_live_stream_of_unknown_or_malformed_runs(db, gateway):
     assert tenant.get("/runs/run_20250101_000000_manual_abcdef/events").status_code == 404
     assert tenant.get("/runs/..%2F..%2Fetc/events").status_code in (400, 404)
     assert tenant.get("/runs/run_x/events").status_code == 400
+
+
+async def test_the_gateway_leaves_no_consumer_group_behind(gateway, kafka_bootstrap, topics):
+    """The gateway commits nothing, so it reads outside any group: a group per instance would
+    pile up on the broker with every restart."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    import httpx
+
+    assert httpx.get(f"{gateway.url}/healthz").json()["ready"]  # its consumer is up
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        groups = [group_id for group_id, _ in await admin.list_consumer_groups()]
+    finally:
+        await admin.close()
+    assert [g for g in groups if g.startswith(f"{topics.namespace}automation-gateway")] == []

@@ -40,9 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
     )
-    hub = RunEventHub(
-        settings.kafka_bootstrap_servers, topics.run_events, settings.kafka_group_prefix
-    )
+    hub = RunEventHub(settings.kafka_bootstrap_servers, topics.run_events)
     await producer.start()
     await hub.start()
     app.state.hub = hub
@@ -63,7 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _mark_ready(hub: RunEventHub) -> None:
     await hub.ready.wait()
     metrics.READY.set(1)
-    log.info("ready: consuming %s as %s", hub.topic, hub.group_id)
+    log.info("ready: consuming %s", hub.topic)
 
 
 def api_router() -> APIRouter:

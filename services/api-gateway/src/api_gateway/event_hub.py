@@ -1,8 +1,9 @@
 """The gateway's one consumer of the run events: it answers waiting commands and feeds live
 streams.
 
-Each gateway instance reads the whole stream in a group of its own, starting at the newest
-offsets. Two things listen:
+Each gateway instance reads every partition of the stream from the newest offsets, outside any
+consumer group (it commits nothing, so a group per instance would only be left behind on the
+broker). Two things listen:
 - a run command waits for the event whose causation id is the command's message id;
 - live streams of a run get its events in stream order (one site's events share a partition).
 Events of runs seen since start-up are kept (bounded) so a stream opened mid-run replays them
@@ -42,13 +43,12 @@ class RunLog:
 
 
 class RunEventHub:
-    def __init__(self, bootstrap: str, topic: str, group_prefix: str) -> None:
+    def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
-        self.group_id = f"{group_prefix}automation-gateway-{uuid.uuid4().hex[:12]}"
         self._consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
-            group_id=self.group_id,
+            group_id=None,
             auto_offset_reset="latest",
             enable_auto_commit=False,
         )
@@ -105,7 +105,7 @@ class RunEventHub:
                     self._receive(record.value)
 
     async def _wait_for_positions(self) -> None:
-        """Joined the group and fixed the start offsets, so no answer can slip past."""
+        """Took every partition and fixed the start offsets, so no answer can slip past."""
         while not self._consumer.assignment():
             await asyncio.sleep(0.05)
         for partition in self._consumer.assignment():
