@@ -515,6 +515,21 @@ def test_pause_resume_cancel_a_run(tenant, orchestrator):
     assert refused.json()["detail"] == orchestrator.refuse[run_id]
 
 
+def test_resume_that_cannot_pay_the_next_item_is_400_with_figures(db, gateway, orchestrator):
+    """A run paused for credits in stage 4 (5 credits an article) with 3 left would only pause
+    again: the resume is refused with the figures; with credits added it goes through."""
+    poor = make_tenant(db, gateway, credits=3)
+    run_id = insert_run(db, poor, status="paused", stage=4, pause_reason="insufficient_credits")
+    refused = poor.post("/resume", run_id=run_id)
+    assert refused.status_code == 400
+    body = refused.json()
+    assert (body["code"], body["balance"], body["required"]) == ("insufficient_credits", 3, 5)
+    assert "stage 4" in body["detail"] and "5 credits" in body["detail"]
+    with db.begin() as conn:
+        accounts.add_credits(conn, poor.account_id, 2)
+    assert poor.post("/resume", run_id=run_id).json()["status"] == "running"
+
+
 def test_control_of_unknown_finished_or_malformed_runs(tenant, db, orchestrator):
     for action in ("pause", "resume", "cancel"):
         assert tenant.post(f"/{action}").status_code == 400

@@ -1,4 +1,5 @@
-"""Whether a run may start: one active run per site, and credits of at least 1.2 x the estimate.
+"""Whether a run may start: one active run per site, and credits of at least 1.2 x the estimate;
+and whether a paused run may resume: credits for at least the next item of its stage.
 
 The gateway asks before it sends StartRun, for an early answer from its read model; the
 orchestrator asks again on the state it folded, and its answer is the one that holds. Both refuse
@@ -9,6 +10,23 @@ from __future__ import annotations
 
 from contracts.credits import required_for
 from contracts.events import RunRejected
+from contracts.stages import (
+    CREDITS_PER_CLUSTER,
+    CREDITS_PER_CONTENT,
+    CREDITS_PER_IMAGE,
+    CREDITS_PER_PROMPT_SET,
+)
+
+# What the next item of each stage may cost (stage 1 charges 1 credit per 5 keywords: at most 1).
+NEXT_ITEM_CREDITS = {
+    1: 1,
+    2: CREDITS_PER_CLUSTER,
+    3: 0,
+    4: CREDITS_PER_CONTENT,
+    5: CREDITS_PER_PROMPT_SET,
+    6: CREDITS_PER_IMAGE,
+    7: 0,
+}
 
 
 def refuse_start(*, active_run_id: str | None, estimate: int, balance: int) -> RunRejected | None:
@@ -32,3 +50,16 @@ def refuse_start(*, active_run_id: str | None, estimate: int, balance: int) -> R
             required=required,
         )
     return None
+
+
+def refuse_resume(*, stage: int, balance: int) -> tuple[str, int] | None:
+    """(reason, credits needed) when the balance cannot pay the next item of `stage`: resuming
+    would only pause the run again at once."""
+    needed = NEXT_ITEM_CREDITS.get(stage, 0)
+    if balance >= needed:
+        return None
+    reason = (
+        f"insufficient credits: the next item of stage {stage} costs {needed} credits, "
+        f"the balance is {balance}; add credits, then resume"
+    )
+    return reason, needed

@@ -24,7 +24,10 @@ class ErrorBody(BaseModel):
     active_run_id: str | None = None
     estimated_credits: int | None = None
     balance: int | None = None
-    required: int | None = Field(None, description="Credits needed to start: ceil(1.2 x estimate).")
+    required: int | None = Field(
+        None,
+        description="Credits needed: to start, ceil(1.2 x estimate); to resume, the next item's.",
+    )
     status: str | None = Field(None, description="Run status when a transition was refused.")
 
 

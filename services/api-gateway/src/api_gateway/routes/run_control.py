@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api_gateway import site_config
-from api_gateway.accounts import Caller
+from api_gateway.accounts import Caller, balance
 from api_gateway.auth import CallerDep
 from api_gateway.db import run_of, site_of
 from api_gateway.errors import ApiError, ErrorBody, bad_request, not_found
@@ -15,7 +15,7 @@ from api_gateway.planning import active_run_id, estimate_for
 from api_gateway.run_commands import CommandSender, new_run_id
 from contracts import commands as cmd
 from contracts import events as ev
-from contracts.admission import refuse_start
+from contracts.admission import refuse_resume, refuse_start
 from contracts.envelope import Envelope
 from contracts.state import FINISHED
 
@@ -131,6 +131,18 @@ async def pause(request: Request, caller: CallerDep, run_id: RunId) -> RunContro
 
 @router.post("/resume", response_model=RunControlled, summary="Resume a paused run")
 async def resume(request: Request, caller: CallerDep, run_id: RunId) -> RunControlled:
+    """Refused (400, `insufficient_credits`, with `balance` and `required`) while the balance
+    cannot pay the next item of the run's stage."""
+    async with request.app.state.engine.connect() as conn:
+        run = await run_of(conn, caller, run_id)
+        funds = await conn.run_sync(lambda c: balance(c, caller.account_id))
+    if run is not None and run.status == "paused":
+        refused = refuse_resume(stage=run.current_stage, balance=funds)
+        if refused is not None:
+            reason, needed = refused
+            raise bad_request(
+                reason, code="insufficient_credits", balance=funds, required=needed, status="paused"
+            )
     requested_by = f"user:{caller.user_id}"
     return await _control(
         request, caller, run_id, cmd.ResumeRun(run_id=run_id, requested_by=requested_by)
