@@ -1,10 +1,12 @@
 """The throughput issue's figures on the real local stack, with the services as processes:
 
     .tools/bin/uv run --frozen python -m tests.bench.bench_pipeline [--preset quick|full]
-        [--only throughput,concurrency] [--write]
+        [--only throughput,overhead,concurrency] [--write]
 
 1. throughput   stage-steps/s for 1 site and for N sites at once at zero AI latency, and the
                 slowest run's time over the fastest's (throughput.py);
+2. overhead     one site's run through the pipeline ÷ the same stage code in a direct loop in
+                one process on the same database (direct.py);
 3. concurrency  one site's run with 200 ms per AI call at stage_concurrency 1, 4, 8, 16, and
                 the speedup over 1 (throughput.py);
 
@@ -35,13 +37,13 @@ import typer
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
-from tests.bench import throughput
+from tests.bench import direct, throughput
 from tests.bench.harness import Stack
 
 
 @dataclass(frozen=True)
 class Preset:
-    keywords: int  # per site, for the zero-latency runs
+    keywords: int  # per site, for the zero-latency and overhead runs
     sites: tuple[int, ...]
     latency_keywords: int
     concurrency: tuple[int, ...]
@@ -58,6 +60,10 @@ async def throughput_figure(stack: Stack, preset: Preset) -> list[str]:
     return throughput.table(results)
 
 
+async def overhead_figure(stack: Stack, preset: Preset) -> list[str]:
+    return direct.table(await direct.overhead(stack, preset.keywords))
+
+
 async def concurrency_figure(stack: Stack, preset: Preset) -> list[str]:
     results = [
         await throughput.with_latency(stack, n, preset.latency_keywords) for n in preset.concurrency
@@ -68,6 +74,7 @@ async def concurrency_figure(stack: Stack, preset: Preset) -> list[str]:
 Figure = Callable[[Stack, Preset], Awaitable[list[str]]]
 FIGURES: dict[str, tuple[str, Figure]] = {
     "throughput": ("1. Stage-steps/s at zero AI latency", throughput_figure),
+    "overhead": ("2. Framework overhead: pipeline ÷ direct loop, one site", overhead_figure),
     "concurrency": ("3. 200 ms AI latency: stage_concurrency and speedup", concurrency_figure),
 }
 
