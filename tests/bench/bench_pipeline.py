@@ -1,7 +1,7 @@
 """The throughput issue's figures on the real local stack, with the services as processes:
 
     .tools/bin/uv run --frozen python -m tests.bench.bench_pipeline [--preset quick|full]
-        [--only throughput,overhead,concurrency] [--write]
+        [--only throughput,overhead,concurrency,read-model] [--write]
 
 1. throughput   stage-steps/s for 1 site and for N sites at once at zero AI latency, and the
                 slowest run's time over the fastest's (throughput.py);
@@ -9,6 +9,8 @@
                 one process on the same database (direct.py);
 3. concurrency  one site's run with 200 ms per AI call at stage_concurrency 1, 4, 8, 16, and
                 the speedup over 1 (throughput.py);
+4. read-model   stage command sent → its item visible in the run read model, p50/p99
+                (read_model.py);
 
 Each figure runs on fresh sites and a fresh topic namespace; each prints its table as soon as it
 is done, and the whole is printed at the end as a Markdown section that --write appends to
@@ -37,13 +39,13 @@ import typer
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
-from tests.bench import direct, throughput
+from tests.bench import direct, read_model, throughput
 from tests.bench.harness import Stack
 
 
 @dataclass(frozen=True)
 class Preset:
-    keywords: int  # per site, for the zero-latency and overhead runs
+    keywords: int  # per site, for the zero-latency, overhead and read-model runs
     sites: tuple[int, ...]
     latency_keywords: int
     concurrency: tuple[int, ...]
@@ -71,11 +73,16 @@ async def concurrency_figure(stack: Stack, preset: Preset) -> list[str]:
     return throughput.table(results) + throughput.speedups(results)
 
 
+async def read_model_figure(stack: Stack, preset: Preset) -> list[str]:
+    return read_model.table(await read_model.command_to_read_model(stack, preset.keywords))
+
+
 Figure = Callable[[Stack, Preset], Awaitable[list[str]]]
 FIGURES: dict[str, tuple[str, Figure]] = {
     "throughput": ("1. Stage-steps/s at zero AI latency", throughput_figure),
     "overhead": ("2. Framework overhead: pipeline ÷ direct loop, one site", overhead_figure),
     "concurrency": ("3. 200 ms AI latency: stage_concurrency and speedup", concurrency_figure),
+    "read-model": ("4. Stage command sent → item visible in the read model", read_model_figure),
 }
 
 
