@@ -1,7 +1,7 @@
 """The throughput issue's figures on the real local stack, with the services as processes:
 
     .tools/bin/uv run --frozen python -m tests.bench.bench_pipeline [--preset quick|full]
-        [--only throughput,overhead,concurrency,read-model] [--write]
+        [--only throughput,overhead,concurrency,read-model,replay] [--write]
 
 1. throughput   stage-steps/s for 1 site and for N sites at once at zero AI latency, and the
                 slowest run's time over the fastest's (throughput.py);
@@ -11,6 +11,8 @@
                 the speedup over 1 (throughput.py);
 4. read-model   stage command sent → its item visible in the run read model, p50/p99
                 (read_model.py);
+5. replay       decode + fold rate, and the orchestrator's time to ready after a restart, with
+                10^5 (full: also 10^6) events on the run-events topic (replay.py);
 
 Each figure runs on fresh sites and a fresh topic namespace; each prints its table as soon as it
 is done, and the whole is printed at the end as a Markdown section that --write appends to
@@ -39,7 +41,7 @@ import typer
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
-from tests.bench import direct, read_model, throughput
+from tests.bench import direct, read_model, replay, throughput
 from tests.bench.harness import Stack
 
 
@@ -49,11 +51,12 @@ class Preset:
     sites: tuple[int, ...]
     latency_keywords: int
     concurrency: tuple[int, ...]
+    replay_events: tuple[int, ...]
 
 
 PRESETS = {
-    "quick": Preset(60, (1, 10), 10, (1, 4, 8, 16)),
-    "full": Preset(120, (1, 10, 50), 20, (1, 4, 8, 16)),
+    "quick": Preset(60, (1, 10), 10, (1, 4, 8, 16), (10**5,)),
+    "full": Preset(120, (1, 10, 50), 20, (1, 4, 8, 16), (10**5, 10**6)),
 }
 
 
@@ -77,12 +80,17 @@ async def read_model_figure(stack: Stack, preset: Preset) -> list[str]:
     return read_model.table(await read_model.command_to_read_model(stack, preset.keywords))
 
 
+async def replay_figure(stack: Stack, preset: Preset) -> list[str]:
+    return replay.table([await replay.replay(stack, n) for n in preset.replay_events])
+
+
 Figure = Callable[[Stack, Preset], Awaitable[list[str]]]
 FIGURES: dict[str, tuple[str, Figure]] = {
     "throughput": ("1. Stage-steps/s at zero AI latency", throughput_figure),
     "overhead": ("2. Framework overhead: pipeline ÷ direct loop, one site", overhead_figure),
     "concurrency": ("3. 200 ms AI latency: stage_concurrency and speedup", concurrency_figure),
     "read-model": ("4. Stage command sent → item visible in the read model", read_model_figure),
+    "replay": ("5. Replay: fold rate and orchestrator ready after restart", replay_figure),
 }
 
 
