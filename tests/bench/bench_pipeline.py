@@ -1,7 +1,7 @@
 """The throughput issue's figures on the real local stack, with the services as processes:
 
     .tools/bin/uv run --frozen python -m tests.bench.bench_pipeline [--preset quick|full]
-        [--only throughput,overhead,concurrency,read-model,replay] [--write]
+        [--only throughput,overhead,concurrency,read-model,replay,gateway] [--write]
 
 1. throughput   stage-steps/s for 1 site and for N sites at once at zero AI latency, and the
                 slowest run's time over the fastest's (throughput.py);
@@ -13,6 +13,8 @@
                 (read_model.py);
 5. replay       decode + fold rate, and the orchestrator's time to ready after a restart, with
                 10^5 (full: also 10^6) events on the run-events topic (replay.py);
+6. gateway      p50/p99 of GET current_processing and current_run at 200 requests/s during a
+                10-site run, with errors (gateway_load.py).
 
 Each figure runs on fresh sites and a fresh topic namespace; each prints its table as soon as it
 is done, and the whole is printed at the end as a Markdown section that --write appends to
@@ -41,7 +43,7 @@ import typer
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
-from tests.bench import direct, read_model, replay, throughput
+from tests.bench import direct, gateway_load, read_model, replay, throughput
 from tests.bench.harness import Stack
 
 
@@ -52,11 +54,14 @@ class Preset:
     latency_keywords: int
     concurrency: tuple[int, ...]
     replay_events: tuple[int, ...]
+    gateway_sites: int
+    gateway_keywords: int
+    gateway_rate: float = 200.0
 
 
 PRESETS = {
-    "quick": Preset(60, (1, 10), 10, (1, 4, 8, 16), (10**5,)),
-    "full": Preset(120, (1, 10, 50), 20, (1, 4, 8, 16), (10**5, 10**6)),
+    "quick": Preset(60, (1, 10), 10, (1, 4, 8, 16), (10**5,), 10, 20),
+    "full": Preset(120, (1, 10, 50), 20, (1, 4, 8, 16), (10**5, 10**6), 10, 60),
 }
 
 
@@ -84,6 +89,13 @@ async def replay_figure(stack: Stack, preset: Preset) -> list[str]:
     return replay.table([await replay.replay(stack, n) for n in preset.replay_events])
 
 
+async def gateway_figure(stack: Stack, preset: Preset) -> list[str]:
+    load = await gateway_load.under_load(
+        stack, preset.gateway_sites, preset.gateway_keywords, preset.gateway_rate
+    )
+    return gateway_load.table(load)
+
+
 Figure = Callable[[Stack, Preset], Awaitable[list[str]]]
 FIGURES: dict[str, tuple[str, Figure]] = {
     "throughput": ("1. Stage-steps/s at zero AI latency", throughput_figure),
@@ -91,6 +103,7 @@ FIGURES: dict[str, tuple[str, Figure]] = {
     "concurrency": ("3. 200 ms AI latency: stage_concurrency and speedup", concurrency_figure),
     "read-model": ("4. Stage command sent → item visible in the read model", read_model_figure),
     "replay": ("5. Replay: fold rate and orchestrator ready after restart", replay_figure),
+    "gateway": ("6. Gateway reads at a fixed rate during a 10-site run", gateway_figure),
 }
 
 
