@@ -4,17 +4,19 @@ when it replays the event stream on start. Run by hand:
     .tools/bin/uv run python -m tests.bench.bench_fold [items]
 
 It prints events/s and items/s for a stage of `items` items in batches of one (three events per
-item: dispatched, processed, batch completed), the worst case for the fold.
+item: dispatched, processed, batch completed), the worst case for the fold. `FoldTime` is the
+timer; tests/bench/replay.py uses it over whole runs for the replay figure.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
 from contracts import events as ev
 from contracts.codec import decode, encode
-from contracts.state import fold
+from contracts.state import RunState, fold
 from contracts.values import ItemRef
 from tests.unit.runs import T0, Clock, message
 
@@ -37,20 +39,38 @@ def stage_stream(items: int) -> list:
     return [message(p, RUN, clock, seq=n) for n, p in enumerate(payloads)]
 
 
+@dataclass
+class FoldTime:
+    """Decode and fold time summed over runs, each run's records decoded then folded."""
+
+    events: int = 0
+    decoding: float = 0.0
+    folding: float = 0.0
+
+    def add(self, records: list[bytes]) -> RunState:
+        began = time.perf_counter()
+        decoded = [decode(r) for r in records]
+        self.decoding += time.perf_counter() - began
+        began = time.perf_counter()
+        state = fold(decoded)
+        self.folding += time.perf_counter() - began
+        self.events += len(records)
+        return state
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / (self.decoding + self.folding)
+
+
 def main(items: int) -> None:
-    messages = stage_stream(items)
-    records = [encode(m) for m in messages]
-    began = time.perf_counter()
-    decoded = [decode(r) for r in records]
-    decoding = time.perf_counter() - began
-    began = time.perf_counter()
-    state = fold(decoded)
-    folding = time.perf_counter() - began
+    records = [encode(m) for m in stage_stream(items)]
+    timed = FoldTime()
+    state = timed.add(records)
     assert state.stage(4).processed_count == items
-    total = decoding + folding
     print(
-        f"{len(records)} events ({items} items): decode {len(records) / decoding:,.0f} ev/s, "
-        f"fold {len(records) / folding:,.0f} ev/s, together {items / total:,.0f} items/s"
+        f"{len(records)} events ({items} items): decode {len(records) / timed.decoding:,.0f} ev/s, "
+        f"fold {len(records) / timed.folding:,.0f} ev/s, "
+        f"together {items / (timed.decoding + timed.folding):,.0f} items/s"
     )
 
 

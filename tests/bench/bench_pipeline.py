@@ -1,15 +1,25 @@
-"""End-to-end throughput of the pipeline on the real local stack: the services as processes,
-runs started on the run-commands topic, figures read from the event stream.
+"""The throughput issue's figures on the real local stack, with the services as processes:
 
     .tools/bin/uv run --frozen python -m tests.bench.bench_pipeline [--preset quick|full]
+        [--only throughput,overhead,concurrency,read-model,replay,gateway] [--write]
 
-Figures (each a separate scenario, on fresh sites and a fresh topic namespace):
-- stage-steps/s with 1 site and with N sites started together, zero AI latency; a stage-step is
-  one item through one stage (processed or failed), summed over stages 1-6;
-- the slowest run's time over the fastest's when N sites run at once (fairness);
-- one site's run time with 200 ms per AI call at stage_concurrency 1, 4, 8, 16, and the speedup
-  over concurrency 1.
-The results are printed as a Markdown section and, with --write, added to docs/BENCHMARKS.md.
+1. throughput   stage-steps/s for 1 site and for N sites at once at zero AI latency, and the
+                slowest run's time over the fastest's (throughput.py);
+2. overhead     one site's run through the pipeline ÷ the same stage code in a direct loop in
+                one process on the same database (direct.py);
+3. concurrency  one site's run with 200 ms per AI call at stage_concurrency 1, 4, 8, 16, and
+                the speedup over 1 (throughput.py);
+4. read-model   stage command sent → its item visible in the run read model, p50/p99
+                (read_model.py);
+5. replay       decode + fold rate, and the orchestrator's time to ready after a restart, with
+                10^5 (full: also 10^6) events on the run-events topic (replay.py);
+6. gateway      p50/p99 of GET current_processing and current_run at 200 requests/s during a
+                10-site run, with errors (gateway_load.py).
+
+Each figure runs on fresh sites and a fresh topic namespace; each prints its table as soon as it
+is done, and the whole is printed at the end as a Markdown section that --write appends to
+docs/BENCHMARKS.md. The section records the load average before and after, and says when the
+figures were taken on a machine busier than its cores.
 """
 
 from __future__ import annotations
@@ -21,7 +31,8 @@ import shlex
 import sys
 import tempfile
 import time
-import uuid
+import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,185 +43,143 @@ import typer
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
-from contracts.state import RunState
-from contracts.topics import Topics
-from contracts.values import RunConfig
-from tests.support.kafka import delete_topics
-from tests.support.pipeline import Pipeline, new_site
-from tests.support.services import Services
+from tests.bench import direct, gateway_load, read_model, replay, throughput
+from tests.bench.harness import Stack
 
-FAST_ORCHESTRATOR = {"TICK_SECONDS": "0.1", "SCHEDULER_ENABLED": "false"}
+
+@dataclass(frozen=True)
+class Preset:
+    keywords: int  # per site, for the zero-latency, overhead and read-model runs
+    sites: tuple[int, ...]
+    latency_keywords: int
+    concurrency: tuple[int, ...]
+    replay_events: tuple[int, ...]
+    gateway_sites: int
+    gateway_keywords: int
+    gateway_rate: float = 200.0
+
+
 PRESETS = {
-    "quick": {"keywords": 60, "sites": [1, 10], "latency_keywords": 10, "concurrency": [1, 8]},
-    "full": {
-        "keywords": 120,
-        "sites": [1, 10, 50],
-        "latency_keywords": 20,
-        "concurrency": [1, 4, 8, 16],
-    },
+    "quick": Preset(60, (1, 10), 10, (1, 4, 8, 16), (10**5,), 10, 20),
+    "full": Preset(120, (1, 10, 50), 20, (1, 4, 8, 16), (10**5, 10**6), 10, 60),
 }
 
 
-@dataclass
-class Result:
-    name: str
-    runs: int
-    steps: int
-    seconds: float
-    slowest: float
-    fastest: float
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.steps / self.seconds if self.seconds else 0.0
+async def throughput_figure(stack: Stack, preset: Preset) -> list[str]:
+    results = [await throughput.zero_latency(stack, n, preset.keywords) for n in preset.sites]
+    return throughput.table(results)
 
 
-def steps_of(state: RunState) -> int:
-    return sum(stage.processed_count + len(stage.failed) for stage in state.stages[:6])
+async def overhead_figure(stack: Stack, preset: Preset) -> list[str]:
+    return direct.table(await direct.overhead(stack, preset.keywords))
 
 
-class Bench:
-    def __init__(self, bootstrap: str, database_url: str, workdir: Path) -> None:
-        self.bootstrap = bootstrap
-        self.database_url = database_url
-        self.workdir = workdir
-        self.engine = sync_engine(database_url)
-
-    async def scenario(
-        self, name: str, sites: int, keywords: int, config: RunConfig, latency_ms: int = 0
-    ) -> Result:
-        from local_stack.topics import ensure_topics
-
-        topics = Topics(f"b{uuid.uuid4().hex[:8]}.")
-        await asyncio.to_thread(ensure_topics, self.bootstrap, topics)
-        run_dir = self.workdir / topics.namespace.rstrip(".")
-        services = Services(
-            base_env={
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "DATABASE_URL": self.database_url,
-                "TOPIC_NAMESPACE": topics.namespace,
-                "KAFKA_GROUP_PREFIX": topics.namespace,
-                "AI_PROVIDER": "offline",
-                "OFFLINE_LATENCY_MS": str(latency_ms),
-                "MEDIA_DIR": str(run_dir / "media"),
-                "LOG_BASE_DIR": str(run_dir / "logs"),
-            },
-            log_dir=run_dir / "service-logs",
-        )
-        try:
-            await asyncio.to_thread(
-                services.start, "orchestrator", "orchestrator", env=FAST_ORCHESTRATOR
-            )
-            await asyncio.to_thread(services.start, "workers", "stage-worker")
-            made = [new_site(self.engine, keywords, 10**7) for _ in range(sites)]
-            pipeline = Pipeline(self.bootstrap, topics)
-            began = time.monotonic()
-            run_ids = [await pipeline.start(site, config=config) for site in made]
-            states = await asyncio.gather(
-                *(self.finished(pipeline, run_id, began) for run_id in run_ids)
-            )
-            seconds = max(elapsed for _, elapsed in states)
-            durations = [elapsed for _, elapsed in states]
-            return Result(
-                name=name,
-                runs=sites,
-                steps=sum(steps_of(state) for state, _ in states),
-                seconds=seconds,
-                slowest=max(durations),
-                fastest=min(durations),
-            )
-        finally:
-            services.stop_all()
-            names = [spec.name for spec in topics.specs()]
-            await asyncio.to_thread(delete_topics, self.bootstrap, names)
-
-    @staticmethod
-    async def finished(pipeline: Pipeline, run_id: str, began: float) -> tuple[RunState, float]:
-        state = await pipeline.wait_for(
-            run_id, lambda s: s.status in ("completed", "failed", "cancelled"), timeout=3600
-        )
-        if state.status != "completed":
-            raise RuntimeError(f"run {run_id} ended {state.status}: {state.error}")
-        return state, time.monotonic() - began
+async def concurrency_figure(stack: Stack, preset: Preset) -> list[str]:
+    results = [
+        await throughput.with_latency(stack, n, preset.latency_keywords) for n in preset.concurrency
+    ]
+    return throughput.table(results) + throughput.speedups(results)
 
 
-async def run(preset: str, bootstrap: str, database_url: str) -> list[Result]:
-    figures = PRESETS[preset]
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        bench = Bench(bootstrap, database_url, Path(workdir))
-        for sites in figures["sites"]:
-            result = await bench.scenario(
-                f"{sites} site(s), zero latency", sites, figures["keywords"], RunConfig()
-            )
-            print(report_line(result), flush=True)
-            results.append(result)
-        for concurrency in figures["concurrency"]:
-            config = RunConfig(stage_concurrency=concurrency)
-            result = await bench.scenario(
-                f"1 site, 200 ms AI latency, stage_concurrency {concurrency}",
-                1,
-                figures["latency_keywords"],
-                config,
-                latency_ms=200,
-            )
-            print(report_line(result), flush=True)
-            results.append(result)
-    return results
+async def read_model_figure(stack: Stack, preset: Preset) -> list[str]:
+    return read_model.table(await read_model.command_to_read_model(stack, preset.keywords))
 
 
-def report_line(result: Result) -> str:
-    return (
-        f"| {result.name} | {result.runs} | {result.steps} | {result.seconds:.1f} | "
-        f"{result.steps_per_second:.1f} | {result.slowest / result.fastest:.2f} |"
+async def replay_figure(stack: Stack, preset: Preset) -> list[str]:
+    return replay.table([await replay.replay(stack, n) for n in preset.replay_events])
+
+
+async def gateway_figure(stack: Stack, preset: Preset) -> list[str]:
+    load = await gateway_load.under_load(
+        stack, preset.gateway_sites, preset.gateway_keywords, preset.gateway_rate
     )
+    return gateway_load.table(load)
 
 
-def report(preset: str, results: list[Result], command: str) -> str:
-    latency = [r for r in results if "200 ms" in r.name]
-    base = latency[0].seconds if latency else None
-    lines = [
+Figure = Callable[[Stack, Preset], Awaitable[list[str]]]
+FIGURES: dict[str, tuple[str, Figure]] = {
+    "throughput": ("1. Stage-steps/s at zero AI latency", throughput_figure),
+    "overhead": ("2. Framework overhead: pipeline ÷ direct loop, one site", overhead_figure),
+    "concurrency": ("3. 200 ms AI latency: stage_concurrency and speedup", concurrency_figure),
+    "read-model": ("4. Stage command sent → item visible in the read model", read_model_figure),
+    "replay": ("5. Replay: fold rate and orchestrator ready after restart", replay_figure),
+    "gateway": ("6. Gateway reads at a fixed rate during a 10-site run", gateway_figure),
+}
+
+
+async def run(preset: Preset, names: list[str], stack: Stack) -> tuple[list[str], bool]:
+    lines: list[str] = []
+    ok = True
+    for name in names:
+        title, figure = FIGURES[name]
+        began = time.monotonic()
+        try:
+            body = await figure(stack, preset)
+        except Exception:
+            ok = False
+            body = ["FAILED:", "", "```", traceback.format_exc().rstrip(), "```"]
+        part = [f"### {title}", "", *body, "", f"({time.monotonic() - began:.0f} s)", ""]
+        print("\n".join(part), flush=True)
+        lines += part
+    return lines, ok
+
+
+def header(preset: str, command: str, load_before: float, load_after: float) -> list[str]:
+    cores = os.cpu_count() or 1
+    busy = max(load_before, load_after) > cores
+    load = (
+        f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on {cores} cores"
+        + (
+            ": **taken under load** (other work shared the cores), so noisy lower bounds."
+            if busy
+            else "."
+        )
+    )
+    return [
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, preset `{preset}`",
         "",
-        f"Machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.platform()}. Command: `{command}`.",
+        f"Machine: {platform.node()}, {cores} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}. Command: `{command}`. {load}",
         "",
-        "| scenario | runs | stage-steps | seconds | stage-steps/s | slowest ÷ fastest run |",
-        "|---|---|---|---|---|---|",
-        *(report_line(r) for r in results),
     ]
-    if base:
-        lines += ["", "Speedup over stage_concurrency 1 (200 ms AI latency):"]
-        lines += [
-            f"- stage_concurrency {r.name.rsplit(' ', 1)[-1]}: {base / r.seconds:.2f}x"
-            for r in latency
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def main(
-    preset: Annotated[str, typer.Option(help="quick (a few minutes) or full")] = "quick",
+    preset: Annotated[str, typer.Option(help="quick (≤ ~10 min) or full (≤ ~1 h)")] = "quick",
+    only: Annotated[
+        str, typer.Option(help=f"Comma-separated figures, of: {', '.join(FIGURES)}.")
+    ] = ",".join(FIGURES),
     write: Annotated[bool, typer.Option(help="Append the result to docs/BENCHMARKS.md.")] = False,
 ) -> None:
-    """Run the pipeline benchmark on the local stack and print the figures."""
+    """Run the benchmark figures on the local stack and print them."""
     if preset not in PRESETS:
         raise typer.BadParameter(f"preset must be one of {sorted(PRESETS)}")
+    names = [name.strip() for name in only.split(",") if name.strip()]
+    if unknown := [name for name in names if name not in FIGURES]:
+        raise typer.BadParameter(f"unknown figures {unknown}; known: {list(FIGURES)}")
     from local_stack import stack as local_stack
 
     up = local_stack.ensure_up()
     upgrade(up.database_url)
+    load_before = os.getloadavg()[0]
     try:
-        results = asyncio.run(run(preset, up.kafka_bootstrap, up.database_url))
+        with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+            stack = Stack(
+                up.kafka_bootstrap, up.database_url, Path(workdir), sync_engine(up.database_url)
+            )
+            lines, ok = asyncio.run(run(PRESETS[preset], names, stack))
     finally:
         if up.started:
             local_stack.down()
     command = shlex.join(["python", "-m", "tests.bench.bench_pipeline", *sys.argv[1:]])
-    section = report(preset, results, command)
+    section = "\n".join(header(preset, command, load_before, os.getloadavg()[0]) + lines)
     print(section)
+    if not ok:
+        raise typer.Exit(1)
     if write:
         path = repo_root() / "docs" / "BENCHMARKS.md"
         existing = path.read_text() if path.exists() else "# Benchmarks\n\n"
-        path.write_text(existing.rstrip("\n") + "\n\n" + section)
+        path.write_text(existing.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":
