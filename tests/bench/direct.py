@@ -8,8 +8,9 @@ written by stages/clusters.py's `_write_clusters` (clusters, keyword mapping, cr
 transaction; for stages 2-6 the items `items.pending_refs` picks go one at a time through the
 stage's `Step`: `load` in one transaction, `produce` (the offline provider at zero latency),
 then `write` and `ledger.charge` in a second transaction, as the worker does. Left out is what
-the framework adds around that: no outbox rows (its event emitter is a no-op), no tracking of
-handled commands, no stop check, no Kafka, no orchestrator.
+the framework adds around that: no outbox rows (its event emitter is a no-op), no stop check, no
+Kafka, no orchestrator (stage 1's write still records its item results and the batch as handled,
+in the same transaction, as the worker does).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from contracts.topics import Topics
 from contracts.values import RunConfig
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.retry import RetryPolicy
-from stage_workers.batch import Step
+from stage_workers.batch import BatchContext, Step
 from stage_workers.deps import WorkerDeps
 from stage_workers.items import pending_refs
 from stage_workers.ledger import charge
+from stage_workers.outcomes import Tally
 from stage_workers.stages import ITEM_STEPS
 from stage_workers.stages.clusters import _write_clusters
 from tests.bench.harness import CREDITS, Stack
@@ -81,10 +83,10 @@ async def _stage_1(deps: WorkerDeps, site: Site, run_id: str, batch_size: int) -
             lease_until=utcnow(),
         )
         drafts = await deps.ai.cluster_keywords([ref.title for ref in todo])
+        context = BatchContext(command(site, batch, run_id), batch, len(refs))
+        written = Tally()
         with deps.engine.begin() as conn:
-            written = _write_clusters(
-                conn, deps, command(site, batch, run_id), todo, drafts, len(refs)
-            )
+            _write_clusters(conn, deps, context, todo, drafts, written)
         steps += written.processed
     return steps
 
