@@ -71,8 +71,13 @@ def build_app(settings: WorkerSettings) -> FastStream:
         await broker.publish(letter.encode(), topic=topics.dead_letter, key=letter.kafka_key)
         metrics.DEAD_LETTERS.labels(letter.topic).inc()
 
+    def write_stops_now(stops: dict[str, bool]) -> None:
+        with engine.begin() as conn:
+            record_stops(conn, stops)
+
     async def write_stops(stops: dict[str, bool]) -> None:
-        await deps.in_transaction(record_stops, stops)
+        # Not on the handlers' threads: a stop must not queue behind the work it stops.
+        await asyncio.to_thread(write_stops_now, stops)
 
     limits = Limits(max_in_flight=settings.worker_max_in_flight, per_run=settings.worker_per_run)
     dispatcher = Dispatcher(limits)
@@ -110,7 +115,9 @@ def build_app(settings: WorkerSettings) -> FastStream:
             auto_offset_reset="earliest",  # a new group learns every run's last word
         )
         await watch.start()
-        task = asyncio.create_task(watch_runs(watch, write_stops, stopping), name="run-watch")
+        task = asyncio.create_task(
+            watch_runs(watch, deps.stops, write_stops, stopping), name="run-watch"
+        )
         task.add_done_callback(_exit_if_failed)
         running.append((watch, task))
         pruning.append(

@@ -83,7 +83,7 @@ def open_batch(
     if opening.handled:
         return None
     context = BatchContext(command, batch, opening.picked or len(batch.item_ids))
-    if opening.stopped:
+    if deps.run_stopped(batch.run_id, opening.stopped):
         return Opened(context, True, (), ())
     refs = items.refs_of(conn, batch.stage, command.site_id, batch.item_ids)
     earlier = book.results(batch.run_id, batch.stage, [ref.id for ref in refs])
@@ -156,7 +156,8 @@ def _finish(
     if closing is not None:
         complete_batch(conn, deps, context.command, closing.plus(outcome))
         return Ended(outcome, closed=True)
-    return Ended(outcome, stop=deps.book(conn).is_stopped(context.batch.run_id))
+    run_id = context.batch.run_id
+    return Ended(outcome, stop=deps.run_stopped(run_id, deps.book(conn).is_stopped(run_id)))
 
 
 CHANGED_SINCE_PICKED = "skipped: the item changed since the stage picked it (e.g. disabled)"

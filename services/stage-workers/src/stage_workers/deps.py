@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from uuid import UUID
@@ -35,6 +35,13 @@ class WorkerDeps:
     executor: Executor | None = None
     # The run bookkeeping port over a transaction's connection.
     book: Callable[[Connection], RunBook] = SqlRunBook
+    # The newest word on runs whose events this process's run watch reads (run id -> stopped),
+    # ahead of the table: a pause must not wait for a database thread to be free.
+    stops: dict[str, bool] = field(default_factory=dict)
+
+    def run_stopped(self, run_id: str, recorded: bool) -> bool:
+        """`recorded` (the table's word) unless this process heard newer."""
+        return self.stops.get(run_id, recorded)
 
     async def in_transaction(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(conn, *args)` in one transaction, off the event loop (the database driver

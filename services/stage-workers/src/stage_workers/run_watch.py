@@ -73,11 +73,16 @@ def record_stops(conn: Connection, stops: dict[str, bool]) -> None:
 Write = Callable[[dict[str, bool]], Awaitable[None]]
 
 
-async def watch_runs(consumer: AIOKafkaConsumer, write: Write, stopping: asyncio.Event) -> None:
+async def watch_runs(
+    consumer: AIOKafkaConsumer, heard: dict[str, bool], write: Write, stopping: asyncio.Event
+) -> None:
+    """`heard` gets each stop at once (this process's batches read it first); the table, for
+    every worker process, right after."""
     while not stopping.is_set():
         batches = await consumer.getmany(timeout_ms=200, max_records=2000)
         stops = stops_in(record for records in batches.values() for record in records)
         if stops:
+            heard.update(stops)
             await write(stops)
             log.info("run stops learnt: %s", stops)
         if batches:
