@@ -4,7 +4,7 @@ same sample keywords.
 
 The direct loop imports the stage workers' own code and adds no logic of its own: for stage 1,
 each batch of keywords (the run's stage-1 batch size) is clustered by the offline provider and
-written by stages/clusters.py's `_write_clusters` (clusters, keyword mapping, credits) in one
+written by stages/clusters.py's `write_clusters` (clusters, keyword mapping, credits) in one
 transaction; for stages 2-6 the items `items.pending_refs` picks go one at a time through the
 stage's `Step`: `load` in one transaction, `produce` (the offline provider at zero latency),
 then `write` and `ledger.charge` in a second transaction, as the worker does. Left out is what
@@ -34,7 +34,7 @@ from stage_workers.items import pending_refs
 from stage_workers.ledger import charge
 from stage_workers.outcomes import Tally
 from stage_workers.stages import ITEM_STEPS
-from stage_workers.stages.clusters import _write_clusters
+from stage_workers.stages.clusters import write_clusters
 from tests.bench.harness import CREDITS, Stack
 from tests.bench.throughput import Throughput, sites_at_once
 from tests.support.pipeline import Site, command, new_site
@@ -86,7 +86,7 @@ async def _stage_1(deps: WorkerDeps, site: Site, run_id: str, batch_size: int) -
         context = BatchContext(command(site, batch, run_id), batch, len(refs))
         written = Tally()
         with deps.engine.begin() as conn:
-            _write_clusters(conn, deps, context, todo, drafts, written)
+            write_clusters(conn, deps, context, todo, drafts, written)
         steps += written.processed
     return steps
 

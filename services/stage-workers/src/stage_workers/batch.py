@@ -19,10 +19,9 @@ from contracts.values import ItemRef
 from stage_workers import items, metrics, tracking
 from stage_workers.ai.base import AIProvider
 from stage_workers.ai.retry import PoisonedItem, with_retries
-from stage_workers.bookkeeping import ItemResult
 from stage_workers.deps import WorkerDeps
 from stage_workers.ledger import InsufficientCredits, charge
-from stage_workers.outcomes import HALTED, SKIPPED, Outcome, Tally
+from stage_workers.outcomes import FAILED, HALTED, SKIPPED, Outcome, Tally
 
 
 class Step(Protocol):
@@ -93,8 +92,7 @@ def open_batch(
     todo: list[tuple[ItemRef, Any]] = []
     for ref in refs:
         if ref.id in earlier:
-            result = earlier[ref.id]
-            done.append(Outcome(result.outcome, result.credits, result.outputs))
+            done.append(earlier[ref.id])
         elif ref.id in open_ids:
             todo.append((ref, load(conn, ref.id) if load else ref))
         else:
@@ -171,8 +169,8 @@ def record_changed(conn: Connection, deps: WorkerDeps, command: Envelope, ref: I
         stage=batch.stage, batch_id=batch.batch_id, item=ref, error=CHANGED_SINCE_PICKED
     )
     deps.emit(conn, command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
-    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, ItemResult("failed"))
-    return Outcome("failed")
+    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, FAILED)
+    return FAILED
 
 
 def _write_item(
@@ -210,9 +208,9 @@ def _write_item(
     deps.emit(
         conn, command, processed, tracking.item_processed_id(batch.run_id, batch.stage, ref.id)
     )
-    result = ItemResult("processed", credits, outputs)
-    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, result)
-    return Outcome("processed", credits, outputs)
+    outcome = Outcome("processed", credits, outputs)
+    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, outcome)
+    return outcome
 
 
 def _record_failure(
@@ -235,8 +233,8 @@ def _record_failure(
     deps.emit(
         conn, context.command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id)
     )
-    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, ItemResult("failed"))
-    return Outcome("failed")
+    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, FAILED)
+    return FAILED
 
 
 def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally: Tally) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -18,13 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    outcome: Literal["processed", "failed"]
-    credits: int = 0
-    outputs: int = 0
+from stage_workers.outcomes import Outcome
 
 
 @dataclass(frozen=True)
@@ -52,10 +45,12 @@ class RunBook:
         """Each item's 0-based place in the stage's pick order (absent if not picked)."""
         raise NotImplementedError
 
-    def results(self, run_id: str, stage: int, item_ids: Sequence[int]) -> dict[int, ItemResult]:
+    def results(self, run_id: str, stage: int, item_ids: Sequence[int]) -> dict[int, Outcome]:
+        """What became of those items before (processed or failed)."""
         raise NotImplementedError
 
-    def record_result(self, run_id: str, stage: int, item_id: int, result: ItemResult) -> None:
+    def record_result(self, run_id: str, stage: int, item_id: int, outcome: Outcome) -> None:
+        """Keep a processed or failed item's outcome, once."""
         raise NotImplementedError
 
     def is_stopped(self, run_id: str) -> bool:
@@ -102,25 +97,25 @@ class SqlRunBook(RunBook):
         wanted = set(item_ids)
         return {item: n for n, item in enumerate(picked or ()) if item in wanted}
 
-    def results(self, run_id: str, stage: int, item_ids: Sequence[int]) -> dict[int, ItemResult]:
+    def results(self, run_id: str, stage: int, item_ids: Sequence[int]) -> dict[int, Outcome]:
         r = t.stage_item_results.c
         rows = self.conn.execute(
             sa.select(r.item_id, r.outcome, r.credits, r.outputs).where(
                 r.run_id == run_id, r.stage == stage, r.item_id.in_(list(item_ids))
             )
         )
-        return {row.item_id: ItemResult(row.outcome, row.credits, row.outputs) for row in rows}
+        return {row.item_id: Outcome(row.outcome, row.credits, row.outputs) for row in rows}
 
-    def record_result(self, run_id: str, stage: int, item_id: int, result: ItemResult) -> None:
+    def record_result(self, run_id: str, stage: int, item_id: int, outcome: Outcome) -> None:
         self.conn.execute(
             insert(t.stage_item_results)
             .values(
                 run_id=run_id,
                 stage=stage,
                 item_id=item_id,
-                outcome=result.outcome,
-                credits=result.credits,
-                outputs=result.outputs,
+                outcome=outcome.kind,
+                credits=outcome.credits,
+                outputs=outcome.outputs,
             )
             .on_conflict_do_nothing()
         )

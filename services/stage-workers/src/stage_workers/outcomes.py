@@ -16,6 +16,7 @@ class Outcome:
     outputs: int = 0
 
 
+FAILED = Outcome("failed")
 SKIPPED = Outcome("skipped")
 HALTED = Outcome("halted")
 

@@ -17,10 +17,10 @@ from stage_workers import items, tracking
 from stage_workers.ai.base import ClusterDraft
 from stage_workers.ai.retry import PoisonedItem, with_retries
 from stage_workers.batch import BatchContext, complete_batch, open_batch
-from stage_workers.bookkeeping import ItemResult, RunBook
+from stage_workers.bookkeeping import RunBook
 from stage_workers.deps import WorkerDeps
 from stage_workers.ledger import InsufficientCredits, charge
-from stage_workers.outcomes import Outcome, Tally
+from stage_workers.outcomes import FAILED, Outcome, Tally
 
 
 def keyword_credits(position_in_stage: int) -> int:
@@ -51,13 +51,13 @@ async def process_keyword_batch(deps: WorkerDeps, command: Envelope) -> None:
         await deps.in_transaction(_record_failures, deps, command, todo, poisoned, tally)
         return
     try:
-        await deps.in_transaction(_write_clusters, deps, opened.context, todo, drafts, tally)
+        await deps.in_transaction(write_clusters, deps, opened.context, todo, drafts, tally)
     except InsufficientCredits:
         tally.halted = True
         await deps.in_transaction(complete_batch, deps, command, tally)
 
 
-def _write_clusters(
+def write_clusters(
     conn: Connection,
     deps: WorkerDeps,
     context: BatchContext,
@@ -65,10 +65,14 @@ def _write_clusters(
     drafts: list[ClusterDraft],
     tally: Tally,
 ) -> None:
-    command = context.command
+    """Write the clusters, map, charge and announce their keywords, and complete the batch
+    with `tally` plus what was written here."""
+    command, book = context.command, deps.book(conn)
     ids = [ref.id for ref in todo]
-    positions = _places_in_stage(deps.book(conn), command, ids)
+    positions = _places_in_stage(book, command, ids)
     still_open = items.lock_needing_work(conn, 1, command.site_id, ids)
+    # Counted apart until the end: a charge refused midway rolls all of this back, and the
+    # caller then completes the batch with `tally` as it was.
     written = Tally()
     for draft in drafts:
         members = [todo[i] for i in draft.members if todo[i].id in still_open]
@@ -98,9 +102,7 @@ def _write_clusters(
                 conn, command, processed, tracking.item_processed_id(command.run_id, 1, ref.id)
             )
             outcome = Outcome("processed", credits, processed.outputs)
-            deps.book(conn).record_result(
-                command.run_id, 1, ref.id, ItemResult("processed", credits, processed.outputs)
-            )
+            book.record_result(command.run_id, 1, ref.id, outcome)
             written.add(outcome)
     tally.processed += written.processed
     tally.credits += written.credits
@@ -167,6 +169,6 @@ def _record_failures(
             attempts=poisoned.attempts,
         )
         deps.emit(conn, command, failed, tracking.item_failed_id(command.run_id, 1, ref.id))
-        book.record_result(command.run_id, 1, ref.id, ItemResult("failed"))
+        book.record_result(command.run_id, 1, ref.id, FAILED)
     tally.failed += len(todo)
     complete_batch(conn, deps, command, tally)
