@@ -98,9 +98,8 @@ def test_live_stream_of_unknown_or_malformed_runs(db, gateway):
 async def test_the_gateway_leaves_no_consumer_group_behind(gateway, kafka_bootstrap, topics):
     """The gateway commits nothing, so it reads outside any group: a group per instance would
     pile up on the broker with every restart."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
     import httpx
+    from aiokafka.admin import AIOKafkaAdminClient
 
     assert httpx.get(f"{gateway.url}/healthz").json()["ready"]  # its consumer is up
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)

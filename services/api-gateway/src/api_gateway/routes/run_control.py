@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api_gateway import site_config
 from api_gateway.accounts import Caller, balance
@@ -87,26 +91,36 @@ def _rejected(rejection: ev.RunRejected) -> ApiError:
     )
 
 
-async def _control(request: Request, caller: Caller, run_id: str, command: object) -> RunControlled:
-    site_id = await _site_of_run(request, caller, run_id)
+# A check of the run's read-model row before its command is sent; raises to refuse.
+Precheck = Callable[[AsyncConnection, Caller, Row], Awaitable[None]]
+
+
+async def _control(
+    request: Request, caller: Caller, run_id: str, command: object, precheck: Precheck | None = None
+) -> RunControlled:
+    site_id = await _site_of_run(request, caller, run_id, precheck)
     answer = await _sender(request).ask(
         command, account_id=caller.account_id, site_id=site_id, run_id=run_id
     )
     return _controlled(run_id, answer)
 
 
-async def _site_of_run(request: Request, caller: Caller, run_id: str) -> int:
+async def _site_of_run(
+    request: Request, caller: Caller, run_id: str, precheck: Precheck | None
+) -> int:
     """The run's site, from the read model or, while that lags, from events seen here."""
     async with request.app.state.engine.connect() as conn:
         run = await run_of(conn, caller, run_id)
-    if run is not None:
-        if run.status in FINISHED:
-            raise bad_request(
-                f"run {run_id} is {run.status}; it can no longer be changed",
-                code="not_allowed",
-                status=run.status,
-            )
-        return run.site_id
+        if run is not None:
+            if run.status in FINISHED:
+                raise bad_request(
+                    f"run {run_id} is {run.status}; it can no longer be changed",
+                    code="not_allowed",
+                    status=run.status,
+                )
+            if precheck is not None:
+                await precheck(conn, caller, run)
+            return run.site_id
     owner = request.app.state.hub.owner_of(run_id)
     if owner is None or owner[0] != caller.account_id:
         raise not_found(f"run {run_id}")
@@ -133,20 +147,26 @@ async def pause(request: Request, caller: CallerDep, run_id: RunId) -> RunContro
 async def resume(request: Request, caller: CallerDep, run_id: RunId) -> RunControlled:
     """Refused (400, `insufficient_credits`, with `balance` and `required`) while the balance
     cannot pay the next item of the run's stage."""
-    async with request.app.state.engine.connect() as conn:
-        run = await run_of(conn, caller, run_id)
-        funds = await conn.run_sync(lambda c: balance(c, caller.account_id))
-    if run is not None and run.status == "paused":
-        refused = refuse_resume(stage=run.current_stage, balance=funds)
-        if refused is not None:
-            reason, needed = refused
-            raise bad_request(
-                reason, code="insufficient_credits", balance=funds, required=needed, status="paused"
-            )
     requested_by = f"user:{caller.user_id}"
     return await _control(
-        request, caller, run_id, cmd.ResumeRun(run_id=run_id, requested_by=requested_by)
+        request,
+        caller,
+        run_id,
+        cmd.ResumeRun(run_id=run_id, requested_by=requested_by),
+        _can_pay_the_next_item,
     )
+
+
+async def _can_pay_the_next_item(conn: AsyncConnection, caller: Caller, run: Row) -> None:
+    if run.status != "paused":
+        return  # the orchestrator refuses the resume of a run that is not paused
+    funds = await conn.run_sync(lambda c: balance(c, caller.account_id))
+    refused = refuse_resume(stage=run.current_stage, balance=funds)
+    if refused is not None:
+        reason, needed = refused
+        raise bad_request(
+            reason, code="insufficient_credits", balance=funds, required=needed, status="paused"
+        )
 
 
 @router.post("/cancel", response_model=RunControlled, summary="Cancel a running or paused run")
