@@ -159,6 +159,15 @@ class Bus:
         return await self.events(start, tenant.run_id, batches_completed(*names))
 
 
+async def stage_2_picked(bus: Bus, tenant: Tenant) -> tuple[dict, list[int]]:
+    """Stage 1 done, stage 2 started: the stream's end before stage 2, and what it picked."""
+    await bus.stage(tenant, 1, batch_size=20)
+    start = await bus.mark()
+    await bus.send(2, start_stage(tenant, 2))
+    [started] = of_type(await bus.events(start, tenant.run_id, stage_started(2)), "StageStarted")
+    return start, [item.id for item in started.data.items]
+
+
 @pytest.fixture
 def bus(kafka_bootstrap, topics) -> Bus:
     return Bus(kafka_bootstrap, topics)
@@ -316,11 +325,7 @@ async def test_a_worker_killed_mid_batch_finishes_it_once_after_restart(db, bus,
     worker = services.start("workers", "stage-worker", env=slow)
     tenant = new_tenant(db, credits=100)
     add_keywords(db, tenant.site_id, ESPRESSO + FRENCH_PRESS)
-    await bus.stage(tenant, 1, batch_size=20)
-    start = await bus.mark()
-    await bus.send(2, start_stage(tenant, 2))
-    [started] = of_type(await bus.events(start, tenant.run_id, stage_started(2)), "StageStarted")
-    clusters = [item.id for item in started.data.items]
+    start, clusters = await stage_2_picked(bus, tenant)
     assert len(clusters) >= 2
     await bus.send(2, process_batch(tenant, 2, clusters, n=1))
     await bus.events(start, tenant.run_id, lambda es: len(of_type(es, "StageItemProcessed")) >= 1)
@@ -365,11 +370,7 @@ async def test_a_paused_run_learnt_from_the_stream_processes_nothing_until_resum
     services.start("workers", "stage-worker")
     tenant = new_tenant(db, credits=100)
     add_keywords(db, tenant.site_id, ESPRESSO)
-    await bus.stage(tenant, 1, batch_size=20)
-    start = await bus.mark()
-    await bus.send(2, start_stage(tenant, 2))
-    [started] = of_type(await bus.events(start, tenant.run_id, stage_started(2)), "StageStarted")
-    clusters = [item.id for item in started.data.items]
+    start, clusters = await stage_2_picked(bus, tenant)
 
     await publish(bus.bootstrap, bus.topics.run_events, command(tenant, RunPaused()))
     wait_until(lambda: run_stopped(db, tenant.run_id) is True, what="the pause learnt")
@@ -399,11 +400,7 @@ async def test_a_redelivery_after_pruning_is_still_recognised(db, bus, services)
     services.start("workers", "stage-worker", env=prune_at_once)
     tenant = new_tenant(db, credits=100)
     add_keywords(db, tenant.site_id, ESPRESSO)
-    await bus.stage(tenant, 1, batch_size=20)
-    start = await bus.mark()
-    await bus.send(2, start_stage(tenant, 2))
-    [started] = of_type(await bus.events(start, tenant.run_id, stage_started(2)), "StageStarted")
-    clusters = [item.id for item in started.data.items]
+    start, clusters = await stage_2_picked(bus, tenant)
     first = process_batch(tenant, 2, clusters, n=1)
     await bus.send(2, first)
     await bus.events(start, tenant.run_id, batches_completed("2-1"))
