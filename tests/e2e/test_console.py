@@ -117,9 +117,11 @@ def server_progress(page: Page, site_id: int) -> dict:
 
 @retry(stop=stop_after_delay(30), wait=wait_fixed(0.3), reraise=True)
 def settled_paused_card(page: Page, site_id: int) -> dict[str, str]:
-    """The paused card once the item in flight at the pause has landed: equal to the server."""
+    """The paused card once the item in flight at the pause has landed: equal to the server.
+    Pause is cooperative, so until the server lists nothing in flight one more item may land."""
     shown, server = card(page), server_progress(page, site_id)
     assert server["run_status"] == "paused" and shown["state"] == "paused"
+    assert server["currently_processing"] == [], "an item in flight at the pause has not landed"
     assert int(shown["stage"]) == server["stage_number"]
     assert int(shown["total"]) == server["total_items"]
     assert int(shown["processed"]) == server["processed_items"] + server["failed_items"]
