@@ -16,7 +16,9 @@ const state = {
   processing: null,   // ProcessingState from the read model
   live: null,         // {runId, stage, total, settled: Set} counted from the stream
   overview: null, estimate: null, stream: null, poll: null, refreshing: null,
+  behind: 0,          // reloads in a row where the read model lagged what the stream said
 };
+const MAX_BEHIND = 40; // then the read model is believed, stream or not
 
 const isActive = () => state.run && ACTIVE.has(state.run.status);
 
@@ -117,6 +119,15 @@ async function loadOverview() {
 async function loadRun() {
   const current = await get("/current_run", { site_id: siteId });
   if (current.run) {
+    const heard = state.live && state.live.runId === current.run.run_id ? state.live.status : null;
+    if (heard && current.run.status !== heard && state.behind < MAX_BEHIND) {
+      // The stream said paused or resumed before the read model wrote it: keep what was heard
+      // and look again shortly, or the card would show the older status until the next event.
+      current.run.status = heard;
+      state.behind += 1;
+    } else {
+      state.behind = 0;
+    }
     state.run = current.run;
     state.processing = await get("/current_processing", {
       site_id: siteId, run_id: current.run.run_id,
@@ -162,7 +173,7 @@ function refresh() {
       if (!(error instanceof ApiError)) throw error;
     } finally {
       state.refreshing = null;
-      if (state.again) { state.again = false; setTimeout(refresh, 250); }
+      if (state.again || state.behind) { state.again = false; setTimeout(refresh, 250); }
     }
   })();
   return state.refreshing;
@@ -173,7 +184,7 @@ function refresh() {
 function follow(runId) {
   if (state.stream && state.stream.runId === runId) return;
   if (state.stream) state.stream.close();
-  state.live = { runId, stage: 0, total: 0, settled: new Set() };
+  state.live = { runId, stage: 0, total: 0, settled: new Set(), status: null };
   state.stream = new RunStream(runId, { onEvent, onUp: streamUp, onDown: streamDown });
 }
 
@@ -202,7 +213,8 @@ function onEvent(type, event) {
       if (data.total !== undefined) live.total = data.total;
     }
   } else if (type === "automation.run.paused" || type === "automation.run.resumed") {
-    if (state.run) state.run.status = type.endsWith("paused") ? "paused" : "running";
+    live.status = type.endsWith("paused") ? "paused" : "running";
+    if (state.run) state.run.status = live.status;
   }
   if (isActive()) { renderProcessing(); renderStages(); }
   if (live.ended || !isEnding(type)) refresh();
@@ -259,6 +271,9 @@ async function runNow() {
 async function control(verb) {
   const done = await post(`/${verb}`, { run_id: state.run.run_id });
   state.run.status = done.status;
+  if (state.live && state.live.runId === done.run_id && ACTIVE.has(done.status)) {
+    state.live.status = done.status;
+  }
   render();
   return `Run ${done.run_id} is ${done.status}.`;
 }
