@@ -3,6 +3,7 @@ writing them again (a replay, a redelivery) changes nothing."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -99,19 +100,30 @@ def stage_row(run_id: str, stage: StageState) -> dict[str, Any]:
     }
 
 
-def _upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> sa.Insert:
-    statement = insert(table).values(rows)
-    changes = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+@cache
+def _upsert(table: sa.Table, names: tuple[str, ...], keys: tuple[str, ...]) -> sa.Insert:
+    """One statement per table and row shape, executed with many rows: built and compiled once
+    (SQLAlchemy caches it), not once per write as a statement with the values inlined is."""
+    statement = insert(table)
+    changes = {name: statement.excluded[name] for name in names if name not in keys}
     return statement.on_conflict_do_update(
         index_elements=list(keys), set_={**changes, "updated_at": sa.func.now()}
     )
+
+
+def _write(connection: sa.Connection, table: sa.Table, rows: list[dict], keys: tuple[str, ...]):
+    connection.execute(_upsert(table, tuple(rows[0]), keys), rows)
 
 
 def upsert_runs(connection: sa.Connection, runs: list[tuple[RunState, int | None]]) -> None:
     """Write the rows of these runs (summary plus all seven stages) in the caller's transaction."""
     if not runs:
         return
-    run_rows = [run_row(state, estimate) for state, estimate in runs]
-    connection.execute(_upsert(automation_runs, run_rows, ("run_id",)))
+    _write(
+        connection,
+        automation_runs,
+        [run_row(state, estimate) for state, estimate in runs],
+        ("run_id",),
+    )
     stage_rows = [stage_row(state.run_id, stage) for state, _ in runs for stage in state.stages]
-    connection.execute(_upsert(automation_run_stages, stage_rows, ("run_id", "stage")))
+    _write(connection, automation_run_stages, stage_rows, ("run_id", "stage"))
