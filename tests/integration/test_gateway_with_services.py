@@ -1,6 +1,7 @@
 """The gateway with the real orchestrator, stage workers and log-sink as processes: a run started
 over HTTP goes to the end, the live stream shows every processed item in order, and the read
-model answers current_run, current_processing, history and logs."""
+model answers current_run, current_processing (items in flight while they are), history and
+logs."""
 
 from __future__ import annotations
 
@@ -17,13 +18,24 @@ from tests.support.services import free_port
 from tests.support.wait import wait_until
 
 
-@pytest.fixture
-def stack_of_services(services):
+def _start_all(services, worker_env: dict[str, str] | None = None) -> tuple[str, dict]:
     port = free_port()
-    for name in ("log-sink", "orchestrator", "stage-worker"):
+    for name in ("log-sink", "orchestrator"):
         services.start(name, console_script(name), timeout=90)
+    services.start("stage-worker", console_script("stage-worker"), env=worker_env, timeout=90)
     services.start("gateway", console_script("api-gateway"), env={"GATEWAY_PORT": str(port)})
     return f"http://127.0.0.1:{port}", services.base_env
+
+
+@pytest.fixture
+def stack_of_services(services):
+    return _start_all(services)
+
+
+@pytest.fixture
+def services_with_slow_ai(services):
+    """Each offline AI call takes 200 ms, as a real provider takes its time."""
+    return _start_all(services, {"OFFLINE_LATENCY_MS": "200"})
 
 
 RUN_DEADLINE_SECONDS = 150
@@ -98,3 +110,68 @@ def test_a_run_over_http_with_the_real_services(db, stack_of_services):
     assert logs["lines"] == on_disk[-50:]
     assert tenant.post("/pause", run_id=run_id).status_code == 400
     assert tenant.get("/content", site_id=tenant.site_id).json()["total"] > 0
+
+
+def _processed_in_trace(env: dict, tenant, run_id: str) -> set[tuple[int, int]]:
+    trace = (
+        Path(env["LOG_BASE_DIR"])
+        / str(tenant.account_id)
+        / str(tenant.site_id)
+        / run_id
+        / "run_trace.jsonl"
+    )
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    return {
+        (line["stage"], line["item"]["id"])
+        for line in lines
+        if line["event"] == "stage_item_processed"
+    }
+
+
+def test_current_processing_lists_the_items_in_flight_then_a_finished_gate(
+    db, services_with_slow_ai
+):
+    url, env = services_with_slow_ai
+    tenant = make_tenant(db, SimpleNamespace(url=url), credits=10_000)
+    rows = [{"keyword": f"pond plant {i}"} for i in range(6)]
+    imported = tenant.client.post(
+        f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=rows
+    )
+    assert imported.status_code == 200
+    started = tenant.post("/run_now", site_id=tenant.site_id)
+    assert started.status_code == 200, started.text
+    run_id = started.json()["run_id"]
+
+    def busy_one_item_stage() -> dict | None:
+        """A sample of stages 4-6 (one item a batch) with an item in flight."""
+        answer = tenant.get("/current_processing", site_id=tenant.site_id, run_id=run_id)
+        if answer.status_code != 200:
+            return None  # the log-sink has not written the run yet
+        state = answer.json()
+        in_flight = state["stage_number"] >= 4 and state["currently_processing"]
+        return state if state["run_status"] == "running" and in_flight else None
+
+    busy = wait_until(busy_one_item_stage, timeout=120, every=0.05, what="an item in flight")
+    current = [item["id"] for item in busy["currently_processing"]]
+    assert all(item["title"] for item in busy["currently_processing"])
+    assert not set(current) & {item["id"] for item in busy["up_next"]}
+    assert busy["processed_items"] + busy["failed_items"] < busy["total_items"]
+    assert busy["remaining_count"] >= len(current) + len(busy["up_next"])
+
+    def finished() -> dict | None:
+        state = tenant.get("/current_processing", site_id=tenant.site_id, run_id=run_id).json()
+        return state if state["run_status"] == "completed" else None
+
+    done = wait_until(finished, timeout=150, every=0.5, what="the run completed")
+    # What was in flight was then processed.
+    processed = _processed_in_trace(env, tenant, run_id)
+    assert {(busy["stage_number"], item_id) for item_id in current} <= processed
+    # The review gate of a completed run reads as done, not as 0 % with everything remaining.
+    assert (done["stage_number"], done["stage_type"], done["stage_status"]) == (
+        7,
+        "Manual",
+        "completed",
+    )
+    assert done["total_items"] > 0 and done["processed_items"] == done["total_items"]
+    assert (done["percentage"], done["remaining_count"]) == (100.0, 0)
+    assert done["currently_processing"] == [] and done["up_next"] == []

@@ -99,6 +99,17 @@ def test_fold_is_total_and_keeps_its_invariants(events):
         assert state == RunState()
 
 
+@settings(max_examples=300)
+@given(streams)
+def test_what_is_open_and_in_flight_is_kept_as_a_full_scan_would_find_it(events):
+    for stage in fold(events).stages:
+        open_at = [n for n, item in enumerate(stage.items) if not stage.is_settled(item.id)]
+        assert stage.open_from == (open_at[0] if open_at else len(stage.items))
+        assert stage.open_count == len(open_at)
+        not_done = {b.batch_id for b in stage.batches.values() if not b.done}
+        assert {b.batch_id for b in stage.in_flight()} == set(stage.in_flight_ids) == not_done
+
+
 def test_a_complete_run_folds_to_completed_with_every_count():
     state = fold(complete_run(items_per_stage=4))
     assert state.status == "completed"

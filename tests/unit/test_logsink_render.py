@@ -4,8 +4,11 @@ rows, and the file rules (append only what is missing, cut a torn line, tail).""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
 
+from api_gateway.run_views import processing_state
 from contracts import events as ev
 from contracts import run_logs
 from contracts.state import fold
@@ -189,3 +192,119 @@ def test_rows_of_a_run_still_replaying_wait_but_its_files_are_written(tmp_path):
     assert outputs.flush(projector, replaying=frozenset({0})) is False
     assert (run_logs.run_dir(tmp_path, 7, 42, RUN) / run_logs.TRACE).exists()
     assert outputs.flush(projector) is True
+
+
+def _folded(payloads, run_id: str = "run_live"):
+    clock = Clock()
+    return fold(message(p, run_id, clock, seq=n) for n, p in enumerate(payloads))
+
+
+def _dispatch(stage: int, batch_id: str, *item_ids: int) -> ev.StageBatchDispatched:
+    lease = T0 + timedelta(hours=1)
+    return ev.StageBatchDispatched(
+        stage=stage, batch_id=batch_id, item_ids=item_ids, lease_until=lease
+    )
+
+
+def _processed(stage: int, batch_id: str, item: ItemRef) -> ev.StageItemProcessed:
+    return ev.StageItemProcessed(stage=stage, batch_id=batch_id, item=item, total=1, credits=1)
+
+
+def test_batches_in_flight_list_their_open_items_in_pick_order_and_the_rest_come_next():
+    items = tuple(ItemRef(id=i, title=f"image {i}") for i in range(1, 31))
+    state = _folded(
+        [
+            ev.RunStarted(trigger="manual"),
+            ev.StageStarted(stage=6, items=items),
+            _dispatch(6, "6-1", 1),
+            _dispatch(6, "6-2", 3, 2),
+            _dispatch(6, "6-3", 4),
+            _processed(6, "6-1", items[0]),
+            ev.StageBatchCompleted(stage=6, batch_id="6-1", processed=1, failed=0, credits=1),
+            _processed(6, "6-2", items[2]),  # item 3 done, item 2 of the same batch still working
+            ev.StageBatchCompleted(stage=6, batch_id="6-3", processed=0, failed=0, credits=0),
+            _dispatch(6, "6-4", 5),
+        ]
+    )
+    row = stage_row("run_live", state.stage(6))
+    assert row["currently_processing"] == [
+        {"id": 2, "title": "image 2"},
+        {"id": 5, "title": "image 5"},
+    ]
+    # Item 4's batch ended without it (halted): it is open again and comes first.
+    assert [i["id"] for i in row["up_next"]] == [4, *range(6, 15)]
+    assert (row["processed_items"], row["remaining_count"]) == (2, 28)
+
+
+def test_a_completed_review_gate_reads_as_done():
+    """Stage 7 counts the content in review and processes nothing: finished, it must read
+    3 of 3 at 100 %, nothing remaining, not 0 % with 3 remaining."""
+    content = tuple(ItemRef(id=i, title=f"article {i}") for i in (11, 12, 13))
+    state = _folded(
+        [
+            ev.RunStarted(trigger="manual"),
+            ev.StageStarted(stage=7, items=content),
+            ev.StageCompleted(stage=7, items_in=3, items_out=0),
+            ev.RunCompleted(credits_used=0, ready_for_review=(11, 12, 13)),
+        ]
+    )
+    row = stage_row("run_live", state.stage(7))
+    assert (row["status"], row["total_items"]) == ("completed", 3)
+    assert (row["processed_items"], row["failed_items"], row["remaining_count"]) == (3, 0, 0)
+    assert row["currently_processing"] == [] and row["up_next"] == []
+
+    run = SimpleNamespace(**run_row(state, 10))
+    shown = processing_state(run, SimpleNamespace(**row))
+    assert (shown.stage_type, shown.stage_status, shown.percentage) == ("Manual", "completed", 100)
+    assert (shown.processed_items, shown.total_items, shown.remaining_count) == (3, 3, 0)
+
+
+def test_a_review_gate_that_did_not_finish_still_shows_what_waits():
+    content = tuple(ItemRef(id=i, title=f"article {i}") for i in (11, 12))
+    state = _folded(
+        [
+            ev.RunStarted(trigger="manual"),
+            ev.StageStarted(stage=7, items=content),
+            ev.RunCancelled(),
+        ]
+    )
+    row = stage_row("run_live", state.stage(7))
+    assert (row["processed_items"], row["remaining_count"]) == (0, 2)
+
+
+class CountingItems(tuple):
+    """A stage's picked items that count how many of them are read."""
+
+    reads = 0
+
+    def __iter__(self):
+        for item in super().__iter__():
+            CountingItems.reads += 1
+            yield item
+
+    def __getitem__(self, index):
+        CountingItems.reads += (
+            1 if isinstance(index, int) else len(range(*index.indices(len(self))))
+        )
+        return super().__getitem__(index)
+
+
+def test_a_stage_row_reads_what_is_in_flight_and_next_not_the_whole_stage():
+    size = 2_000
+    items = tuple(ItemRef(id=i, title=f"k{i}") for i in range(size))
+    done = items[: size - 100]
+    payloads = [
+        ev.RunStarted(trigger="manual"),
+        ev.StageStarted(stage=6, items=items),
+        _dispatch(6, "6-1", *(item.id for item in done)),
+        *(_processed(6, "6-1", item) for item in done),
+        ev.StageBatchCompleted(stage=6, batch_id="6-1", processed=len(done), failed=0, credits=0),
+        _dispatch(6, "6-2", size - 100),
+    ]
+    stage = _folded(payloads).stage(6)
+
+    CountingItems.reads = 0
+    row = stage_row("run_live", replace(stage, items=CountingItems(stage.items)))
+    assert [i["id"] for i in row["currently_processing"]] == [size - 100]
+    assert len(row["up_next"]) == 10 and row["remaining_count"] == 100
+    assert CountingItems.reads <= 1 + 10 + 1

@@ -29,6 +29,7 @@ FINISHED: frozenset[str] = frozenset({"completed", "cancelled", "failed", "rejec
 # instead of copying the whole collection, so folding a stage stays linear in its events.
 _NO_IDS: PSet[int] = pset()
 _NO_BATCHES: PMap[str, Batch] = pmap()
+_NO_BATCH_IDS: PSet[str] = pset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,12 @@ class StageState:
     outputs: int = 0
     credits: int = 0
     batches: PMap[str, Batch] = _NO_BATCHES
+    # The few batches not done yet, by id, so that reading them does not walk every batch the
+    # stage ever had; and the index in `items` of the first item not settled, which only moves
+    # forward. With both, what is in flight and what comes next cost what they hold, not the
+    # stage's size.
+    in_flight_ids: PSet[str] = _NO_BATCH_IDS
+    open_from: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None
     partial: bool = False
@@ -67,12 +74,18 @@ class StageState:
         """Needs no more work: processed or given up on."""
         return item_id in self.processed or item_id in self.failed
 
+    @property
+    def open_count(self) -> int:
+        """How many picked items are neither processed nor failed (only picked items are ever
+        dispatched, so every settled id is a picked one)."""
+        return max(self.total - len(self.processed) - len(self.failed), 0)
+
     def open_items(self) -> tuple[ItemRef, ...]:
         """Picked items that are neither processed nor failed, in pick order."""
-        return tuple(item for item in self.items if not self.is_settled(item.id))
+        return tuple(item for item in self.items[self.open_from :] if not self.is_settled(item.id))
 
     def in_flight(self) -> tuple[Batch, ...]:
-        return tuple(b for b in self.batches.values() if not b.done)
+        return tuple(self.batches[batch_id] for batch_id in self.in_flight_ids)
 
     @property
     def elapsed_seconds(self) -> float | None:
@@ -192,7 +205,7 @@ def _stage_started(s: RunState, m: Envelope, e: ev.StageStarted) -> RunState:
     stage = s.stage(e.stage)
     if stage.status != "pending":
         return s
-    started = replace(stage, status="running", items=e.items, started_at=m.time)
+    started = _advance(replace(stage, status="running", items=e.items, started_at=m.time))
     return replace(s.with_stage(started), current_stage=max(s.current_stage, e.stage))
 
 
@@ -202,19 +215,26 @@ def _batch_dispatched(s: RunState, m: Envelope, e: ev.StageBatchDispatched) -> R
     if known is not None and (known.done or known.attempt >= e.attempt):
         return s
     batch = Batch(e.batch_id, e.item_ids, e.attempt, e.lease_until)
-    return s.with_stage(replace(stage, batches=stage.batches.set(e.batch_id, batch)))
+    dispatched = replace(
+        stage,
+        batches=stage.batches.set(e.batch_id, batch),
+        in_flight_ids=stage.in_flight_ids.add(e.batch_id),
+    )
+    return s.with_stage(dispatched)
 
 
 def _item_processed(s: RunState, m: Envelope, e: ev.StageItemProcessed) -> RunState:
     stage = s.stage(e.stage)
     if e.item.id in stage.processed:
         return s
-    done = replace(
-        stage,
-        processed=stage.processed.add(e.item.id),
-        failed=stage.failed.discard(e.item.id),
-        outputs=stage.outputs + e.outputs,
-        credits=stage.credits + e.credits,
+    done = _advance(
+        replace(
+            stage,
+            processed=stage.processed.add(e.item.id),
+            failed=stage.failed.discard(e.item.id),
+            outputs=stage.outputs + e.outputs,
+            credits=stage.credits + e.credits,
+        )
     )
     return replace(s.with_stage(done), credits_used=s.credits_used + e.credits)
 
@@ -223,7 +243,7 @@ def _item_failed(s: RunState, m: Envelope, e: ev.StageItemFailed) -> RunState:
     stage = s.stage(e.stage)
     if stage.is_settled(e.item.id):
         return s
-    return s.with_stage(replace(stage, failed=stage.failed.add(e.item.id)))
+    return s.with_stage(_advance(replace(stage, failed=stage.failed.add(e.item.id))))
 
 
 def _batch_completed(s: RunState, m: Envelope, e: ev.StageBatchCompleted) -> RunState:
@@ -234,7 +254,21 @@ def _batch_completed(s: RunState, m: Envelope, e: ev.StageBatchCompleted) -> Run
     # A completion seen before its dispatch still closes the batch, so that the dispatch,
     # when it comes, cannot reopen it.
     done = replace(known, done=True) if known else Batch(e.batch_id, (), 0, m.time, done=True)
-    return s.with_stage(replace(stage, batches=stage.batches.set(e.batch_id, done)))
+    completed = replace(
+        stage,
+        batches=stage.batches.set(e.batch_id, done),
+        in_flight_ids=stage.in_flight_ids.discard(e.batch_id),
+    )
+    return s.with_stage(completed)
+
+
+def _advance(stage: StageState) -> StageState:
+    """Move `open_from` past the items settled now. Each item is passed once in a stage's
+    life, so over the stage this costs one step per item."""
+    index, items = stage.open_from, stage.items
+    while index < len(items) and stage.is_settled(items[index].id):
+        index += 1
+    return stage if index == stage.open_from else replace(stage, open_from=index)
 
 
 def _stage_completed(s: RunState, m: Envelope, e: ev.StageCompleted) -> RunState:

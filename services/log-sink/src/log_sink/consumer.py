@@ -102,12 +102,24 @@ class LiveSink:
         self.committed[partition] = record.offset + 1
 
     async def _maybe_flush(self, idle: bool) -> None:
-        """Batch writes while events pour in; write at once when the stream pauses. After a
-        failed write, wait the retry interval instead of hammering a full disk."""
+        """Write at once when everything on the stream so far has been read; batch writes, one
+        per flush interval, only while the sink is behind. A run rests in some states for a
+        moment only (a batch in flight while the AI answers): waiting for a quiet poll or the
+        next interval would skip them whenever the next event comes sooner. After a failed
+        write, wait the retry interval instead of hammering a full disk."""
         since = time.monotonic() - self._last_flush
         due = since >= (self.retry_interval if self._pending else self.flush_interval)
-        if self.projector.dirty and (due or (idle and not self._pending)):
+        at_end = idle or self._read_to_end()
+        if self.projector.dirty and (due or (at_end and not self._pending)):
             await self._flush()
+
+    def _read_to_end(self) -> bool:
+        """Every assigned partition read up to the end the broker last reported."""
+        for tp, position in self._position.items():
+            end = self.consumer.highwater(tp)
+            if end is not None and position < end:
+                return False
+        return True
 
     async def _flush(self) -> None:
         self._last_flush = time.monotonic()

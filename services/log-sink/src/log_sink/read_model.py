@@ -3,12 +3,14 @@ writing them again (a replay, a redelivery) changes nothing."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts.db.tables import automation_run_stages, automation_runs
+from contracts.stages import STAGES
 from contracts.state import RunState, StageState
 from contracts.values import ItemRef
 
@@ -41,26 +43,51 @@ def _refs(items: tuple[ItemRef, ...]) -> list[dict[str, Any]]:
 
 
 def live_items(stage: StageState) -> tuple[tuple[ItemRef, ...], tuple[ItemRef, ...]]:
-    """(currently processing, up next): open items in a batch in flight, then the first open
-    items no batch holds yet. Only a running stage has either."""
+    """(currently processing, up next), both in pick order: the open items of the batches in
+    flight, then the first open items no batch holds. Only a running stage has either.
+
+    Read from the first open item on, and only as far as these need: the cost is what is in
+    flight plus the up-next list, not the size of the stage."""
     if stage.status != "running":
         return (), ()
-    in_flight = {item_id for batch in stage.in_flight() for item_id in batch.item_ids}
-    open_items = stage.open_items()
-    current = tuple(item for item in open_items if item.id in in_flight)
-    waiting = tuple(item for item in open_items if item.id not in in_flight)
-    return current, waiting[:UP_NEXT_LIMIT]
+    busy = {
+        item_id
+        for batch in stage.in_flight()
+        for item_id in batch.item_ids
+        if not stage.is_settled(item_id)
+    }
+    current: list[ItemRef] = []
+    waiting: list[ItemRef] = []
+    items = stage.items
+    for index in range(stage.open_from, len(items)):
+        if len(current) == len(busy) and len(waiting) == UP_NEXT_LIMIT:
+            break
+        item = items[index]
+        if item.id in busy:
+            current.append(item)
+        elif len(waiting) < UP_NEXT_LIMIT and not stage.is_settled(item.id):
+            waiting.append(item)
+    return tuple(current), tuple(waiting)
+
+
+def settled_counts(stage: StageState) -> tuple[int, int, int]:
+    """(processed, failed, remaining). The manual gate calls no one: its work is to count the
+    content ready for review, so once it has completed, each item it picked is counted."""
+    if stage.status == "completed" and STAGES[stage.number].type == "Manual":
+        return stage.total, 0, 0
+    return stage.processed_count, len(stage.failed), stage.open_count
 
 
 def stage_row(run_id: str, stage: StageState) -> dict[str, Any]:
     current, up_next = live_items(stage)
+    processed, failed, remaining = settled_counts(stage)
     return {
         "run_id": run_id,
         "stage": stage.number,
         "status": stage.status,
         "total_items": stage.total,
-        "processed_items": stage.processed_count,
-        "failed_items": len(stage.failed),
+        "processed_items": processed,
+        "failed_items": failed,
         "items_out": stage.outputs,
         "credits_used": stage.credits,
         "started_at": stage.started_at,
@@ -69,23 +96,34 @@ def stage_row(run_id: str, stage: StageState) -> dict[str, Any]:
         "error": stage.error,
         "currently_processing": _refs(current),
         "up_next": _refs(up_next),
-        "remaining_count": len(stage.open_items()),
+        "remaining_count": remaining,
     }
 
 
-def _upsert(table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> sa.Insert:
-    statement = insert(table).values(rows)
-    changes = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+@cache
+def _upsert(table: sa.Table, names: tuple[str, ...], keys: tuple[str, ...]) -> sa.Insert:
+    """One statement per table and row shape, executed with many rows: built and compiled once
+    (SQLAlchemy caches it), not once per write as a statement with the values inlined is."""
+    statement = insert(table)
+    changes = {name: statement.excluded[name] for name in names if name not in keys}
     return statement.on_conflict_do_update(
         index_elements=list(keys), set_={**changes, "updated_at": sa.func.now()}
     )
+
+
+def _write(connection: sa.Connection, table: sa.Table, rows: list[dict], keys: tuple[str, ...]):
+    connection.execute(_upsert(table, tuple(rows[0]), keys), rows)
 
 
 def upsert_runs(connection: sa.Connection, runs: list[tuple[RunState, int | None]]) -> None:
     """Write the rows of these runs (summary plus all seven stages) in the caller's transaction."""
     if not runs:
         return
-    run_rows = [run_row(state, estimate) for state, estimate in runs]
-    connection.execute(_upsert(automation_runs, run_rows, ("run_id",)))
+    _write(
+        connection,
+        automation_runs,
+        [run_row(state, estimate) for state, estimate in runs],
+        ("run_id",),
+    )
     stage_rows = [stage_row(state.run_id, stage) for state, _ in runs for stage in state.stages]
-    connection.execute(_upsert(automation_run_stages, stage_rows, ("run_id", "stage")))
+    _write(connection, automation_run_stages, stage_rows, ("run_id", "stage"))

@@ -19,7 +19,12 @@ class Settings(ServiceSettings):
     )
     log_mirror_dir: Path | None = Field(None, description="Optional second copy of run folders.")
     flush_interval_seconds: float = Field(
-        0.1, gt=0, description="Longest wait before consumed events reach files and database."
+        0.1,
+        gt=0,
+        description=(
+            "While the sink is behind the stream, how often it writes files and database; once "
+            "it has read all there is, it writes at once."
+        ),
     )
     retry_interval_seconds: float = Field(
         1.0, gt=0, description="How often writes that failed (disk, database) are tried again."
