@@ -12,19 +12,22 @@ due while all are busy waits for a free one, and that wait is part of its latenc
 with the runs and stops when the last run ends; requests still waiting or in flight then are
 abandoned and counted as unanswered, with the time they had waited as their latency (so when
 more than 1 % are unanswered, p99 is a lower bound). "Answered per second" is the gateway's
-real rate when it cannot keep up with the one asked.
+real rate when it cannot keep up with the one asked; the gateway's own CPU time over the load
+(its process_cpu_seconds_total), divided by the requests it answered, says why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass, field
 
 import httpx
 
 from contracts.values import RunConfig
 from tests.bench.harness import Stack, deployment, issue_token, percentile, steps_of, watch
+from tests.support.services import ServiceProcess
 
 API = "/api/v1/automation"
 CALLS = ("current_processing", "current_run")
@@ -32,6 +35,7 @@ CALLS = ("current_processing", "current_run")
 # here, not in httpx's pool, whose queue costs grow with its length.
 CONNECTIONS = 100
 TIMEOUT = 10.0
+CPU_SECONDS = re.compile(r"^process_cpu_seconds_total\s+(\S+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Load:
     unanswered: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CALLS, 0))
     steps: int = 0
     run_seconds: float = 0.0
+    gateway_cpu: float = 0.0  # seconds, from the gateway's process_cpu_seconds_total
 
     @property
     def sent(self) -> int:
@@ -129,6 +134,8 @@ async def under_load(stack: Stack, sites: int, keywords: int, rate: float) -> Lo
                     Target("current_run", {"site_id": site.site_id}, token),
                 )
             ]
+            gateway = next(s for s in deployed.services.started if s.name == "gateway")
+            cpu_before = await asyncio.to_thread(cpu_seconds, gateway)
             stop = asyncio.Event()
             traffic = asyncio.create_task(fixed_rate(deployed.gateway_url, targets, load, stop))
             try:
@@ -136,9 +143,15 @@ async def under_load(stack: Stack, sites: int, keywords: int, rate: float) -> Lo
             finally:
                 stop.set()
                 await traffic
+            load.gateway_cpu = await asyncio.to_thread(cpu_seconds, gateway) - cpu_before
         load.steps = sum(steps_of(state) for state in states)
         load.run_seconds = max(watcher.ended[run_id] for run_id in run_ids) - began
         return load
+
+
+def cpu_seconds(service: ServiceProcess) -> float:
+    found = CPU_SECONDS.search(service.metrics())
+    return float(found.group(1)) if found else float("nan")
 
 
 def table(load: Load) -> list[str]:
@@ -146,7 +159,10 @@ def table(load: Load) -> list[str]:
         f"{load.sent:,} requests sent in {load.seconds:.1f} s ({load.sent / load.seconds:.0f}/s, "
         f"{load.rate:.0f}/s asked), {load.answered:,} answered "
         f"({load.answered / load.seconds:.0f}/s), while the runs did {load.steps:,} stage-steps "
-        f"in {load.run_seconds:.1f} s ({load.steps / load.run_seconds:.1f} stage-steps/s).",
+        f"in {load.run_seconds:.1f} s ({load.steps / load.run_seconds:.1f} stage-steps/s). "
+        f"The gateway used {load.gateway_cpu:.1f} s of CPU meanwhile "
+        f"({load.gateway_cpu / load.seconds:.2f} of a core), "
+        f"{1000 * load.gateway_cpu / max(load.answered, 1):.1f} ms per answered request.",
         "",
         "| call | sent | p50 ms | p99 ms | max ms | errors | unanswered at the end |",
         "|---|---|---|---|---|---|---|",

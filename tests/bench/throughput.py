@@ -56,7 +56,7 @@ async def sites_at_once(
 
 
 async def zero_latency(stack: Stack, sites: int, keywords: int) -> Throughput:
-    name = f"{sites} site{'s' if sites > 1 else ''} at once, zero AI latency"
+    name = f"{sites} sites at once, zero AI latency" if sites > 1 else "1 site, zero AI latency"
     return await sites_at_once(stack, name, sites, keywords, RunConfig())
 
 
