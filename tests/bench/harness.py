@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from api_gateway import accounts
 from api_gateway.run_commands import new_run_id
 from contracts import commands as cmd
-from contracts.codec import UnreadableMessage, decode
+from contracts.codec import UnreadableMessage, decode, encode, kafka_headers
 from contracts.envelope import Envelope
 from contracts.state import FINISHED, RunState, fold
 from contracts.topics import Topics
 from contracts.values import RunConfig
 from tests.support.kafka import delete_topics
-from tests.support.pipeline import Pipeline, Site, command, new_site
+from tests.support.pipeline import Site, command, new_site
 from tests.support.services import ServiceProcess, Services, free_port
 
 CREDITS = 10**7
@@ -61,23 +61,30 @@ class Deployment:
     services: Services
     gateway_url: str | None = None
 
-    @property
-    def pipeline(self) -> Pipeline:
-        return Pipeline(self.stack.bootstrap, self.topics)
-
     def new_sites(self, count: int, keywords: int) -> list[Site]:
         return [new_site(self.stack.engine, keywords, CREDITS) for _ in range(count)]
 
     async def start_runs(self, sites: list[Site], config: RunConfig) -> tuple[list[str], float]:
-        """Start one run per site through one producer; returns the run ids and the wall-clock
-        time just before the first StartRun left."""
+        """Start one run per site through one producer already connected; returns the run ids
+        and the wall-clock time just before the first StartRun left."""
         run_ids = [new_run_id() for _ in sites]
         starts = [
             command(site, cmd.StartRun(run_id=run_id, trigger="manual", config=config), run_id)
             for site, run_id in zip(sites, run_ids, strict=True)
         ]
-        began = time.time()
-        await self.pipeline.send(*starts)
+        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            began = time.time()
+            sent = [
+                await producer.send(
+                    self.topics.run_commands, encode(s), s.key, headers=kafka_headers(s)
+                )
+                for s in starts
+            ]
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
         return run_ids, began
 
 
@@ -87,9 +94,7 @@ def topic_partitions(topics: Topics, topic: str) -> list[TopicPartition]:
 
 
 @contextlib.asynccontextmanager
-async def deployment(
-    stack: Stack, *names: str, latency_ms: int = 0, env: dict[str, str] | None = None
-) -> AsyncIterator[Deployment]:
+async def deployment(stack: Stack, *names: str, latency_ms: int = 0) -> AsyncIterator[Deployment]:
     """The named services (keys of COMMANDS) on a fresh namespace; all stopped and the topics
     deleted on the way out."""
     from local_stack.topics import ensure_topics
@@ -107,7 +112,6 @@ async def deployment(
             "OFFLINE_LATENCY_MS": str(latency_ms),
             "MEDIA_DIR": str(run_dir / "media"),
             "LOG_BASE_DIR": str(run_dir / "logs"),
-            **(env or {}),
         },
         log_dir=run_dir / "service-logs",
     )
