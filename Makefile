@@ -11,9 +11,11 @@ demo: bootstrap
 test: bootstrap
 	$(UV) run --frozen pytest
 
-# Pipeline throughput on the local stack; PRESET=full for the long one. Writes docs/BENCHMARKS.md.
+# The throughput figures on the local stack (docs/BENCHMARKS.md says which and how), appended
+# there: PRESET=full for the long one (up to an hour), ONLY=replay,gateway for some of them.
 bench: bootstrap
-	$(UV) run --frozen python -m tests.bench.bench_pipeline --preset $(or $(PRESET),quick) --write
+	$(UV) run --frozen python -m tests.bench.bench_pipeline --preset $(or $(PRESET),quick) \
+		$(if $(ONLY),--only $(ONLY)) --write
 
 bootstrap:
 	@deploy/local/bootstrap.sh
