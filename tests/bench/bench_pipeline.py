@@ -18,8 +18,8 @@
 
 Each figure runs on fresh sites and a fresh topic namespace; each prints its table as soon as it
 is done, and the whole is printed at the end as a Markdown section that --write appends to
-docs/BENCHMARKS.md. The section records the load average before and after, and says when the
-figures were taken on a machine busier than its cores.
+docs/BENCHMARKS.md. The section gives the load average before and after and how many cores other
+work kept busy meanwhile (machine.py), and says when the figures were taken under load.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import typer
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
-from tests.bench import direct, gateway_load, read_model, replay, throughput
+from tests.bench import direct, gateway_load, machine, read_model, replay, throughput
 from tests.bench.harness import Stack
 
 
@@ -124,17 +124,19 @@ async def run(preset: Preset, names: list[str], stack: Stack) -> tuple[list[str]
     return lines, ok
 
 
-def header(preset: str, command: str, load_before: float, load_after: float) -> list[str]:
+def header(
+    preset: str, command: str, loads: tuple[float, float], others: float | None
+) -> list[str]:
     cores = os.cpu_count() or 1
-    busy = max(load_before, load_after) > cores
-    load = (
-        f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on {cores} cores"
-        + (
-            ": **taken under load** (other work shared the cores), so noisy lower bounds."
-            if busy
-            else "."
-        )
-    )
+    load = f"Load average (1 min) {loads[0]:.1f} before, {loads[1]:.1f} after, on {cores} cores"
+    if others is None:
+        busy = loads[0] > cores
+        load += "."
+    else:
+        busy = others > machine.BUSY_CORES
+        load += f"; other work kept {others:.2f} cores busy on average while the bench ran."
+    if busy:
+        load += " **Taken under load**: noisy lower bounds."
     return [
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, preset `{preset}`",
         "",
@@ -161,18 +163,21 @@ def main(
 
     up = local_stack.ensure_up()
     upgrade(up.database_url)
-    load_before = os.getloadavg()[0]
+    load_before, before = os.getloadavg()[0], machine.sample()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-            stack = Stack(
-                up.kafka_bootstrap, up.database_url, Path(workdir), sync_engine(up.database_url)
-            )
+            engine = sync_engine(up.database_url)
+            stack = Stack(up.kafka_bootstrap, up.database_url, Path(workdir), engine)
             lines, ok = asyncio.run(run(PRESETS[preset], names, stack))
+            engine.dispose()  # its server backends end, and count as the bench's own work
+        after = machine.sample()  # while the stack it started still runs
     finally:
         if up.started:
             local_stack.down()
     command = shlex.join(["python", "-m", "tests.bench.bench_pipeline", *sys.argv[1:]])
-    section = "\n".join(header(preset, command, load_before, os.getloadavg()[0]) + lines)
+    others = machine.other_work(before, after)
+    loads = (load_before, os.getloadavg()[0])
+    section = "\n".join(header(preset, command, loads, others) + lines)
     print(section)
     if not ok:
         raise typer.Exit(1)
