@@ -41,7 +41,7 @@ CPU_SECONDS = re.compile(r"^process_cpu_seconds_total\s+(\S+)$", re.M)
 @dataclass(frozen=True)
 class Target:
     call: str
-    params: dict[str, str]
+    params: dict[str, int | str]
     token: str
 
 
