@@ -12,6 +12,7 @@ from contracts.admission import refuse_start
 from contracts.envelope import Envelope, Payload, new_message
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Limits, Outgoing, on_command, tick
+from orchestrator.handlers import remember
 from orchestrator.sites import SiteState
 
 ACCOUNT, SITE = 5, 501
@@ -33,7 +34,7 @@ class Harness:
 
     def apply(self, message: Envelope) -> None:
         self.stream.append(message)
-        self.site.apply(message)
+        self.site = self.site.apply(message)
 
     def later(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
@@ -49,11 +50,8 @@ class Harness:
         )
 
     def emit(self, decided: list[Outgoing]) -> list[Outgoing]:
-        for out in decided:
-            if out.is_event:
-                self.apply(out.message)
-            else:
-                self.site.notes_of(out.message.run_id).note_sent(out.message, self.now)
+        self.stream += [out.message for out in decided if out.is_event]
+        self.site = remember(self.site, decided, self.now)
         return decided
 
     def command(self, payload: Payload) -> list[Outgoing]:
@@ -467,7 +465,7 @@ def test_a_rebuild_from_the_stream_decides_the_same_messages():
     h.begin_stage("run_a", 1, items(1, 4))
     rebuilt = SiteState(SITE)
     for message in h.stream:
-        rebuilt.apply(message)
+        rebuilt = rebuilt.apply(message)
     assert rebuilt.run("run_a") == h.run()
     ours = tick(h.run(), h.site.notes_of("run_a"), h.now, LIMITS)
     theirs = tick(rebuilt.run("run_a"), rebuilt.notes_of("run_a"), h.now, LIMITS)

@@ -1,6 +1,7 @@
 """Wiring: one aiokafka consumer over run commands and run events, the tick loop, the scheduler
-loop and the metrics endpoint. It folds each event into the owned sites' state, asks decide.py
-what follows (decide only reads), publishes that, and commits; no decision is taken here."""
+loop and the metrics endpoint. Each record goes through a handler of handlers.py with its site's
+state; the app keeps the state that comes back, publishes what was decided, and commits. No
+decision is taken and no state is changed here."""
 
 from __future__ import annotations
 
@@ -15,21 +16,17 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from prometheus_client import start_http_server
 
-from contracts import events as ev
 from contracts.codec import UnreadableMessage, decode, encode, kafka_headers
 from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope, utcnow
-from contracts.state import RunState
 from contracts.topics import Topics
-from orchestrator import decide, metrics, scheduler
+from orchestrator import handlers, metrics, scheduler
+from orchestrator.decide import Outgoing
 from orchestrator.settings import Settings
 from orchestrator.sites import Sites, SiteState
 
 log = logging.getLogger("orchestrator")
-# Item events only add to what is settled; nothing can be decided on them alone (a batch's
-# completion follows its items), so they are folded without a tick: the hot path stays lean.
-FOLD_ONLY = (ev.StageItemProcessed, ev.StageItemFailed)
 
 
 class Rebalance(ConsumerRebalanceListener):
@@ -129,51 +126,40 @@ class Orchestrator:
         except UnreadableMessage as exc:
             await self.dead_letter(record, exc.reason)
         else:
-            site = self.sites.site(message.site_id, tp.partition)
+            site = self.sites.get(message.site_id, tp.partition)
             if is_command:
-                await self.on_command(site, message)
+                with metrics.decide_seconds.time():
+                    decided, site = handlers.on_command(site, message, utcnow(), self.limits)
+                outcome = decided[0].message.type.rsplit(".", 1)[-1] if decided else "repeat"
+                metrics.commands.labels(type=message.type, outcome=outcome).inc()
             else:
-                await self.on_event(site, message)
+                decided, site = handlers.on_event(
+                    site, message, utcnow(), self.limits, deciding=self.ready
+                )
+                metrics.events_folded.inc()
+            await self.keep(site, decided)
         if is_command:
             self.offsets[tp] = record.offset + 1
 
-    async def on_event(self, site: SiteState, message: Envelope) -> None:
-        run = site.apply(message)
-        metrics.events_folded.inc()
-        if run is not None and self.ready and not isinstance(message.data, FOLD_ONLY):
-            await self.tick_run(site, run)
-
-    async def on_command(self, site: SiteState, message: Envelope) -> None:
-        with metrics.decide_seconds.time():
-            decided = decide.on_command(site, message, utcnow())
-        outcome = decided[0].message.type.rsplit(".", 1)[-1] if decided else "repeat"
-        metrics.commands.labels(type=message.type, outcome=outcome).inc()
-        await self.emit(site, decided)
-        run = site.run(message.data.run_id)
-        if run is not None and run.is_active:
-            await self.tick_run(site, run)
-
-    async def tick_run(self, site: SiteState, run: RunState) -> None:
-        with metrics.decide_seconds.time():
-            decided = decide.tick(run, site.notes_of(run.run_id), utcnow(), self.limits)
-        await self.emit(site, decided)
-
     async def tick_all(self) -> None:
-        for site, run in self.sites.active_runs():
-            await self.tick_run(site, run)
+        for site in self.sites.with_active_run():
+            with metrics.decide_seconds.time():
+                decided, site = handlers.on_tick(site, site.active_run_id, utcnow(), self.limits)
+            await self.keep(site, decided)
         metrics.count_active(self.sites.active_runs())
 
     # --- output --------------------------------------------------------------------------
 
-    async def emit(self, site: SiteState, decided: list[decide.Outgoing]) -> None:
-        now = utcnow()
+    async def keep(self, site: SiteState, decided: list[Outgoing]) -> None:
+        """Keep the handler's new state and send what it decided. Its own events are in that
+        state already (the next decision must see them); their copies on the stream are
+        repeats."""
+        self.sites.put(site)
         for out in decided:
             if out.is_event:
-                # Applied at once: the next decision must see it; the stream copy is a repeat.
-                metrics.run_event(out.message, site.apply(out.message))
+                metrics.run_event(out.message, site.run(out.message.run_id))
                 topic = self.topics.run_events
             else:
-                site.notes_of(out.message.run_id).note_sent(out.message, now)
                 metrics.stage_commands.labels(stage=str(out.stage)).inc()
                 topic = self.topics.stage(out.stage)
             await self.send(topic, out.key, out.message)

@@ -1,5 +1,5 @@
 """The orchestrator's decisions, pure: state plus a command (or the clock) in, messages out.
-Nothing here writes: the state and the notes are only read, and the caller folds what comes out.
+The state and the notes are immutable; handlers.py folds in what comes out.
 
 Every message decided here has a deterministic id, so deciding again after a restart or a
 redelivery yields the same message, which every consumer recognises as a repeat.
@@ -18,7 +18,7 @@ from contracts import events as ev
 from contracts.admission import refuse_start
 from contracts.envelope import Envelope, Payload, deterministic_id, new_message
 from contracts.state import Batch, RunState, StageState, fold
-from orchestrator.sites import RunNotes, SiteState, first_open_item
+from orchestrator.sites import RunNotes, SiteState
 
 SOURCE = "/automation/orchestrator"
 MANUAL_STAGE = 7
@@ -203,7 +203,7 @@ def _after_stage(
 def _work_on_stage(
     run: RunState, notes: RunNotes, stage: StageState, now: datetime, limits: Limits
 ) -> list[Outgoing]:
-    first_open = _first_open_item(stage, notes)
+    first_open = stage.open_from
     in_flight = stage.in_flight()
     if first_open == stage.total and not any(b.lease_until >= now for b in in_flight):
         # Every item is settled; a batch whose completion never came is not waited for past
@@ -220,11 +220,6 @@ def _work_on_stage(
         item_ids = tuple(free[start : start + size])
         decided += _dispatch(run, notes, stage.number, batch_id, item_ids, 1, now, limits)
     return decided
-
-
-def _first_open_item(stage: StageState, notes: RunNotes) -> int:
-    """Index of the first picked item not yet settled, scanned from the notes' memo of it."""
-    return first_open_item(stage, notes.open_from.get(stage.number, 0))
 
 
 def _free_items(

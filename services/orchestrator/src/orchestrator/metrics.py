@@ -86,8 +86,8 @@ def run_event(message: Envelope, run: RunState | None) -> None:
                 stage_seconds.labels(str(n), stage.status).observe(stage.elapsed_seconds)
 
 
-def count_active(runs: Iterable[tuple[Any, RunState]]) -> None:
-    statuses = [run.status for _, run in runs]
+def count_active(runs: Iterable[RunState]) -> None:
+    statuses = [run.status for run in runs]
     for status in ("running", "paused"):
         active_runs.labels(status).set(statuses.count(status))
 

@@ -1,74 +1,67 @@
-"""The runs of the sites this instance owns: each run's state is the contracts fold of its
-events; a little more is remembered in memory beside it (RunNotes)."""
+"""One site's state as the orchestrator keeps it, immutable: each run's state is the contracts
+fold of its events, and a little more is remembered beside it (RunNotes). Every change returns
+a new value, so a handler's input is never touched and what it decided is all that changed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
+
+from pyrsistent import PMap, PSet, pmap, pset
 
 from contracts import commands as cmd
 from contracts import events as ev
 from contracts.envelope import Envelope
-from contracts.state import RunState, StageState, mutate
+from contracts.state import RunState, mutate
 
 EMPTY_RUN = RunState()
+_NO_TIMES: PMap[int, datetime] = pmap()
+_NO_RUNS: PMap[str, RunState] = pmap()
+_NO_NOTES: PMap[str, RunNotes] = pmap()
+_NO_COMMANDS: PSet[UUID] = pset()
 
 
-def first_open_item(stage: StageState, start: int = 0) -> int:
-    """Index of the first picked item, from `start` on, that is neither processed nor failed."""
-    index, items = start, stage.items
-    while index < len(items) and stage.is_settled(items[index].id):
-        index += 1
-    return index
-
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RunNotes:
     """What the fold does not keep but the decisions need. Rebuilt from the stream where it can
     be (batch completion times, halts); the StartStage send time is lost on restart, which costs
     one early, harmless resend."""
 
     correlation_id: UUID | None = None
-    start_stage_sent_at: dict[int, datetime] = field(default_factory=dict)
-    batch_done_at: dict[int, datetime] = field(default_factory=dict)
+    start_stage_sent_at: PMap[int, datetime] = _NO_TIMES
+    batch_done_at: PMap[int, datetime] = _NO_TIMES
     halted_by: UUID | None = None
-    # Per stage, how many leading picked items are settled: a memo of decide's scan.
-    open_from: dict[int, int] = field(default_factory=dict)
 
-    def note_event(self, message: Envelope) -> None:
+    def after_event(self, message: Envelope) -> RunNotes:
         data = message.data
         if isinstance(data, ev.RunStarted):
-            self.correlation_id = message.correlation_id
-        elif isinstance(data, ev.StageBatchCompleted):
-            self.batch_done_at[data.stage] = message.time
-            if data.halted:
-                self.halted_by = message.message_id
-        elif isinstance(data, ev.RunResumed):
-            self.halted_by = None
+            return replace(self, correlation_id=message.correlation_id)
+        if isinstance(data, ev.StageBatchCompleted):
+            done_at = self.batch_done_at.set(data.stage, message.time)
+            halted_by = message.message_id if data.halted else self.halted_by
+            return replace(self, batch_done_at=done_at, halted_by=halted_by)
+        if isinstance(data, ev.RunResumed) and self.halted_by is not None:
+            return replace(self, halted_by=None)
+        return self
 
-    def note_settled(self, run: RunState) -> None:
-        """Move the current stage's memo of settled items forward. Settled items only ever
-        grow, so each scan resumes where the last one stopped, and a decision costs a batch,
-        not the whole stage."""
-        stage = run.stage(run.current_stage)
-        if stage.items:
-            start = self.open_from.get(stage.number, 0)
-            self.open_from[stage.number] = first_open_item(stage, start)
-
-    def note_sent(self, message: Envelope, now: datetime) -> None:
+    def after_sent(self, message: Envelope, now: datetime) -> RunNotes:
         if isinstance(message.data, cmd.StartStage):
-            self.start_stage_sent_at[message.data.stage] = now
+            sent_at = self.start_stage_sent_at.set(message.data.stage, now)
+            return replace(self, start_stage_sent_at=sent_at)
+        return self
 
 
-@dataclass(slots=True)
+NO_NOTES = RunNotes()
+
+
+@dataclass(frozen=True, slots=True)
 class SiteState:
     site_id: int
-    partition: int | None = None
-    runs: dict[str, RunState] = field(default_factory=dict)
-    notes: dict[str, RunNotes] = field(default_factory=dict)
-    handled_commands: set[UUID] = field(default_factory=set)
+    runs: PMap[str, RunState] = _NO_RUNS
+    notes: PMap[str, RunNotes] = _NO_NOTES
+    handled_commands: PSet[UUID] = _NO_COMMANDS
     active_run_id: str | None = None
 
     def run(self, run_id: str) -> RunState | None:
@@ -78,55 +71,66 @@ class SiteState:
         return self.runs.get(self.active_run_id) if self.active_run_id else None
 
     def notes_of(self, run_id: str) -> RunNotes:
-        notes = self.notes.get(run_id)
-        if notes is None:
-            notes = self.notes[run_id] = RunNotes()
-        return notes
+        return self.notes.get(run_id, NO_NOTES)
 
-    def apply(self, message: Envelope) -> RunState | None:
-        """Fold one event in; the run's new state when it changed, else None (a repeat)."""
+    def apply(self, message: Envelope) -> SiteState:
+        """This state with one event folded in; the same object when it changes nothing."""
+        handled = self.handled_commands
         if message.causation_id is not None and isinstance(message.data, ev.COMMAND_OUTCOMES):
-            self.handled_commands.add(message.causation_id)
-        if message.run_id is None:
-            return None
-        old = self.runs.get(message.run_id, EMPTY_RUN)
-        new = mutate(old, message)
-        if new is old:
-            return None
-        self.runs[message.run_id] = new
-        notes = self.notes_of(message.run_id)
-        notes.note_event(message)
-        notes.note_settled(new)
+            handled = handled.add(message.causation_id)
+        run_id = message.run_id
+        old = self.runs.get(run_id, EMPTY_RUN) if run_id is not None else None
+        new = mutate(old, message) if old is not None else None
+        if new is old:  # no run, or a repeat: at most the command is newly known as handled
+            return (
+                self
+                if handled is self.handled_commands
+                else replace(self, handled_commands=handled)
+            )
+        notes = self.notes_of(run_id).after_event(message)
+        active = self.active_run_id
         if new.is_active:
-            self.active_run_id = message.run_id
-        elif self.active_run_id == message.run_id:
-            self.active_run_id = None
-        return new
+            active = run_id
+        elif active == run_id:
+            active = None
+        return SiteState(
+            self.site_id,
+            self.runs.set(run_id, new),
+            self.notes if notes is self.notes_of(run_id) else self.notes.set(run_id, notes),
+            handled,
+            active,
+        )
+
+    def after_sent(self, message: Envelope, now: datetime) -> SiteState:
+        """This state once a command decided for one of its runs has been sent at `now`."""
+        notes = self.notes_of(message.run_id)
+        sent = notes.after_sent(message, now)
+        return self if sent is notes else replace(self, notes=self.notes.set(message.run_id, sent))
 
 
 class Sites:
-    """Every owned site's state, by site id."""
+    """The latest state of every owned site, by site id, and the partition each came from."""
 
     def __init__(self) -> None:
         self._sites: dict[int, SiteState] = {}
+        self._partitions: dict[int, int] = {}
 
-    def site(self, site_id: int, partition: int | None = None) -> SiteState:
+    def get(self, site_id: int, partition: int) -> SiteState:
+        self._partitions[site_id] = partition
         site = self._sites.get(site_id)
-        if site is None:
-            site = self._sites[site_id] = SiteState(site_id, partition)
-        elif partition is not None:
-            site.partition = partition
-        return site
+        return site if site is not None else SiteState(site_id)
+
+    def put(self, site: SiteState) -> None:
+        self._sites[site.site_id] = site
 
     def drop_partitions(self, partitions: Iterable[int]) -> None:
-        gone = set(partitions)
-        self._sites = {k: s for k, s in self._sites.items() if s.partition not in gone}
+        dropped = set(partitions)
+        gone = {site for site, p in self._partitions.items() if p in dropped}
+        self._sites = {k: s for k, s in self._sites.items() if k not in gone}
+        self._partitions = {k: p for k, p in self._partitions.items() if k not in gone}
 
-    def active_runs(self) -> Iterator[tuple[SiteState, RunState]]:
-        for site in list(self._sites.values()):
-            run = site.active_run()
-            if run is not None:
-                yield site, run
+    def with_active_run(self) -> list[SiteState]:
+        return [site for site in self._sites.values() if site.active_run_id is not None]
 
-    def active_count(self) -> int:
-        return sum(1 for _ in self.active_runs())
+    def active_runs(self) -> list[RunState]:
+        return [run for site in self._sites.values() if (run := site.active_run()) is not None]
