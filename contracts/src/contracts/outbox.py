@@ -38,19 +38,23 @@ def relay_lock_key(topics: Iterable[str]) -> int:
     return (RELAY_LOCK_BASE ^ int.from_bytes(digest[:8], "big")) & ((1 << 63) - 1)
 
 
+# Built once: building the statement costs more CPU than running it, on every event enqueued.
+_ENQUEUE = (
+    insert(t.outbox).on_conflict_do_nothing(index_elements=["message_id"]).returning(t.outbox.c.id)
+)
+
+
 def enqueue(conn: Connection, topic: str, message: Envelope) -> bool:
     """Store `message` for publishing, in the caller's transaction. False if it was there."""
     inserted = conn.execute(
-        insert(t.outbox)
-        .values(
-            message_id=message.message_id,
-            topic=topic,
-            message_key=message.key,
-            payload=as_cloudevent(message),
-            headers=[[name, value.decode()] for name, value in kafka_headers(message)],
-        )
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(t.outbox.c.id)
+        _ENQUEUE,
+        {
+            "message_id": message.message_id,
+            "topic": topic,
+            "message_key": message.key,
+            "payload": as_cloudevent(message),
+            "headers": [[name, value.decode()] for name, value in kafka_headers(message)],
+        },
     ).first()
     return inserted is not None
 

@@ -39,10 +39,10 @@ log = logging.getLogger("stage_workers")
 def build_app(settings: WorkerSettings) -> FastStream:
     topics = settings.topics
     connections = settings.worker_db_connections
-    # The relay holds one connection of its own besides the handlers' threads.
-    engine = sync_engine(
-        settings.database_url, pool_pre_ping=True, pool_size=connections, max_overflow=2
-    )
+    # The relay holds one connection of its own besides the handlers' threads. No ping before
+    # each checkout (a round trip per transaction): a connection found dead fails its
+    # transaction, SQLAlchemy then drops every pooled connection, and the handler is retried.
+    engine = sync_engine(settings.database_url, pool_size=connections, max_overflow=2)
     relay = OutboxRelay(
         engine, settings.kafka_bootstrap_servers, [spec.name for spec in topics.specs()]
     )

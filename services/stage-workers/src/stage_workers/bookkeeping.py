@@ -57,71 +57,77 @@ class RunBook:
         raise NotImplementedError
 
 
+_p, _s, _w, _r = (
+    t.processed_messages.c,
+    t.stage_picks.c,
+    t.worker_run_status.c,
+    t.stage_item_results.c,
+)
+_RUN, _STAGE = sa.bindparam("run_id"), sa.bindparam("stage")
+# Each statement is built once with bound parameters: building one costs SQLAlchemy more CPU
+# than running it, and these run for every stage command and item.
+_OPENING = sa.select(
+    sa.exists()
+    .where(_p.consumer == sa.bindparam("consumer"), _p.message_id == sa.bindparam("message_id"))
+    .label("handled"),
+    sa.select(sa.func.cardinality(_s.item_ids))
+    .where(_s.run_id == _RUN, _s.stage == _STAGE)
+    .scalar_subquery()
+    .label("picked"),
+    sa.select(_w.stopped).where(_w.run_id == _RUN).scalar_subquery().label("stopped"),
+)
+_REMEMBER = insert(t.processed_messages).on_conflict_do_nothing()
+_RECORD_PICKS = insert(t.stage_picks).on_conflict_do_nothing()
+_PICKS = sa.select(_s.item_ids).where(_s.run_id == _RUN, _s.stage == _STAGE)
+_RESULTS = sa.select(_r.item_id, _r.outcome, _r.credits, _r.outputs).where(
+    _r.run_id == _RUN, _r.stage == _STAGE, _r.item_id.in_(sa.bindparam("ids", expanding=True))
+)
+_RECORD_RESULT = insert(t.stage_item_results).on_conflict_do_nothing()
+_STOPPED = sa.select(_w.stopped).where(_w.run_id == _RUN)
+
+
 @dataclass(frozen=True)
 class SqlRunBook(RunBook):
     conn: Connection
 
     def opening(self, consumer: str, message_id: UUID, run_id: str, stage: int) -> Opening:
-        p, s, w = t.processed_messages.c, t.stage_picks.c, t.worker_run_status.c
-        handled = sa.exists().where(p.consumer == consumer, p.message_id == message_id)
-        picked = (
-            sa.select(sa.func.cardinality(s.item_ids))
-            .where(s.run_id == run_id, s.stage == stage)
-            .scalar_subquery()
-        )
-        stopped = sa.select(w.stopped).where(w.run_id == run_id).scalar_subquery()
         row = self.conn.execute(
-            sa.select(handled.label("handled"), picked.label("picked"), stopped.label("stopped"))
+            _OPENING,
+            {"consumer": consumer, "message_id": message_id, "run_id": run_id, "stage": stage},
         ).one()
         return Opening(bool(row.handled), row.picked, bool(row.stopped))
 
     def remember(self, consumer: str, message_id: UUID) -> None:
-        self.conn.execute(
-            insert(t.processed_messages)
-            .values(consumer=consumer, message_id=message_id)
-            .on_conflict_do_nothing()
-        )
+        self.conn.execute(_REMEMBER, {"consumer": consumer, "message_id": message_id})
 
     def record_picks(self, run_id: str, stage: int, item_ids: Sequence[int]) -> None:
         self.conn.execute(
-            insert(t.stage_picks)
-            .values(run_id=run_id, stage=stage, item_ids=list(item_ids))
-            .on_conflict_do_nothing()
+            _RECORD_PICKS, {"run_id": run_id, "stage": stage, "item_ids": list(item_ids)}
         )
 
     def positions(self, run_id: str, stage: int, item_ids: Sequence[int]) -> dict[int, int]:
-        s = t.stage_picks.c
-        picked = self.conn.execute(
-            sa.select(s.item_ids).where(s.run_id == run_id, s.stage == stage)
-        ).scalar_one_or_none()
+        picked = self.conn.execute(_PICKS, {"run_id": run_id, "stage": stage}).scalar_one_or_none()
         wanted = set(item_ids)
         return {item: n for n, item in enumerate(picked or ()) if item in wanted}
 
     def results(self, run_id: str, stage: int, item_ids: Sequence[int]) -> dict[int, Outcome]:
-        r = t.stage_item_results.c
         rows = self.conn.execute(
-            sa.select(r.item_id, r.outcome, r.credits, r.outputs).where(
-                r.run_id == run_id, r.stage == stage, r.item_id.in_(list(item_ids))
-            )
+            _RESULTS, {"run_id": run_id, "stage": stage, "ids": list(item_ids)}
         )
         return {row.item_id: Outcome(row.outcome, row.credits, row.outputs) for row in rows}
 
     def record_result(self, run_id: str, stage: int, item_id: int, outcome: Outcome) -> None:
         self.conn.execute(
-            insert(t.stage_item_results)
-            .values(
-                run_id=run_id,
-                stage=stage,
-                item_id=item_id,
-                outcome=outcome.kind,
-                credits=outcome.credits,
-                outputs=outcome.outputs,
-            )
-            .on_conflict_do_nothing()
+            _RECORD_RESULT,
+            {
+                "run_id": run_id,
+                "stage": stage,
+                "item_id": item_id,
+                "outcome": outcome.kind,
+                "credits": outcome.credits,
+                "outputs": outcome.outputs,
+            },
         )
 
     def is_stopped(self, run_id: str) -> bool:
-        w = t.worker_run_status.c
-        return bool(
-            self.conn.execute(sa.select(w.stopped).where(w.run_id == run_id)).scalar_one_or_none()
-        )
+        return bool(self.conn.execute(_STOPPED, {"run_id": run_id}).scalar_one_or_none())

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -42,20 +43,40 @@ def pending_refs(conn: Connection, stage: int, site_id: int) -> list[ItemRef]:
     return [ItemRef(id=row.id, title=row.title) for row in rows]
 
 
+# The per-item statements below are built once per stage with bound parameters: building one
+# costs SQLAlchemy far more CPU than executing it (its cache key is generated afresh each time).
+_IDS = sa.bindparam("ids", expanding=True)
+_SITE = sa.bindparam("site_id")
+
+
+@cache
+def _refs_statement(stage: int) -> sa.Select:
+    table, _ = PICKERS[stage]
+    return _titles(stage).where(table.c.id.in_(_IDS), table.c.site_id == _SITE)
+
+
+@cache
+def _needing_statement(stage: int) -> sa.Select:
+    table, rule = PICKERS[stage]
+    return sa.select(table.c.id).where(table.c.id.in_(_IDS), rule(_SITE))
+
+
+@cache
+def _lock_statement(stage: int) -> sa.Select:
+    table, _ = PICKERS[stage]
+    return sa.select(table.c.id).where(table.c.id.in_(_IDS)).order_by(table.c.id).with_for_update()
+
+
 def refs_of(conn: Connection, stage: int, site_id: int, item_ids: Sequence[int]) -> list[ItemRef]:
     """The site's items among `item_ids`, in the order given; unknown ids are left out."""
-    table, _ = PICKERS[stage]
-    rows = conn.execute(
-        _titles(stage).where(table.c.id.in_(list(item_ids)), table.c.site_id == site_id)
-    )
+    rows = conn.execute(_refs_statement(stage), {"ids": list(item_ids), "site_id": site_id})
     by_id = {row.id: row.title for row in rows}
     return [ItemRef(id=i, title=by_id[i]) for i in item_ids if i in by_id]
 
 
 def needing_work(conn: Connection, stage: int, site_id: int, item_ids: Sequence[int]) -> set[int]:
     """Those of `item_ids` the stage's picker would still take."""
-    table, rule = PICKERS[stage]
-    rows = conn.execute(sa.select(table.c.id).where(table.c.id.in_(list(item_ids)), rule(site_id)))
+    rows = conn.execute(_needing_statement(stage), {"ids": list(item_ids), "site_id": site_id})
     return set(rows.scalars())
 
 
@@ -65,9 +86,6 @@ def lock_needing_work(
     """Lock the input rows (in id order, so two workers cannot deadlock), then re-check with a
     fresh statement: after waiting on a lock it sees what the other worker committed (a locking
     read alone would not re-run the picker's EXISTS)."""
-    table, _ = PICKERS[stage]
     ids = sorted(set(item_ids))
-    conn.execute(
-        sa.select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
-    )
+    conn.execute(_lock_statement(stage), {"ids": ids})
     return needing_work(conn, stage, site_id, ids)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Row
 
 from contracts.db import tables as t
 from contracts.stages import CREDITS_PER_PROMPT_SET, IMAGES_PER_CONTENT
 from stage_workers.ai.base import AIProvider, PromptDraft
-from stage_workers.stages.rows import inserted
+from stage_workers.stages.rows import insert_once, inserted
 
 
 def featured_first(prompts: list[PromptDraft]) -> list[PromptDraft]:
@@ -21,36 +20,34 @@ def featured_first(prompts: list[PromptDraft]) -> list[PromptDraft]:
     return (featured + rest)[:IMAGES_PER_CONTENT]
 
 
+_c = t.content.c
+_CONTENT = sa.select(_c.id, _c.site_id, _c.title, _c.body).where(_c.id == sa.bindparam("id"))
+_IMAGE = insert_once(t.images, "content_id", "position")
+
+
 class PromptsStep:
     stage = 5
     credits = CREDITS_PER_PROMPT_SET
 
     def load(self, conn: Connection, item_id: int) -> Row:
-        c = t.content.c
-        return conn.execute(
-            sa.select(c.id, c.site_id, c.title, c.body).where(c.id == item_id)
-        ).one()
+        return conn.execute(_CONTENT, {"id": item_id}).one()
 
     async def produce(self, ai: AIProvider, source: Row) -> list[PromptDraft]:
         return featured_first(await ai.write_image_prompts(source.title, source.body))
 
     def write(self, conn: Connection, deps, run_id: str, source: Row, draft) -> int:
-        created = 0
-        for position, prompt in enumerate(draft):
-            created += inserted(
-                conn,
-                insert(t.images)
-                .values(
-                    site_id=source.site_id,
-                    content_id=source.id,
-                    kind=prompt.kind,
-                    position=position,
-                    prompt=prompt.prompt,
-                    created_by_run_id=run_id,
-                )
-                .on_conflict_do_nothing(index_elements=["content_id", "position"]),
-            )
-        return created
+        rows = [
+            {
+                "site_id": source.site_id,
+                "content_id": source.id,
+                "kind": prompt.kind,
+                "position": position,
+                "prompt": prompt.prompt,
+                "created_by_run_id": run_id,
+            }
+            for position, prompt in enumerate(draft)
+        ]
+        return inserted(conn, _IMAGE, rows)
 
     def mark_failed(self, conn: Connection, item_id: int, error: str) -> None:
         """The content stays a draft without images: the next run tries it again."""
