@@ -289,8 +289,9 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console, t
     expect(page.locator("#import-summary")).to_contain_text("Added 30")
     expect(page.locator("#run-now")).to_be_disabled()
     expect(page.locator("#run-now-reason")).to_have_text(
-        "Not enough credits: starting needs 8 (1.2 × 6), the balance is 1."
+        "Not enough credits: starting needs 8 (1.2 × 6, the pending work), the balance is 1."
     )
+    expect(page.locator("#estimate")).to_contain_text("runs out in stage 1")
 
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390

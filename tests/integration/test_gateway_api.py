@@ -153,6 +153,7 @@ def test_update_config_changes_fields_and_schedules(tenant):
         ({"is_enabled": 1}, "is_enabled"),
         ({"stage_1_batch_size": True}, "stage_1_batch_size"),
         ({"stage_1_batch_size": "20"}, "stage_1_batch_size"),
+        ({"start_check": "everything"}, "start_check"),
     ],
 )
 def test_update_config_refuses_bad_values_naming_the_field(tenant, change, field):
@@ -486,6 +487,34 @@ def test_run_now_with_too_few_credits_is_400_with_figures(db, gateway, orchestra
     assert body["code"] == "insufficient_credits"
     assert (body["estimated_credits"], body["required"], body["balance"]) == (2, 3, 2)
     assert "3" in body["detail"] and "2" in body["detail"]
+
+
+def test_a_site_may_ask_for_the_projected_total_before_a_start(db, gateway, orchestrator):
+    """SPEC's rule checks the work pending now (10 keywords: 2 credits); the stricter option
+    checks the projected cascade (96 credits), which 100 credits do not cover 1.2 times."""
+    site = make_tenant(db, gateway, credits=100)
+    _import_keywords(site, 10)
+    spec = site.get("/estimate", site_id=site.site_id).json()
+    assert (spec["start_check"], spec["checked_credits"], spec["required"]) == ("pending", 2, 3)
+    assert spec["sufficient"] is True and spec["runs_out_at_stage"] is None
+    changed = site.client.put(
+        f"{API}/update_config", params={"site_id": site.site_id}, json={"start_check": "projected"}
+    )
+    assert changed.status_code == 200 and changed.json()["start_check"] == "projected"
+    strict = site.get("/estimate", site_id=site.site_id).json()
+    assert (strict["checked_credits"], strict["required"], strict["sufficient"]) == (96, 116, False)
+    assert strict["estimated_credits"] == 2 and strict["projected_credits"] == 96
+    refused = site.post("/run_now", site_id=site.site_id)
+    assert refused.status_code == 400
+    body = refused.json()
+    assert (body["code"], body["required"], body["balance"]) == ("insufficient_credits", 116, 100)
+    assert not [c for c in orchestrator.received if c.site_id == site.site_id]
+
+
+def test_the_estimate_names_the_stage_where_the_balance_runs_out(db, gateway):
+    poor = make_tenant(db, gateway, credits=30)
+    _import_keywords(poor, 10)  # projected running sums by stage: 2, 6, 6, 36, 48, 96
+    assert poor.get("/estimate", site_id=poor.site_id).json()["runs_out_at_stage"] == 4
 
 
 def test_run_now_with_an_active_run_is_400(tenant, db, orchestrator):

@@ -1,6 +1,13 @@
 import pytest
 
-from contracts.credits import PendingWork, estimate, estimate_now, estimate_projected, required_for
+from contracts.credits import (
+    PendingWork,
+    estimate,
+    estimate_now,
+    estimate_projected,
+    required_for,
+    runs_out_at_stage,
+)
 from contracts.stages import STAGES
 from contracts.values import DEFAULT_BATCH_SIZES
 from tests.support.billing import stage_charge
@@ -26,6 +33,30 @@ def test_projection_counts_what_earlier_stages_will_create():
     # 10 keywords -> 2 clusters -> 6 ideas/tasks -> 6 contents -> 24 images
     assert estimate_projected(pending) == 2 + 2 * 2 + 6 * 5 + 6 * 2 + 24 * 2
     assert estimate_projected(pending) > estimate_now(pending)
+
+
+def test_a_projected_start_check_needs_a_fifth_more_than_the_projected_total():
+    pending = PendingWork(keywords=10)  # 2 now, 96 projected
+    spec = estimate(pending, balance=100)
+    strict = estimate(pending, balance=100, start_check="projected")
+    assert (spec.checked_credits, spec.required, spec.sufficient) == (2, 3, True)
+    assert (strict.checked_credits, strict.required, strict.sufficient) == (96, 116, False)
+    assert strict.estimated_credits == spec.estimated_credits == 2
+
+
+@pytest.mark.parametrize(
+    ("balance", "stage"),
+    # 10 keywords, projected per stage: 2, 4, 0, 30, 12, 48 (running sums 2, 6, 6, 36, 48, 96)
+    [(0, 1), (1, 1), (2, 2), (5, 2), (6, 4), (35, 4), (36, 5), (48, 6), (95, 6), (96, None)],
+)
+def test_the_estimate_names_the_stage_where_the_balance_runs_out(balance, stage):
+    pending = PendingWork(keywords=10)
+    assert runs_out_at_stage(pending, balance) == stage
+    assert estimate(pending, balance).runs_out_at_stage == stage
+
+
+def test_nothing_pending_never_runs_out():
+    assert runs_out_at_stage(PendingWork(), 0) is None
 
 
 @pytest.mark.parametrize(

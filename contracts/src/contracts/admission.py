@@ -42,7 +42,7 @@ def refuse_start(*, active_run_id: str | None, estimate: int, balance: int) -> R
         return RunRejected(
             code="insufficient_credits",
             reason=(
-                f"insufficient credits: the pending work needs {estimate} credits, starting "
+                f"insufficient credits: the start check covers {estimate} credits, starting "
                 f"needs {required} (1.2 x estimate), the balance is {balance}"
             ),
             estimate=estimate,

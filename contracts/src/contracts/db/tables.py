@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 
+from contracts.credits import START_CHECKS
 from contracts.values import DEFAULT_BATCH_SIZES
 
 metadata = sa.MetaData(
@@ -310,10 +311,13 @@ automation_configs = sa.Table(
     sa.Column("within_stage_delay", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("between_stage_delay", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("stage_concurrency", sa.Integer, nullable=False, server_default=sa.text("1")),
+    # What the 1.2x start check covers: the work pending now (SPEC) or the projected total.
+    sa.Column("start_check", sa.Text, nullable=False, server_default="pending"),
     sa.Column("last_run_at", sa.DateTime(timezone=True)),
     sa.Column("next_run_at", sa.DateTime(timezone=True)),
     _updated_at(),
     _one_of("frequency", FREQUENCIES),
+    _one_of("start_check", START_CHECKS),
     sa.CheckConstraint(
         "scheduled_time ~ '^([01][0-9]|2[0-3]):[0-5][0-9]$'", name="scheduled_time_hh_mm"
     ),

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api_gateway.accounts import balance
-from contracts.credits import PendingWork, estimate
+from contracts.credits import PendingWork, StartCheck, estimate
 from contracts.db import tables as t
 from contracts.db.pending import PICKERS, pending_counts, pending_work
 from contracts.stages import STAGES
@@ -20,8 +20,19 @@ class EstimateOut(BaseModel):
     estimated_credits: int = Field(description="Credits the pending work costs now.")
     projected_credits: int = Field(description="Also counting what earlier stages will create.")
     balance: int
-    required: int = Field(description="Credits needed to start: ceil(1.2 x estimate).")
-    sufficient: bool = Field(description="balance >= 1.2 x estimate")
+    start_check: StartCheck = Field(
+        description="The site's start rule: 1.2x the work pending now (SPEC's rule) or 1.2x "
+        "the projected total."
+    )
+    checked_credits: int = Field(
+        description="The figure the start check covers: estimated_credits or projected_credits."
+    )
+    required: int = Field(description="Credits needed to start: ceil(1.2 x checked_credits).")
+    sufficient: bool = Field(description="balance >= required")
+    runs_out_at_stage: int | None = Field(
+        description="The stage (1-6) during which the balance would run out if the run went as "
+        "projected; null when it covers the projected total."
+    )
     pending: PendingWork
 
 
@@ -38,9 +49,15 @@ class PipelineOverview(BaseModel):
     stages: list[StageOverview]
 
 
+def _start_check(conn: Connection, site_id: int) -> StartCheck:
+    c = t.automation_configs.c
+    chosen = conn.execute(sa.select(c.start_check).where(c.site_id == site_id)).scalar()
+    return chosen or "pending"  # no config row yet: the default
+
+
 def _estimate(conn: Connection, account_id: int, site_id: int) -> EstimateOut:
     work = pending_work(conn, site_id)
-    figures = estimate(work, balance(conn, account_id))
+    figures = estimate(work, balance(conn, account_id), _start_check(conn, site_id))
     return EstimateOut(site_id=site_id, pending=work, **figures.model_dump())
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts.credits import StartCheck
 from contracts.db import tables as t
 from contracts.envelope import utcnow
 from contracts.schedule import next_slot
@@ -40,6 +41,10 @@ class ConfigOut(BaseModel):
     within_stage_delay: int = Field(description="Seconds between batches of a stage.")
     between_stage_delay: int = Field(description="Seconds between stages.")
     stage_concurrency: int = Field(description="Batches of one stage in flight at once.")
+    start_check: StartCheck = Field(
+        description="What a start needs 1.2x of: the work pending now (default, SPEC's rule) or "
+        "the projected total, what earlier stages will create included."
+    )
     last_run_at: datetime | None
     next_run_at: datetime | None
 
@@ -73,6 +78,9 @@ class ConfigUpdate(BaseModel):
     within_stage_delay: int | None = _delay()
     between_stage_delay: int | None = _delay()
     stage_concurrency: int | None = Field(None, ge=CONCURRENCY_MIN, le=CONCURRENCY_MAX)
+    start_check: StartCheck | None = Field(
+        None, description="pending (SPEC's rule) or projected: what a start needs 1.2x of."
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -77,7 +77,10 @@ def claim_and_start(engine: Engine, row: Row, slot: datetime, now: datetime, pub
         balance = conn.execute(
             sa.select(t.accounts.c.credit_balance).where(t.accounts.c.id == row.account_id)
         ).scalar_one()
-        credits = estimate(pending_work(conn, row.site_id), balance).estimated_credits
+        # The figure the start check covers, by the site's rule (pending now, or projected).
+        credits = estimate(
+            pending_work(conn, row.site_id), balance, row.start_check
+        ).checked_credits
         following = next_slot(now, row.frequency, row.scheduled_time, row.timezone)
         conn.execute(
             sa.update(t.automation_configs)

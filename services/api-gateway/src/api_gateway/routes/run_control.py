@@ -54,7 +54,7 @@ async def run_now(request: Request, caller: CallerDep, site_id: SiteId) -> RunSt
         figures = await estimate_for(conn, caller.account_id, site_id)
         active = await active_run_id(conn, site_id)
     refused = refuse_start(
-        active_run_id=active, estimate=figures.estimated_credits, balance=figures.balance
+        active_run_id=active, estimate=figures.checked_credits, balance=figures.balance
     )
     if refused is not None:
         raise _rejected(refused)
@@ -63,7 +63,7 @@ async def run_now(request: Request, caller: CallerDep, site_id: SiteId) -> RunSt
         trigger="manual",
         requested_by=f"user:{caller.user_id}",
         config=site_config.run_config(config),
-        estimate=figures.estimated_credits,
+        estimate=figures.checked_credits,
         balance=figures.balance,
     )
     answer = await _sender(request).ask(

@@ -88,14 +88,15 @@ function renderControls() {
   let reason = "";
   if (active) reason = `Run ${state.run.run_id} is ${state.run.status}; one run at a time.`;
   else if (e && !e.sufficient) {
-    reason = `Not enough credits: starting needs ${e.required} (1.2 × ${e.estimated_credits}), `
-      + `the balance is ${e.balance}.`;
+    reason = `Not enough credits: starting needs ${e.required} (1.2 × ${e.checked_credits}, `
+      + `the ${e.start_check} work), the balance is ${e.balance}.`;
   }
   $("run-now").disabled = Boolean(reason);
   $("run-now-reason").textContent = reason;
   if (e) {
     $("estimate").textContent = `Estimate ${e.estimated_credits} credits `
-      + `(with what earlier stages will make: ${e.projected_credits}) · balance ${e.balance}`;
+      + `(with what earlier stages will make: ${e.projected_credits}) · balance ${e.balance}`
+      + (e.runs_out_at_stage ? ` · runs out in stage ${e.runs_out_at_stage}` : "");
   }
   $("pause").disabled = !(active && state.run.status === "running");
   $("resume").disabled = !(active && state.run.status === "paused");

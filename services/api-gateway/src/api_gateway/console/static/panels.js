@@ -75,6 +75,7 @@ const FIELDS = [
   ["within_stage_delay", "Delay within a stage (s)", "number"],
   ["between_stage_delay", "Delay between stages (s)", "number"],
   ["stage_concurrency", "Concurrency (batches in flight)", "number"],
+  ["start_check", "A start needs 1.2 × the", ["pending", "projected"]],
 ];
 
 function field([name, label, kind], value) {
