@@ -1,0 +1,116 @@
+"""The stage workers' handlers called directly, with no broker: a stage command in, the database
+and the outbox rows it wrote out. The same code the pump runs for a Kafka record, in tens of
+milliseconds a test; the run bookkeeping port is swapped for a fake where a test needs a state
+the database would take long to reach."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, replace
+
+import pytest
+import sqlalchemy as sa
+
+from contracts.codec import decode
+from contracts.db import tables as t
+from contracts.envelope import Envelope
+from contracts.topics import Topics
+from stage_workers.ai.offline import OfflineProvider
+from stage_workers.ai.retry import RetryPolicy
+from stage_workers.bookkeeping import Opening, SqlRunBook
+from stage_workers.deps import WorkerDeps
+from stage_workers.handlers import dispatch
+from tests.integration.test_workers_stages import (
+    ESPRESSO,
+    FRENCH_PRESS,
+    add_keywords,
+    balance,
+    count,
+    new_tenant,
+    of_type,
+    process_batch,
+    start_stage,
+)
+
+
+@pytest.fixture
+def deps(db, tmp_path) -> WorkerDeps:
+    # A namespace no relay serves: the events stay in the outbox, where the test reads them.
+    return WorkerDeps(
+        engine=db,
+        ai=OfflineProvider(),
+        retry=RetryPolicy(max_attempts=1),
+        topics=Topics(f"h{uuid.uuid4().hex[:10]}."),
+        media_dir=tmp_path,
+    )
+
+
+def enqueued(db: sa.Engine, deps: WorkerDeps, run_id: str) -> list[Envelope]:
+    """The run's events the handlers put in the outbox, in order."""
+    o = t.outbox.c
+    with db.connect() as conn:
+        payloads = conn.execute(
+            sa.select(o.payload).where(o.topic == deps.topics.run_events).order_by(o.id)
+        ).scalars()
+        events = [decode(json.dumps(p).encode()) for p in payloads]
+    return [e for e in events if e.run_id == run_id]
+
+
+async def stage_1_done(db, deps, tenant) -> list[int]:
+    ids = add_keywords(db, tenant.site_id, ESPRESSO + FRENCH_PRESS)
+    await dispatch(deps, start_stage(tenant, 1))
+    await dispatch(deps, process_batch(tenant, 1, ids, n=1))
+    return ids
+
+
+async def test_a_stage_1_batch_maps_its_keywords_and_a_repeat_writes_nothing(db, deps):
+    tenant = new_tenant(db, credits=100)
+    ids = await stage_1_done(db, deps, tenant)
+    events = enqueued(db, deps, tenant.run_id)
+    [started] = of_type(events, "StageStarted")
+    assert sorted(item.id for item in started.data.items) == ids
+    [done] = of_type(events, "StageBatchCompleted")
+    assert (done.data.processed, done.data.failed, done.data.credits) == (10, 0, 2)
+    k = t.keywords.c
+    assert count(db, t.keywords, k.site_id == tenant.site_id, k.status == "mapped") == 10
+
+    await dispatch(deps, process_batch(tenant, 1, ids, n=1))  # the same batch again
+    assert enqueued(db, deps, tenant.run_id) == events
+    assert balance(db, tenant.account_id) == 98
+
+
+async def test_a_heard_pause_ends_the_batch_before_any_item(db, deps):
+    tenant = new_tenant(db, credits=100)
+    await stage_1_done(db, deps, tenant)
+    await dispatch(deps, start_stage(tenant, 2))
+    [started] = [
+        e for e in of_type(enqueued(db, deps, tenant.run_id), "StageStarted") if e.data.stage == 2
+    ]
+    clusters = [item.id for item in started.data.items]
+    deps.stops[tenant.run_id] = True  # what the run watch does on RunPaused
+    await dispatch(deps, process_batch(tenant, 2, clusters[:1], n=1))
+    events = enqueued(db, deps, tenant.run_id)
+    stage_2 = [e for e in events if getattr(e.data, "stage", None) == 2]
+    assert of_type(stage_2, "StageItemProcessed") == of_type(stage_2, "StageItemFailed") == []
+    [done] = of_type(stage_2, "StageBatchCompleted")
+    assert (done.data.processed, done.data.failed) == (0, 0)
+    assert count(db, t.content_ideas, t.content_ideas.c.site_id == tenant.site_id) == 0
+
+
+@dataclass(frozen=True)
+class HandledBook(SqlRunBook):
+    """The port says every command was handled before."""
+
+    def opening(self, consumer: str, message_id: uuid.UUID, run_id: str, stage: int) -> Opening:
+        return Opening(handled=True, picked=None, stopped=False)
+
+
+async def test_a_command_the_book_knows_as_handled_does_nothing(db, deps):
+    tenant = new_tenant(db, credits=100)
+    ids = add_keywords(db, tenant.site_id, ESPRESSO)
+    fake = replace(deps, book=HandledBook)
+    await dispatch(fake, process_batch(tenant, 1, ids, n=1))
+    assert enqueued(db, deps, tenant.run_id) == []
+    assert balance(db, tenant.account_id) == 100
+    assert count(db, t.clusters, t.clusters.c.site_id == tenant.site_id) == 0
