@@ -16,6 +16,7 @@ from contracts.codec import decode
 from contracts.db import tables as t
 from contracts.envelope import Envelope
 from contracts.topics import Topics
+from stage_workers.ai.base import FatalAIError
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.retry import RetryPolicy
 from stage_workers.bookkeeping import Opening, SqlRunBook
@@ -114,3 +115,29 @@ async def test_a_command_the_book_knows_as_handled_does_nothing(db, deps):
     assert enqueued(db, deps, tenant.run_id) == []
     assert balance(db, tenant.account_id) == 100
     assert count(db, t.clusters, t.clusters.c.site_id == tenant.site_id) == 0
+
+
+class RefusedKey(OfflineProvider):
+    """A provider that refuses the key, as OpenAI's 401 does."""
+
+    async def write_ideas(self, cluster_name: str, keywords: list[str]):
+        raise FatalAIError("AuthenticationError: Error code: 401 - invalid api key")
+
+
+async def test_a_fatal_provider_error_stops_the_batch_and_says_why(db, deps):
+    tenant = new_tenant(db, credits=100)
+    await stage_1_done(db, deps, tenant)
+    await dispatch(deps, start_stage(tenant, 2))
+    [started] = [
+        e for e in of_type(enqueued(db, deps, tenant.run_id), "StageStarted") if e.data.stage == 2
+    ]
+    clusters = [item.id for item in started.data.items]
+    refused = replace(deps, ai=RefusedKey())
+    await dispatch(refused, process_batch(tenant, 2, clusters, n=1))
+    stage_2 = [e for e in enqueued(db, deps, tenant.run_id) if getattr(e.data, "stage", 0) == 2]
+    assert of_type(stage_2, "StageItemProcessed") == of_type(stage_2, "StageItemFailed") == []
+    [done] = of_type(stage_2, "StageBatchCompleted")
+    assert (done.data.processed, done.data.failed) == (0, 0)
+    assert done.data.fatal == "AuthenticationError: Error code: 401 - invalid api key"
+    assert balance(db, tenant.account_id) == 98  # stage 1's 2 credits, nothing more
+    assert count(db, t.content_ideas, t.content_ideas.c.site_id == tenant.site_id) == 0

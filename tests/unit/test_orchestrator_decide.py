@@ -400,6 +400,22 @@ def test_a_stage_whose_every_item_failed_fails_the_run():
     assert h.tick("run_a") == []
 
 
+def test_a_fatal_error_from_a_batch_fails_the_stage_and_the_run_at_once():
+    """The provider refused the key: the other items would fail the same way, so the run fails
+    now instead of dispatching them one by one."""
+    h = Harness()
+    h.start("run_a", RunConfig(batch_sizes={1: 1}))
+    h.begin_stage("run_a", 1, items(1, 5))
+    h.tick("run_a")
+    fatal = "FatalAIError: Error code: 401 - invalid api key"
+    h.complete_batch("run_a", 1, "1-1", processed=0, fatal=fatal)
+    decided = h.tick("run_a")
+    assert kinds(decided) == ["StageFailed", "RunFailed"]
+    assert decided[1].message.data.error == f"stage 1: {fatal}"
+    assert h.run().status == "failed" and h.run().error == f"stage 1: {fatal}"
+    assert h.tick("run_a") == []
+
+
 def test_the_manual_stage_completes_the_run_with_the_ids_for_review():
     h = Harness()
     h.start("run_a")

@@ -1,5 +1,6 @@
 """The OpenAI provider through the real SDK against a local fake server: structured answers,
-images, and which failures are retried (429, 500) and which poison the item (400)."""
+images, and which failures are retried (429, 500), which poison the item (400) and which stop
+the batch (401, 403, 404: no item can get past a refused key, account or model)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import pytest
 
+from stage_workers.ai.base import FatalAIError
 from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.ai.retry import PoisonedItem, RetryPolicy, with_retries
 from tests.support.fake_openai import FakeOpenAI
@@ -60,6 +62,14 @@ async def test_transient_errors_are_retried_then_succeed(fake, provider, status)
     ideas = await with_retries(FAST_RETRIES, lambda: provider.write_ideas("c", ["k"]))
     assert [i.title for i in ideas] == ["A"]
     assert len(fake.requests) == 2
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_a_refused_key_account_or_model_is_fatal_not_an_item_failure(fake, provider, status):
+    fake.failures.extend([status] * 5)
+    with pytest.raises(FatalAIError, match=str(status)):
+        await with_retries(FAST_RETRIES, lambda: provider.write_ideas("c", ["k"]))
+    assert len(fake.requests) == 1
 
 
 async def test_a_bad_request_poisons_the_item_without_retrying(fake, provider):

@@ -136,6 +136,12 @@ class StageBatchCompleted(Payload):
     halted: Literal["insufficient_credits"] | None = Field(
         None, description="Set when the batch stopped early because the run could not pay."
     )
+    fatal: str | None = Field(
+        None,
+        max_length=2000,
+        description="Set when the batch stopped on an error no item can get past (the AI "
+        "provider refuses the credentials, the account or the model): the run then fails.",
+    )
 
 
 class StageCompleted(Payload):

@@ -61,6 +61,8 @@ class StageState:
     finished_at: datetime | None = None
     partial: bool = False
     error: str | None = None
+    # An error no item can get past, from a worker's batch: the stage fails on it.
+    fatal: str | None = None
 
     @property
     def total(self) -> int:
@@ -258,6 +260,7 @@ def _batch_completed(s: RunState, m: Envelope, e: ev.StageBatchCompleted) -> Run
         stage,
         batches=stage.batches.set(e.batch_id, done),
         in_flight_ids=stage.in_flight_ids.discard(e.batch_id),
+        fatal=stage.fatal or e.fatal,
     )
     return s.with_stage(completed)
 

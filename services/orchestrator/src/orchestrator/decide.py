@@ -203,6 +203,9 @@ def _after_stage(
 def _work_on_stage(
     run: RunState, notes: RunNotes, stage: StageState, now: datetime, limits: Limits
 ) -> list[Outgoing]:
+    if stage.fatal is not None:
+        # A worker met an error no item can get past: the other items would fail the same way.
+        return _fail_stage(run, notes, stage, now, f"stage {stage.number}: {stage.fatal}")
     first_open = stage.open_from
     in_flight = stage.in_flight()
     if first_open == stage.total and not any(b.lease_until >= now for b in in_flight):
@@ -280,12 +283,9 @@ def _finish_stage(
 ) -> list[Outgoing]:
     failed = len(stage.failed)
     if stage.total and failed >= stage.total:
-        error = f"stage {stage.number}: all {stage.total} items failed"
-        stage_failed = ev.StageFailed(stage=stage.number, error=error)
-        return [
-            _run_event(run, notes, stage_failed, now, run.run_id, "stage-failed", stage.number),
-            _run_failed(run, notes, stage, now, error),
-        ]
+        return _fail_stage(
+            run, notes, stage, now, f"stage {stage.number}: all {stage.total} items failed"
+        )
     completed = ev.StageCompleted(
         stage=stage.number,
         items_in=stage.total,
@@ -295,6 +295,16 @@ def _finish_stage(
         partial=failed > 0,
     )
     return [_run_event(run, notes, completed, now, run.run_id, "stage-completed", stage.number)]
+
+
+def _fail_stage(
+    run: RunState, notes: RunNotes, stage: StageState, now: datetime, error: str
+) -> list[Outgoing]:
+    stage_failed = ev.StageFailed(stage=stage.number, error=error)
+    return [
+        _run_event(run, notes, stage_failed, now, run.run_id, "stage-failed", stage.number),
+        _run_failed(run, notes, stage, now, error),
+    ]
 
 
 def _finish_manual_stage(

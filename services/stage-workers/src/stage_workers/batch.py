@@ -17,7 +17,7 @@ from contracts.envelope import Envelope
 from contracts.events import StageBatchCompleted, StageItemFailed, StageItemProcessed
 from contracts.values import ItemRef
 from stage_workers import items, metrics, tracking
-from stage_workers.ai.base import AIProvider
+from stage_workers.ai.base import AIProvider, FatalAIError
 from stage_workers.ai.retry import PoisonedItem, with_retries
 from stage_workers.deps import WorkerDeps
 from stage_workers.ledger import InsufficientCredits, charge
@@ -108,7 +108,11 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
     if not opened.stopped:
         for n, (ref, source) in enumerate(opened.todo):
             closing = tally if n == len(opened.todo) - 1 else None
-            ended = await process_item(deps, step, opened.context, ref, source, closing)
+            try:
+                ended = await process_item(deps, step, opened.context, ref, source, closing)
+            except FatalAIError as fatal:
+                tally.fatal = str(fatal)[:2000]
+                break
             if ended.closed:
                 return
             tally.add(ended.outcome)
@@ -246,6 +250,7 @@ def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally:
         failed=tally.failed,
         credits=tally.credits,
         halted="insufficient_credits" if tally.halted else None,
+        fatal=tally.fatal,
     )
     deps.emit(
         conn,

@@ -27,6 +27,7 @@ class Tally:
     failed: int = 0
     credits: int = 0
     halted: bool = False
+    fatal: str | None = None  # an error no item can get past (FatalAIError): the run fails
 
     @classmethod
     def of(cls, outcomes: Iterable[Outcome]) -> Tally:

@@ -43,6 +43,11 @@ class PermanentAIError(Exception):
     """Retrying will not help: the request or the answer is wrong."""
 
 
+class FatalAIError(Exception):
+    """No item can succeed until an operator acts: the provider refuses the credentials, the
+    account or the model. The batch stops and the run fails, rather than failing every item."""
+
+
 class AIProvider(Protocol):
     async def cluster_keywords(self, keywords: list[str]) -> list[ClusterDraft]: ...
 

@@ -13,6 +13,7 @@ from openai import AsyncOpenAI
 from stage_workers.ai.base import (
     ArticleDraft,
     ClusterDraft,
+    FatalAIError,
     IdeaDraft,
     PermanentAIError,
     PromptDraft,
@@ -20,11 +21,15 @@ from stage_workers.ai.base import (
 )
 
 TRANSIENT = (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)
+# The key, the account or the model is wrong: every other call would fail the same way.
+FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 
 
 def classify(error: openai.OpenAIError) -> Exception:
     if isinstance(error, TRANSIENT):
         return TransientAIError(f"{type(error).__name__}: {error}")
+    if isinstance(error, FATAL):
+        return FatalAIError(f"{type(error).__name__}: {error}")
     status = getattr(error, "status_code", None)
     if isinstance(status, int) and status >= 500:
         return TransientAIError(f"HTTP {status}: {error}")

@@ -1,4 +1,5 @@
-"""Retries for AI calls: transient errors back off exponentially, anything else poisons the item."""
+"""Retries for AI calls: transient errors back off exponentially, a fatal one (FatalAIError)
+stops the batch, anything else poisons the item."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from stage_workers.ai.base import TransientAIError
+from stage_workers.ai.base import FatalAIError, TransientAIError
 from stage_workers.metrics import count_ai_retry
 
 T = TypeVar("T")
@@ -61,5 +62,7 @@ async def with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) ->
     except RetryError as error:
         last = error.last_attempt.exception()
         raise PoisonedItem(f"gave up after {attempts} attempts: {last}", attempts) from last
+    except FatalAIError:
+        raise
     except Exception as error:
         raise PoisonedItem(str(error) or type(error).__name__, attempts) from error

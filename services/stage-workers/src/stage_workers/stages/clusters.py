@@ -14,7 +14,7 @@ from contracts.events import StageItemFailed, StageItemProcessed
 from contracts.stages import KEYWORDS_PER_CREDIT
 from contracts.values import ItemRef
 from stage_workers import items, tracking
-from stage_workers.ai.base import ClusterDraft
+from stage_workers.ai.base import ClusterDraft, FatalAIError
 from stage_workers.ai.retry import PoisonedItem, with_retries
 from stage_workers.batch import BatchContext, complete_batch, open_batch
 from stage_workers.bookkeeping import RunBook
@@ -49,6 +49,10 @@ async def process_keyword_batch(deps: WorkerDeps, command: Envelope) -> None:
         drafts = await with_retries(deps.retry, lambda: deps.ai.cluster_keywords(texts))
     except PoisonedItem as poisoned:
         await deps.in_transaction(_record_failures, deps, command, todo, poisoned, tally)
+        return
+    except FatalAIError as fatal:
+        tally.fatal = str(fatal)[:2000]
+        await deps.in_transaction(complete_batch, deps, command, tally)
         return
     try:
         await deps.in_transaction(write_clusters, deps, opened.context, todo, drafts, tally)
