@@ -327,9 +327,67 @@ def test_estimate_and_pipeline_overview(tenant):
         "stage_type": "AI",
         "pending": 12,
         "total": 12,
+        "held_back": 0,
     }
     assert stages[3]["stage_type"] == "Local" and stages[7]["stage_type"] == "Manual"
     assert stages[4]["pending"] == 0 and stages[4]["total"] == 0
+
+
+def test_items_that_spent_their_failure_budget_wait_for_retry_failed(tenant, db):
+    """Two clusters: one failed three times across runs, one twice. Only the first is held back
+    (not pending, not in the estimate); retry_failed releases it and forgets both counts."""
+    with db.begin() as conn:
+        c = t.clusters.c
+        spent, trying = conn.execute(
+            sa.insert(t.clusters)
+            .values(
+                [
+                    {"site_id": tenant.site_id, "name": n, "source_key": f"kw:{n}"}
+                    for n in ("spent", "trying")
+                ]
+            )
+            .returning(c.id)
+        ).scalars()
+        conn.execute(
+            sa.insert(t.item_failures).values(
+                [
+                    {
+                        "stage": 2,
+                        "item_id": spent,
+                        "site_id": tenant.site_id,
+                        "failures": 3,
+                        "last_error": "bad answer",
+                        "last_run_id": "run_x",
+                    },
+                    {
+                        "stage": 2,
+                        "item_id": trying,
+                        "site_id": tenant.site_id,
+                        "failures": 2,
+                        "last_error": "bad answer",
+                        "last_run_id": "run_x",
+                    },
+                ]
+            )
+        )
+
+    def stage_2() -> dict:
+        overview = tenant.get("/pipeline_overview", site_id=tenant.site_id).json()
+        return overview["stages"][1]
+
+    assert (stage_2()["pending"], stage_2()["held_back"], stage_2()["total"]) == (1, 1, 2)
+    assert tenant.get("/estimate", site_id=tenant.site_id).json()["pending"]["clusters"] == 1
+    assert tenant.post("/retry_failed", site_id=tenant.site_id, stage=8).status_code == 400
+    other_stage = tenant.post("/retry_failed", site_id=tenant.site_id, stage=3).json()
+    assert other_stage == {"site_id": tenant.site_id, "stage": 3, "released": 0}
+    released = tenant.post("/retry_failed", site_id=tenant.site_id, stage=2)
+    assert released.status_code == 200
+    assert released.json() == {"site_id": tenant.site_id, "stage": 2, "released": 1}
+    assert (stage_2()["pending"], stage_2()["held_back"]) == (2, 0)
+    f = t.item_failures.c
+    with db.connect() as conn:
+        left = conn.execute(sa.select(sa.func.count()).where(f.site_id == tenant.site_id))
+        assert left.scalar_one() == 0
 
 
 # --- content listings, review, media --------------------------------------------------------

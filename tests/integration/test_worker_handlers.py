@@ -14,9 +14,10 @@ import sqlalchemy as sa
 
 from contracts.codec import decode
 from contracts.db import tables as t
+from contracts.db.pending import FAILURE_BUDGET
 from contracts.envelope import Envelope
 from contracts.topics import Topics
-from stage_workers.ai.base import FatalAIError
+from stage_workers.ai.base import FatalAIError, PermanentAIError
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.retry import RetryPolicy
 from stage_workers.bookkeeping import Opening, SqlRunBook
@@ -141,3 +142,48 @@ async def test_a_fatal_provider_error_stops_the_batch_and_says_why(db, deps):
     assert done.data.fatal == "AuthenticationError: Error code: 401 - invalid api key"
     assert balance(db, tenant.account_id) == 98  # stage 1's 2 credits, nothing more
     assert count(db, t.content_ideas, t.content_ideas.c.site_id == tenant.site_id) == 0
+
+
+class BadIdeas(OfflineProvider):
+    """Answers nothing usable for one cluster name; the others go through."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+
+    async def write_ideas(self, cluster_name: str, keywords: list[str]):
+        if cluster_name == self.bad:
+            raise PermanentAIError("answer is not JSON")
+        return await super().write_ideas(cluster_name, keywords)
+
+
+async def test_an_item_failing_in_run_after_run_is_no_longer_picked(db, deps):
+    tenant = new_tenant(db, credits=100)
+    await stage_1_done(db, deps, tenant)
+    c = t.clusters.c
+    with db.connect() as conn:
+        first, name = conn.execute(
+            sa.select(c.id, c.name).where(c.site_id == tenant.site_id).order_by(c.id).limit(1)
+        ).one()
+    failing = replace(deps, ai=BadIdeas(name))
+
+    async def stage_2_picks(run) -> list[int]:
+        await dispatch(failing, start_stage(run, 2))
+        [started] = [
+            e for e in of_type(enqueued(db, deps, run.run_id), "StageStarted") if e.data.stage == 2
+        ]
+        return [item.id for item in started.data.items]
+
+    for n in range(1, FAILURE_BUDGET + 1):
+        run = replace(tenant, run_id=f"{tenant.run_id}_{n}")
+        assert first in await stage_2_picks(run)
+        await dispatch(failing, process_batch(run, 2, [first], n=1))
+        [failed] = of_type(enqueued(db, deps, run.run_id), "StageItemFailed")
+        assert failed.data.item.id == first and "not JSON" in failed.data.error
+
+    f = t.item_failures.c
+    with db.connect() as conn:
+        row = conn.execute(sa.select(f.failures, f.last_run_id).where(f.item_id == first)).one()
+    assert row == (FAILURE_BUDGET, f"{tenant.run_id}_{FAILURE_BUDGET}")
+    last = replace(tenant, run_id=f"{tenant.run_id}_last")
+    assert first not in await stage_2_picks(last)

@@ -9,35 +9,55 @@ from sqlalchemy.engine import Connection
 from contracts.credits import PendingWork
 from contracts.db import tables as t
 
+# An item of stages 1-5 that failed this many times, across runs, is not picked again until an
+# operator retries it (POST retry_failed): without a budget every run would try it forever.
+FAILURE_BUDGET = 3
+
+
+def within_budget(stage: int, item_id: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    f = t.item_failures.c
+    spent = sa.exists().where(f.stage == stage, f.item_id == item_id, f.failures >= FAILURE_BUDGET)
+    return sa.not_(spent)
+
 
 def stage_1_keywords(site_id: int) -> sa.ColumnElement[bool]:
     k = t.keywords.c
     return sa.and_(
-        k.site_id == site_id, k.status == "new", k.cluster_id.is_(None), sa.not_(k.disabled)
+        k.site_id == site_id,
+        k.status == "new",
+        k.cluster_id.is_(None),
+        sa.not_(k.disabled),
+        within_budget(1, k.id),
     )
 
 
 def stage_2_clusters(site_id: int) -> sa.ColumnElement[bool]:
     c = t.clusters.c
     has_ideas = sa.exists().where(t.content_ideas.c.cluster_id == c.id)
-    return sa.and_(c.site_id == site_id, c.status == "new", sa.not_(has_ideas))
+    return sa.and_(
+        c.site_id == site_id, c.status == "new", sa.not_(has_ideas), within_budget(2, c.id)
+    )
 
 
 def stage_3_ideas(site_id: int) -> sa.ColumnElement[bool]:
     i = t.content_ideas.c
-    return sa.and_(i.site_id == site_id, i.status == "new")
+    return sa.and_(i.site_id == site_id, i.status == "new", within_budget(3, i.id))
 
 
 def stage_4_tasks(site_id: int) -> sa.ColumnElement[bool]:
     k = t.tasks.c
     has_content = sa.exists().where(t.content.c.task_id == k.id)
-    return sa.and_(k.site_id == site_id, k.status == "queued", sa.not_(has_content))
+    return sa.and_(
+        k.site_id == site_id, k.status == "queued", sa.not_(has_content), within_budget(4, k.id)
+    )
 
 
 def stage_5_content(site_id: int) -> sa.ColumnElement[bool]:
     c = t.content.c
     has_images = sa.exists().where(t.images.c.content_id == c.id)
-    return sa.and_(c.site_id == site_id, c.status == "draft", sa.not_(has_images))
+    return sa.and_(
+        c.site_id == site_id, c.status == "draft", sa.not_(has_images), within_budget(5, c.id)
+    )
 
 
 def stage_6_images(site_id: int) -> sa.ColumnElement[bool]:

@@ -404,6 +404,23 @@ stage_item_results = sa.Table(
     sa.CheckConstraint("outcome IN ('processed', 'failed')", name="outcome"),
 )
 
+# How often an item of stages 1-5 failed, across runs: at the budget (contracts.db.pending) the
+# stage stops picking it until an operator retries it. Images keep their own `failed` status.
+item_failures = sa.Table(
+    "item_failures",
+    metadata,
+    sa.Column("stage", sa.SmallInteger, primary_key=True),
+    sa.Column("item_id", sa.BigInteger, primary_key=True),
+    sa.Column(
+        "site_id", sa.BigInteger, sa.ForeignKey("sites.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("failures", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("last_run_id", sa.Text, nullable=False),
+    _updated_at(),
+    sa.Index("ix_item_failures_site_id", "site_id"),
+)
+
 # Whether a run may go on, as the workers learnt it from the run-events topic.
 worker_run_status = sa.Table(
     "worker_run_status",

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api_gateway.accounts import balance
 from contracts.credits import PendingWork, StartCheck, estimate
 from contracts.db import tables as t
-from contracts.db.pending import PICKERS, pending_counts, pending_work
+from contracts.db.pending import FAILURE_BUDGET, PICKERS, pending_counts, pending_work
 from contracts.stages import STAGES
 from contracts.values import StageType
 
@@ -42,6 +42,11 @@ class StageOverview(BaseModel):
     stage_type: StageType
     pending: int = Field(description="Items the stage would pick now.")
     total: int = Field(description="All rows of the stage's input for the site.")
+    held_back: int = Field(
+        0,
+        description=f"Items not picked because they failed {FAILURE_BUDGET} times (stages 1-5) "
+        "or failed (stage 6 images); POST retry_failed releases them.",
+    )
 
 
 class PipelineOverview(BaseModel):
@@ -76,8 +81,22 @@ def _totals(conn: Connection, site_id: int) -> dict[int, int]:
     return dict(zip(PICKERS, conn.execute(sa.select(*counts)).one(), strict=True))
 
 
+def _held_back(conn: Connection, site_id: int) -> dict[int, int]:
+    f, i = t.item_failures.c, t.images.c
+    rows = conn.execute(
+        sa.select(f.stage, sa.func.count())
+        .where(f.site_id == site_id, f.failures >= FAILURE_BUDGET, f.stage <= 5)
+        .group_by(f.stage)
+    )
+    held = dict(rows.tuples().all())
+    failed_images = sa.select(sa.func.count()).where(i.site_id == site_id, i.status == "failed")
+    held[6] = conn.execute(failed_images).scalar_one()
+    return held
+
+
 def _overview(conn: Connection, site_id: int) -> PipelineOverview:
     pending, totals = pending_counts(conn, site_id), _totals(conn, site_id)
+    held = _held_back(conn, site_id)
     stages = [
         StageOverview(
             stage_number=n,
@@ -85,6 +104,7 @@ def _overview(conn: Connection, site_id: int) -> PipelineOverview:
             stage_type=STAGES[n].type,
             pending=pending[n],
             total=totals[n],
+            held_back=held.get(n, 0),
         )
         for n in STAGES
     ]
@@ -105,3 +125,31 @@ async def active_run_id(conn: AsyncConnection, site_id: int) -> str | None:
             .limit(1)
         )
     ).scalar_one_or_none()
+
+
+class Released(BaseModel):
+    site_id: int
+    stage: int | None = Field(description="The stage whose failed items were released; null: all.")
+    released: int = Field(description="Items the stages will pick again.")
+
+
+def _release_failed(conn: Connection, site_id: int, stage: int | None) -> int:
+    """Forget the failures of the site's items (of one stage, or all), and put failed images
+    back to pending: the next run picks them again. Returns how many were held back."""
+    f, i = t.item_failures.c, t.images.c
+    where = [f.site_id == site_id] + ([f.stage == stage] if stage is not None else [])
+    counts = conn.execute(sa.delete(t.item_failures).where(*where).returning(f.failures))
+    released = sum(1 for failures in counts.scalars() if failures >= FAILURE_BUDGET)
+    if stage in (None, 6):
+        images = conn.execute(
+            sa.update(t.images)
+            .where(i.site_id == site_id, i.status == "failed")
+            .values(status="pending", error=None)
+        )
+        released += images.rowcount
+    return released
+
+
+async def release_failed(conn: AsyncConnection, site_id: int, stage: int | None) -> Released:
+    released = await conn.run_sync(lambda c: _release_failed(c, site_id, stage))
+    return Released(site_id=site_id, stage=stage, released=released)

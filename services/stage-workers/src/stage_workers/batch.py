@@ -227,6 +227,9 @@ def _record_failure(
 ) -> Outcome:
     batch = context.batch
     step.mark_failed(conn, ref.id, poisoned.error)
+    items.count_failure(
+        conn, batch.stage, context.command.site_id, ref.id, batch.run_id, poisoned.error
+    )
     failed = StageItemFailed(
         stage=batch.stage,
         batch_id=batch.batch_id,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from functools import cache
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
@@ -89,3 +90,33 @@ def lock_needing_work(
     ids = sorted(set(item_ids))
     conn.execute(_lock_statement(stage), {"ids": ids})
     return needing_work(conn, stage, site_id, ids)
+
+
+_failures = insert(t.item_failures)
+_COUNT_FAILURE = _failures.on_conflict_do_update(
+    index_elements=["stage", "item_id"],
+    set_={
+        "failures": t.item_failures.c.failures + 1,
+        "last_error": _failures.excluded.last_error,
+        "last_run_id": _failures.excluded.last_run_id,
+        "updated_at": sa.func.now(),
+    },
+)
+
+
+def count_failure(
+    conn: Connection, stage: int, site_id: int, item_id: int, run_id: str, error: str
+) -> None:
+    """One more failure of the item, across runs; at the budget (contracts.db.pending) the
+    stage stops picking it. Called once per item and run: a redelivery finds the item's result
+    first."""
+    conn.execute(
+        _COUNT_FAILURE,
+        {
+            "stage": stage,
+            "item_id": item_id,
+            "site_id": site_id,
+            "last_error": error[:2000],
+            "last_run_id": run_id,
+        },
+    )

@@ -174,5 +174,6 @@ def _record_failures(
         )
         deps.emit(conn, command, failed, tracking.item_failed_id(command.run_id, 1, ref.id))
         book.record_result(command.run_id, 1, ref.id, FAILED)
+        items.count_failure(conn, 1, command.site_id, ref.id, command.run_id, poisoned.error)
     tally.failed += len(todo)
     complete_batch(conn, deps, command, tally)
