@@ -140,7 +140,9 @@ async def test_pause_in_stage_4_then_resume_ends_as_an_uninterrupted_run(db, pip
 async def test_cancel_mid_stage_leaves_nothing_half_written_and_frees_the_site(
     db, pipeline, services
 ):
-    engine_up(services, {"OFFLINE_LATENCY_MS": "30"})
+    # Slow enough AI calls that the rest of stage 4 (13 articles, one at a time) outlasts the
+    # time from the second article to the cancel landing, however loaded the machine is.
+    engine_up(services, {"OFFLINE_LATENCY_MS": "300"})
     site = new_site(db, 20, 10_000)
     run_id = await pipeline.start(site)
     await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
