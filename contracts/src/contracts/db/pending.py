@@ -12,12 +12,13 @@ from contracts.db import tables as t
 # An item of stages 1-5 that failed this many times, across runs, is not picked again until an
 # operator retries it (POST retry_failed): without a budget every run would try it forever.
 FAILURE_BUDGET = 3
+# An item_failures row whose item has spent the budget: the one statement of that rule.
+BUDGET_SPENT = t.item_failures.c.failures >= FAILURE_BUDGET
 
 
 def within_budget(stage: int, item_id: sa.ColumnElement) -> sa.ColumnElement[bool]:
     f = t.item_failures.c
-    spent = sa.exists().where(f.stage == stage, f.item_id == item_id, f.failures >= FAILURE_BUDGET)
-    return sa.not_(spent)
+    return sa.not_(sa.exists().where(f.stage == stage, f.item_id == item_id, BUDGET_SPENT))
 
 
 def stage_1_keywords(site_id: int) -> sa.ColumnElement[bool]:

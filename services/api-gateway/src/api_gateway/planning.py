@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api_gateway.accounts import balance
 from contracts.credits import PendingWork, StartCheck, estimate
 from contracts.db import tables as t
-from contracts.db.pending import FAILURE_BUDGET, PICKERS, pending_counts, pending_work
+from contracts.db.pending import (
+    BUDGET_SPENT,
+    FAILURE_BUDGET,
+    PICKERS,
+    pending_counts,
+    pending_work,
+)
 from contracts.stages import STAGES
 from contracts.values import StageType
 
@@ -85,7 +91,7 @@ def _held_back(conn: Connection, site_id: int) -> dict[int, int]:
     f, i = t.item_failures.c, t.images.c
     rows = conn.execute(
         sa.select(f.stage, sa.func.count())
-        .where(f.site_id == site_id, f.failures >= FAILURE_BUDGET, f.stage <= 5)
+        .where(f.site_id == site_id, BUDGET_SPENT, f.stage <= 5)
         .group_by(f.stage)
     )
     held = dict(rows.tuples().all())
@@ -138,8 +144,8 @@ def _release_failed(conn: Connection, site_id: int, stage: int | None) -> int:
     back to pending: the next run picks them again. Returns how many were held back."""
     f, i = t.item_failures.c, t.images.c
     where = [f.site_id == site_id] + ([f.stage == stage] if stage is not None else [])
-    counts = conn.execute(sa.delete(t.item_failures).where(*where).returning(f.failures))
-    released = sum(1 for failures in counts.scalars() if failures >= FAILURE_BUDGET)
+    spent = conn.execute(sa.delete(t.item_failures).where(*where).returning(BUDGET_SPENT))
+    released = sum(1 for held in spent.scalars() if held)
     if stage in (None, 6):
         images = conn.execute(
             sa.update(t.images)

@@ -87,7 +87,8 @@ class SiteState:
                 if handled is self.handled_commands
                 else replace(self, handled_commands=handled)
             )
-        notes = self.notes_of(run_id).after_event(message)
+        before = self.notes_of(run_id)
+        notes = before.after_event(message)
         active = self.active_run_id
         if new.is_active:
             active = run_id
@@ -96,7 +97,7 @@ class SiteState:
         return SiteState(
             self.site_id,
             self.runs.set(run_id, new),
-            self.notes if notes is self.notes_of(run_id) else self.notes.set(run_id, notes),
+            self.notes if notes is before else self.notes.set(run_id, notes),
             handled,
             active,
         )

@@ -111,7 +111,7 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
             try:
                 ended = await process_item(deps, step, opened.context, ref, source, closing)
             except FatalAIError as fatal:
-                tally.fatal = str(fatal)[:2000]
+                tally.fatal = str(fatal)
                 break
             if ended.closed:
                 return
@@ -253,7 +253,7 @@ def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally:
         failed=tally.failed,
         credits=tally.credits,
         halted="insufficient_credits" if tally.halted else None,
-        fatal=tally.fatal,
+        fatal=tally.fatal[:2000] if tally.fatal else None,
     )
     deps.emit(
         conn,

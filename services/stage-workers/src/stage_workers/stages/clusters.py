@@ -51,7 +51,7 @@ async def process_keyword_batch(deps: WorkerDeps, command: Envelope) -> None:
         await deps.in_transaction(_record_failures, deps, command, todo, poisoned, tally)
         return
     except FatalAIError as fatal:
-        tally.fatal = str(fatal)[:2000]
+        tally.fatal = str(fatal)
         await deps.in_transaction(complete_batch, deps, command, tally)
         return
     try:
