@@ -66,6 +66,14 @@ async def stage_1_done(db, deps, tenant) -> list[int]:
     return ids
 
 
+async def stage_2_picks(db, deps, run) -> list[int]:
+    """Start stage 2 for `run`; what it picked, from its StageStarted in the outbox."""
+    await dispatch(deps, start_stage(run, 2))
+    events = of_type(enqueued(db, deps, run.run_id), "StageStarted")
+    [started] = [e for e in events if e.data.stage == 2]
+    return [item.id for item in started.data.items]
+
+
 async def test_a_stage_1_batch_maps_its_keywords_and_a_repeat_writes_nothing(db, deps):
     tenant = new_tenant(db, credits=100)
     ids = await stage_1_done(db, deps, tenant)
@@ -85,11 +93,7 @@ async def test_a_stage_1_batch_maps_its_keywords_and_a_repeat_writes_nothing(db,
 async def test_a_heard_pause_ends_the_batch_before_any_item(db, deps):
     tenant = new_tenant(db, credits=100)
     await stage_1_done(db, deps, tenant)
-    await dispatch(deps, start_stage(tenant, 2))
-    [started] = [
-        e for e in of_type(enqueued(db, deps, tenant.run_id), "StageStarted") if e.data.stage == 2
-    ]
-    clusters = [item.id for item in started.data.items]
+    clusters = await stage_2_picks(db, deps, tenant)
     deps.stops[tenant.run_id] = True  # what the run watch does on RunPaused
     await dispatch(deps, process_batch(tenant, 2, clusters[:1], n=1))
     events = enqueued(db, deps, tenant.run_id)
@@ -128,11 +132,7 @@ class RefusedKey(OfflineProvider):
 async def test_a_fatal_provider_error_stops_the_batch_and_says_why(db, deps):
     tenant = new_tenant(db, credits=100)
     await stage_1_done(db, deps, tenant)
-    await dispatch(deps, start_stage(tenant, 2))
-    [started] = [
-        e for e in of_type(enqueued(db, deps, tenant.run_id), "StageStarted") if e.data.stage == 2
-    ]
-    clusters = [item.id for item in started.data.items]
+    clusters = await stage_2_picks(db, deps, tenant)
     refused = replace(deps, ai=RefusedKey())
     await dispatch(refused, process_batch(tenant, 2, clusters, n=1))
     stage_2 = [e for e in enqueued(db, deps, tenant.run_id) if getattr(e.data, "stage", 0) == 2]
@@ -166,17 +166,9 @@ async def test_an_item_failing_in_run_after_run_is_no_longer_picked(db, deps):
             sa.select(c.id, c.name).where(c.site_id == tenant.site_id).order_by(c.id).limit(1)
         ).one()
     failing = replace(deps, ai=BadIdeas(name))
-
-    async def stage_2_picks(run) -> list[int]:
-        await dispatch(failing, start_stage(run, 2))
-        [started] = [
-            e for e in of_type(enqueued(db, deps, run.run_id), "StageStarted") if e.data.stage == 2
-        ]
-        return [item.id for item in started.data.items]
-
     for n in range(1, FAILURE_BUDGET + 1):
         run = replace(tenant, run_id=f"{tenant.run_id}_{n}")
-        assert first in await stage_2_picks(run)
+        assert first in await stage_2_picks(db, failing, run)
         await dispatch(failing, process_batch(run, 2, [first], n=1))
         [failed] = of_type(enqueued(db, deps, run.run_id), "StageItemFailed")
         assert failed.data.item.id == first and "not JSON" in failed.data.error
@@ -186,4 +178,4 @@ async def test_an_item_failing_in_run_after_run_is_no_longer_picked(db, deps):
         row = conn.execute(sa.select(f.failures, f.last_run_id).where(f.item_id == first)).one()
     assert row == (FAILURE_BUDGET, f"{tenant.run_id}_{FAILURE_BUDGET}")
     last = replace(tenant, run_id=f"{tenant.run_id}_last")
-    assert first not in await stage_2_picks(last)
+    assert first not in await stage_2_picks(db, failing, last)
