@@ -119,6 +119,7 @@ async function loadOverview() {
 
 async function loadRun() {
   const current = await get("/current_run", { site_id: siteId });
+  if (!current.run) state.behind = 0; // no active run: nothing left to catch up with
   if (current.run) {
     const heard = state.live && state.live.runId === current.run.run_id ? state.live.status : null;
     if (heard && current.run.status !== heard && state.behind < MAX_BEHIND) {
