@@ -43,6 +43,23 @@ def sample_keywords(count: int) -> list[keywords.KeywordIn]:
     return rows[:count]
 
 
+# Each sample keyword with each of these makes a distinct keyword: 120 × 10 of them.
+VARIANTS = ("", "guide", "for beginners", "checklist", "mistakes", "ideas", "cost", "tools",
+            "at home", "step by step")  # fmt: skip
+
+
+def many_keywords(count: int) -> list[keywords.KeywordIn]:
+    """`count` distinct keywords (up to 1,200) built from the sample ones."""
+    sample = sample_keywords(len(VARIANTS) * 1000)
+    made = [
+        k.model_copy(update={"keyword": f"{k.keyword} {variant}".strip()})
+        for variant in VARIANTS
+        for k in sample
+    ]
+    assert count <= len(made), f"at most {len(made)} keywords"
+    return made[:count]
+
+
 def new_site(engine: sa.Engine, keyword_count: int, credits: int) -> Site:
     with engine.begin() as conn:
         account_id = accounts.create_account(conn, f"e2e {uuid.uuid4().hex[:8]}")
