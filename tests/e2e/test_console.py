@@ -1,7 +1,8 @@
 """The web console in a real Chromium against the real services (each a process, on the real
 Kafka and PostgreSQL): an operator signs in, imports keywords, runs the pipeline and watches it
 live, pauses and resumes, sees the result, approves an article; another account's site stays
-out of reach. Screenshots at 1280 and 390 px wide land in tmp/artifacts."""
+out of reach; items held back after failures are retried from the stage cards. Screenshots at
+1280 and 390 px wide land in tmp/artifacts."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Page, expect, sync_playwright
 from tenacity import retry, stop_after_delay, wait_fixed
 
+from contracts.db import tables as t
+from contracts.db.pending import FAILURE_BUDGET
 from tests.integration.test_gateway_support import API, console_script, make_tenant
 from tests.support.browser import LAUNCH_ARGS, artifacts_dir, chromium_path
 from tests.support.pipeline import SAMPLE, sample_keywords
@@ -337,3 +341,80 @@ def test_the_card_keeps_up_across_a_restart_of_the_gateway(page, db, console):
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
     assert bar_values(page, 6) > seen_before, "the bar moved again after the restart"
+
+
+def hold_back(db: sa.Engine, site_id: int) -> None:
+    """The failure state the stage workers leave behind: two clusters that failed stage 2 as
+    often as the budget allows (held back), one that failed once (still picked), and an image
+    whose generation failed (held back at once)."""
+    with db.begin() as conn:
+
+        def add(table: sa.Table, **values: object) -> int:
+            insert = sa.insert(table).values(site_id=site_id, **values).returning(table.c.id)
+            return conn.execute(insert).scalar_one()
+
+        for name, failures in {"a": FAILURE_BUDGET, "b": FAILURE_BUDGET, "c": 1}.items():
+            cluster = add(t.clusters, name=name, source_key=f"kw:{name}")
+            conn.execute(
+                sa.insert(t.item_failures).values(
+                    stage=2,
+                    item_id=cluster,
+                    site_id=site_id,
+                    failures=failures,
+                    last_error="unparseable answer",
+                    last_run_id="run_earlier",
+                )
+            )
+        cluster = add(t.clusters, name="illustrated", source_key="kw:illustrated")
+        idea = add(t.content_ideas, cluster_id=cluster, title="An idea", position=0)
+        task = add(t.tasks, idea_id=idea, title="Write: an idea")
+        content = add(t.content, task_id=task, title="An article", body="Text.", word_count=1)
+        add(t.images, content_id=content, kind="featured", position=0, prompt="p", status="failed")
+
+
+def failure_state(db: sa.Engine, site_id: int) -> tuple[int, list[str]]:
+    """The site's item_failures rows, and the statuses of its images."""
+    f, i = t.item_failures.c, t.images.c
+    with db.connect() as conn:
+        failures = conn.execute(sa.select(sa.func.count()).where(f.site_id == site_id))
+        images = conn.execute(sa.select(i.status).where(i.site_id == site_id))
+        return failures.scalar_one(), list(images.scalars())
+
+
+def test_held_back_items_are_retried_from_the_stage_cards(page, db, console):
+    tenant = make_tenant(db, console, credits=10)
+    hold_back(db, tenant.site_id)
+    sign_in(page, tenant.token, tenant.site_id)
+    stage_2 = page.locator('#stages li[data-stage="2"]')
+    stage_6 = page.locator('#stages li[data-stage="6"]')
+    expect(stage_2.locator(".held p")).to_have_text("2 held back after repeated failures")
+    expect(stage_2.locator("dd").first).to_have_text("1")
+    expect(stage_6.locator(".held p")).to_have_text("1 failed image held back")
+    expect(page.locator("#stages .held")).to_have_count(2)
+    expect(page.get_by_role("button", name="Retry all failed")).to_be_visible()
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    shoot(page, "09-held-back")
+
+    page.locator("#retry-all").focus()
+    page.keyboard.press("Tab")
+    expect(stage_2.get_by_role("button", name="Retry stage 2")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#stages-message")).to_have_text(
+        "Released 2 items of stage 2; runs will pick them again."
+    )
+    expect(stage_2.locator(".held")).to_have_count(0)
+    expect(stage_2.locator("dd").first).to_have_text("3")
+    expect(page.locator("#stages-h")).to_be_focused()
+    assert failure_state(db, tenant.site_id) == (0, ["failed"])
+
+    page.keyboard.press("Tab")
+    expect(page.locator("#retry-all")).to_be_focused()
+    page.keyboard.press("Space")
+    expect(page.locator("#stages-message")).to_have_text(
+        "Released 1 item; runs will pick it again."
+    )
+    expect(page.locator("#stages .held")).to_have_count(0)
+    expect(page.locator("#retry-all")).to_be_hidden()
+    expect(page.locator("#stages-h")).to_be_focused()
+    assert failure_state(db, tenant.site_id) == (0, ["pending"])

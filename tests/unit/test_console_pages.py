@@ -1,16 +1,19 @@
 """The console's page shells: every value from the database or the user is escaped, and the
-site page carries what its script needs (the site, the CSRF token)."""
+site page carries what its script needs (the site, the CSRF token, the places its controls
+answer in); the page's requests all carry the CSRF token."""
 
 from __future__ import annotations
 
 import html
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 from api_gateway.console import pages
 
 NASTY = '<script>alert("x")</script>'
+STATIC = Path(pages.__file__).parent / "static"
 
 
 def test_site_names_and_errors_are_escaped():
@@ -37,3 +40,21 @@ def test_the_sign_in_field_is_labelled_and_points_at_the_error():
     page = pages.sign_in("That token is unknown or revoked.")
     assert '<label for="token">' in page and 'id="token"' in page
     assert 'aria-describedby="sign-in-error"' in page and 'role="alert"' in page
+
+
+def test_the_stages_section_has_the_retry_all_control_and_a_line_for_its_answers():
+    mine = SimpleNamespace(id=3, name="Mine")
+    page = pages.site([mine], mine, csrf="t")
+    stages = page[page.index('aria-labelledby="stages-h"') : page.index('id="stages"')]
+    assert '<h2 id="stages-h" tabindex="-1">' in stages  # the focus lands here after a retry
+    assert re.search(r'<button type="button" id="retry-all"[^>]* hidden>', stages)
+    assert '<p id="stages-message" class="message" aria-live="polite">' in stages
+
+
+def test_every_request_of_the_page_goes_through_api_js_which_sends_the_csrf_token():
+    """The CSRF header is added in one place; a script that called fetch itself would skip it."""
+    scripts = {path.name: path.read_text(encoding="utf-8") for path in STATIC.glob("*.js")}
+    assert [name for name, text in scripts.items() if "fetch(" in text] == ["api.js"]
+    assert not any("XMLHttpRequest" in text for text in scripts.values())
+    assert 'if (method !== "GET") headers["X-CSRF-Token"] = csrf;' in scripts["api.js"]
+    assert 'post("/retry_failed", params)' in scripts["console.js"]

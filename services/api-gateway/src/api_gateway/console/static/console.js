@@ -17,6 +17,7 @@ const state = {
   live: null,         // {runId, stage, total, settled: Set} counted from the stream
   overview: null, estimate: null, stream: null, poll: null, refreshing: null,
   behind: 0,          // reloads in a row where the read model lagged what the stream said
+  retrying: false,    // a retry_failed call is in flight
 };
 const MAX_BEHIND = 40; // then the read model is believed, stream or not
 
@@ -75,12 +76,19 @@ function renderStages() {
   if (!state.overview) return;
   const results = state.run ? state.run.stages : [];
   const now = isActive() ? progress().stage_number : 0;
+  // The cards are built anew on every update: a Retry button that had the focus gets it back.
+  const focused = document.activeElement && document.activeElement.dataset.retry;
   fill($("stages"), state.overview.stages.map((stage) => {
     const result = results.find((r) => r.stage_number === stage.stage_number);
     const running = stage.stage_number === now && (!result || result.status === "pending");
-    return views.stageCard(stage, running ? { ...result, status: "running" } : result);
+    return views.stageCard(stage, running ? { ...result, status: "running" } : result, retry);
   }));
+  const again = focused && retryButton(focused);
+  if (again) again.focus();
+  $("retry-all").hidden = !state.overview.stages.some((stage) => stage.held_back > 0);
 }
+
+const retryButton = (stage) => $("stages").querySelector(`[data-retry="${stage}"]`);
 
 function renderControls() {
   const e = state.estimate;
@@ -280,6 +288,37 @@ async function control(verb) {
   return `Run ${done.run_id} is ${done.status}.`;
 }
 
+// Lets the stages pick again what they hold back after failures: one stage's, or all (stage
+// null). The answer says how many; the focus stays on the button, or goes to the heading of
+// the cards when the button went with what it released.
+async function retry(stage, button) {
+  if (state.retrying) return;
+  state.retrying = true;
+  button.disabled = true;
+  const message = $("stages-message");
+  const params = stage ? { site_id: siteId, stage } : { site_id: siteId };
+  try {
+    const { released } = await post("/retry_failed", params);
+    say(message, releasedText(released, stage));
+  } catch (error) {
+    say(message, error.message, "error");
+  } finally {
+    state.retrying = false;
+    button.disabled = false;
+    await state.refreshing; // a reload begun before the release would show the old counts
+    await refresh();
+    const again = stage ? retryButton(stage) : $("retry-all");
+    (again && !again.hidden ? again : $("stages-h")).focus();
+  }
+}
+
+function releasedText(released, stage) {
+  const where = stage ? ` of stage ${stage}` : "";
+  if (!released) return `Released 0 items${where}: nothing was held back.`;
+  const items = released === 1 ? "1 item" : `${released} items`;
+  return `Released ${items}${where}; runs will pick ${released === 1 ? "it" : "them"} again.`;
+}
+
 async function openDetail(runId) {
   const [run, log] = await Promise.all([
     get("/run", { run_id: runId }), get("/logs", { run_id: runId, lines: 200 }),
@@ -294,6 +333,7 @@ function wire() {
   for (const verb of ["pause", "resume", "cancel"]) {
     $(verb).addEventListener("click", (e) => act(e.currentTarget, () => control(verb)));
   }
+  $("retry-all").addEventListener("click", (e) => retry(null, e.currentTarget));
   $("log-lines").addEventListener("change", loadLog);
   $("approve-selected").addEventListener("click",
     () => panels.review(panels.selectedForReview(), "approve", siteId));

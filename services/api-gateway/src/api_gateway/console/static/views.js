@@ -4,7 +4,7 @@ import { h, seconds, when } from "./dom.js";
 const STAGE_STATUS = { pending: "pending", running: "active", completed: "done", failed: "failed" };
 const ENDED = { completed: "Run completed", cancelled: "Run cancelled", failed: "Run failed" };
 
-export function stageCard(stage, result) {
+export function stageCard(stage, result, onRetry) {
   const status = result ? STAGE_STATUS[result.status] : "pending";
   const ran = result && result.started_at;
   return h("li", { class: `stage status-${status}`, "data-stage": stage.stage_number },
@@ -20,7 +20,24 @@ export function stageCard(stage, result) {
         h("dt", {}, "In / out"), h("dd", {}, `${result.items_in} / ${result.items_out}`),
         h("dt", {}, "Credits"), h("dd", {}, result.credits_used),
         h("dt", {}, "Time"), h("dd", {}, seconds(result.elapsed_seconds)),
-      ]));
+      ]),
+    stage.held_back > 0 ? heldBack(stage, onRetry) : null);
+}
+
+// Items the stage no longer picks on its own (failed too often; a failed image at once), and
+// the button that lets the stage pick them again.
+function heldBack(stage, onRetry) {
+  const n = stage.stage_number;
+  const count = stage.held_back;
+  const text = n === 6
+    ? `${count} failed ${count === 1 ? "image" : "images"} held back`
+    : `${count} held back after repeated failures`;
+  return h("div", { class: "held" },
+    h("p", { id: `held-${n}` }, text),
+    h("button", {
+      type: "button", class: "secondary", "data-retry": n, "aria-label": `Retry stage ${n}`,
+      "aria-describedby": `held-${n}`, onclick: (e) => onRetry(n, e.currentTarget),
+    }, "Retry"));
 }
 
 const LISTED = 5;
