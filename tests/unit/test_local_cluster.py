@@ -1,5 +1,5 @@
 """The local stack's Kafka as one broker or a cluster of three: ports, node properties, the
-quorum, and the broker count a stack home was formatted for."""
+quorum, the broker count a stack home was formatted for, and the topics' replication."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from contracts.topics import Topics
 from local_stack.kafka import refuse_other_broker_count
 from local_stack.kafka_config import broker_properties
 from local_stack.processes import StackError
 from local_stack.settings import StackSettings
+from local_stack.topics import _new_topic, replication_factor
 
 
 def settings(home: Path, brokers: int) -> StackSettings:
@@ -93,3 +95,19 @@ def test_a_home_formatted_for_three_brokers_refuses_one(tmp_path):
 def test_a_new_home_takes_either(tmp_path):
     refuse_other_broker_count(settings(tmp_path, 1))
     refuse_other_broker_count(settings(tmp_path, 3))
+
+
+def test_topics_get_as_many_replicas_as_brokers_up_to_three(monkeypatch):
+    monkeypatch.delenv("TOPIC_REPLICATION_FACTOR", raising=False)
+    assert [replication_factor(n) for n in (1, 2, 3, 5)] == [1, 2, 3, 3]
+    monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", "2")
+    assert replication_factor(3) == 2
+
+
+def test_three_replicas_need_two_in_sync_one_needs_no_setting():
+    spec = Topics().specs()[0]
+    cluster, alone = _new_topic(spec, 3), _new_topic(spec, 1)
+    assert cluster.replication_factor == 3
+    assert cluster.topic_configs["min.insync.replicas"] == "2"
+    assert alone.replication_factor == 1
+    assert "min.insync.replicas" not in alone.topic_configs
