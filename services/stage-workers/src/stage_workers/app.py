@@ -61,6 +61,7 @@ def build_app(settings: WorkerSettings) -> FastStream:
     )
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        acks="all",
         middlewares=[
             KafkaPrometheusMiddleware(registry=metrics.REGISTRY, app_name="stage-workers")
         ],
