@@ -16,7 +16,12 @@ from local_stack.topics import _new_topic, replication_factor
 
 
 def settings(home: Path, brokers: int) -> StackSettings:
-    return StackSettings(STACK_HOME=home, STACK_BROKERS=brokers, STACK_KAFKA_PORT=19092)
+    return StackSettings(
+        STACK_HOME=home,
+        STACK_BROKERS=brokers,
+        STACK_KAFKA_PORT=19092,
+        KAFKA_BOOTSTRAP_SERVERS=None,  # the local brokers, whatever this shell points at
+    )
 
 
 def properties(settings: StackSettings, node: int) -> dict[str, str]:
