@@ -21,9 +21,12 @@ from contracts.db.migrate import upgrade
 from contracts.topics import Topics
 from tests.support.infra import Endpoints, from_testcontainers
 from tests.support.kafka import delete_topics
-from tests.support.services import Services
+from tests.support.services import Services, service_env
 
 LAYERS = ("unit", "integration", "e2e")
+
+# Shared assertions keep pytest's explanations of what differed.
+pytest.register_assert_rewrite("tests.support.outcomes")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -97,16 +100,7 @@ def kcat() -> str:
 def services(stack: Endpoints, topics: Topics, tmp_path_factory) -> Iterator[Services]:
     """Start services as separate processes; all are stopped when the test ends."""
     run_dir = tmp_path_factory.mktemp("services")
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-        "DATABASE_URL": stack.database_url,
-        "TOPIC_NAMESPACE": topics.namespace,
-        "KAFKA_GROUP_PREFIX": topics.namespace,
-        "AI_PROVIDER": "offline",
-        "SCHEDULER_ENABLED": "false",  # tests that want the scheduler turn it on
-        "MEDIA_DIR": str(run_dir / "media"),
-        "LOG_BASE_DIR": str(run_dir / "logs"),
-    }
+    env = service_env(stack.kafka_bootstrap, stack.database_url, topics, run_dir)
     running = Services(base_env=env, log_dir=run_dir / "service-logs")
     yield running
     running.stop_all()

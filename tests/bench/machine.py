@@ -36,11 +36,12 @@ def _process_seconds(pid: int) -> float:
 
 
 def _stack_pids() -> list[int]:
-    from local_stack.settings import StackSettings
+    from local_stack.settings import ALL_NODES, StackSettings
 
     paths = StackSettings().paths
     pids = []
-    for pid_file in (paths.kafka_pid, paths.pg_data / "postmaster.pid"):
+    brokers = [paths.broker(node).pid for node in ALL_NODES]
+    for pid_file in (*brokers, paths.pg_data / "postmaster.pid"):
         with contextlib.suppress(OSError, ValueError, IndexError):
             pids.append(int(pid_file.read_text().split()[0]))
     return pids

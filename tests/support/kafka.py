@@ -88,6 +88,16 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
     asyncio.run(delete())
 
 
+async def describe_topics(bootstrap: str, names: list[str]) -> list[dict]:
+    """Each topic's partitions as the cluster reports them: leader, replicas, isr."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return await admin.describe_topics(names)
+    finally:
+        await admin.close()
+
+
 async def topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()

@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.topics import Topics
 from tests.support.wait import WaitTimeout, wait_until
 
 READY_METRIC = "automation_service_ready 1.0"
@@ -35,6 +36,23 @@ def resolve(command: str) -> str:
     bin directory is not on PATH."""
     beside_python = Path(sys.executable).parent / command
     return str(beside_python) if beside_python.exists() else shutil.which(command) or command
+
+
+def service_env(
+    kafka_bootstrap: str, database_url: str, topics: Topics, run_dir: Path
+) -> dict[str, str]:
+    """What every service a test starts is given: its Kafka, database and topic namespace, the
+    offline AI, no scheduler, and its files under `run_dir`."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": database_url,
+        "TOPIC_NAMESPACE": topics.namespace,
+        "KAFKA_GROUP_PREFIX": topics.namespace,
+        "AI_PROVIDER": "offline",
+        "SCHEDULER_ENABLED": "false",  # tests that want the scheduler turn it on
+        "MEDIA_DIR": str(run_dir / "media"),
+        "LOG_BASE_DIR": str(run_dir / "logs"),
+    }
 
 
 def free_port() -> int:

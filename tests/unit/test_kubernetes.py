@@ -211,14 +211,8 @@ def test_prometheus_finds_every_deployment_through_its_headless_service(monkeypa
     assert len(discovered) == len(app_deployments())
 
 
-def test_a_cluster_gets_replicated_topics_with_two_in_sync(monkeypatch):
-    from local_stack.topics import _new_topic
+def test_the_setup_job_asks_for_three_replicas_whatever_brokers_answer_first(monkeypatch):
+    from local_stack.topics import replication_factor
 
-    spec = Topics().specs()[0]
-    monkeypatch.delenv("TOPIC_REPLICATION_FACTOR", raising=False)
-    local = _new_topic(spec)
-    assert local.replication_factor == 1 and "min.insync.replicas" not in local.topic_configs
     monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", config_env()["TOPIC_REPLICATION_FACTOR"])
-    cluster = _new_topic(spec)
-    assert cluster.replication_factor == 3
-    assert cluster.topic_configs["min.insync.replicas"] == "2"
+    assert replication_factor(brokers=1) == 3

@@ -51,6 +51,11 @@ def _show_log(log: Path, show_tail: bool) -> None:
         err.print(excerpt, markup=False)
 
 
+def _settings() -> StackSettings:
+    with failures_exit_nonzero():  # STACK_BROKERS=2, say, is refused with a message
+        return StackSettings()
+
+
 def _command(action: Callable[[], None]) -> None:
     with failures_exit_nonzero():
         action()
@@ -59,7 +64,7 @@ def _command(action: Callable[[], None]) -> None:
 @app.command()
 def up() -> None:
     """Start Kafka and PostgreSQL (or check the external ones), create topics, migrate."""
-    settings = StackSettings()
+    settings = _settings()
 
     def run() -> None:
         began = time.monotonic()
@@ -76,7 +81,8 @@ def _print_summary(settings: StackSettings, endpoints: stack.StackEndpoints) -> 
     out.print(f"  KAFKA_BOOTSTRAP_SERVERS={endpoints.kafka_bootstrap}")
     out.print(f"  DATABASE_URL={redact(endpoints.database_url)}")
     if not settings.external_kafka:
-        out.print(f"  Kafka log: {paths.kafka_log}")
+        for node in settings.nodes:
+            out.print(f"  Kafka log: {paths.broker(node).log}")
     if not settings.external_database_url:
         out.print(f"  PostgreSQL log: {paths.pg_log}")
     out.print('  `eval "$(uv run stack env)"` exports these')
@@ -89,7 +95,7 @@ def down() -> None:
     """Stop the Kafka and PostgreSQL this stack started (nothing else)."""
 
     def run() -> None:
-        stopped = stack.down()
+        stopped = stack.down(_settings())
         if not stopped.stopped_anything:
             out.print("Nothing to stop: the local stack is not running")
             return
@@ -106,7 +112,7 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Show what runs; exit 0 when Kafka and PostgreSQL both answer, else 1."""
-    components = stack.status()
+    components = stack.status(_settings())
     for component in components:
         where = "external" if component.external else f"pid {component.pid or '-'}"
         state = "[green]up[/]" if component.answering else "[red]down[/]"
@@ -122,7 +128,7 @@ def migrate() -> None:
     print the revision it is at."""
     from contracts.db.migrate import current, upgrade
 
-    database_url = StackSettings().database_url
+    database_url = _settings().database_url
     _command(lambda: upgrade(database_url))
     typer.echo(current(database_url) or "(none)")
 
@@ -130,7 +136,7 @@ def migrate() -> None:
 @app.command()
 def env() -> None:
     """Print shell `export` lines for the stack's endpoints: eval "$(stack env)"."""
-    settings = StackSettings()
+    settings = _settings()
     typer.echo(f"export KAFKA_BOOTSTRAP_SERVERS={shlex.quote(settings.kafka_bootstrap)}")
     typer.echo(f"export DATABASE_URL={shlex.quote(settings.database_url)}")
 
@@ -140,7 +146,7 @@ def reset(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm deleting all stack data.")] = False,
 ) -> None:
     """Stop the stack and delete its data (topics, messages, database). Needs --yes."""
-    settings = StackSettings()
+    settings = _settings()
     if not yes:
         err.print(f"This deletes {settings.paths.home}; run `stack reset --yes` to do it.")
         raise typer.Exit(2)
@@ -161,7 +167,7 @@ def demo() -> None:
     from local_stack import demo as demo_data  # the gateway and SQLAlchemy only for the demo
 
     def run() -> None:
-        settings = StackSettings()
+        settings = _settings()
         endpoints = stack.ensure_up(settings, report=say)
         demo = demo_data.run(endpoints.database_url, console=out)
         outcome = demo_data.run_pipeline(settings, demo, console=out)

@@ -59,7 +59,7 @@ def ensure_up(settings: StackSettings | None = None, report: Report = _silent) -
     paths = settings.paths
     claim_home(paths)
     with file_lock(paths.lock):
-        started_kafka = _ensure_kafka(settings, paths, report)
+        started_kafka = _ensure_kafka(settings, report)
         started_postgres = False
         try:
             _ensure_topics(settings, report)
@@ -71,7 +71,7 @@ def ensure_up(settings: StackSettings | None = None, report: Report = _silent) -
     return StackEndpoints(
         kafka_bootstrap=settings.kafka_bootstrap,
         database_url=settings.database_url,
-        started=started_kafka or started_postgres,
+        started=bool(started_kafka) or started_postgres,
     )
 
 
@@ -90,19 +90,26 @@ def claim_home(paths: StackPaths) -> None:
     (paths.home / ".gitignore").write_text("*\n")
 
 
-def _ensure_kafka(settings: StackSettings, paths: StackPaths, report: Report) -> bool:
+def _ensure_kafka(settings: StackSettings, report: Report) -> list[int]:
+    """The nodes this call started."""
     if settings.external_kafka:
         kafka.wait_until_answering(settings.external_kafka, EXTERNAL_CHECK_TIMEOUT_S)
         report(f"Kafka: external {settings.external_kafka} answers")
-        return False
+        return []
     began = time.monotonic()
-    started = kafka.ensure_broker(settings, paths)
-    pid = kafka.running_broker_pid(paths)
-    if started:
-        report(f"Kafka: started (pid {pid}) in {time.monotonic() - began:.1f} s")
-    else:
-        report(f"Kafka: already up (pid {pid})")
+    started = kafka.ensure_brokers(settings)
+    for node in settings.nodes:
+        name = _kafka_name(settings, node)
+        pid = kafka.running_broker_pid(settings.paths.broker(node))
+        if node in started:
+            report(f"{name}: started (pid {pid}) in {time.monotonic() - began:.1f} s")
+        else:
+            report(f"{name}: already up (pid {pid})")
     return started
+
+
+def _kafka_name(settings: StackSettings, node: int) -> str:
+    return "Kafka" if settings.brokers == 1 else f"Kafka {node}"
 
 
 def _ensure_topics(settings: StackSettings, report: Report) -> None:
@@ -147,9 +154,9 @@ def migrate(database_url: str, report: Report = _silent) -> bool:
     return True
 
 
-def _stop_started(paths: StackPaths, kafka_started: bool, postgres_started: bool) -> None:
+def _stop_started(paths: StackPaths, kafka_started: list[int], postgres_started: bool) -> None:
     if kafka_started:
-        kafka.stop_broker(paths)
+        kafka.stop_brokers(paths, kafka_started)
     if postgres_started:
         postgres.stop_cluster(paths)
 
@@ -163,7 +170,7 @@ def down(settings: StackSettings | None = None) -> StopReport:
     with file_lock(paths.lock):
         services_pid = services.stop(settings)  # they use the servers: they go first
         return StopReport(
-            kafka_pids=kafka.stop_broker(paths),
+            kafka_pids=kafka.stop_brokers(paths),
             postgres_pid=postgres.stop_cluster(paths),
             services_pid=services_pid,
         )
@@ -182,17 +189,23 @@ def reset(settings: StackSettings | None = None) -> StopReport:
 
 
 def status(settings: StackSettings | None = None) -> list[ComponentStatus]:
+    """Kafka (each broker of a local cluster) and PostgreSQL."""
     settings = settings or StackSettings()
-    return [_kafka_status(settings), _postgres_status(settings)]
+    return [*_kafka_status(settings), _postgres_status(settings)]
 
 
-def _kafka_status(settings: StackSettings) -> ComponentStatus:
-    external = bool(settings.external_kafka)
-    pid = None if external else kafka.running_broker_pid(settings.paths)
-    answering = (external or pid is not None) and run_async(
-        lambda: kafka.answers(settings.kafka_bootstrap)
-    )
-    return ComponentStatus("Kafka", settings.kafka_bootstrap, external, pid, answering)
+def _kafka_status(settings: StackSettings) -> list[ComponentStatus]:
+    if settings.external_kafka:
+        answering = run_async(lambda: kafka.answers(settings.kafka_bootstrap))
+        return [ComponentStatus("Kafka", settings.kafka_bootstrap, True, None, answering)]
+    return [_broker_status(settings, node) for node in settings.nodes]
+
+
+def _broker_status(settings: StackSettings, node: int) -> ComponentStatus:
+    pid = kafka.running_broker_pid(settings.paths.broker(node))
+    answering = pid is not None and run_async(lambda: kafka.is_registered(settings, node))
+    name, endpoint = _kafka_name(settings, node), settings.node_bootstrap(node)
+    return ComponentStatus(name, endpoint, False, pid, answering)
 
 
 def _postgres_status(settings: StackSettings) -> ComponentStatus:

@@ -12,9 +12,10 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 from contracts.topics import Topics, TopicSpec
 from local_stack.processes import StackError, run_async
 
-# One broker locally; a cluster sets TOPIC_REPLICATION_FACTOR=3 (docs/scaling.md), and then a
-# write needs two replicas in sync, so one broker may be down without losing acknowledged data.
-REPLICATION_FACTOR = 1
+# As many replicas as the cluster has brokers, up to three (TOPIC_REPLICATION_FACTOR overrides);
+# with three a write needs two replicas in sync, so one broker may be down without losing
+# acknowledged data (docs/scaling.md).
+MAX_REPLICATION_FACTOR = 3
 MIN_IN_SYNC_REPLICAS = 2
 CREATE_ATTEMPTS = 5
 
@@ -41,7 +42,9 @@ async def _ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...]) -> TopicR
         report.existing = [spec.name for spec in specs if spec.name in present]
         report.warnings = await _partition_mismatches(admin, specs, report.existing)
         if missing:
-            report.created = await _create(admin, missing)
+            brokers = len((await admin.describe_cluster())["brokers"])
+            factor = replication_factor(brokers)
+            report.created = await _create(admin, [_new_topic(s, factor) for s in missing])
         return report
     finally:
         await admin.close()
@@ -64,12 +67,12 @@ async def _partition_mismatches(
     return warnings
 
 
-async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
+async def _create(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> list[str]:
     """Creates the topics; returns those this call created (a concurrent creator may win some)."""
-    pending = {spec.name: spec for spec in specs}
+    pending = {topic.name: topic for topic in topics}
     created: list[str] = []
     for attempt in range(CREATE_ATTEMPTS):
-        response = await admin.create_topics([_new_topic(spec) for spec in pending.values()])
+        response = await admin.create_topics(list(pending.values()))
         retry_reasons = []
         for name, code, *message in response.topic_errors:
             if code == 0:
@@ -88,12 +91,12 @@ async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[st
     raise StackError(f"could not create topics: {', '.join(retry_reasons)}")
 
 
-def replication_factor() -> int:
-    return int(os.environ.get("TOPIC_REPLICATION_FACTOR") or REPLICATION_FACTOR)
+def replication_factor(brokers: int) -> int:
+    override = os.environ.get("TOPIC_REPLICATION_FACTOR")
+    return int(override) if override else min(brokers, MAX_REPLICATION_FACTOR)
 
 
-def _new_topic(spec: TopicSpec) -> NewTopic:
-    factor = replication_factor()
+def _new_topic(spec: TopicSpec, factor: int) -> NewTopic:
     config = dict(spec.config)
     if factor > MIN_IN_SYNC_REPLICAS:
         config.setdefault("min.insync.replicas", str(MIN_IN_SYNC_REPLICAS))

@@ -38,7 +38,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     topics = settings.topics
     app.state.engine = create_engine(settings.database_url)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
     )
     hub = RunEventHub(settings.kafka_bootstrap_servers, topics.run_events)
     await producer.start()

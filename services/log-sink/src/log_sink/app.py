@@ -49,7 +49,7 @@ async def serve(settings: Settings) -> None:
         isolation_level="read_committed",
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
     )
     outputs = Outputs(settings.log_base_dir, settings.log_mirror_dir, database)
     sink = LiveSink(

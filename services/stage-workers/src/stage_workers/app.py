@@ -60,7 +60,8 @@ def build_app(settings: WorkerSettings) -> FastStream:
         executor=ThreadPoolExecutor(connections, thread_name_prefix="db"),
     )
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_bootstrap_servers.split(","),  # FastStream reads a str as one server
+        acks="all",
         middlewares=[
             KafkaPrometheusMiddleware(registry=metrics.REGISTRY, app_name="stage-workers")
         ],
