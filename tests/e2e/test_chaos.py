@@ -25,7 +25,7 @@ from contracts.db import tables as t
 from contracts.run_logs import run_dir
 from local_stack import kafka, postgres
 from local_stack import stack as local_stack
-from local_stack.processes import is_alive, port_is_free
+from local_stack.processes import is_alive
 from local_stack.settings import StackSettings
 from tests.integration.test_gateway_support import API, console_script, make_tenant
 from tests.support.billing import stage_charge
@@ -183,14 +183,10 @@ def strike(
     """kill -9 the target and start it again (PostgreSQL: restart it)."""
     match target:
         case "broker":
-            pid = kafka.running_broker_pid(settings.paths)
+            pid = kafka.running_broker_pid(settings.paths.broker(1))
             assert pid is not None, "the local broker is not running"
             os.kill(pid, signal.SIGKILL)
             wait_until(lambda: not is_alive(pid), what="the broker gone")
-            # Its connections linger (FIN_WAIT) until the clients close their ends.
-            wait_until(
-                lambda: port_is_free(settings.kafka_port), timeout=120, what="the broker's port"
-            )
             local_stack.ensure_up(settings)
         case "postgresql":
             assert postgres.stop_cluster(settings.paths) is not None

@@ -23,7 +23,7 @@ from local_stack.processes import (
     StackError,
     is_alive,
     pids_matching,
-    port_is_free,
+    port_frees_up,
     quiet_logger,
     read_pid,
     run_async,
@@ -34,6 +34,9 @@ from local_stack.settings import ALL_NODES, BrokerPaths, StackPaths, StackSettin
 BROKER_MAIN_CLASS = "kafka.Kafka"
 BROKER_HEAP = {1: "768m", 3: "512m"}  # by broker count: three small heaps fit beside the rest
 STOP_GRACE_S = 30.0
+# A broker killed with SIGKILL looks gone (its main thread a zombie) while its other threads,
+# and so its listening sockets, are still being torn down: `up` right after the kill waits.
+PORT_LINGER_S = 15.0
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 
@@ -310,7 +313,7 @@ def _refuse_taken_ports(settings: StackSettings, nodes: list[int]) -> None:
     # Without this a foreign broker on our port could pass our readiness check.
     for node in nodes:
         for port in (settings.broker_port(node), settings.controller_port(node)):
-            if not port_is_free(port):
+            if not port_frees_up(port, PORT_LINGER_S):
                 raise StackError(
                     f"Kafka cannot start: 127.0.0.1:{port} is already in use by a process this "
                     "stack did not start (set STACK_KAFKA_PORT to use other ports, or stop that "

@@ -112,6 +112,16 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def port_frees_up(port: int, within_s: float) -> bool:
+    """Free now, or within `within_s`: a process killed a moment ago may still hold it."""
+    deadline = time.monotonic() + within_s
+    while not port_is_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         content = path.read_text(errors="replace").splitlines()
