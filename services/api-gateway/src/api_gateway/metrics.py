@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial, wraps
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -17,8 +17,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The service's own registry, so that services imported into one process (the test suite) do
 # not clash on names they share, such as automation_service_ready.
@@ -61,23 +60,40 @@ def counted_command(ask: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
     return counted
 
 
-def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return getattr(route, "path", "unmatched")
-    return "unmatched"
+class RequestMetrics:
+    """Counts each HTTP request by its route template once its answer starts (a live stream
+    counts when it opens, not when it ends). A plain ASGI middleware: the router has already
+    put the matched route in the scope by then, so nothing is matched twice."""
 
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-class RequestMetrics(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = _route_template(request)
-        status = str(response.status_code)
-        LATENCY.labels(request.method, route, status).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, route, status).inc()
-        return response
+        counted = False
+
+        def count(status: int) -> None:
+            nonlocal counted
+            counted = True
+            route = getattr(scope.get("route"), "path", "unmatched")
+            labels = (scope["method"], route, str(status))
+            LATENCY.labels(*labels).observe(time.perf_counter() - started)
+            REQUESTS.labels(*labels).inc()
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                count(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except Exception:
+            if not counted:
+                count(500)
+            raise
 
 
 def install(app: FastAPI) -> None:
