@@ -6,7 +6,11 @@ cannot tell the two apart.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Annotated
+
 import sqlalchemy as sa
+from fastapi import Depends, Request
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -18,6 +22,16 @@ from contracts.db.engines import async_engine
 
 def create_engine(database_url: str) -> AsyncEngine:
     return async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+async def request_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """One pooled connection per request, shared by the caller's lookup and the route's reads,
+    given back when the route returns (before a live stream starts, not after it ends)."""
+    async with request.app.state.engine.connect() as conn:
+        yield conn
+
+
+DbConn = Annotated[AsyncConnection, Depends(request_connection, scope="function")]
 
 
 async def site_of(conn: AsyncConnection, caller: Caller, site_id: int) -> Row:
@@ -43,3 +57,34 @@ async def run_of(conn: AsyncConnection, caller: Caller, run_id: str) -> Row | No
             .where(r.c.run_id == run_id, t.sites.c.account_id == caller.account_id)
         )
     ).first()
+
+
+def _site_run(run: sa.ColumnElement[bool]) -> sa.Select:
+    s, r = t.sites, t.automation_runs
+    return (
+        sa.select(r, s.c.id.label("site_found"))
+        .select_from(s.outerjoin(r, (r.c.site_id == s.c.id) & run))
+        .where(s.c.id == sa.bindparam("site_id"), s.c.account_id == sa.bindparam("account_id"))
+        .order_by(r.c.started_at.desc().nulls_last())
+        .limit(1)
+    )
+
+
+# Built once: these run on every poll of the live views.
+_NAMED_RUN = _site_run(t.automation_runs.c.run_id == sa.bindparam("run_id"))
+_ACTIVE_RUN = _site_run(t.automation_runs.c.status.in_(("running", "paused")))
+
+
+async def site_run(
+    conn: AsyncConnection, caller: Caller, site_id: int, run_id: str | None = None
+) -> Row | None:
+    """The run `run_id` of the caller's site, or without it the site's running or paused run;
+    None if there is no such run. A site that is not the caller's is not found (404)."""
+    params = {"site_id": site_id, "account_id": caller.account_id}
+    statement = _ACTIVE_RUN if run_id is None else _NAMED_RUN
+    row = (
+        await conn.execute(statement, params if run_id is None else {**params, "run_id": run_id})
+    ).first()
+    if row is None:
+        raise not_found(f"site {site_id}")
+    return row if row.run_id is not None else None

@@ -92,10 +92,19 @@ def summary(row: Row) -> RunSummary:
     return RunSummary.model_validate(dict(row._mapping))
 
 
+_STAGE_ROWS = sa.select(t.automation_run_stages).where(
+    t.automation_run_stages.c.run_id == sa.bindparam("run_id")
+)
+_STAGE_ROW = _STAGE_ROWS.where(t.automation_run_stages.c.stage == sa.bindparam("stage"))
+
+
 async def stage_rows(conn: AsyncConnection, run_id: str) -> dict[int, Row]:
-    s = t.automation_run_stages
-    rows = (await conn.execute(sa.select(s).where(s.c.run_id == run_id))).all()
+    rows = (await conn.execute(_STAGE_ROWS, {"run_id": run_id})).all()
     return {row.stage: row for row in rows}
+
+
+async def stage_row(conn: AsyncConnection, run_id: str, stage: int) -> Row | None:
+    return (await conn.execute(_STAGE_ROW, {"run_id": run_id, "stage": stage})).first()
 
 
 def stage_result(number: int, row: Row | None) -> StageResult:
