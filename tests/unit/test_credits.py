@@ -1,5 +1,6 @@
 import pytest
 
+from contracts.admission import refuse_resume
 from contracts.credits import (
     PendingWork,
     estimate,
@@ -25,6 +26,16 @@ def test_each_stage_charges_what_spec_says_whatever_the_batches():
                     for place in range(start, min(start + batch, picked))
                 )
                 assert charged == stage_charge(stage, picked), (stage, picked, batch)
+
+
+@pytest.mark.parametrize(
+    ("stage", "next_item_costs"), [(1, 1), (2, 2), (3, 0), (4, 5), (5, 2), (6, 2), (7, 0)]
+)
+def test_a_resume_needs_credits_for_the_next_item_of_the_stage(stage, next_item_costs):
+    assert refuse_resume(stage=stage, balance=next_item_costs) is None
+    if next_item_costs:
+        reason, needed = refuse_resume(stage=stage, balance=next_item_costs - 1)
+        assert needed == next_item_costs and f"costs {needed} credits" in reason
 
 
 def test_spec_formula_for_pending_work():
