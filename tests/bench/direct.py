@@ -2,16 +2,14 @@
 code called in a plain loop in this process, on the same database, for a fresh site with the
 same sample keywords.
 
-The direct loop imports the stage workers' own code and adds no logic of its own: for stage 1,
-each batch of keywords (the run's stage-1 batch size) is clustered by the offline provider and
-written by stages/clusters.py's `write_clusters` (clusters, keyword mapping, credits) in one
-transaction; for stages 2-6 the items `items.pending_refs` picks go one at a time through the
-stage's `Step`: `load` in one transaction, `produce` (the offline provider at zero latency),
-then `write` and `ledger.charge` in a second transaction, as the worker does. Left out is what
-the framework adds around that: no outbox rows (its event emitter is a no-op), no stop check, no
-Kafka, no orchestrator (stage 1's write still records its item results and the batch as handled,
-in the same transaction, as the worker does). The loop's time is also given per stage, which
-says where the stage code itself spends it.
+The direct loop imports the stage workers' own code and adds no logic of its own: the items
+`items.pending_refs` picks go through each stage's `Step` a unit at a time (stage 1's unit is a
+batch of the run's stage-1 batch size, the other stages' one item): `load` in one transaction,
+`produce` (the offline provider at zero latency), then `write` and `ledger.charge` (the step's
+price, by the item's place in the stage) in a second transaction, as the worker does. Left out is
+what the framework adds around that: no outbox rows, no bookkeeping, no stop check, no Kafka, no
+orchestrator. The loop's time is also given per stage, which says where the stage code itself
+spends it.
 """
 
 from __future__ import annotations
@@ -20,32 +18,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import Connection
-
 from api_gateway.run_commands import new_run_id
-from contracts import commands as cmd
-from contracts.envelope import Envelope, Payload, utcnow
+from contracts.stages import PRICES
 from contracts.topics import Topics
 from contracts.values import RunConfig
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.retry import RetryPolicy
-from stage_workers.batch import BatchContext, Step
+from stage_workers.batch import Step
 from stage_workers.deps import WorkerDeps
 from stage_workers.items import pending_refs
 from stage_workers.ledger import charge
-from stage_workers.outcomes import Tally
 from stage_workers.stages import ITEM_STEPS
-from stage_workers.stages.clusters import write_clusters
 from tests.bench.harness import CREDITS, Stack
 from tests.bench.throughput import Throughput, sites_at_once
-from tests.support.pipeline import Site, command, new_site
-
-
-class WithoutOutbox(WorkerDeps):
-    """The worker's dependencies with events dropped: the direct loop publishes nothing."""
-
-    def emit(self, conn: Connection, command: Envelope, payload: Payload, message_id) -> bool:
-        return False
+from tests.support.pipeline import Site, new_site
 
 
 @dataclass(frozen=True)
@@ -71,59 +57,38 @@ async def direct_run(
 ) -> dict[int, tuple[int, float]]:
     """Stages 1-6 for the site in a plain loop; per stage, the stage-steps done and the time."""
     ai = OfflineProvider(latency_ms=0)
-    deps = WithoutOutbox(stack.engine, ai, RetryPolicy(), Topics(), media_dir)
+    deps = WorkerDeps(stack.engine, ai, RetryPolicy(), Topics(), media_dir)
     run_id = new_run_id()
     by_stage = {}
-    began = time.perf_counter()
-    steps = await _stage_1(deps, site, run_id, config.batch_size(1))
-    by_stage[1] = (steps, time.perf_counter() - began)
     for step in ITEM_STEPS.values():
         began = time.perf_counter()
-        steps = await _item_stage(deps, site, run_id, step)
+        unit_size = config.batch_size(step.stage) if step.unit == "batch" else 1
+        steps = await _stage(deps, site, run_id, step, unit_size)
         by_stage[step.stage] = (steps, time.perf_counter() - began)
     return by_stage
 
 
-async def _stage_1(deps: WorkerDeps, site: Site, run_id: str, batch_size: int) -> int:
-    with deps.engine.begin() as conn:
-        refs = pending_refs(conn, 1, site.site_id)
-    steps = 0
-    for start in range(0, len(refs), batch_size):
-        todo = refs[start : start + batch_size]
-        batch = cmd.ProcessBatch(
-            run_id=run_id,
-            stage=1,
-            batch_id=f"1-{start // batch_size + 1}",
-            item_ids=tuple(ref.id for ref in todo),
-            lease_until=utcnow(),
-        )
-        drafts = await deps.ai.cluster_keywords([ref.title for ref in todo])
-        context = BatchContext(command(site, batch, run_id), batch, len(refs))
-        written = Tally()
-        with deps.engine.begin() as conn:
-            write_clusters(conn, deps, context, todo, drafts, written)
-        steps += written.processed
-    return steps
-
-
-async def _item_stage(deps: WorkerDeps, site: Site, run_id: str, step: Step) -> int:
+async def _stage(deps: WorkerDeps, site: Site, run_id: str, step: Step, unit_size: int) -> int:
     with deps.engine.begin() as conn:
         refs = pending_refs(conn, step.stage, site.site_id)
-    for ref in refs:
+    places = {ref.id: n for n, ref in enumerate(refs)}
+    for start in range(0, len(refs), unit_size):
+        unit = tuple(refs[start : start + unit_size])
         with deps.engine.begin() as conn:
-            source = step.load(conn, ref.id)
+            source = step.load(conn, unit)
         draft = await step.produce(deps.ai, source)
         with deps.engine.begin() as conn:
-            step.write(conn, deps, run_id, source, draft)
-            charge(
-                conn,
-                account_id=site.account_id,
-                site_id=site.site_id,
-                run_id=run_id,
-                stage=step.stage,
-                item_id=ref.id,
-                amount=step.credits,
-            )
+            outputs = step.write(conn, deps, run_id, source, draft, {ref.id for ref in unit})
+            for item_id in outputs:
+                charge(
+                    conn,
+                    account_id=site.account_id,
+                    site_id=site.site_id,
+                    run_id=run_id,
+                    stage=step.stage,
+                    item_id=item_id,
+                    amount=PRICES[step.stage].due(places[item_id]),
+                )
     return len(refs)
 
 

@@ -26,6 +26,7 @@ from stage_workers.handlers import dispatch
 from tests.integration.test_workers_stages import (
     ESPRESSO,
     FRENCH_PRESS,
+    Tenant,
     add_keywords,
     balance,
     count,
@@ -82,12 +83,60 @@ async def test_a_stage_1_batch_maps_its_keywords_and_a_repeat_writes_nothing(db,
     assert sorted(item.id for item in started.data.items) == ids
     [done] = of_type(events, "StageBatchCompleted")
     assert (done.data.processed, done.data.failed, done.data.credits) == (10, 0, 2)
-    k = t.keywords.c
+    processed = {e.data.item.id: e.data for e in of_type(events, "StageItemProcessed")}
+    assert sorted(processed) == ids and {p.total for p in processed.values()} == {10}
+    # 1 credit per 5 keywords, on the 1st and the 6th the stage picked.
+    assert {i for i, p in processed.items() if p.credits} == {ids[0], ids[5]}
+    k, c = t.keywords.c, t.clusters.c
     assert count(db, t.keywords, k.site_id == tenant.site_id, k.status == "mapped") == 10
+    clusters = count(db, t.clusters, c.site_id == tenant.site_id)
+    assert sum(p.outputs for p in processed.values()) == clusters >= 2
 
     await dispatch(deps, process_batch(tenant, 1, ids, n=1))  # the same batch again
-    assert enqueued(db, deps, tenant.run_id) == events
+    await dispatch(deps, process_batch(tenant, 1, ids, n=2))  # and a re-dispatched copy
+    again = enqueued(db, deps, tenant.run_id)
+    assert of_type(again, "StageItemProcessed") == of_type(events, "StageItemProcessed")
+    assert [(e.data.processed, e.data.credits) for e in of_type(again, "StageBatchCompleted")] == [
+        (10, 2),
+        (10, 2),
+    ]
     assert balance(db, tenant.account_id) == 98
+    assert count(db, t.clusters, c.site_id == tenant.site_id) == clusters
+
+
+async def stage_1_started(db, deps, credits: int, texts: list[str]) -> tuple[Tenant, list[int]]:
+    """A tenant with keywords `texts`, stage 1 started (and so picked them): the tenant and ids."""
+    tenant = new_tenant(db, credits=credits)
+    ids = add_keywords(db, tenant.site_id, texts)
+    await dispatch(deps, start_stage(tenant, 1))
+    return tenant, ids
+
+
+def stage_1_events(db, deps, tenant) -> list[Envelope]:
+    return [e for e in enqueued(db, deps, tenant.run_id) if getattr(e.data, "stage", 0) == 1]
+
+
+async def test_stage_1_in_small_batches_charges_by_a_keywords_place_in_the_stage(db, deps):
+    tenant, ids = await stage_1_started(db, deps, 100, ESPRESSO + FRENCH_PRESS)
+    for n, start in enumerate(range(0, 10, 3), 1):
+        await dispatch(deps, process_batch(tenant, 1, ids[start : start + 3], n=n))
+    events = stage_1_events(db, deps, tenant)
+    charged = {e.data.item.id for e in of_type(events, "StageItemProcessed") if e.data.credits}
+    assert charged == {ids[0], ids[5]}
+    assert [e.data.processed for e in of_type(events, "StageBatchCompleted")] == [3, 3, 3, 1]
+    assert balance(db, tenant.account_id) == 98
+
+
+async def test_a_heard_pause_leaves_a_stage_1_batch_untouched(db, deps):
+    tenant, ids = await stage_1_started(db, deps, 100, ESPRESSO)
+    deps.stops[tenant.run_id] = True  # what the run watch does on RunPaused
+    await dispatch(deps, process_batch(tenant, 1, ids, n=1))
+    events = stage_1_events(db, deps, tenant)
+    assert of_type(events, "StageItemProcessed") == of_type(events, "StageItemFailed") == []
+    [done] = of_type(events, "StageBatchCompleted")
+    assert (done.data.processed, done.data.failed) == (0, 0)
+    assert count(db, t.clusters, t.clusters.c.site_id == tenant.site_id) == 0
+    assert balance(db, tenant.account_id) == 100
 
 
 async def test_a_heard_pause_ends_the_batch_before_any_item(db, deps):
@@ -142,6 +191,66 @@ async def test_a_fatal_provider_error_stops_the_batch_and_says_why(db, deps):
     assert done.data.fatal == "AuthenticationError: Error code: 401 - invalid api key"
     assert balance(db, tenant.account_id) == 98  # stage 1's 2 credits, nothing more
     assert count(db, t.content_ideas, t.content_ideas.c.site_id == tenant.site_id) == 0
+
+
+class KeywordsRefused(OfflineProvider):
+    """Clustering fails with `error`; every other call goes through."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def cluster_keywords(self, keywords: list[str]):
+        raise self.error
+
+
+async def test_a_failed_clustering_fails_each_keyword_once_per_run(db, deps):
+    tenant, ids = await stage_1_started(db, deps, 100, ESPRESSO)
+    failing = replace(deps, ai=KeywordsRefused(PermanentAIError("answer is not JSON")))
+    await dispatch(failing, process_batch(tenant, 1, ids, n=1))
+    await dispatch(failing, process_batch(tenant, 1, ids, n=2))  # a re-dispatched copy
+    events = stage_1_events(db, deps, tenant)
+    failed = of_type(events, "StageItemFailed")
+    assert sorted(e.data.item.id for e in failed) == ids
+    assert all("not JSON" in e.data.error for e in failed)
+    assert [(e.data.processed, e.data.failed) for e in of_type(events, "StageBatchCompleted")] == [
+        (0, 5),
+        (0, 5),
+    ]
+    f = t.item_failures.c
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(f.item_id, f.failures).where(f.stage == 1, f.item_id.in_(ids))
+        ).all()
+    assert sorted(rows) == [(i, 1) for i in ids]
+    k = t.keywords.c
+    assert count(db, t.keywords, k.id.in_(ids), k.status == "new", k.cluster_id.is_(None)) == 5
+    assert balance(db, tenant.account_id) == 100
+
+
+async def test_a_fatal_error_in_stage_1_fails_no_keyword_and_says_why(db, deps):
+    tenant, ids = await stage_1_started(db, deps, 100, ESPRESSO)
+    refused = replace(deps, ai=KeywordsRefused(FatalAIError("PermissionDeniedError: 403")))
+    await dispatch(refused, process_batch(tenant, 1, ids, n=1))
+    events = stage_1_events(db, deps, tenant)
+    assert of_type(events, "StageItemProcessed") == of_type(events, "StageItemFailed") == []
+    [done] = of_type(events, "StageBatchCompleted")
+    assert (done.data.processed, done.data.failed) == (0, 0)
+    assert done.data.fatal == "PermissionDeniedError: 403"
+    assert count(db, t.item_failures, t.item_failures.c.item_id.in_(ids)) == 0
+    assert balance(db, tenant.account_id) == 100
+
+
+async def test_a_stage_1_batch_the_account_cannot_pay_writes_nothing(db, deps):
+    tenant, ids = await stage_1_started(db, deps, 0, ESPRESSO)
+    await dispatch(deps, process_batch(tenant, 1, ids, n=1))
+    events = stage_1_events(db, deps, tenant)
+    assert of_type(events, "StageItemProcessed") == []
+    [done] = of_type(events, "StageBatchCompleted")
+    assert (done.data.processed, done.data.halted) == (0, "insufficient_credits")
+    assert count(db, t.clusters, t.clusters.c.site_id == tenant.site_id) == 0
+    k = t.keywords.c
+    assert count(db, t.keywords, k.id.in_(ids), k.status == "new") == 5
 
 
 class BadIdeas(OfflineProvider):

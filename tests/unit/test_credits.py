@@ -1,5 +1,6 @@
 import pytest
 
+from contracts.admission import refuse_resume
 from contracts.credits import (
     PendingWork,
     estimate,
@@ -8,9 +9,33 @@ from contracts.credits import (
     required_for,
     runs_out_at_stage,
 )
-from contracts.stages import STAGES
+from contracts.stages import PRICES, STAGES
 from contracts.values import DEFAULT_BATCH_SIZES
 from tests.support.billing import stage_charge
+
+
+def test_each_stage_charges_what_spec_says_whatever_the_batches():
+    """Stage 1's 1 credit per 5 keywords included: the workers charge an item by its place in
+    the stage, which the batches cut into slices without changing it."""
+    for stage, price in PRICES.items():
+        for picked in range(1, 42):
+            for batch in (1, 3, 5, 20):
+                charged = sum(
+                    price.due(place)
+                    for start in range(0, picked, batch)
+                    for place in range(start, min(start + batch, picked))
+                )
+                assert charged == stage_charge(stage, picked), (stage, picked, batch)
+
+
+@pytest.mark.parametrize(
+    ("stage", "next_item_costs"), [(1, 1), (2, 2), (3, 0), (4, 5), (5, 2), (6, 2), (7, 0)]
+)
+def test_a_resume_needs_credits_for_the_next_item_of_the_stage(stage, next_item_costs):
+    assert refuse_resume(stage=stage, balance=next_item_costs) is None
+    if next_item_costs:
+        reason, needed = refuse_resume(stage=stage, balance=next_item_costs - 1)
+        assert needed == next_item_costs and f"costs {needed} credits" in reason
 
 
 def test_spec_formula_for_pending_work():

@@ -1,5 +1,5 @@
 """The offline provider: deterministic, clusters the sample keywords sensibly, writes real
-articles and real PNGs; credit rules of stage 1."""
+articles and real PNGs; stage 1's cluster key."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import pytest
 
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.png import PNG_SIGNATURE
-from stage_workers.stages.clusters import keyword_credits, source_key
+from stage_workers.stages.clusters import source_key
 from stage_workers.stages.prompts import featured_first
-from tests.support.billing import stage_charge
 
 SAMPLE = Path(__file__).parents[2] / "deploy" / "sample-data" / "keywords.csv"
 
@@ -122,18 +121,6 @@ async def test_rendered_images_are_valid_deterministic_pngs():
     pixels = zlib.decompress(chunks[1][1])
     assert (depth, colour) == (8, 2)
     assert len(pixels) == height * (1 + 3 * width)
-
-
-def test_stage_1_charges_one_credit_per_five_keywords_of_the_stage_whatever_the_batches():
-    for picked in range(1, 42):
-        for batch in (1, 3, 5, 20):
-            # Batches are slices of the pick order; a keyword's place is its place in the stage.
-            charged = sum(
-                keyword_credits(place)
-                for start in range(0, picked, batch)
-                for place in range(start, min(start + batch, picked))
-            )
-            assert charged == stage_charge(1, picked)
 
 
 def test_source_key_ignores_order():

@@ -10,23 +10,7 @@ from __future__ import annotations
 
 from contracts.credits import required_for
 from contracts.events import RunRejected
-from contracts.stages import (
-    CREDITS_PER_CLUSTER,
-    CREDITS_PER_CONTENT,
-    CREDITS_PER_IMAGE,
-    CREDITS_PER_PROMPT_SET,
-)
-
-# What the next item of each stage may cost (stage 1 charges 1 credit per 5 keywords: at most 1).
-NEXT_ITEM_CREDITS = {
-    1: 1,
-    2: CREDITS_PER_CLUSTER,
-    3: 0,
-    4: CREDITS_PER_CONTENT,
-    5: CREDITS_PER_PROMPT_SET,
-    6: CREDITS_PER_IMAGE,
-    7: 0,
-}
+from contracts.stages import PRICES
 
 
 def refuse_start(*, active_run_id: str | None, estimate: int, balance: int) -> RunRejected | None:
@@ -55,7 +39,8 @@ def refuse_start(*, active_run_id: str | None, estimate: int, balance: int) -> R
 def refuse_resume(*, stage: int, balance: int) -> tuple[str, int] | None:
     """(reason, credits needed) when the balance cannot pay the next item of `stage`: resuming
     would only pause the run again at once."""
-    needed = NEXT_ITEM_CREDITS.get(stage, 0)
+    # The most the next item can cost: a price per several items charges one item in `per`.
+    needed = PRICES[stage].credits if stage in PRICES else 0
     if balance >= needed:
         return None
     reason = (

@@ -30,3 +30,27 @@ CREDITS_PER_CONTENT = 5
 CREDITS_PER_PROMPT_SET = 2
 CREDITS_PER_IMAGE = 2
 IMAGES_PER_CONTENT = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """`credits` for every `per` items the stage picked, charged on the 1st, (per+1)th... of
+    them: an item's place in the stage never changes, so the sum is the same whatever the
+    batches."""
+
+    credits: int
+    per: int = 1
+
+    def due(self, place_in_stage: int) -> int:
+        return self.credits if place_in_stage % self.per == 0 else 0
+
+
+PRICES: dict[int, Price] = {
+    1: Price(1, per=KEYWORDS_PER_CREDIT),
+    2: Price(CREDITS_PER_CLUSTER),
+    3: Price(0),
+    4: Price(CREDITS_PER_CONTENT),
+    5: Price(CREDITS_PER_PROMPT_SET),
+    6: Price(CREDITS_PER_IMAGE),
+    7: Price(0),
+}

@@ -1,45 +1,66 @@
-"""ProcessBatch for stages 2-6. One transaction reads all the batch needs (handled before? run
-stopped? what became of its items? their AI inputs); then, item by item, the AI is called and one
-transaction writes the output, the charge, the item's result and its event, and checks the run is
-still going; the last item's transaction completes the batch too. A one-item batch is two
-transactions. The AI is called between transactions, never inside one."""
+"""ProcessBatch for stages 1-6. A step cuts its batch into units of work, each one AI call and
+one write: in stages 2-6 every item is a unit; in stage 1 the batch's keywords are one (a single
+call clusters them all). One transaction reads all the batch needs (handled before? run
+stopped? what became of its items? each unit's AI input); then, unit by unit, the AI is called
+and one transaction writes the outputs and, per item, the charge, the result and the event, and
+checks the run is still going; the last unit's transaction completes the batch too. A one-item
+batch, like a stage-1 batch, is two transactions. The AI is called between transactions, never
+inside one."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.engine import Connection
 
 from contracts.commands import ProcessBatch
 from contracts.envelope import Envelope
 from contracts.events import StageBatchCompleted, StageItemFailed, StageItemProcessed
+from contracts.stages import PRICES, Price
 from contracts.values import ItemRef
 from stage_workers import items, metrics, tracking
 from stage_workers.ai.base import AIProvider, FatalAIError
 from stage_workers.ai.retry import PoisonedItem, with_retries
+from stage_workers.bookkeeping import RunBook
 from stage_workers.deps import WorkerDeps
 from stage_workers.ledger import InsufficientCredits, charge
 from stage_workers.outcomes import FAILED, HALTED, SKIPPED, Outcome, Tally
 
 
 class Step(Protocol):
-    """One stage's item work: read the input, ask the AI, write the output."""
+    """One stage's work on a unit of its items: read the input, ask the AI once, write."""
 
     stage: int
-    credits: int
+    unit: Literal["item", "batch"]  # one AI call per item, or one for the batch's items
 
-    def load(self, conn: Connection, item_id: int) -> Any: ...
+    def load(self, conn: Connection, refs: tuple[ItemRef, ...]) -> Any:
+        """The AI's input for a unit (an "item" step's unit holds one ref)."""
 
     async def produce(self, ai: AIProvider, source: Any) -> Any: ...
 
     def write(
-        self, conn: Connection, deps: WorkerDeps, run_id: str, source: Any, draft: Any
-    ) -> int:
-        """Write the outputs (the input row is locked and still needs work); returns how many."""
+        self,
+        conn: Connection,
+        deps: WorkerDeps,
+        run_id: str,
+        source: Any,
+        draft: Any,
+        open_ids: set[int],
+    ) -> dict[int, int]:
+        """Write the outputs of the unit's items in `open_ids` (their rows are locked and still
+        need work); returns how many each item made, in the order their events go out."""
 
     def mark_failed(self, conn: Connection, item_id: int, error: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Items that go through one AI call and one write together, with the AI's input."""
+
+    refs: tuple[ItemRef, ...]
+    source: Any
 
 
 @dataclass(frozen=True)
@@ -54,26 +75,21 @@ class Opened:
     context: BatchContext
     stopped: bool  # the run is paused, cancelled or over: the batch ends at once
     done: tuple[Outcome, ...]  # items that need nothing from us (done before, or changed)
-    todo: tuple[tuple[ItemRef, Any], ...]  # items to work on, each with the AI's input
+    todo: tuple[Unit, ...]  # the items to work on, in units, each with the AI's input
 
 
 @dataclass(frozen=True)
 class Ended:
-    """What became of one item, and whether the batch goes on."""
+    """What became of one unit's items, and whether the batch goes on."""
 
-    outcome: Outcome
-    closed: bool = False  # the item's transaction also completed the batch
-    stop: bool = False  # the run stopped meanwhile: the next item waits for a resume
-
-
-Load = Callable[[Connection, int], Any]
+    outcomes: tuple[Outcome, ...]
+    closed: bool = False  # the unit's transaction also completed the batch
+    stop: bool = False  # the run stopped meanwhile: the next unit waits for a resume
 
 
-def open_batch(
-    conn: Connection, deps: WorkerDeps, command: Envelope, load: Load | None
-) -> Opened | None:
+def open_batch(conn: Connection, deps: WorkerDeps, command: Envelope, step: Step) -> Opened | None:
     """Everything the batch needs before its first AI call, in one transaction; None when this
-    command was handled before. `load` reads an item's AI input (None: the item itself)."""
+    command was handled before."""
     batch: ProcessBatch = command.data
     book = deps.book(conn)
     opening = book.opening(
@@ -89,61 +105,58 @@ def open_batch(
     fresh = [ref.id for ref in refs if ref.id not in earlier]
     open_ids = items.needing_work(conn, batch.stage, command.site_id, fresh) if fresh else set()
     done: list[Outcome] = []
-    todo: list[tuple[ItemRef, Any]] = []
+    todo: list[ItemRef] = []
     for ref in refs:
         if ref.id in earlier:
             done.append(earlier[ref.id])
         elif ref.id in open_ids:
-            todo.append((ref, load(conn, ref.id) if load else ref))
+            todo.append(ref)
         else:
             done.append(record_changed(conn, deps, command, ref))
-    return Opened(context, False, tuple(done), tuple(todo))
+    units = [tuple(todo)] if step.unit == "batch" else [(ref,) for ref in todo]
+    loaded = tuple(Unit(unit, step.load(conn, unit)) for unit in units if unit)
+    return Opened(context, False, tuple(done), loaded)
 
 
 async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None:
-    opened = await deps.in_transaction(open_batch, deps, command, step.load)
+    opened = await deps.in_transaction(open_batch, deps, command, step)
     if opened is None:
         return
     tally = Tally.of(opened.done)
     if not opened.stopped:
-        for n, (ref, source) in enumerate(opened.todo):
+        for n, unit in enumerate(opened.todo):
             closing = tally if n == len(opened.todo) - 1 else None
             try:
-                ended = await process_item(deps, step, opened.context, ref, source, closing)
+                ended = await process_unit(deps, step, opened.context, unit, closing)
             except FatalAIError as fatal:
                 tally.fatal = str(fatal)
                 break
             if ended.closed:
                 return
-            tally.add(ended.outcome)
+            tally.add(*ended.outcomes)
             if tally.halted or ended.stop:
                 break
     await deps.in_transaction(complete_batch, deps, command, tally)
 
 
 @metrics.time_item
-async def process_item(
-    deps: WorkerDeps,
-    step: Step,
-    context: BatchContext,
-    ref: ItemRef,
-    source: Any,
-    closing: Tally | None,
+async def process_unit(
+    deps: WorkerDeps, step: Step, context: BatchContext, unit: Unit, closing: Tally | None
 ) -> Ended:
     """Ask the AI, then write in one transaction; `closing` (the batch's tally before this
-    item) makes that transaction complete the batch as well."""
+    unit) makes that transaction complete the batch as well."""
     try:
-        draft = await with_retries(deps.retry, lambda: step.produce(deps.ai, source))
+        draft = await with_retries(deps.retry, lambda: step.produce(deps.ai, unit.source))
     except PoisonedItem as poisoned:
         return await deps.in_transaction(
-            _finish, deps, context, closing, _record_failure, step, ref, poisoned
+            _finish, deps, context, closing, _record_failure, step, unit, poisoned
         )
     try:
         return await deps.in_transaction(
-            _finish, deps, context, closing, _write_item, step, ref, source, draft
+            _finish, deps, context, closing, _write_unit, step, unit, draft
         )
     except InsufficientCredits:
-        return Ended(HALTED)
+        return Ended((HALTED,))
 
 
 def _finish(
@@ -151,15 +164,15 @@ def _finish(
     deps: WorkerDeps,
     context: BatchContext,
     closing: Tally | None,
-    write: Callable[..., Outcome],
+    write: Callable[..., tuple[Outcome, ...]],
     *args: Any,
 ) -> Ended:
-    outcome = write(conn, deps, context, *args)
+    outcomes = write(conn, deps, context, *args)
     if closing is not None:
-        complete_batch(conn, deps, context.command, closing.plus(outcome))
-        return Ended(outcome, closed=True)
+        complete_batch(conn, deps, context.command, closing.plus(*outcomes))
+        return Ended(outcomes, closed=True)
     run_id = context.batch.run_id
-    return Ended(outcome, stop=deps.run_stopped(run_id, deps.book(conn).is_stopped(run_id)))
+    return Ended(outcomes, stop=deps.run_stopped(run_id, deps.book(conn).is_stopped(run_id)))
 
 
 CHANGED_SINCE_PICKED = "skipped: the item changed since the stage picked it (e.g. disabled)"
@@ -177,21 +190,50 @@ def record_changed(conn: Connection, deps: WorkerDeps, command: Envelope, ref: I
     return FAILED
 
 
-def _write_item(
+def _write_unit(
+    conn: Connection, deps: WorkerDeps, context: BatchContext, step: Step, unit: Unit, draft: Any
+) -> tuple[Outcome, ...]:
+    command, batch = context.command, context.batch
+    ids = [ref.id for ref in unit.refs]
+    open_ids = items.lock_needing_work(conn, batch.stage, command.site_id, ids)
+    if not open_ids:
+        # Another worker (a re-dispatched copy of this batch) wrote them meanwhile and announced
+        # them in the same transaction: nothing to add.
+        return (SKIPPED,)
+    outputs = step.write(conn, deps, batch.run_id, unit.source, draft, open_ids)
+    amounts = _amounts(deps.book(conn), context, PRICES[batch.stage], list(outputs))
+    refs = {ref.id: ref for ref in unit.refs}
+    return tuple(
+        _processed(conn, deps, context, refs[item_id], amounts[item_id], made)
+        for item_id, made in outputs.items()
+    )
+
+
+def _amounts(
+    book: RunBook, context: BatchContext, price: Price, item_ids: list[int]
+) -> dict[int, int]:
+    """What each item costs. A price per several items (stage 1's) goes by the item's place in
+    the stage's pick order; for a run picked before the workers kept their picks, by its place
+    in the batch."""
+    if price.per == 1:
+        return dict.fromkeys(item_ids, price.credits)  # the same for every place
+    batch = context.batch
+    places = book.positions(batch.run_id, batch.stage, item_ids)
+    if len(places) < len(item_ids):
+        places = {item_id: n for n, item_id in enumerate(batch.item_ids)}
+    return {item_id: price.due(places[item_id]) for item_id in item_ids}
+
+
+def _processed(
     conn: Connection,
     deps: WorkerDeps,
     context: BatchContext,
-    step: Step,
     ref: ItemRef,
-    source: Any,
-    draft: Any,
+    amount: int,
+    outputs: int,
 ) -> Outcome:
+    """Charge, announce and record one item the unit's write has done."""
     command, batch = context.command, context.batch
-    if not items.lock_needing_work(conn, batch.stage, command.site_id, [ref.id]):
-        # Another worker (a re-dispatched copy of this batch) wrote it meanwhile and announced
-        # it in the same transaction: nothing to add.
-        return SKIPPED
-    outputs = step.write(conn, deps, batch.run_id, source, draft)
     credits = charge(
         conn,
         account_id=command.account_id,
@@ -199,7 +241,7 @@ def _write_item(
         run_id=batch.run_id,
         stage=batch.stage,
         item_id=ref.id,
-        amount=step.credits,
+        amount=amount,
     )
     processed = StageItemProcessed(
         stage=batch.stage,
@@ -222,26 +264,26 @@ def _record_failure(
     deps: WorkerDeps,
     context: BatchContext,
     step: Step,
-    ref: ItemRef,
+    unit: Unit,
     poisoned: PoisonedItem,
-) -> Outcome:
-    batch = context.batch
-    step.mark_failed(conn, ref.id, poisoned.error)
-    items.count_failure(
-        conn, batch.stage, context.command.site_id, ref.id, batch.run_id, poisoned.error
-    )
-    failed = StageItemFailed(
-        stage=batch.stage,
-        batch_id=batch.batch_id,
-        item=ref,
-        error=poisoned.error[:2000],
-        attempts=poisoned.attempts,
-    )
-    deps.emit(
-        conn, context.command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id)
-    )
-    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, FAILED)
-    return FAILED
+) -> tuple[Outcome, ...]:
+    """The AI could not do the unit: each of its items failed, once more across runs."""
+    command, batch = context.command, context.batch
+    for ref in unit.refs:
+        step.mark_failed(conn, ref.id, poisoned.error)
+        items.count_failure(
+            conn, batch.stage, command.site_id, ref.id, batch.run_id, poisoned.error
+        )
+        failed = StageItemFailed(
+            stage=batch.stage,
+            batch_id=batch.batch_id,
+            item=ref,
+            error=poisoned.error[:2000],
+            attempts=poisoned.attempts,
+        )
+        deps.emit(conn, command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
+        deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, FAILED)
+    return (FAILED,) * len(unit.refs)
 
 
 def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally: Tally) -> None:

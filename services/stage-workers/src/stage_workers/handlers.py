@@ -15,7 +15,6 @@ from stage_workers.batch import process_batch
 from stage_workers.deps import WorkerDeps
 from stage_workers.metrics import BATCH_SECONDS
 from stage_workers.stages import ITEM_STEPS
-from stage_workers.stages.clusters import process_keyword_batch
 from stage_workers.start_stage import start_stage
 from stage_workers.tracking import consumer_name
 
@@ -55,8 +54,6 @@ async def _dispatch(deps: WorkerDeps, command: Envelope) -> None:
     match command.data:
         case StartStage():
             await start_stage(deps, command)
-        case ProcessBatch(stage=1):
-            await process_keyword_batch(deps, command)
         case ProcessBatch(stage=stage) if stage in ITEM_STEPS:
             await process_batch(deps, ITEM_STEPS[stage], command)
         case ProcessBatch(stage=stage):

@@ -68,13 +68,16 @@ ITEM_SECONDS = histogram(
 )
 
 
-def time_item(process_item: Any) -> Any:
-    """Decorates `process_item(deps, step, context, ref)`: observes its time under the stage."""
+def time_item(process_unit: Any) -> Any:
+    """Decorates `process_unit(deps, step, ...)`: observes its time under the stage when the
+    step's unit is one item (stage 1's is its batch: stage_worker_batch_seconds times that)."""
 
-    @wraps(process_item)
+    @wraps(process_unit)
     async def timed(deps: Any, step: Any, *args: Any) -> Any:
+        if step.unit != "item":
+            return await process_unit(deps, step, *args)
         with ITEM_SECONDS.labels(str(step.stage)).time():
-            return await process_item(deps, step, *args)
+            return await process_unit(deps, step, *args)
 
     return timed
 

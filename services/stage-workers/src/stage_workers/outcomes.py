@@ -32,21 +32,21 @@ class Tally:
     @classmethod
     def of(cls, outcomes: Iterable[Outcome]) -> Tally:
         tally = cls()
-        for outcome in outcomes:
-            tally.add(outcome)
+        tally.add(*outcomes)
         return tally
 
-    def plus(self, outcome: Outcome) -> Tally:
-        """A copy with `outcome` added; this one is left as it was."""
+    def plus(self, *outcomes: Outcome) -> Tally:
+        """A copy with `outcomes` added; this one is left as it was."""
         copy = replace(self)
-        copy.add(outcome)
+        copy.add(*outcomes)
         return copy
 
-    def add(self, outcome: Outcome) -> None:
-        if outcome.kind == "processed":
-            self.processed += 1
-            self.credits += outcome.credits
-        elif outcome.kind == "failed":
-            self.failed += 1
-        elif outcome.kind == "halted":
-            self.halted = True
+    def add(self, *outcomes: Outcome) -> None:
+        for outcome in outcomes:
+            if outcome.kind == "processed":
+                self.processed += 1
+                self.credits += outcome.credits
+            elif outcome.kind == "failed":
+                self.failed += 1
+            elif outcome.kind == "halted":
+                self.halted = True

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
-from contracts.stages import CREDITS_PER_CONTENT
+from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider, ArticleDraft
 from stage_workers.stages.rows import insert_once, inserted
 
@@ -37,17 +37,17 @@ _COMPLETED = sa.update(t.tasks).where(_k.id == sa.bindparam("row_id")).values(st
 
 class ArticlesStep:
     stage = 4
-    credits = CREDITS_PER_CONTENT
+    unit = "item"
 
-    def load(self, conn: Connection, item_id: int) -> TaskInput:
-        row = conn.execute(_TASK, {"id": item_id}).one()
+    def load(self, conn: Connection, refs: tuple[ItemRef, ...]) -> TaskInput:
+        row = conn.execute(_TASK, {"id": refs[0].id}).one()
         keywords = conn.execute(_KEYWORDS, {"cluster": row.cluster_id}).scalars()
         return TaskInput(row.id, row.site_id, row.title, row.brief, list(keywords))
 
     async def produce(self, ai: AIProvider, source: TaskInput) -> ArticleDraft:
         return await ai.write_article(source.title, source.brief, source.keywords)
 
-    def write(self, conn: Connection, deps, run_id: str, source: TaskInput, draft) -> int:
+    def write(self, conn: Connection, deps, run_id: str, source: TaskInput, draft, open_ids):
         article = {
             "site_id": source.site_id,
             "task_id": source.id,
@@ -58,7 +58,7 @@ class ArticlesStep:
         }
         created = inserted(conn, _CONTENT, [article])
         conn.execute(_COMPLETED, {"row_id": source.id})
-        return created
+        return {source.id: created}
 
     def mark_failed(self, conn: Connection, item_id: int, error: str) -> None:
         """The task stays queued: the next run tries it again."""

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
-from contracts.stages import CREDITS_PER_CLUSTER
+from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider, IdeaDraft
 from stage_workers.stages.rows import insert_once, inserted
 
@@ -30,17 +30,17 @@ _MAPPED = sa.update(t.clusters).where(_c.id == sa.bindparam("row_id")).values(st
 
 class IdeasStep:
     stage = 2
-    credits = CREDITS_PER_CLUSTER
+    unit = "item"
 
-    def load(self, conn: Connection, item_id: int) -> ClusterInput:
-        row = conn.execute(_CLUSTER, {"id": item_id}).one()
-        keywords = conn.execute(_KEYWORDS, {"id": item_id}).scalars()
+    def load(self, conn: Connection, refs: tuple[ItemRef, ...]) -> ClusterInput:
+        row = conn.execute(_CLUSTER, {"id": refs[0].id}).one()
+        keywords = conn.execute(_KEYWORDS, {"id": row.id}).scalars()
         return ClusterInput(row.id, row.site_id, row.name, list(keywords))
 
     async def produce(self, ai: AIProvider, source: ClusterInput) -> list[IdeaDraft]:
         return await ai.write_ideas(source.name, source.keywords)
 
-    def write(self, conn: Connection, deps, run_id: str, source: ClusterInput, draft) -> int:
+    def write(self, conn: Connection, deps, run_id: str, source: ClusterInput, draft, open_ids):
         rows = [
             {
                 "site_id": source.site_id,
@@ -54,7 +54,7 @@ class IdeasStep:
         ]
         created = inserted(conn, _IDEA, rows)
         conn.execute(_MAPPED, {"row_id": source.id})
-        return created
+        return {source.id: created}
 
     def mark_failed(self, conn: Connection, item_id: int, error: str) -> None:
         """The cluster stays new: the next run tries it again."""

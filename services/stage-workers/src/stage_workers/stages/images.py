@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from contracts.db import tables as t
-from contracts.stages import CREDITS_PER_IMAGE
+from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider
 
 
@@ -28,21 +28,21 @@ def write_file_atomically(path: Path, data: bytes) -> None:
 
 class ImagesStep:
     stage = 6
-    credits = CREDITS_PER_IMAGE
+    unit = "item"
 
-    def load(self, conn: Connection, item_id: int) -> Row:
-        return conn.execute(_IMAGE, {"id": item_id}).one()
+    def load(self, conn: Connection, refs: tuple[ItemRef, ...]) -> Row:
+        return conn.execute(_IMAGE, {"id": refs[0].id}).one()
 
     async def produce(self, ai: AIProvider, source: Row) -> bytes:
         return await ai.render_image(source.prompt)
 
-    def write(self, conn: Connection, deps, run_id: str, source: Row, draft: bytes) -> int:
+    def write(self, conn: Connection, deps, run_id: str, source: Row, draft: bytes, open_ids):
         relative = relative_image_path(source)
         # Same path on every retry, so a rolled-back attempt's file is simply overwritten.
         write_file_atomically(deps.media_dir / relative, draft)
         conn.execute(_GENERATED, {"row_id": source.id, "path": str(relative)})
         _review_when_complete(conn, source.content_id)
-        return 1
+        return {source.id: 1}
 
     def mark_failed(self, conn: Connection, item_id: int, error: str) -> None:
         conn.execute(

@@ -6,7 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from contracts.db import tables as t
-from contracts.stages import CREDITS_PER_PROMPT_SET, IMAGES_PER_CONTENT
+from contracts.stages import IMAGES_PER_CONTENT
+from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider, PromptDraft
 from stage_workers.stages.rows import insert_once, inserted
 
@@ -27,15 +28,15 @@ _IMAGE = insert_once(t.images, "content_id", "position")
 
 class PromptsStep:
     stage = 5
-    credits = CREDITS_PER_PROMPT_SET
+    unit = "item"
 
-    def load(self, conn: Connection, item_id: int) -> Row:
-        return conn.execute(_CONTENT, {"id": item_id}).one()
+    def load(self, conn: Connection, refs: tuple[ItemRef, ...]) -> Row:
+        return conn.execute(_CONTENT, {"id": refs[0].id}).one()
 
     async def produce(self, ai: AIProvider, source: Row) -> list[PromptDraft]:
         return featured_first(await ai.write_image_prompts(source.title, source.body))
 
-    def write(self, conn: Connection, deps, run_id: str, source: Row, draft) -> int:
+    def write(self, conn: Connection, deps, run_id: str, source: Row, draft, open_ids):
         rows = [
             {
                 "site_id": source.site_id,
@@ -47,7 +48,7 @@ class PromptsStep:
             }
             for position, prompt in enumerate(draft)
         ]
-        return inserted(conn, _IMAGE, rows)
+        return {source.id: inserted(conn, _IMAGE, rows)}
 
     def mark_failed(self, conn: Connection, item_id: int, error: str) -> None:
         """The content stays a draft without images: the next run tries it again."""

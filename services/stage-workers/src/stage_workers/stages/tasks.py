@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from contracts.db import tables as t
+from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider
 from stage_workers.stages.rows import insert_once, inserted
 
@@ -17,15 +18,15 @@ _QUEUED = sa.update(t.content_ideas).where(_i.id == sa.bindparam("row_id")).valu
 
 class TasksStep:
     stage = 3
-    credits = 0
+    unit = "item"
 
-    def load(self, conn: Connection, item_id: int) -> Row:
-        return conn.execute(_IDEA, {"id": item_id}).one()
+    def load(self, conn: Connection, refs: tuple[ItemRef, ...]) -> Row:
+        return conn.execute(_IDEA, {"id": refs[0].id}).one()
 
     async def produce(self, ai: AIProvider, source: Row) -> Row:
         return source
 
-    def write(self, conn: Connection, deps, run_id: str, source: Row, draft: Row) -> int:
+    def write(self, conn: Connection, deps, run_id: str, source: Row, draft, open_ids):
         task = {
             "site_id": source.site_id,
             "idea_id": source.id,
@@ -35,7 +36,7 @@ class TasksStep:
         }
         created = inserted(conn, _TASK, [task])
         conn.execute(_QUEUED, {"row_id": source.id})
-        return created
+        return {source.id: created}
 
     def mark_failed(self, conn: Connection, item_id: int, error: str) -> None:
         """Nothing to mark: a local step only fails on a bug, and the idea stays new."""
