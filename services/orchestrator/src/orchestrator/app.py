@@ -126,38 +126,40 @@ class Orchestrator:
         except UnreadableMessage as exc:
             await self.dead_letter(record, exc.reason)
         else:
-            site = self.sites.get(message.site_id, tp.partition)
+            before = self.sites.get(message.site_id, tp.partition)
             if is_command:
                 with metrics.decide_seconds.time():
-                    decided, site = handlers.on_command(site, message, utcnow(), self.limits)
+                    decided, site = handlers.on_command(before, message, utcnow(), self.limits)
                 outcome = decided[0].message.type.rsplit(".", 1)[-1] if decided else "repeat"
                 metrics.commands.labels(type=message.type, outcome=outcome).inc()
             else:
                 decided, site = handlers.on_event(
-                    site, message, utcnow(), self.limits, deciding=self.ready
+                    before, message, utcnow(), self.limits, deciding=self.ready
                 )
                 metrics.events_folded.inc()
-            await self.keep(site, decided)
+            await self.keep(site, decided, before)
         if is_command:
             self.offsets[tp] = record.offset + 1
 
     async def tick_all(self) -> None:
-        for site in self.sites.with_active_run():
+        for before in self.sites.with_active_run():
             with metrics.decide_seconds.time():
-                decided, site = handlers.on_tick(site, site.active_run_id, utcnow(), self.limits)
-            await self.keep(site, decided)
+                decided, site = handlers.on_tick(
+                    before, before.active_run_id, utcnow(), self.limits
+                )
+            await self.keep(site, decided, before)
         metrics.count_active(self.sites.active_runs())
 
     # --- output --------------------------------------------------------------------------
 
-    async def keep(self, site: SiteState, decided: list[Outgoing]) -> None:
+    async def keep(self, site: SiteState, decided: list[Outgoing], before: SiteState) -> None:
         """Keep the handler's new state and send what it decided. Its own events are in that
         state already (the next decision must see them); their copies on the stream are
         repeats."""
         self.sites.put(site)
         for out in decided:
             if out.is_event:
-                metrics.run_event(out.message, site.run(out.message.run_id))
+                metrics.run_event(out.message, before.run(out.message.run_id))
                 topic = self.topics.run_events
             else:
                 metrics.stage_commands.labels(stage=str(out.stage)).inc()

@@ -12,6 +12,7 @@ from contracts import events as ev
 from contracts.envelope import Envelope
 from contracts.monitor import ConsumerLag, Monitor
 from contracts.state import RunState
+from contracts.values import seconds_between
 
 # The service's own registry, so that services imported into one process (the test suite) do
 # not clash on names they share, such as automation_service_ready.
@@ -70,20 +71,19 @@ for _status in ("running", "paused"):
     active_runs.labels(_status)
 
 
-def run_event(message: Envelope, run: RunState | None) -> None:
-    """Count a run-level event the orchestrator has just decided and applied to `run`."""
-    if run is None:
-        return
-    trigger = run.trigger or "manual"
+def run_event(message: Envelope, before: RunState | None) -> None:
+    """Count a run-level event the orchestrator has just decided, from the run as it was before
+    the decision (once ended, a run keeps no stages)."""
     match message.data:
-        case ev.RunStarted():
+        case ev.RunStarted(trigger=trigger):
             runs_started.labels(trigger).inc()
-        case ev.RunCompleted() | ev.RunFailed() | ev.RunCancelled():
-            runs_finished.labels(FINISHED[type(message.data)], trigger).inc()
-        case ev.StageCompleted(stage=n) | ev.StageFailed(stage=n):
-            stage = run.stage(n)
-            if stage.elapsed_seconds is not None:
-                stage_seconds.labels(str(n), stage.status).observe(stage.elapsed_seconds)
+        case ev.RunCompleted() | ev.RunFailed() | ev.RunCancelled() if before is not None:
+            runs_finished.labels(FINISHED[type(message.data)], before.trigger or "manual").inc()
+        case ev.StageCompleted(stage=n) | ev.StageFailed(stage=n) if before is not None:
+            status = "completed" if isinstance(message.data, ev.StageCompleted) else "failed"
+            elapsed = seconds_between(before.stage(n).started_at, message.time)
+            if elapsed is not None:
+                stage_seconds.labels(str(n), status).observe(elapsed)
 
 
 def count_active(runs: Iterable[RunState]) -> None:
