@@ -34,6 +34,17 @@ active_runs = gauge(
     "orchestrator_active_runs", "Running or paused runs of the owned sites, by status", ["status"]
 )
 replay_seconds = gauge("orchestrator_replay_seconds", "How long the last catch-up took")
+replayed_events = gauge(
+    "orchestrator_replayed_events",
+    "Run events the last catch-up folded (those after the partitions' snapshots)",
+)
+snapshots = counter(
+    "orchestrator_snapshots_total",
+    "Partition snapshots by outcome: written, superseded (a newer one was there), loaded, "
+    "ignored (unreadable, another version, past the end), failed (database)",
+    ["outcome"],
+)
+snapshot_bytes = gauge("orchestrator_snapshot_bytes", "Size of the last snapshot written")
 decide_seconds = histogram(
     "orchestrator_decide_seconds",
     "Time spent in a decision (command or tick)",
@@ -69,6 +80,8 @@ for _trigger in TRIGGERS:  # every series exists from the start, at zero
         runs_finished.labels(_status, _trigger)
 for _status in ("running", "paused"):
     active_runs.labels(_status)
+for _outcome in ("written", "superseded", "loaded", "ignored", "failed"):
+    snapshots.labels(_outcome)
 
 
 def run_event(message: Envelope, before: RunState | None) -> None:
