@@ -37,7 +37,7 @@ class Settings(ServiceSettings):
         True, description="Load and write snapshots of the fold (docs/adr/0011)."
     )
     snapshot_every_events: int = Field(
-        5000, ge=0, description="Snapshot a partition after this many events (0: by time only)."
+        2000, ge=0, description="Snapshot a partition after this many events (0: by time only)."
     )
     snapshot_every_seconds: float = Field(
         30, gt=0, description="Snapshot a partition this long after its last if events came."
