@@ -506,3 +506,21 @@ automation_run_stages = sa.Table(
     _one_of("status", STAGE_STATUSES),
     sa.CheckConstraint("stage BETWEEN 1 AND 7", name="stage"),
 )
+
+# --- The orchestrator's snapshots of its fold, one per run-events topic and partition: a cache
+# it rebuilds from the stream whenever it is missing or unreadable (docs/adr/0011). ---
+
+orchestrator_snapshots = sa.Table(
+    "orchestrator_snapshots",
+    metadata,
+    sa.Column("topic", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    # Every event of the partition before this offset is in the snapshot.
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("body", BYTEA, nullable=False),
+    sa.Column("written_by", sa.Text, nullable=False),
+    sa.Column(
+        "written_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)

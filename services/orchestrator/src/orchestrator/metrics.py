@@ -12,6 +12,7 @@ from contracts import events as ev
 from contracts.envelope import Envelope
 from contracts.monitor import ConsumerLag, Monitor
 from contracts.state import RunState
+from contracts.values import seconds_between
 
 # The service's own registry, so that services imported into one process (the test suite) do
 # not clash on names they share, such as automation_service_ready.
@@ -33,6 +34,17 @@ active_runs = gauge(
     "orchestrator_active_runs", "Running or paused runs of the owned sites, by status", ["status"]
 )
 replay_seconds = gauge("orchestrator_replay_seconds", "How long the last catch-up took")
+replayed_events = gauge(
+    "orchestrator_replayed_events",
+    "Run events the last catch-up folded (those after the partitions' snapshots)",
+)
+snapshots = counter(
+    "orchestrator_snapshots_total",
+    "Partition snapshots by outcome: written, superseded (a newer one was there), loaded, "
+    "ignored (unreadable, another version, past the end), failed (database)",
+    ["outcome"],
+)
+snapshot_bytes = gauge("orchestrator_snapshot_bytes", "Size of the last snapshot written")
 decide_seconds = histogram(
     "orchestrator_decide_seconds",
     "Time spent in a decision (command or tick)",
@@ -68,22 +80,23 @@ for _trigger in TRIGGERS:  # every series exists from the start, at zero
         runs_finished.labels(_status, _trigger)
 for _status in ("running", "paused"):
     active_runs.labels(_status)
+for _outcome in ("written", "superseded", "loaded", "ignored", "failed"):
+    snapshots.labels(_outcome)
 
 
-def run_event(message: Envelope, run: RunState | None) -> None:
-    """Count a run-level event the orchestrator has just decided and applied to `run`."""
-    if run is None:
-        return
-    trigger = run.trigger or "manual"
+def run_event(message: Envelope, before: RunState | None) -> None:
+    """Count a run-level event the orchestrator has just decided, from the run as it was before
+    the decision (once ended, a run keeps no stages)."""
     match message.data:
-        case ev.RunStarted():
+        case ev.RunStarted(trigger=trigger):
             runs_started.labels(trigger).inc()
-        case ev.RunCompleted() | ev.RunFailed() | ev.RunCancelled():
-            runs_finished.labels(FINISHED[type(message.data)], trigger).inc()
-        case ev.StageCompleted(stage=n) | ev.StageFailed(stage=n):
-            stage = run.stage(n)
-            if stage.elapsed_seconds is not None:
-                stage_seconds.labels(str(n), stage.status).observe(stage.elapsed_seconds)
+        case ev.RunCompleted() | ev.RunFailed() | ev.RunCancelled() if before is not None:
+            runs_finished.labels(FINISHED[type(message.data)], before.trigger or "manual").inc()
+        case ev.StageCompleted(stage=n) | ev.StageFailed(stage=n) if before is not None:
+            status = "completed" if isinstance(message.data, ev.StageCompleted) else "failed"
+            elapsed = seconds_between(before.stage(n).started_at, message.time)
+            if elapsed is not None:
+                stage_seconds.labels(str(n), status).observe(elapsed)
 
 
 def count_active(runs: Iterable[RunState]) -> None:

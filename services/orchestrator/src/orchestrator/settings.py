@@ -33,6 +33,18 @@ class Settings(ServiceSettings):
         description="Run the scheduler as if it were always this moment (UTC): for trying a "
         "site's schedule without waiting for its slot. Unset in production.",
     )
+    snapshots_enabled: bool = Field(
+        True, description="Load and write snapshots of the fold (docs/adr/0011)."
+    )
+    snapshot_every_events: int = Field(
+        2000, ge=0, description="Snapshot a partition after this many events (0: by time only)."
+    )
+    snapshot_every_seconds: float = Field(
+        30, gt=0, description="Snapshot a partition this long after its last if events came."
+    )
+    snapshot_load_timeout_seconds: float = Field(
+        10, gt=0, description="Fold from the beginning if the snapshots take longer to load."
+    )
     instance_name: str = Field(default_factory=_instance_name)
 
     @property
