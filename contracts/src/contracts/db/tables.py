@@ -508,7 +508,7 @@ automation_run_stages = sa.Table(
 )
 
 # --- The orchestrator's snapshots of its fold, one per run-events topic and partition: a cache
-# it rebuilds from the stream whenever it is missing or unreadable (docs/adr/0011). ---
+# it rebuilds from the stream whenever it is missing or unreadable (docs/adr/0013). ---
 
 orchestrator_snapshots = sa.Table(
     "orchestrator_snapshots",

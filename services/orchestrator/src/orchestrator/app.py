@@ -1,7 +1,8 @@
 """Wiring: one aiokafka consumer over run commands and run events, the tick loop, the scheduler
-loop, snapshots and the metrics endpoint. Each record goes through a handler of handlers.py with
-its site's state; the app keeps the state that comes back, publishes what was decided, and
-commits. No decision is taken and no state is changed here."""
+loop and the metrics endpoint. Each record goes through a handler of handlers.py with its site's
+state; the app keeps the state that comes back, publishes what was decided, and commits. It tells
+snapshotting.py what was folded and when partitions come and go, and asks it where to start
+folding. No decision is taken and no state is changed here."""
 
 from __future__ import annotations
 
@@ -21,12 +22,11 @@ from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope, utcnow
 from contracts.topics import Topics
-from orchestrator import handlers, metrics, scheduler, snapshots
+from orchestrator import handlers, metrics, scheduler
 from orchestrator.decide import Outgoing
 from orchestrator.settings import Settings
 from orchestrator.sites import Sites, SiteState
-from orchestrator.snapshot_store import SnapshotStore, Stored
-from orchestrator.snapshots import Cadence, Snapshot, UnreadableSnapshot
+from orchestrator.snapshotting import Snapshotting, acknowledged
 
 log = logging.getLogger("orchestrator")
 
@@ -70,24 +70,11 @@ class Orchestrator:
         self.sends: list[asyncio.Future] = []
         self.offsets: dict[TopicPartition, int] = {}
         self.stopping = asyncio.Event()
-        # Snapshots: the next run-events offset to fold, per owned partition (every event before
-        # it is in self.sites), how many events the last catch-up folded, and how many keep()
-        # calls are between changing the state and handing their outputs to the producer.
-        self.folded_to: dict[int, int] = {}
+        # How many events the last catch-up folded, and how many keep() calls are between
+        # changing the state and handing their outputs to the producer.
         self.catch_up_events = 0
         self.keeping = 0
-        self.cadence = Cadence(settings.snapshot_every_events, settings.snapshot_every_seconds)
-        self.store = (
-            SnapshotStore(
-                sync_engine(
-                    settings.database_url, pool_pre_ping=True, connect_args={"connect_timeout": 5}
-                ),
-                topics.run_events,
-            )
-            if settings.snapshots_enabled
-            else None
-        )
-        self.writing: asyncio.Task | None = None
+        self.snapshotting = Snapshotting.of(settings, topics.run_events, self.sites, self.settled)
 
     # --- partitions ----------------------------------------------------------------------
 
@@ -96,10 +83,8 @@ class Orchestrator:
         flushed = await self.flush_quietly()
         partitions = [tp.partition for tp in revoked if tp.topic == self.topics.run_events]
         if flushed:  # the next owner starts where this one stopped
-            await self.snapshot_now(partitions)
-        self.cadence.drop(partitions)
-        for partition in partitions:
-            self.folded_to.pop(partition, None)
+            await self.snapshotting.now(partitions)
+        self.snapshotting.drop(partitions)
         self.sites.drop_partitions(tp.partition for tp in revoked)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -116,17 +101,18 @@ class Orchestrator:
         self.sites.drop_partitions(tp.partition for tp in event_partitions)
         if event_partitions:
             ends = await self.consumer.end_offsets(event_partitions)
-            starts = await self.restore_snapshots(event_partitions, ends)
-            for tp, offset in starts.items():
-                self.consumer.seek(tp, offset)
-            if fresh := [tp for tp in event_partitions if tp not in starts]:
-                await self.consumer.seek_to_beginning(*fresh)
+            starts = await self.snapshotting.restore(
+                [tp.partition for tp in event_partitions],
+                {tp.partition: end for tp, end in ends.items()},
+            )
             for tp in event_partitions:
-                self.folded_to[tp.partition] = await self.consumer.position(tp)
-            self.catch_up = {
-                tp: end for tp, end in ends.items() if end > self.folded_to[tp.partition]
-            }
-            self.cadence.start([tp.partition for tp in event_partitions], time.monotonic())
+                if tp.partition in starts:
+                    self.consumer.seek(tp, starts[tp.partition])
+            if fresh := [tp for tp in event_partitions if tp.partition not in starts]:
+                await self.consumer.seek_to_beginning(*fresh)
+            positions = {tp: await self.consumer.position(tp) for tp in event_partitions}
+            self.catch_up = {tp: end for tp, end in ends.items() if end > positions[tp]}
+            self.snapshotting.placed({tp.partition: at for tp, at in positions.items()})
             self.consumer.resume(*event_partitions)
         log.info("assigned %s; catching up %s", sorted(assigned), self.catch_up)
         await self.check_caught_up()
@@ -142,7 +128,7 @@ class Orchestrator:
         metrics.replayed_events.set(self.catch_up_events)
         # What was just folded, before anything is decided on it: a restart soon after a long
         # catch-up then does not repeat it.
-        self.maybe_snapshot(all_changed=True)
+        self.snapshotting.maybe(all_changed=True)
         self.set_ready(True)
         await self.tick_all()
         log.info(
@@ -164,7 +150,7 @@ class Orchestrator:
                 for record in records:
                     await self.on_record(tp, record)
             await self.flush()
-            self.maybe_snapshot()
+            self.snapshotting.maybe()
             if self.catch_up:
                 await self.check_caught_up()
 
@@ -190,8 +176,7 @@ class Orchestrator:
         if is_command:
             self.offsets[tp] = record.offset + 1
         else:
-            self.folded_to[tp.partition] = record.offset + 1
-            self.cadence.fold(tp.partition)
+            self.snapshotting.folded(tp.partition, record.offset + 1)
             if not self.ready:
                 self.catch_up_events += 1
 
@@ -209,7 +194,8 @@ class Orchestrator:
     async def keep(self, site: SiteState, decided: list[Outgoing], before: SiteState) -> None:
         """Keep the handler's new state and send what it decided. Its own events are in that
         state already (the next decision must see them); their copies on the stream are
-        repeats. Until every output is handed to the producer, no snapshot is taken."""
+        repeats. Until every output is handed to the producer, the state is not settled (and
+        no snapshot is taken)."""
         self.keeping += 1
         try:
             self.sites.put(site)
@@ -227,6 +213,11 @@ class Orchestrator:
     async def send(self, topic: str, key: bytes, message: Envelope) -> None:
         headers = kafka_headers(message)
         self.sends.append(await self.producer.send(topic, encode(message), key, headers=headers))
+
+    def settled(self) -> bool:
+        """Whether every output is handed to the producer and acknowledged by Kafka: only then
+        may the state, which holds the orchestrator's own events at once, be snapshot."""
+        return not self.keeping and acknowledged(self.sends)
 
     async def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         log.warning(
@@ -312,11 +303,10 @@ class Orchestrator:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if await self.flush_quietly():
-                await self.snapshot_now(list(self.folded_to))
+                await self.snapshotting.now(self.snapshotting.owned())
             await self.consumer.stop()
             await self.producer.stop()
-            if self.store is not None:
-                self.store.engine.dispose()
+            self.snapshotting.close()
 
     async def flush_quietly(self) -> bool:
         try:
@@ -325,136 +315,6 @@ class Orchestrator:
             log.exception("final flush failed; the commands will be redelivered")
             return False
         return True
-
-    # --- snapshots -----------------------------------------------------------------------
-
-    async def restore_snapshots(
-        self, partitions: list[TopicPartition], ends: dict[TopicPartition, int]
-    ) -> dict[TopicPartition, int]:
-        """Put back the sites of each partition from its newest snapshot that can be read;
-        returns the offset to fold each restored partition from."""
-        if self.store is None:
-            return {}
-        try:
-            stored = await asyncio.wait_for(
-                asyncio.to_thread(self.store.load, [tp.partition for tp in partitions]),
-                self.settings.snapshot_load_timeout_seconds,
-            )
-        except Exception as exc:
-            log.warning("snapshots could not be loaded, folding from the beginning: %r", exc)
-            metrics.snapshots.labels("failed").inc()
-            return {}
-        starts: dict[TopicPartition, int] = {}
-        for tp in partitions:
-            row = stored.get(tp.partition)
-            snapshot = (
-                None if row is None else await asyncio.to_thread(self.readable, row, ends[tp])
-            )
-            if snapshot is not None:
-                self.sites.restore(tp.partition, snapshot.sites)
-                starts[tp] = snapshot.offset
-                metrics.snapshots.labels("loaded").inc()
-                log.info(
-                    "partition %s: snapshot of %d sites at offset %d of %d",
-                    tp.partition,
-                    len(snapshot.sites),
-                    snapshot.offset,
-                    ends[tp],
-                )
-        return starts
-
-    def readable(self, row: Stored, end: int) -> Snapshot | None:
-        """The stored snapshot, or None with a warning if it cannot be used (in a thread)."""
-        try:
-            snapshot = snapshots.decode(row.body)
-            if snapshot.partition != row.partition or snapshot.offset != row.offset:
-                raise UnreadableSnapshot("its partition or offset is not the row's")
-        except UnreadableSnapshot as exc:
-            log.warning(
-                "partition %s: snapshot ignored, folding from the beginning: %s", row.partition, exc
-            )
-            metrics.snapshots.labels("ignored").inc()
-            return None
-        if snapshot.offset > end:
-            log.warning(
-                "partition %s: snapshot at offset %d is past the end %d (a topic made again?); "
-                "deleted, folding from the beginning",
-                row.partition,
-                snapshot.offset,
-                end,
-            )
-            metrics.snapshots.labels("ignored").inc()
-            self.store.delete(row.partition)
-            return None
-        return snapshot
-
-    def capture(self, partitions: list[int]) -> list[Snapshot]:
-        """The owned partitions among these as they are now, or none while an output is not
-        yet acknowledged by Kafka: the state holds the orchestrator's own events at once, and a
-        snapshot must not hold one the stream might never get. Synchronous, so the state and
-        the offsets are of one moment."""
-        unacknowledged = any(
-            not sent.done() or sent.cancelled() or sent.exception() is not None
-            for sent in self.sends
-        )
-        if self.keeping or unacknowledged:
-            return []
-        return [
-            Snapshot(p, self.folded_to[p], self.sites.of_partition(p))
-            for p in partitions
-            if p in self.folded_to
-        ]
-
-    def maybe_snapshot(self, all_changed: bool = False) -> None:
-        """Start writing the snapshots that are due, unless some are being written; with
-        `all_changed`, of every partition that changed since its last, after those."""
-        writing = self.writing if self.writing is not None and not self.writing.done() else None
-        if self.store is None or (writing is not None and not all_changed):
-            return
-        now = time.monotonic()
-        partitions = self.cadence.changed() if all_changed else self.cadence.due(now)
-        if partitions and (taken := self.capture(partitions)):
-            self.writing = asyncio.create_task(self.write(taken, self.counted(taken), writing))
-
-    async def snapshot_now(self, partitions: list[int]) -> None:
-        """Write what changed in these partitions since their last snapshots, and wait."""
-        if self.store is None:
-            return
-        if self.writing is not None:
-            await asyncio.gather(self.writing, return_exceptions=True)
-        changed = set(self.cadence.changed())
-        if taken := self.capture([p for p in partitions if p in changed]):
-            await self.write(taken, self.counted(taken))
-
-    def counted(self, taken: list[Snapshot]) -> dict[int, int]:
-        """The partitions of `taken` start counting again, from the moment of their capture."""
-        return self.cadence.taken([s.partition for s in taken], time.monotonic())
-
-    async def write(
-        self, taken: list[Snapshot], counts: dict[int, int], after: asyncio.Task | None = None
-    ) -> None:
-        if after is not None:
-            await asyncio.gather(after, return_exceptions=True)
-        for snapshot in taken:
-            try:
-                await asyncio.to_thread(self.save, snapshot)
-            except Exception as exc:
-                log.warning("partition %s: snapshot not written: %r", snapshot.partition, exc)
-                metrics.snapshots.labels("failed").inc()
-                self.cadence.failed({snapshot.partition: counts.get(snapshot.partition, 0)})
-
-    def save(self, snapshot: Snapshot) -> None:
-        """Encode and store one snapshot (in a thread: it takes time with many active runs)."""
-        body = snapshots.encode(snapshot)
-        kept = self.store.save(
-            snapshot.partition,
-            snapshot.offset,
-            snapshots.SNAPSHOT_VERSION,
-            body,
-            self.settings.instance_name,
-        )
-        metrics.snapshot_bytes.set(len(body))
-        metrics.snapshots.labels("written" if kept else "superseded").inc()
 
 
 async def serve(settings: Settings) -> None:

@@ -34,7 +34,7 @@ class Settings(ServiceSettings):
         "site's schedule without waiting for its slot. Unset in production.",
     )
     snapshots_enabled: bool = Field(
-        True, description="Load and write snapshots of the fold (docs/adr/0011)."
+        True, description="Load and write snapshots of the fold (docs/adr/0013)."
     )
     snapshot_every_events: int = Field(
         2000, ge=0, description="Snapshot a partition after this many events (0: by time only)."

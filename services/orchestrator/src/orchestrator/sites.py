@@ -4,7 +4,7 @@ a new value, so a handler's input is never touched and what it decided is all th
 
 Only what decisions need is kept, so the state (and its snapshots) follows the active runs, not
 the history: an ended run shrinks to a summary, and summaries and answered command ids are
-forgotten FORGET_AFTER after (docs/adr/0011 says why that is safe)."""
+forgotten FORGET_AFTER after (docs/adr/0013 says why that is safe)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The orchestrator keeps snapshots of what it folded from each run-events partition, so a
-restart folds only the events after them (docs/adr/0011).
+restart folds only the events after them (docs/adr/0013).
 
 Revision ID: 0006
 Revises: 0005
