@@ -8,11 +8,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api_gateway import accounts
 from api_gateway.accounts import Caller
-from api_gateway.db import DbConn
 from api_gateway.errors import ApiError
 from api_gateway.session import COOKIE_NAME, CSRF_HEADER, UNSAFE_METHODS, SessionSigner
 
@@ -36,12 +34,11 @@ class CsrfRefused(ApiError):
 async def current_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    conn: DbConn,
 ) -> Caller:
     if credentials is not None and credentials.credentials:
-        caller = await _by_token(conn, credentials.credentials)
+        caller = await _by_token(request, credentials.credentials)
     elif request.cookies.get(COOKIE_NAME):
-        caller = await session_caller(request, conn)
+        caller = await session_caller(request)
         if caller is None:
             raise Unauthorized("the console session has ended; sign in again")
         if request.method in UNSAFE_METHODS and not csrf_ok(request):
@@ -54,8 +51,9 @@ async def current_caller(
     return caller
 
 
-async def _by_token(conn: AsyncConnection, token: str) -> Caller:
-    caller = await conn.run_sync(lambda c: accounts.authenticate(c, token))
+async def _by_token(request: Request, token: str) -> Caller:
+    async with request.app.state.engine.connect() as conn:
+        caller = await conn.run_sync(lambda c: accounts.authenticate(c, token))
     if caller is None:
         raise Unauthorized("unknown or revoked token")
     return caller
@@ -65,15 +63,13 @@ def signer(request: Request) -> SessionSigner:
     return request.app.state.sessions
 
 
-async def session_caller(request: Request, conn: AsyncConnection | None = None) -> Caller | None:
+async def session_caller(request: Request) -> Caller | None:
     """The caller of a valid console session cookie, or None (missing, expired, revoked)."""
     session = signer(request).read(request.cookies.get(COOKIE_NAME))
     if session is None:
         return None
-    if conn is None:
-        async with request.app.state.engine.connect() as own:
-            return await session_caller(request, own)
-    return await conn.run_sync(lambda c: accounts.caller_by_token_id(c, session.token_id))
+    async with request.app.state.engine.connect() as conn:
+        return await conn.run_sync(lambda c: accounts.caller_by_token_id(c, session.token_id))
 
 
 def csrf_ok(request: Request, offered: str | None = None) -> bool:

@@ -25,8 +25,9 @@ def create_engine(database_url: str) -> AsyncEngine:
 
 
 async def request_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One pooled connection per request, shared by the caller's lookup and the route's reads,
-    given back when the route returns (before a live stream starts, not after it ends)."""
+    """The route's pooled connection, given back when the route returns (before a live stream
+    starts, not after it ends). The caller's lookup is solved before it with a connection of its
+    own, given back at once: a request never holds two, so a full pool cannot deadlock."""
     async with request.app.state.engine.connect() as conn:
         yield conn
 
