@@ -27,7 +27,7 @@ from local_stack import kafka, postgres
 from local_stack import stack as local_stack
 from local_stack.processes import is_alive
 from local_stack.settings import StackSettings
-from tests.integration.test_gateway_support import API, console_script, make_tenant
+from tests.integration.test_gateway_support import console_script, make_tenant
 from tests.support.billing import stage_charge
 from tests.support.pipeline import Pipeline, balance, charged, many_keywords
 from tests.support.services import Services, free_port
@@ -89,13 +89,7 @@ async def test_a_run_survives_kill_9_of_everything_and_a_database_restart(
     }
     tenant = make_tenant(db, SimpleNamespace(url=f"http://127.0.0.1:{port}"), credits=CREDITS)
     rows = [{"keyword": k.keyword, "volume": k.volume} for k in many_keywords(KEYWORDS)]
-    imported = tenant.client.post(
-        f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=rows
-    )
-    assert imported.status_code == 200, imported.text
-    started = tenant.post("/run_now", site_id=tenant.site_id)
-    assert started.status_code == 200, started.text
-    run_id = started.json()["run_id"]
+    run_id = tenant.import_and_run(rows)
 
     struck = []
     for fault in FAULTS:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from tests.integration.test_gateway_support import API, make_tenant
+from tests.integration.test_gateway_support import make_tenant
 from tests.support.kafka import publish_raw
 from tests.support.pipeline import Pipeline, sample_keywords
 from tests.support.prometheus import (
@@ -81,13 +81,7 @@ async def test_prometheus_scrapes_a_run_and_the_dead_letter_alert_fires(
     # A whole run, started and watched over the REST API.
     tenant = make_tenant(db, running, credits=100_000)
     rows = [k.model_dump() for k in sample_keywords(KEYWORDS)]
-    imported = tenant.client.post(
-        f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=rows
-    )
-    assert imported.status_code == 200, imported.text
-    started = tenant.post("/run_now", site_id=tenant.site_id)
-    assert started.status_code == 200, started.text
-    run_id = started.json()["run_id"]
+    run_id = tenant.import_and_run(rows)
     state = await Pipeline(kafka_bootstrap, topics).finished(run_id, timeout=300)
     assert state.status == "completed", state.error
     for call in ("/current_run", "/history", "/estimate", "/pipeline_overview"):

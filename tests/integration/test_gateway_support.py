@@ -58,6 +58,16 @@ class Tenant:
     def post(self, path: str, **params: object) -> httpx.Response:
         return self.client.post(API + path, params=params)
 
+    def import_and_run(self, rows: list[dict]) -> str:
+        """Import these keywords into the site and start a run over HTTP; the run's id."""
+        imported = self.client.post(
+            f"{API}/keywords/import", params={"site_id": self.site_id}, json=rows
+        )
+        assert imported.status_code == 200, imported.text
+        started = self.post("/run_now", site_id=self.site_id)
+        assert started.status_code == 200, started.text
+        return started.json()["run_id"]
+
 
 @pytest.fixture(scope="module")
 def gateway(stack, topics: Topics, db, tmp_path_factory) -> Iterator[Gateway]:

@@ -65,15 +65,7 @@ def test_a_run_over_http_with_the_real_services(db, stack_of_services):
 
     tenant = make_tenant(db, SimpleNamespace(url=url), credits=10_000)
     rows = [{"keyword": f"garden tip {i}"} for i in range(6)]
-    assert (
-        tenant.client.post(
-            f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=rows
-        ).status_code
-        == 200
-    )
-    started = tenant.post("/run_now", site_id=tenant.site_id)
-    assert started.status_code == 200, started.text
-    run_id = started.json()["run_id"]
+    run_id = tenant.import_and_run(rows)
     again = tenant.post("/run_now", site_id=tenant.site_id)
     assert again.status_code == 400 and again.json()["code"] == "active_run"
     events = _events(tenant.client, run_id)
@@ -134,13 +126,7 @@ def test_current_processing_lists_the_items_in_flight_then_a_finished_gate(
     url, env = services_with_slow_ai
     tenant = make_tenant(db, SimpleNamespace(url=url), credits=10_000)
     rows = [{"keyword": f"pond plant {i}"} for i in range(6)]
-    imported = tenant.client.post(
-        f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=rows
-    )
-    assert imported.status_code == 200
-    started = tenant.post("/run_now", site_id=tenant.site_id)
-    assert started.status_code == 200, started.text
-    run_id = started.json()["run_id"]
+    run_id = tenant.import_and_run(rows)
 
     def busy_one_item_stage() -> dict | None:
         """A sample of stages 4-6 (one item a batch) with an item in flight."""

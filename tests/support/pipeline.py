@@ -32,7 +32,7 @@ class Site:
     site_id: int
 
 
-def sample_keywords(count: int) -> list[keywords.KeywordIn]:
+def sample_keywords(count: int | None = None) -> list[keywords.KeywordIn]:
     with SAMPLE.open(encoding="utf-8") as f:
         rows = [
             keywords.KeywordIn(
@@ -50,7 +50,7 @@ VARIANTS = ("", "guide", "for beginners", "checklist", "mistakes", "ideas", "cos
 
 def many_keywords(count: int) -> list[keywords.KeywordIn]:
     """`count` distinct keywords (up to 1,200) built from the sample ones."""
-    sample = sample_keywords(len(VARIANTS) * 1000)
+    sample = sample_keywords()
     made = [
         k.model_copy(update={"keyword": f"{k.keyword} {variant}".strip()})
         for variant in VARIANTS
