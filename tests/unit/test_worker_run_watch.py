@@ -10,7 +10,7 @@ from contracts.codec import encode, kafka_headers
 from contracts.envelope import new_message
 from contracts.events import RunCancelled, RunPaused, RunResumed, StageItemProcessed
 from contracts.values import ItemRef
-from stage_workers.run_watch import stops_in
+from stage_workers.run_watch import HeardStops, stops_in
 
 
 def record(payload, run_id: str, offset: int = 0, headers=None) -> ConsumerRecord:
@@ -48,3 +48,16 @@ def test_other_events_and_garbage_say_nothing():
     assert stops_in([record(processed, "run_a"), garbage]) == {}
     # A record without the type header is not parsed at all.
     assert stops_in([record(RunPaused(), "run_a", headers=[])]) == {}
+
+
+def test_heard_stops_keep_the_newest_words_and_forget_the_oldest_once_trimmed():
+    heard = HeardStops(keep=2)
+    heard.update({"run_a": True, "run_b": False})
+    heard["run_a"] = False  # a newer word on run_a makes it the newest
+    heard["run_c"] = True
+    assert len(heard) == 3  # nothing is forgotten before the table has the words
+    heard.trim()
+    assert len(heard) == 2
+    assert heard.get("run_b", True) is True  # forgotten: the table's word answers
+    assert heard.get("run_a", True) is False
+    assert heard.get("run_c", False) is True

@@ -18,6 +18,7 @@ from contracts.topics import Topics
 from stage_workers.ai.base import AIProvider
 from stage_workers.ai.retry import RetryPolicy
 from stage_workers.bookkeeping import RunBook, SqlRunBook
+from stage_workers.run_watch import HeardStops
 
 SOURCE = "/automation/stage-workers"
 T = TypeVar("T")
@@ -37,7 +38,7 @@ class WorkerDeps:
     book: Callable[[Connection], RunBook] = SqlRunBook
     # The newest word on runs whose events this process's run watch reads (run id -> stopped),
     # ahead of the table: a pause must not wait for a database thread to be free.
-    stops: dict[str, bool] = field(default_factory=dict)
+    stops: HeardStops = field(default_factory=HeardStops)
 
     def run_stopped(self, run_id: str, recorded: bool) -> bool:
         """`recorded` (the table's word) unless this process heard newer."""

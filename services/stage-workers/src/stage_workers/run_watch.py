@@ -34,6 +34,38 @@ STOPS = {
     RunCompleted.TYPE: True,
 }
 WATCH_GROUP = "automation-stage-workers-run-watch"
+# Runs whose last word this process keeps in memory; older ones are read from the table.
+HEARD_RUNS = 10_000
+
+
+class HeardStops:
+    """The newest word on the runs this process heard of last (run id -> stopped), ahead of the
+    table, which every worker process reads. Bounded: a worker lives for months and a run's word
+    matters only while its batches can still come; one trimmed away is in the table already, as
+    the watch writes a word before it hears the next."""
+
+    def __init__(self, keep: int = HEARD_RUNS) -> None:
+        self.keep = keep
+        self._words: dict[str, bool] = {}
+
+    def get(self, run_id: str, default: bool) -> bool:
+        return self._words.get(run_id, default)
+
+    def __setitem__(self, run_id: str, stopped: bool) -> None:
+        self._words.pop(run_id, None)  # re-inserted: the newest word goes last
+        self._words[run_id] = stopped
+
+    def update(self, stops: dict[str, bool]) -> None:
+        for run_id, stopped in stops.items():
+            self[run_id] = stopped
+
+    def trim(self) -> None:
+        """Forget the oldest words beyond `keep` (call once they are in the table)."""
+        for run_id in list(self._words)[: max(0, len(self._words) - self.keep)]:
+            del self._words[run_id]
+
+    def __len__(self) -> int:
+        return len(self._words)
 
 
 def header_type(record: ConsumerRecord) -> str | None:
@@ -74,7 +106,7 @@ Write = Callable[[dict[str, bool]], Awaitable[None]]
 
 
 async def watch_runs(
-    consumer: AIOKafkaConsumer, heard: dict[str, bool], write: Write, stopping: asyncio.Event
+    consumer: AIOKafkaConsumer, heard: HeardStops, write: Write, stopping: asyncio.Event
 ) -> None:
     """`heard` gets each stop at once (this process's batches read it first); the table, for
     every worker process, right after."""
@@ -84,6 +116,7 @@ async def watch_runs(
         if stops:
             heard.update(stops)
             await write(stops)
+            heard.trim()
             log.info("run stops learnt: %s", stops)
         if batches:
             try:
