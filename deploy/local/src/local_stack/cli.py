@@ -115,9 +115,10 @@ def status() -> None:
     components = stack.status(_settings())
     for component in components:
         where = "external" if component.external else f"pid {component.pid or '-'}"
-        state = "[green]up[/]" if component.answering else "[red]down[/]"
+        # Padded before the colour markup, which would count in the width.
+        state = "[green]up  [/]" if component.answering else "[red]down[/]"
         endpoint = escape(redact(component.endpoint))
-        out.print(f"{component.name:<11} {state:<14} {where:<10} {endpoint}")
+        out.print(f"{component.name:<11} {state} {where:<10} {endpoint}")
     if not all(component.answering for component in components):
         raise typer.Exit(1)
 
