@@ -189,6 +189,12 @@ function refresh() {
   return state.refreshing;
 }
 
+// A reload that starts after a change: one begun before it would show the old state.
+async function refreshAfterChange() {
+  await state.refreshing;
+  await refresh();
+}
+
 // ---- live ------------------------------------------------------------------------------
 
 function follow(runId) {
@@ -264,7 +270,7 @@ async function act(button, work) {
   } catch (error) {
     say(message, error.message, "error");
   } finally {
-    await refresh();
+    await refreshAfterChange();
   }
 }
 
@@ -305,8 +311,7 @@ async function retry(stage, button) {
   } finally {
     state.retrying = false;
     button.disabled = false;
-    await state.refreshing; // a reload begun before the release would show the old counts
-    await refresh();
+    await refreshAfterChange();
     const again = stage ? retryButton(stage) : $("retry-all");
     (again && !again.hidden ? again : $("stages-h")).focus();
   }
