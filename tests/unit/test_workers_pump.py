@@ -82,3 +82,41 @@ async def test_a_failing_handler_is_retried_in_place_and_holds_the_watermark():
     while dispatcher.in_flight:
         await asyncio.sleep(0.01)
     assert attempts == [0, 0, 0] and mark.committable == 1
+
+
+class CommitsSeen:
+    """The part of a consumer a pump's commit uses, keeping what it was asked to commit."""
+
+    def __init__(self) -> None:
+        self.commits: list[dict] = []
+
+    async def commit(self, offsets) -> None:
+        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+
+async def test_the_pump_commits_at_most_once_a_second_except_on_a_revocation(monkeypatch):
+    from aiokafka import TopicPartition
+
+    from stage_workers import pump as pump_module
+
+    clock = [100.0]
+    monkeypatch.setattr(pump_module.time, "monotonic", lambda: clock[0])
+    consumer = CommitsSeen()
+    pump = pump_module.StagePump(consumer, Dispatcher(Limits()), handle=None)
+    tp = TopicPartition("stage-4", 0)
+    mark = pump.marks[tp] = Watermark()
+    for offset in (0, 1, 2):
+        mark.take(offset)
+
+    mark.finish(0)
+    await pump.commit()
+    mark.finish(1)
+    clock[0] += 0.5
+    await pump.commit()  # half a second later: waits
+    assert consumer.commits == [{tp: 1}]
+    clock[0] += 0.5
+    await pump.commit()
+    assert consumer.commits == [{tp: 1}, {tp: 2}]
+    mark.finish(2)
+    await pump.on_partitions_revoked({tp})  # at once, whatever the clock
+    assert consumer.commits == [{tp: 1}, {tp: 2}, {tp: 3}]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ STOPS = {
     RunCompleted.TYPE: True,
 }
 WATCH_GROUP = "automation-stage-workers-run-watch"
+COMMIT_EVERY_SECONDS = 1.0
 # Runs whose last word this process keeps in memory; older ones are read from the table.
 HEARD_RUNS = 10_000
 
@@ -110,6 +112,7 @@ async def watch_runs(
 ) -> None:
     """`heard` gets each stop at once (this process's batches read it first); the table, for
     every worker process, right after."""
+    uncommitted, committed_at = False, 0.0
     while not stopping.is_set():
         batches = await consumer.getmany(timeout_ms=200, max_records=2000)
         stops = stops_in(record for records in batches.values() for record in records)
@@ -118,8 +121,12 @@ async def watch_runs(
             await write(stops)
             heard.trim()
             log.info("run stops learnt: %s", stops)
-        if batches:
+        uncommitted = uncommitted or bool(batches)
+        # At most once a second: nearly every record is skipped, and reading some again after a
+        # crash rewrites the same words.
+        if uncommitted and time.monotonic() - committed_at >= COMMIT_EVERY_SECONDS:
             try:
                 await consumer.commit()
+                uncommitted, committed_at = False, time.monotonic()
             except KafkaError as error:  # a rebalance: the next owner reads them again
                 log.warning("run watch commit failed: %s", error)
