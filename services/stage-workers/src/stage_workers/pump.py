@@ -33,7 +33,21 @@ from stage_workers import metrics
 log = logging.getLogger(__name__)
 
 Handle = Callable[[ConsumerRecord], Awaitable[None]]
-COMMIT_EVERY_SECONDS = 1.0
+
+
+class CommitPace:
+    """When a consumer of this process may commit its offsets again: at most once a second."""
+
+    every_seconds = 1.0
+
+    def __init__(self) -> None:
+        self.last = float("-inf")
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.every_seconds
+
+    def committed(self) -> None:
+        self.last = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -179,7 +193,7 @@ class StagePump(ConsumerRebalanceListener):
         self.on_assigned = on_assigned
         self.marks: dict[TopicPartition, Watermark] = {}
         self.committed: dict[TopicPartition, int] = {}
-        self.committed_at = 0.0
+        self.pace = CommitPace()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self.commit(now=True)
@@ -220,7 +234,7 @@ class StagePump(ConsumerRebalanceListener):
 
     async def commit(self, *, now: bool = False) -> None:
         """Commit each partition's watermark, unless the last commit was under a second ago."""
-        if not now and time.monotonic() - self.committed_at < COMMIT_EVERY_SECONDS:
+        if not now and not self.pace.due():
             return
         offsets = {
             tp: OffsetAndMetadata(mark.committable, "")
@@ -235,4 +249,4 @@ class StagePump(ConsumerRebalanceListener):
             log.warning("commit of %s failed: %s", sorted(offsets), error)
             return
         self.committed.update({tp: o.offset for tp, o in offsets.items()})
-        self.committed_at = time.monotonic()
+        self.pace.committed()

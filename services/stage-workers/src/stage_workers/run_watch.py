@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
+from itertools import islice
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from contracts.codec import UnreadableMessage, decode
 from contracts.db import tables as t
 from contracts.events import RunCancelled, RunCompleted, RunFailed, RunPaused, RunResumed
+from stage_workers.pump import CommitPace
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ STOPS = {
     RunCompleted.TYPE: True,
 }
 WATCH_GROUP = "automation-stage-workers-run-watch"
-COMMIT_EVERY_SECONDS = 1.0
 # Runs whose last word this process keeps in memory; older ones are read from the table.
 HEARD_RUNS = 10_000
 
@@ -63,8 +63,10 @@ class HeardStops:
 
     def trim(self) -> None:
         """Forget the oldest words beyond `keep` (call once they are in the table)."""
-        for run_id in list(self._words)[: max(0, len(self._words) - self.keep)]:
-            del self._words[run_id]
+        excess = len(self._words) - self.keep
+        if excess > 0:
+            for run_id in list(islice(self._words, excess)):
+                del self._words[run_id]
 
     def __len__(self) -> int:
         return len(self._words)
@@ -112,7 +114,7 @@ async def watch_runs(
 ) -> None:
     """`heard` gets each stop at once (this process's batches read it first); the table, for
     every worker process, right after."""
-    uncommitted, committed_at = False, 0.0
+    uncommitted, pace = False, CommitPace()
     while not stopping.is_set():
         batches = await consumer.getmany(timeout_ms=200, max_records=2000)
         stops = stops_in(record for records in batches.values() for record in records)
@@ -124,9 +126,10 @@ async def watch_runs(
         uncommitted = uncommitted or bool(batches)
         # At most once a second: nearly every record is skipped, and reading some again after a
         # crash rewrites the same words.
-        if uncommitted and time.monotonic() - committed_at >= COMMIT_EVERY_SECONDS:
+        if uncommitted and pace.due():
             try:
                 await consumer.commit()
-                uncommitted, committed_at = False, time.monotonic()
+                uncommitted = False
+                pace.committed()
             except KafkaError as error:  # a rebalance: the next owner reads them again
                 log.warning("run watch commit failed: %s", error)
