@@ -120,3 +120,26 @@ async def test_the_pump_commits_at_most_once_a_second_except_on_a_revocation(mon
     mark.finish(2)
     await pump.on_partitions_revoked({tp})  # at once, whatever the clock
     assert consumer.commits == [{tp: 1}, {tp: 2}, {tp: 3}]
+
+
+async def test_the_round_that_sees_the_stop_commits_whatever_the_pace():
+    from aiokafka import TopicPartition
+
+    from stage_workers.pump import StagePump
+
+    stopping = asyncio.Event()
+
+    class StopsOnFetch(CommitsSeen):
+        async def getmany(self, timeout_ms, max_records):
+            stopping.set()  # the stop comes while the pump waits for records
+            return {}
+
+    consumer = StopsOnFetch()
+    pump = StagePump(consumer, Dispatcher(Limits()), handle=None)
+    tp = TopicPartition("stage-4", 0)
+    mark = pump.marks[tp] = Watermark()
+    mark.take(0)
+    mark.finish(0)
+    pump.pace.committed()  # a commit just went: the pace alone would wait a second
+    await pump.run(stopping)
+    assert consumer.commits == [{tp: 1}]

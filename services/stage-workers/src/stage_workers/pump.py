@@ -209,18 +209,20 @@ class StagePump(ConsumerRebalanceListener):
         self.on_assigned()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        # The round that sees the stop commits whatever the pace says: a graceful stop leaves
+        # nothing finished to redeliver.
         while not stopping.is_set():
             room = self._room()
             if room <= 0:
                 await self._wait_for_room()
-                await self.commit()
+                await self.commit(now=stopping.is_set())
                 continue
             batches = await self.consumer.getmany(timeout_ms=100, max_records=room)
             for tp, records in batches.items():
                 mark = self.marks.setdefault(tp, Watermark())
                 for record in records:
                     self.dispatcher.submit(record, self.handle, mark)
-            await self.commit()
+            await self.commit(now=stopping.is_set())
 
     def _room(self) -> int:
         # Fetch ahead a little past what can run, so a slot never waits on a fetch.

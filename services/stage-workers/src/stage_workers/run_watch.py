@@ -124,9 +124,9 @@ async def watch_runs(
             heard.trim()
             log.info("run stops learnt: %s", stops)
         uncommitted = uncommitted or bool(batches)
-        # At most once a second: nearly every record is skipped, and reading some again after a
-        # crash rewrites the same words.
-        if uncommitted and pace.due():
+        # At most once a second, and on the way out: nearly every record is skipped, and reading
+        # some again after a crash rewrites the same words.
+        if uncommitted and (pace.due() or stopping.is_set()):
             try:
                 await consumer.commit()
                 uncommitted = False
