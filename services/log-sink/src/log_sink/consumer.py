@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 
+from collections.abc import Callable
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
@@ -47,6 +49,7 @@ class LiveSink:
         group_id: str,
         flush_interval: float,
         retry_interval: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -60,7 +63,8 @@ class LiveSink:
         # handled by an earlier life, dead letters included), and the end to replay up to.
         self.committed: dict[TopicPartition, int] = {}
         self.replay_to: dict[TopicPartition, int] = {}
-        self._last_flush = 0.0
+        self.clock = clock
+        self._last_flush: float | None = None  # never written: the first write is due at once
         self._pending = False
         self._assigned = False
         self._position: dict[TopicPartition, int] = {}
@@ -107,8 +111,8 @@ class LiveSink:
         moment only (a batch in flight while the AI answers): waiting for a quiet poll or the
         next interval would skip them whenever the next event comes sooner. After a failed
         write, wait the retry interval instead of hammering a full disk."""
-        since = time.monotonic() - self._last_flush
-        due = since >= (self.retry_interval if self._pending else self.flush_interval)
+        wait = self.retry_interval if self._pending else self.flush_interval
+        due = self._last_flush is None or self.clock() - self._last_flush >= wait
         at_end = idle or self._read_to_end()
         if self.projector.dirty and (due or (at_end and not self._pending)):
             await self._flush()
@@ -122,7 +126,7 @@ class LiveSink:
         return True
 
     async def _flush(self) -> None:
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock()
         clean = await asyncio.to_thread(self.outputs.flush, self.projector, self._replaying())
         self._pending = not clean
 
