@@ -22,8 +22,7 @@ from api_gateway.run_commands import new_run_id
 from contracts.stages import PRICES
 from contracts.topics import Topics
 from contracts.values import RunConfig
-from stage_workers.ai.offline import OfflineProvider
-from stage_workers.ai.retry import RetryPolicy
+from stage_workers.ai.factory import offline_ai
 from stage_workers.batch import Step
 from stage_workers.deps import WorkerDeps
 from stage_workers.items import pending_refs
@@ -56,8 +55,7 @@ async def direct_run(
     stack: Stack, site: Site, config: RunConfig, media_dir: Path
 ) -> dict[int, tuple[int, float]]:
     """Stages 1-6 for the site in a plain loop; per stage, the stage-steps done and the time."""
-    ai = OfflineProvider(latency_ms=0)
-    deps = WorkerDeps(stack.engine, ai, RetryPolicy(), Topics(), media_dir)
+    deps = WorkerDeps(stack.engine, offline_ai(), Topics(), media_dir)
     run_id = new_run_id()
     by_stage = {}
     for step in ITEM_STEPS.values():

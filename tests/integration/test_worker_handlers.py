@@ -18,8 +18,8 @@ from contracts.db.pending import FAILURE_BUDGET
 from contracts.envelope import Envelope
 from contracts.topics import Topics
 from stage_workers.ai.base import FatalAIError, PermanentAIError
+from stage_workers.ai.factory import gated_alone, offline_ai
 from stage_workers.ai.offline import OfflineProvider
-from stage_workers.ai.retry import RetryPolicy
 from stage_workers.bookkeeping import Opening, SqlRunBook
 from stage_workers.deps import WorkerDeps
 from stage_workers.handlers import dispatch
@@ -42,8 +42,7 @@ def deps(db, tmp_path) -> WorkerDeps:
     # A namespace no relay serves: the events stay in the outbox, where the test reads them.
     return WorkerDeps(
         engine=db,
-        ai=OfflineProvider(),
-        retry=RetryPolicy(max_attempts=1),
+        ai=offline_ai(),
         topics=Topics(f"h{uuid.uuid4().hex[:10]}."),
         media_dir=tmp_path,
     )
@@ -182,7 +181,7 @@ async def test_a_fatal_provider_error_stops_the_batch_and_says_why(db, deps):
     tenant = new_tenant(db, credits=100)
     await stage_1_done(db, deps, tenant)
     clusters = await stage_2_picks(db, deps, tenant)
-    refused = replace(deps, ai=RefusedKey())
+    refused = replace(deps, ai=gated_alone(RefusedKey()))
     await dispatch(refused, process_batch(tenant, 2, clusters, n=1))
     stage_2 = [e for e in enqueued(db, deps, tenant.run_id) if getattr(e.data, "stage", 0) == 2]
     assert of_type(stage_2, "StageItemProcessed") == of_type(stage_2, "StageItemFailed") == []
@@ -206,7 +205,7 @@ class KeywordsRefused(OfflineProvider):
 
 async def test_a_failed_clustering_fails_each_keyword_once_per_run(db, deps):
     tenant, ids = await stage_1_started(db, deps, 100, ESPRESSO)
-    failing = replace(deps, ai=KeywordsRefused(PermanentAIError("answer is not JSON")))
+    failing = replace(deps, ai=gated_alone(KeywordsRefused(PermanentAIError("answer is not JSON"))))
     await dispatch(failing, process_batch(tenant, 1, ids, n=1))
     await dispatch(failing, process_batch(tenant, 1, ids, n=2))  # a re-dispatched copy
     events = stage_1_events(db, deps, tenant)
@@ -230,7 +229,9 @@ async def test_a_failed_clustering_fails_each_keyword_once_per_run(db, deps):
 
 async def test_a_fatal_error_in_stage_1_fails_no_keyword_and_says_why(db, deps):
     tenant, ids = await stage_1_started(db, deps, 100, ESPRESSO)
-    refused = replace(deps, ai=KeywordsRefused(FatalAIError("PermissionDeniedError: 403")))
+    refused = replace(
+        deps, ai=gated_alone(KeywordsRefused(FatalAIError("PermissionDeniedError: 403")))
+    )
     await dispatch(refused, process_batch(tenant, 1, ids, n=1))
     events = stage_1_events(db, deps, tenant)
     assert of_type(events, "StageItemProcessed") == of_type(events, "StageItemFailed") == []
@@ -274,7 +275,7 @@ async def test_an_item_failing_in_run_after_run_is_no_longer_picked(db, deps):
         first, name = conn.execute(
             sa.select(c.id, c.name).where(c.site_id == tenant.site_id).order_by(c.id).limit(1)
         ).one()
-    failing = replace(deps, ai=BadIdeas(name))
+    failing = replace(deps, ai=gated_alone(BadIdeas(name)))
     for n in range(1, FAILURE_BUDGET + 1):
         run = replace(tenant, run_id=f"{tenant.run_id}_{n}")
         assert first in await stage_2_picks(db, failing, run)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stage_workers.ai.offline import OfflineProvider
+from stage_workers.ai.factory import offline_ai
 from stage_workers.ai.png import PNG_SIGNATURE
 from stage_workers.stages.clusters import source_key
 from stage_workers.stages.prompts import featured_first
@@ -30,8 +30,8 @@ def topic_of(index: int) -> int:
 
 async def test_clustering_is_deterministic():
     keywords = sample_keywords()[:40]
-    first = await OfflineProvider().cluster_keywords(keywords)
-    again = await OfflineProvider().cluster_keywords(keywords)
+    first = await offline_ai().cluster_keywords(keywords)
+    again = await offline_ai().cluster_keywords(keywords)
     assert first == again
 
 
@@ -41,7 +41,7 @@ async def test_clusters_of_the_sample_keywords_are_mostly_pure(batch, purity):
     keywords = sample_keywords()
     clusters, same_topic = [], 0
     for start in range(0, len(keywords), batch):
-        drafts = await OfflineProvider().cluster_keywords(keywords[start : start + batch])
+        drafts = await offline_ai().cluster_keywords(keywords[start : start + batch])
         for draft in drafts:
             topics = Counter(topic_of(start + i) for i in draft.members)
             same_topic += topics.most_common(1)[0][1]
@@ -54,19 +54,19 @@ async def test_clusters_of_the_sample_keywords_are_mostly_pure(batch, purity):
 
 async def test_every_keyword_lands_in_exactly_one_cluster():
     keywords = sample_keywords()[:20]
-    drafts = await OfflineProvider().cluster_keywords(keywords)
+    drafts = await offline_ai().cluster_keywords(keywords)
     members = [i for d in drafts for i in d.members]
     assert sorted(members) == list(range(20))
     assert all(d.name and d.description for d in drafts)
 
 
 async def test_a_cluster_is_named_after_its_shared_topic():
-    drafts = await OfflineProvider().cluster_keywords(sample_keywords()[20:30])
+    drafts = await offline_ai().cluster_keywords(sample_keywords()[20:30])
     assert drafts[0].name == "French Press"
 
 
 async def test_articles_are_deterministic_long_and_sectioned():
-    ai = OfflineProvider()
+    ai = offline_ai()
     article = await ai.write_article("Cold Brew Basics", "Brief.", ["cold brew ratio", "steep"])
     assert article == await ai.write_article(
         "Cold Brew Basics", "Brief.", ["cold brew ratio", "steep"]
@@ -77,7 +77,7 @@ async def test_articles_are_deterministic_long_and_sectioned():
 
 
 async def test_ideas_and_prompts():
-    ai = OfflineProvider()
+    ai = offline_ai()
     ideas = await ai.write_ideas("Moka Pot", ["moka pot ratio", "best moka pot"])
     assert len(ideas) == 3 and len({i.title for i in ideas}) == 3
     prompts = await ai.write_image_prompts("T", "# T\n\n## One\n\ntext\n\n## Two\n")
@@ -111,7 +111,7 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 async def test_rendered_images_are_valid_deterministic_pngs():
-    ai = OfflineProvider()
+    ai = offline_ai()
     png = await ai.render_image("a latte in soft light")
     assert png == await ai.render_image("a latte in soft light")
     assert png != await ai.render_image("a moka pot")

@@ -133,8 +133,13 @@ class StageBatchCompleted(Payload):
     processed: int = Field(ge=0)
     failed: int = Field(ge=0)
     credits: int = Field(0, ge=0)
-    halted: Literal["insufficient_credits"] | None = Field(
-        None, description="Set when the batch stopped early because the run could not pay."
+    halted: Literal["insufficient_credits", "ai_provider_unavailable"] | None = Field(
+        None,
+        description="Set when the batch stopped early: the run could not pay, or the AI "
+        "provider held its calls back for longer than the longest wait. The run pauses.",
+    )
+    halt_detail: str | None = Field(
+        None, max_length=2000, description="What the run's pause reason says beyond `halted`."
     )
     fatal: str | None = Field(
         None,
@@ -142,6 +147,42 @@ class StageBatchCompleted(Payload):
         description="Set when the batch stopped on an error no item can get past (the AI "
         "provider refuses the credentials, the account or the model): the run then fails.",
     )
+
+
+class StageBatchLeaseExtended(Payload):
+    """The worker still works on the batch (waiting at the AI gate, in a slow call, backing
+    off): the orchestrator does not dispatch it again before `lease_until`."""
+
+    TYPE = "automation.stage.batch-lease-extended"
+
+    stage: int = Field(ge=1, le=7)
+    batch_id: str
+    attempt: int = Field(ge=1)
+    lease_until: datetime
+
+
+class StageWaitingForProvider(Payload):
+    """The AI provider holds the stage's calls back (its circuit is open after failures, or it
+    asked for a long rest): items wait, none fails, nothing is charged for waiting."""
+
+    TYPE = "automation.stage.waiting-for-provider"
+
+    stage: int = Field(ge=1, le=7)
+    provider: str
+    model: str
+    reason: str = Field(max_length=2000)
+    since: datetime = Field(description="When the provider began holding calls back.")
+
+
+class StageProviderRecovered(Payload):
+    """The provider answers again: the wait that began at `since` is over."""
+
+    TYPE = "automation.stage.provider-recovered"
+
+    stage: int = Field(ge=1, le=7)
+    provider: str
+    model: str
+    since: datetime
 
 
 class StageCompleted(Payload):
@@ -176,6 +217,9 @@ RUN_EVENTS: tuple[type[Payload], ...] = (
     StageItemProcessed,
     StageItemFailed,
     StageBatchCompleted,
+    StageBatchLeaseExtended,
+    StageWaitingForProvider,
+    StageProviderRecovered,
     StageCompleted,
     StageFailed,
 )

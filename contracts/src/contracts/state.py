@@ -42,6 +42,16 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderWait:
+    """The AI provider holds the stage's calls back: why, since when, and which model."""
+
+    provider: str
+    model: str
+    reason: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StageState:
     number: int
     status: StageStatus = "pending"
@@ -63,6 +73,8 @@ class StageState:
     error: str | None = None
     # An error no item can get past, from a worker's batch: the stage fails on it.
     fatal: str | None = None
+    # Set while the AI provider holds the stage's calls back.
+    waiting: ProviderWait | None = None
 
     @property
     def total(self) -> int:
@@ -265,6 +277,32 @@ def _batch_completed(s: RunState, m: Envelope, e: ev.StageBatchCompleted) -> Run
     return s.with_stage(completed)
 
 
+def _lease_extended(s: RunState, m: Envelope, e: ev.StageBatchLeaseExtended) -> RunState:
+    stage = s.stage(e.stage)
+    known = stage.batches.get(e.batch_id)
+    if known is None or known.done or known.attempt != e.attempt:
+        return s
+    if e.lease_until <= known.lease_until:
+        return s
+    extended = replace(known, lease_until=e.lease_until)
+    return s.with_stage(replace(stage, batches=stage.batches.set(e.batch_id, extended)))
+
+
+def _waiting_for_provider(s: RunState, m: Envelope, e: ev.StageWaitingForProvider) -> RunState:
+    stage = s.stage(e.stage)
+    if stage.status != "running" or (stage.waiting and stage.waiting.since >= e.since):
+        return s
+    waiting = ProviderWait(e.provider, e.model, e.reason, e.since)
+    return s.with_stage(replace(stage, waiting=waiting))
+
+
+def _provider_recovered(s: RunState, m: Envelope, e: ev.StageProviderRecovered) -> RunState:
+    stage = s.stage(e.stage)
+    if stage.waiting is None or stage.waiting.since > e.since:
+        return s  # a later wait began meanwhile: it is not over
+    return s.with_stage(replace(stage, waiting=None))
+
+
 def _advance(stage: StageState) -> StageState:
     """Move `open_from` past the items settled now. Each item is passed once in a stage's
     life, so over the stage this costs one step per item."""
@@ -278,14 +316,18 @@ def _stage_completed(s: RunState, m: Envelope, e: ev.StageCompleted) -> RunState
     stage = s.stage(e.stage)
     if stage.status in ("completed", "failed"):
         return s
-    return s.with_stage(replace(stage, status="completed", finished_at=m.time, partial=e.partial))
+    completed = replace(
+        stage, status="completed", finished_at=m.time, partial=e.partial, waiting=None
+    )
+    return s.with_stage(completed)
 
 
 def _stage_failed(s: RunState, m: Envelope, e: ev.StageFailed) -> RunState:
     stage = s.stage(e.stage)
     if stage.status in ("completed", "failed"):
         return s
-    return s.with_stage(replace(stage, status="failed", finished_at=m.time, error=e.error))
+    failed = replace(stage, status="failed", finished_at=m.time, error=e.error, waiting=None)
+    return s.with_stage(failed)
 
 
 MUTATORS: dict[type[Payload], Mutator] = {
@@ -301,6 +343,9 @@ MUTATORS: dict[type[Payload], Mutator] = {
     ev.StageItemProcessed: _item_processed,
     ev.StageItemFailed: _item_failed,
     ev.StageBatchCompleted: _batch_completed,
+    ev.StageBatchLeaseExtended: _lease_extended,
+    ev.StageWaitingForProvider: _waiting_for_provider,
+    ev.StageProviderRecovered: _provider_recovered,
     ev.StageCompleted: _stage_completed,
     ev.StageFailed: _stage_failed,
 }

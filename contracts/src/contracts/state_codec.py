@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pyrsistent import pmap, pset
 
-from contracts.state import Batch, RunState, StageState
+from contracts.state import Batch, ProviderWait, RunState, StageState
 from contracts.values import ItemRef, RunConfig
 
 RUN_STATE_VERSION = 1
@@ -111,7 +111,21 @@ def _stage_to_json(stage: StageState) -> Json:
         "partial": stage.partial,
         "error": stage.error,
         "fatal": stage.fatal,
+        "waiting": _wait_to_json(stage.waiting),
     }
+
+
+def _wait_to_json(wait: ProviderWait | None) -> Json | None:
+    if wait is None:
+        return None
+    return [wait.provider, wait.model, wait.reason, time_to_json(wait.since)]
+
+
+def _wait_from_json(data: list | None) -> ProviderWait | None:
+    if data is None:
+        return None
+    provider, model, reason, since = data
+    return ProviderWait(provider, model, reason, time_from_json(since))
 
 
 def _stage_from_json(data: Json) -> StageState:
@@ -138,4 +152,5 @@ def _stage_from_json(data: Json) -> StageState:
         partial=data["partial"],
         error=data["error"],
         fatal=data["fatal"],
+        waiting=_wait_from_json(data.get("waiting")),  # absent from snapshots before it
     )

@@ -524,3 +524,64 @@ orchestrator_snapshots = sa.Table(
         "written_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
 )
+
+# --- The AI gate: one row per provider + model (+ key) that every stage worker shares, and one
+# row per AI call with what it used and cost (stage_workers.gate). ---
+
+ai_lanes = sa.Table(
+    "ai_lanes",
+    metadata,
+    sa.Column("lane", sa.Text, primary_key=True),
+    # stage_workers.gate.lane.LaneState; times are epoch seconds of the database's clock.
+    sa.Column("requests", sa.Float, nullable=False),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("refilled_at", sa.Float, nullable=False),
+    sa.Column("cool_until", sa.Float, nullable=False, server_default=sa.text("0")),
+    sa.Column("cool_since", sa.Float, nullable=False, server_default=sa.text("0")),
+    sa.Column("circuit", sa.Text, nullable=False, server_default="closed"),
+    sa.Column("failures", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("opened_at", sa.Float),
+    sa.Column("reason", sa.Text),
+    sa.Column("probe_at", sa.Float, nullable=False, server_default=sa.text("0")),
+    sa.Column("probe_until", sa.Float, nullable=False, server_default=sa.text("0")),
+    sa.Column("backoff", sa.Float, nullable=False, server_default=sa.text("0")),
+    _updated_at(),
+    _one_of("circuit", ("closed", "open", "probing")),
+)
+
+AI_CALL_OUTCOMES = ("answered", "rate_limited", "unavailable", "refused", "fatal")
+
+ai_calls = sa.Table(
+    "ai_calls",
+    metadata,
+    _id(),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("account_id", sa.BigInteger, nullable=False),
+    sa.Column("site_id", sa.BigInteger, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("stage", sa.SmallInteger, nullable=False),
+    sa.Column("batch_id", sa.Text, nullable=False),
+    # The item the call was for; stage 1 clusters several keywords in one call (`items`).
+    sa.Column("item_id", sa.BigInteger),
+    sa.Column("items", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("function", sa.Text, nullable=False),
+    sa.Column("model_requested", sa.Text, nullable=False),
+    sa.Column("model_answered", sa.Text),
+    sa.Column("input_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("output_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("cached_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("images", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("image_size", sa.Text),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    # Money at the price table's version; NULL when the table has no price for the model.
+    sa.Column("cost_usd", sa.Numeric(14, 8)),
+    sa.Column("price_version", sa.Text),
+    _one_of("outcome", AI_CALL_OUTCOMES),
+    sa.Index("ix_ai_calls_run_id", "run_id"),
+    sa.Index("ix_ai_calls_site_id_at", "site_id", "at"),
+    sa.Index("ix_ai_calls_account_id_at", "account_id", "at"),
+)

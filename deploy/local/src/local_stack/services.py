@@ -4,10 +4,12 @@ as process groups, so `stack down` leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +69,24 @@ def shared_env(settings: StackSettings) -> dict[str, str]:
         "LOG_BASE_DIR": str(var_dir() / "logs"),
         "AI_PROVIDER": "offline",
         "PYTHONUNBUFFERED": "1",
+        # The AI settings of whoever starts the stack reach the services: AI_PROVIDER=openai
+        # with OPENAI_API_KEY (or OPENAI_BASE_URL for any compatible server), budgets, prices.
+        **ai_settings(os.environ),
     }
+
+
+def _quoted(value: str) -> str:
+    """A value as supervisord's environment line reads it back: in quotes it has no escapes
+    for (double, or single when the value holds double ones, as JSON does), % doubled (it
+    expands %(name)s)."""
+    quote = "'" if '"' in value else '"'
+    if quote in value:
+        raise StackError(f"a setting cannot hold both kinds of quote: {value[:40]}...")
+    return quote + value.replace("%", "%%") + quote
+
+
+def ai_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k.startswith(("AI_", "OPENAI_"))}
 
 
 def render_config(settings: StackSettings) -> str:
@@ -87,7 +106,7 @@ def render_config(settings: StackSettings) -> str:
             **dict(service.env),
             "METRICS_PORT": str(service.metrics_port),
         }
-        environment = ",".join(f'{k}="{v}"' for k, v in env.items())
+        environment = ",".join(f"{k}={_quoted(v)}" for k, v in env.items())
         sections.append(
             f"[program:{service.name}]\ncommand={bin_dir / service.command}\n"
             f"environment={environment}\nautorestart=true\nstartsecs=2\nstopwaitsecs=20\n"

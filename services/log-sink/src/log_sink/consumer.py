@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition

@@ -234,6 +234,40 @@ def _stage_failed(after: RunState, m: Envelope, e: ev.StageFailed) -> Rendered:
     return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
 
 
+def _waiting_for_provider(after: RunState, m: Envelope, e: ev.StageWaitingForProvider) -> Rendered:
+    text = (
+        f"Waiting for the AI provider ({e.provider} {e.model}) since "
+        f"{human_time(e.since)}: {_one_line(e.reason)}. Items wait; none fails for it"
+    )
+    trace = _trace(
+        m,
+        "stage_waiting_for_provider",
+        stage=e.stage,
+        provider=e.provider,
+        model=e.model,
+        reason=e.reason,
+        since=trace_time(e.since),
+    )
+    where = _stage_where(e.stage)
+    return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
+
+
+def _provider_recovered(after: RunState, m: Envelope, e: ev.StageProviderRecovered) -> Rendered:
+    waited = seconds_between(e.since, m.time)
+    text = f"The AI provider ({e.provider} {e.model}) answers again after {_elapsed(waited)}"
+    trace = _trace(
+        m,
+        "stage_provider_recovered",
+        stage=e.stage,
+        provider=e.provider,
+        model=e.model,
+        since=trace_time(e.since),
+        waited_seconds=waited,
+    )
+    where = _stage_where(e.stage)
+    return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
+
+
 def _run_paused(after: RunState, m: Envelope, e: ev.RunPaused) -> Rendered:
     if after.status != "paused":
         return Rendered()
@@ -289,6 +323,8 @@ _RENDERERS = {
     ev.StageBatchCompleted: _batch_completed,
     ev.StageCompleted: _stage_completed,
     ev.StageFailed: _stage_failed,
+    ev.StageWaitingForProvider: _waiting_for_provider,
+    ev.StageProviderRecovered: _provider_recovered,
     ev.RunPaused: _run_paused,
     ev.RunResumed: _run_resumed,
     ev.RunCancelled: _run_cancelled,

@@ -164,7 +164,7 @@ def _tick_once(run: RunState, notes: RunNotes, now: datetime, limits: Limits) ->
     if run.status != "running" or run.config is None:
         return []
     if notes.halted_by is not None:
-        paused = ev.RunPaused(reason="insufficient_credits")
+        paused = ev.RunPaused(reason=notes.halt_reason or "insufficient_credits")
         return [_run_event(run, notes, paused, now, notes.halted_by, "pause")]
     stage = run.stage(run.current_stage)
     match stage.status:

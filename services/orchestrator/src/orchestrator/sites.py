@@ -41,6 +41,7 @@ class RunNotes:
     start_stage_sent_at: PMap[int, datetime] = _NO_TIMES
     batch_done_at: PMap[int, datetime] = _NO_TIMES
     halted_by: UUID | None = None
+    halt_reason: str | None = None  # the pause reason the halt calls for
 
     def after_event(self, message: Envelope) -> RunNotes:
         data = message.data
@@ -48,10 +49,14 @@ class RunNotes:
             return replace(self, correlation_id=message.correlation_id)
         if isinstance(data, ev.StageBatchCompleted):
             done_at = self.batch_done_at.set(data.stage, message.time)
-            halted_by = message.message_id if data.halted else self.halted_by
-            return replace(self, batch_done_at=done_at, halted_by=halted_by)
+            if not data.halted:
+                return replace(self, batch_done_at=done_at)
+            reason = data.halted if not data.halt_detail else f"{data.halted}: {data.halt_detail}"
+            return replace(
+                self, batch_done_at=done_at, halted_by=message.message_id, halt_reason=reason
+            )
         if isinstance(data, ev.RunResumed) and self.halted_by is not None:
-            return replace(self, halted_by=None)
+            return replace(self, halted_by=None, halt_reason=None)
         return self
 
     def after_sent(self, message: Envelope, now: datetime) -> RunNotes:

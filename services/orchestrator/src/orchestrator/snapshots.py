@@ -100,6 +100,7 @@ def _notes_to_json(notes: RunNotes) -> Json:
         "correlation_id": _uuid_to_json(notes.correlation_id),
         "batch_done_at": [[n, time_to_json(t)] for n, t in notes.batch_done_at.items()],
         "halted_by": _uuid_to_json(notes.halted_by),
+        "halt_reason": notes.halt_reason,
     }
 
 
@@ -108,6 +109,7 @@ def _notes_from_json(data: Json) -> RunNotes:
         correlation_id=_uuid_from_json(data["correlation_id"]),
         batch_done_at=pmap({n: time_from_json(t) for n, t in data["batch_done_at"]}),
         halted_by=_uuid_from_json(data["halted_by"]),
+        halt_reason=data.get("halt_reason"),  # absent from snapshots before it
     )
 
 

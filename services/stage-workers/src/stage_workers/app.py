@@ -22,9 +22,9 @@ from contracts.db.migrate import upgrade
 from contracts.dead_letter import DeadLetter
 from contracts.outbox import OutboxRelay
 from stage_workers import metrics
-from stage_workers.ai.factory import make_provider
-from stage_workers.ai.retry import RetryPolicy
+from stage_workers.ai.factory import lane_rules, make_ai
 from stage_workers.deps import WorkerDeps
+from stage_workers.gate.store import LaneStore
 from stage_workers.handlers import handle_record
 from stage_workers.metrics import Readiness
 from stage_workers.pump import Dispatcher, Limits, StagePump
@@ -42,18 +42,20 @@ def build_app(settings: WorkerSettings) -> FastStream:
     # The relay holds one connection of its own besides the handlers' threads. No ping before
     # each checkout (a round trip per transaction): a connection found dead fails its
     # transaction, SQLAlchemy then drops every pooled connection, and the handler is retried.
-    engine = sync_engine(settings.database_url, pool_size=connections, max_overflow=2)
+    engine = sync_engine(settings.database_url, pool_size=connections, max_overflow=6)
     relay = OutboxRelay(
         engine, settings.kafka_bootstrap_servers, [spec.name for spec in topics.specs()]
     )
+    # The gate's transactions take threads of their own: admission must not queue behind the
+    # writes of the items it would admit.
+    gate_threads = ThreadPoolExecutor(4, thread_name_prefix="gate")
+
+    async def offload(function, *args):
+        return await asyncio.get_running_loop().run_in_executor(gate_threads, function, *args)
+
     deps = WorkerDeps(
         engine=engine,
-        ai=metrics.InstrumentedProvider(make_provider(settings), settings.ai_provider),
-        retry=RetryPolicy(
-            max_attempts=settings.ai_max_attempts,
-            first_wait_seconds=settings.ai_retry_first_wait_seconds,
-            call_timeout_seconds=settings.openai_timeout_seconds * 2,
-        ),
+        ai=make_ai(settings, LaneStore(engine, lane_rules(settings)), offload),
         topics=topics,
         media_dir=settings.media_dir,
         wake_relay=relay.wake,

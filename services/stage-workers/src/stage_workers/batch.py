@@ -9,24 +9,36 @@ inside one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from sqlalchemy.engine import Connection
 
 from contracts.commands import ProcessBatch
 from contracts.envelope import Envelope
-from contracts.events import StageBatchCompleted, StageItemFailed, StageItemProcessed
+from contracts.events import (
+    StageBatchCompleted,
+    StageItemFailed,
+    StageItemProcessed,
+    StageProviderRecovered,
+    StageWaitingForProvider,
+)
 from contracts.stages import PRICES, Price
 from contracts.values import ItemRef
 from stage_workers import items, metrics, tracking
 from stage_workers.ai.base import AIProvider, FatalAIError
-from stage_workers.ai.retry import PoisonedItem, with_retries
+from stage_workers.ai.retry import PoisonedItem
 from stage_workers.bookkeeping import RunBook
 from stage_workers.deps import WorkerDeps
+from stage_workers.gate.calls import SCOPE, CallRecord, CallScope, ProviderWaitTooLong
+from stage_workers.gate.gate import Lane
+from stage_workers.gate.lane import Wait
+from stage_workers.lease import lease_kept
 from stage_workers.ledger import InsufficientCredits, charge
 from stage_workers.outcomes import FAILED, HALTED, SKIPPED, Outcome, Tally
+from stage_workers.usage import record_calls
 
 
 class Step(Protocol):
@@ -124,18 +136,19 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
         return
     tally = Tally.of(opened.done)
     if not opened.stopped:
-        for n, unit in enumerate(opened.todo):
-            closing = tally if n == len(opened.todo) - 1 else None
-            try:
-                ended = await process_unit(deps, step, opened.context, unit, closing)
-            except FatalAIError as fatal:
-                tally.fatal = str(fatal)
-                break
-            if ended.closed:
-                return
-            tally.add(*ended.outcomes)
-            if tally.halted or ended.stop:
-                break
+        async with lease_kept(deps, command):
+            for n, unit in enumerate(opened.todo):
+                closing = tally if n == len(opened.todo) - 1 else None
+                try:
+                    ended = await process_unit(deps, step, opened.context, unit, closing)
+                except FatalAIError as fatal:
+                    tally.fatal = str(fatal)
+                    break
+                if ended.closed:
+                    return
+                tally.add(*ended.outcomes)
+                if tally.halted or ended.stop:
+                    break
     await deps.in_transaction(complete_batch, deps, command, tally)
 
 
@@ -143,19 +156,37 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
 async def process_unit(
     deps: WorkerDeps, step: Step, context: BatchContext, unit: Unit, closing: Tally | None
 ) -> Ended:
-    """Ask the AI, then write in one transaction; `closing` (the batch's tally before this
-    unit) makes that transaction complete the batch as well."""
+    """Ask the AI (through the gate, which may make it wait), then write in one transaction
+    with the records of the calls made; `closing` (the batch's tally before this unit) makes
+    that transaction complete the batch as well."""
+    scope = CallScope(
+        context.batch.run_id,
+        waiting=lambda lane, wait: _announce(deps, context, lane, wait, recovered=False),
+        recovered=lambda lane, wait: _announce(deps, context, lane, wait, recovered=True),
+    )
+    token = SCOPE.set(scope)
     try:
-        draft = await with_retries(deps.retry, lambda: step.produce(deps.ai, unit.source))
+        draft = await step.produce(deps.ai, unit.source)
     except PoisonedItem as poisoned:
+        records = scope.take_records()
         return await deps.in_transaction(
-            _finish, deps, context, closing, _record_failure, step, unit, poisoned
+            _finish, deps, context, closing, unit, records, _record_failure, step, poisoned
         )
+    except ProviderWaitTooLong as waited:
+        await deps.in_transaction(_record_calls, context, unit, scope.take_records())
+        return Ended((Outcome("halted", halt="ai_provider_unavailable", detail=str(waited)),))
+    except FatalAIError:
+        await deps.in_transaction(_record_calls, context, unit, scope.take_records())
+        raise
+    finally:
+        SCOPE.reset(token)
+    records = scope.take_records()
     try:
         return await deps.in_transaction(
-            _finish, deps, context, closing, _write_unit, step, unit, draft
+            _finish, deps, context, closing, unit, records, _write_unit, step, draft
         )
     except InsufficientCredits:
+        await deps.in_transaction(_record_calls, context, unit, records)
         return Ended((HALTED,))
 
 
@@ -164,15 +195,49 @@ def _finish(
     deps: WorkerDeps,
     context: BatchContext,
     closing: Tally | None,
+    unit: Unit,
+    records: Sequence[CallRecord],
     write: Callable[..., tuple[Outcome, ...]],
-    *args: Any,
+    step: Step,
+    result: Any,
 ) -> Ended:
-    outcomes = write(conn, deps, context, *args)
+    record_calls(conn, context.command, unit.refs, records)
+    outcomes = write(conn, deps, context, step, unit, result)
     if closing is not None:
         complete_batch(conn, deps, context.command, closing.plus(*outcomes))
         return Ended(outcomes, closed=True)
     run_id = context.batch.run_id
     return Ended(outcomes, stop=deps.run_stopped(run_id, deps.book(conn).is_stopped(run_id)))
+
+
+def _record_calls(
+    conn: Connection, context: BatchContext, unit: Unit, records: Sequence[CallRecord]
+) -> None:
+    record_calls(conn, context.command, unit.refs, records)
+
+
+async def _announce(
+    deps: WorkerDeps, context: BatchContext, lane: Lane, wait: Wait, recovered: bool
+) -> None:
+    """Tell the run the provider holds its calls back, or does so no longer: every batch of the
+    run that meets the same wait writes the same event, so the run hears of it once."""
+    batch = context.batch
+    since = datetime.fromtimestamp(wait.since, UTC)
+    if recovered:
+        event: Any = StageProviderRecovered(
+            stage=batch.stage, provider=lane.provider, model=lane.model, since=since
+        )
+        message_id = tracking.provider_recovered_id(batch.run_id, batch.stage, lane.key, wait.since)
+    else:
+        event = StageWaitingForProvider(
+            stage=batch.stage,
+            provider=lane.provider,
+            model=lane.model,
+            reason=wait.reason[:2000],
+            since=since,
+        )
+        message_id = tracking.provider_waiting_id(batch.run_id, batch.stage, lane.key, wait.since)
+    await deps.in_transaction(lambda conn: deps.emit(conn, context.command, event, message_id))
 
 
 CHANGED_SINCE_PICKED = "skipped: the item changed since the stage picked it (e.g. disabled)"
@@ -294,7 +359,8 @@ def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally:
         processed=tally.processed,
         failed=tally.failed,
         credits=tally.credits,
-        halted="insufficient_credits" if tally.halted else None,
+        halted=tally.halted,
+        halt_detail=tally.halt_detail[:2000] if tally.halt_detail else None,
         fatal=tally.fatal[:2000] if tally.fatal else None,
     )
     deps.emit(
@@ -304,4 +370,6 @@ def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally:
         tracking.batch_completed_id(batch.run_id, batch.stage, batch.batch_id, batch.attempt),
     )
     deps.book(conn).remember(tracking.consumer_name(batch.stage), command.message_id)
-    metrics.count_batch(batch.stage, tally.processed, tally.failed, tally.credits, tally.halted)
+    metrics.count_batch(
+        batch.stage, tally.processed, tally.failed, tally.credits, tally.halted is not None
+    )

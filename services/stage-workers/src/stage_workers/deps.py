@@ -1,4 +1,5 @@
-"""What handlers need, wired once per process: the database, the AI, topics, the relay's bell."""
+"""What handlers need, wired once per process: the database, the AI behind its gate, topics,
+the relay's bell."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from contracts.envelope import Envelope, Payload, new_message
 from contracts.outbox import enqueue
 from contracts.topics import Topics
 from stage_workers.ai.base import AIProvider
-from stage_workers.ai.retry import RetryPolicy
 from stage_workers.bookkeeping import RunBook, SqlRunBook
 from stage_workers.run_watch import HeardStops
 
@@ -27,8 +27,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class WorkerDeps:
     engine: Engine
-    ai: AIProvider
-    retry: RetryPolicy
+    ai: AIProvider  # the gated AI (stage_workers.gate.calls.GatedAI)
     topics: Topics
     media_dir: Path
     wake_relay: Callable[[], None] = lambda: None
@@ -56,7 +55,9 @@ class WorkerDeps:
         self.wake_relay()
         return result
 
-    def emit(self, conn: Connection, command: Envelope, payload: Payload, message_id: UUID) -> bool:
+    def emit(
+        self, conn: Connection, command: Envelope, payload: Payload, message_id: UUID | None
+    ) -> bool:
         """Enqueue an event caused by `command` on run events; False if it was already there."""
         event = new_message(
             payload,

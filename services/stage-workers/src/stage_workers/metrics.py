@@ -3,7 +3,6 @@ consumer lag. No per-site or per-run labels."""
 
 from __future__ import annotations
 
-import contextvars
 import time
 from functools import partial, wraps
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from contracts.monitor import ConsumerLag, Monitor, OutboxBacklog
-from stage_workers.ai.base import TransientAIError
+from stage_workers.ai.base import AI_FUNCTIONS, TransientAIError
 
 # The service's own registry, so that services imported into one process (the test suite) do
 # not clash on names they share, such as automation_service_ready.
@@ -84,13 +83,6 @@ def time_item(process_unit: Any) -> Any:
 
 # --- AI calls ----------------------------------------------------------------------------------
 
-AI_FUNCTIONS = (
-    "cluster_keywords",
-    "write_ideas",
-    "write_article",
-    "write_image_prompts",
-    "render_image",
-)
 AI_SECONDS = histogram(
     "stage_worker_ai_call_seconds",
     "AI call latency (one attempt), by provider and function",
@@ -99,16 +91,9 @@ AI_SECONDS = histogram(
 )
 AI_ERRORS = counter(
     "stage_worker_ai_errors_total",
-    "AI calls that failed, by provider, function and kind (transient is retried)",
+    "AI calls that failed, by provider, function and kind (transient: the gate decides)",
     ["provider", "function", "kind"],
 )
-AI_RETRIES = counter(
-    "stage_worker_ai_retries_total",
-    "AI calls tried again after a transient error, by provider and function",
-    ["provider", "function"],
-)
-# The provider and function of the latest AI call in this task, for the retry loop to name.
-_LAST_AI_CALL: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("last_ai_call")
 
 
 class InstrumentedProvider:
@@ -119,7 +104,6 @@ class InstrumentedProvider:
         self._name = name
         for function in AI_FUNCTIONS:  # every series exists from the start, at zero
             AI_SECONDS.labels(name, function)
-            AI_RETRIES.labels(name, function)
             for kind in ("transient", "permanent"):
                 AI_ERRORS.labels(name, function, kind)
 
@@ -130,7 +114,6 @@ class InstrumentedProvider:
 
         @wraps(call)
         async def measured(*args: Any, **kwargs: Any) -> Any:
-            _LAST_AI_CALL.set((self._name, function))
             started = time.perf_counter()
             try:
                 return await call(*args, **kwargs)
@@ -146,10 +129,55 @@ class InstrumentedProvider:
         return measured
 
 
-def count_ai_retry(_retry_state: object = None) -> None:
-    """tenacity's before_sleep: the call that just failed is about to be tried again."""
-    provider, function = _LAST_AI_CALL.get(("unknown", "unknown"))
-    AI_RETRIES.labels(provider, function).inc()
+# --- GenAI client metrics, named as OpenTelemetry's GenAI semantic conventions name them --------
+
+OPERATIONS = {"render_image": "generate_content"}  # the rest are chat calls
+GEN_AI_TOKENS = histogram(
+    "gen_ai_client_token_usage",
+    "Tokens used per AI call (gen_ai.client.token.usage), by token type",
+    ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"],
+    buckets=tuple(4**n for n in range(14)),
+)
+GEN_AI_SECONDS = histogram(
+    "gen_ai_client_operation_duration_seconds",
+    "Duration of AI calls (gen_ai.client.operation.duration); error_type empty on success",
+    ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type"],
+    buckets=tuple(0.01 * 2**n for n in range(14)),
+)
+GEN_AI_COST = counter(
+    "gen_ai_client_cost_usd",
+    "Money the AI calls cost at the price table's prices, in US dollars",
+    ["gen_ai_provider_name", "gen_ai_request_model"],
+)
+GEN_AI_CALLS = counter(
+    "gen_ai_client_calls",
+    "AI calls by outcome: answered, rate_limited, unavailable, refused, fatal",
+    ["gen_ai_provider_name", "gen_ai_request_model", "outcome"],
+)
+GEN_AI_UNPRICED = counter(
+    "gen_ai_client_unpriced_calls",
+    "Answered AI calls whose model the price table does not know (cost unknown)",
+    ["gen_ai_provider_name", "gen_ai_request_model"],
+)
+
+
+def count_calls(records: Any) -> None:
+    for r in records:
+        operation = OPERATIONS.get(r.function, "chat")
+        model = r.model_requested
+        GEN_AI_CALLS.labels(r.provider, model, r.outcome).inc()
+        error = "" if r.outcome == "answered" else r.outcome
+        GEN_AI_SECONDS.labels(operation, r.provider, model, error).observe(r.latency_ms / 1000)
+        if r.usage is not None:
+            for kind, tokens in (
+                ("input", r.usage.input_tokens),
+                ("output", r.usage.output_tokens),
+            ):
+                GEN_AI_TOKENS.labels(operation, r.provider, model, kind).observe(tokens)
+        if r.cost_usd is not None:
+            GEN_AI_COST.labels(r.provider, model).inc(float(r.cost_usd))
+        elif r.outcome == "answered":
+            GEN_AI_UNPRICED.labels(r.provider, model).inc()
 
 
 # --- looked up in the background: consumer lag, outbox backlog, dead letters -------------------

@@ -9,11 +9,16 @@ from typing import Literal
 Kind = Literal["processed", "failed", "skipped", "halted"]
 
 
+Halt = Literal["insufficient_credits", "ai_provider_unavailable"]
+
+
 @dataclass(frozen=True)
 class Outcome:
     kind: Kind
     credits: int = 0
     outputs: int = 0
+    halt: Halt = "insufficient_credits"  # why, when the kind is "halted"
+    detail: str | None = None
 
 
 FAILED = Outcome("failed")
@@ -26,7 +31,8 @@ class Tally:
     processed: int = 0
     failed: int = 0
     credits: int = 0
-    halted: bool = False
+    halted: Halt | None = None
+    halt_detail: str | None = None
     fatal: str | None = None  # an error no item can get past (FatalAIError): the run fails
 
     @classmethod
@@ -48,5 +54,5 @@ class Tally:
                 self.credits += outcome.credits
             elif outcome.kind == "failed":
                 self.failed += 1
-            elif outcome.kind == "halted":
-                self.halted = True
+            elif outcome.kind == "halted" and self.halted is None:
+                self.halted, self.halt_detail = outcome.halt, outcome.detail

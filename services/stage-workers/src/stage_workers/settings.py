@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from contracts.settings import ServiceSettings, var_dir
+from stage_workers.ai.prices import DEFAULT_PRICES, PriceTable
+
+
+class ModelLimits(BaseModel):
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
 
 
 class WorkerSettings(ServiceSettings):
@@ -18,10 +24,40 @@ class WorkerSettings(ServiceSettings):
     openai_base_url: str | None = None
     openai_api_key: str = "unset"
     openai_text_model: str = "gpt-4o-mini"
-    openai_image_model: str = "gpt-image-1"
+    openai_image_model: str = "gpt-image-1-mini"
     openai_timeout_seconds: float = 60.0
-    ai_max_attempts: int = 4
+    ai_max_attempts: int = Field(
+        4, ge=1, description="Calls an item may see fail while the provider otherwise answers."
+    )
     ai_retry_first_wait_seconds: float = 0.5
+    ai_requests_per_minute: int | None = Field(
+        500, ge=1, description="Each model's request budget, shared by every worker process."
+    )
+    ai_tokens_per_minute: int | None = Field(
+        200_000, ge=1, description="Each model's token budget, shared by every worker process."
+    )
+    ai_model_limits: dict[str, ModelLimits] = Field(
+        default_factory=dict,
+        description='Budgets of particular models, as JSON: {"gpt-image-1-mini": '
+        '{"requests_per_minute": 5}}; a limit left out is the default one.',
+    )
+    ai_failures_to_open: int = Field(
+        5, ge=1, description="Failures in a row (timeouts, 5xx) that open a model's circuit."
+    )
+    ai_first_probe_seconds: float = Field(
+        2, gt=0, description="How long an open circuit waits before its first probe call."
+    )
+    ai_longest_probe_seconds: float = Field(
+        30, gt=0, description="The longest interval between probes of an open circuit."
+    )
+    ai_longest_wait_seconds: float = Field(
+        1800, gt=0, description="How long a run waits for the provider before it pauses itself."
+    )
+    ai_prices: PriceTable = Field(
+        default_factory=lambda: DEFAULT_PRICES,
+        description="The price table (JSON): version, and per model USD per 1M input, cached "
+        "and output tokens, or per image by size.",
+    )
     worker_max_in_flight: int = Field(
         64, ge=1, description="Stage commands this process handles at once, over all runs."
     )

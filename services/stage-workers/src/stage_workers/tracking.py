@@ -26,3 +26,12 @@ def item_failed_id(run_id: str, stage: int, item_id: int) -> UUID:
 
 def batch_completed_id(run_id: str, stage: int, batch_id: str, attempt: int) -> UUID:
     return deterministic_id(run_id, stage, batch_id, attempt, "batch-completed")
+
+
+def provider_waiting_id(run_id: str, stage: int, lane: str, since: float) -> UUID:
+    """One per run, stage and wait: every batch that meets the same wait writes the same id."""
+    return deterministic_id(run_id, stage, lane, since, "provider-waiting")
+
+
+def provider_recovered_id(run_id: str, stage: int, lane: str, since: float) -> UUID:
+    return deterministic_id(run_id, stage, lane, since, "provider-recovered")

@@ -1,14 +1,21 @@
-"""Choose the provider the settings name."""
+"""Choose the provider the settings name, and put the gate in front of it."""
 
 from __future__ import annotations
 
-from stage_workers.ai.base import AIProvider
+import hashlib
+
+from stage_workers.ai.base import AI_FUNCTIONS, Provider
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
+from stage_workers.gate.calls import CallRules, GatedAI
+from stage_workers.gate.gate import Gate, Lane, Offload
+from stage_workers.gate.lane import Budget, Rules
+from stage_workers.gate.store import LaneStore
+from stage_workers.metrics import InstrumentedProvider
 from stage_workers.settings import WorkerSettings
 
 
-def make_provider(settings: WorkerSettings) -> AIProvider:
+def make_provider(settings: WorkerSettings) -> Provider:
     if settings.ai_provider == "openai":
         return OpenAIProvider(
             base_url=settings.openai_base_url,
@@ -18,3 +25,65 @@ def make_provider(settings: WorkerSettings) -> AIProvider:
             timeout_seconds=settings.openai_timeout_seconds,
         )
     return OfflineProvider(settings.offline_latency_ms)
+
+
+def lane_rules(settings: WorkerSettings) -> Rules:
+    return Rules(
+        failures_to_open=settings.ai_failures_to_open,
+        first_probe_seconds=settings.ai_first_probe_seconds,
+        longest_probe_seconds=max(
+            settings.ai_longest_probe_seconds, settings.ai_first_probe_seconds
+        ),
+    )
+
+
+def lanes(settings: WorkerSettings, provider: Provider) -> dict[str, Lane]:
+    """Each function's lane: provider, endpoint, model and a fingerprint of the key (budgets
+    belong to an API key; the key itself is never stored)."""
+    endpoint = settings.openai_base_url or "default"
+    key = hashlib.sha256(settings.openai_api_key.encode()).hexdigest()[:12]
+    found: dict[str, Lane] = {}
+    for function in AI_FUNCTIONS:
+        model = provider.model_for(function)
+        limits = settings.ai_model_limits.get(model)
+        budget = Budget(
+            (limits and limits.requests_per_minute) or settings.ai_requests_per_minute,
+            (limits and limits.tokens_per_minute) or settings.ai_tokens_per_minute,
+        )
+        found[function] = Lane(
+            key=f"{provider.name}|{endpoint}|{model}|{key}",
+            provider=provider.name,
+            model=model,
+            budget=budget,
+            shared=provider.name != "offline",
+        )
+    return found
+
+
+def make_ai(settings: WorkerSettings, store: LaneStore | None, offload: Offload) -> GatedAI:
+    provider = InstrumentedProvider(make_provider(settings), settings.ai_provider)
+    rules = CallRules(
+        call_timeout_seconds=settings.openai_timeout_seconds * 2,
+        max_attempts=settings.ai_max_attempts,
+        first_wait_seconds=settings.ai_retry_first_wait_seconds,
+        longest_wait_seconds=settings.ai_longest_wait_seconds,
+    )
+    gate = Gate(store, store.rules if store else lane_rules(settings), offload)
+    return GatedAI(provider, lanes(settings, provider), gate, rules, settings.ai_prices)
+
+
+async def _inline(function, *args):
+    return function(*args)
+
+
+def gated_alone(provider: Provider, rules: CallRules | None = None) -> GatedAI:
+    """`provider` behind a gate of its own that shares nothing (no database): for tests and the
+    direct loop of the benchmarks."""
+    settings = WorkerSettings(ai_provider="offline")
+    gate = Gate(None, lane_rules(settings), _inline)
+    found = lanes(settings, provider)
+    return GatedAI(provider, found, gate, rules or CallRules(), settings.ai_prices)
+
+
+def offline_ai(latency_ms: int = 0) -> GatedAI:
+    return gated_alone(OfflineProvider(latency_ms))

@@ -1,39 +1,72 @@
-"""The offline provider: deterministic, no network; `latency_ms` imitates a model's delay."""
+"""The offline provider: deterministic, no network; `latency_ms` imitates a model's delay. Its
+usage counts a token per four characters, as a rough guide; its model costs nothing."""
 
 from __future__ import annotations
 
 import asyncio
 
 from stage_workers.ai import clustering, writing
-from stage_workers.ai.base import ArticleDraft, ClusterDraft, IdeaDraft, PromptDraft
+from stage_workers.ai.base import (
+    Answer,
+    ArticleDraft,
+    ClusterDraft,
+    IdeaDraft,
+    PromptDraft,
+    Usage,
+)
 from stage_workers.ai.png import draw_from_prompt
+
+MODEL = "offline"
+
+
+def _text_usage(prompt_chars: int, answer_chars: int) -> Usage:
+    return Usage(MODEL, input_tokens=prompt_chars // 4, output_tokens=answer_chars // 4)
 
 
 class OfflineProvider:
+    name = "offline"
+
     def __init__(self, latency_ms: int = 0) -> None:
         self.latency = latency_ms / 1000
+
+    def model_for(self, function: str) -> str:
+        return MODEL
+
+    def estimate_tokens(self, function: str, *args: object) -> int:
+        return 0
 
     async def _think(self) -> None:
         if self.latency:
             await asyncio.sleep(self.latency)
 
-    async def cluster_keywords(self, keywords: list[str]) -> list[ClusterDraft]:
+    async def cluster_keywords(self, keywords: list[str]) -> Answer[list[ClusterDraft]]:
         await self._think()
-        return clustering.cluster(keywords)
+        drafts = clustering.cluster(keywords)
+        answer = sum(len(d.name) + len(d.description) for d in drafts)
+        return Answer(drafts, _text_usage(sum(map(len, keywords)), answer))
 
-    async def write_ideas(self, cluster_name: str, keywords: list[str]) -> list[IdeaDraft]:
+    async def write_ideas(self, cluster_name: str, keywords: list[str]) -> Answer[list[IdeaDraft]]:
         await self._think()
-        return writing.ideas(cluster_name, keywords)
+        ideas = writing.ideas(cluster_name, keywords)
+        answer = sum(len(i.title) + len(i.outline) for i in ideas)
+        return Answer(ideas, _text_usage(len(cluster_name) + sum(map(len, keywords)), answer))
 
-    async def write_article(self, title: str, brief: str, keywords: list[str]) -> ArticleDraft:
+    async def write_article(
+        self, title: str, brief: str, keywords: list[str]
+    ) -> Answer[ArticleDraft]:
         await self._think()
-        return writing.article(title, brief, keywords)
+        article = writing.article(title, brief, keywords)
+        prompt = len(title) + len(brief) + sum(map(len, keywords))
+        return Answer(article, _text_usage(prompt, len(article.markdown)))
 
-    async def write_image_prompts(self, title: str, body: str) -> list[PromptDraft]:
+    async def write_image_prompts(self, title: str, body: str) -> Answer[list[PromptDraft]]:
         await self._think()
-        return writing.image_prompts(title, body)
+        prompts = writing.image_prompts(title, body)
+        answer = sum(len(p.prompt) for p in prompts)
+        return Answer(prompts, _text_usage(len(title) + min(len(body), 4000), answer))
 
-    async def render_image(self, prompt: str) -> bytes:
+    async def render_image(self, prompt: str) -> Answer[bytes]:
         await self._think()
         # Drawing is pure Python; keep the event loop free for the consumer's heartbeats.
-        return await asyncio.to_thread(draw_from_prompt, prompt)
+        png = await asyncio.to_thread(draw_from_prompt, prompt)
+        return Answer(png, Usage(MODEL, images=1, image_size="offline"))

@@ -1,39 +1,70 @@
-"""The OpenAI provider: chat completions with JSON-schema answers, plain text for articles, the
-images API for pictures. The SDK's own retries are off; the worker retries (see retry.py)."""
+"""The OpenAI provider (or any OpenAI-compatible server): chat completions with JSON-schema
+answers, plain text for articles, the images API for pictures. Each function is one HTTP call
+that answers with its draft, the usage the provider counted and what its rate-limit headers
+said. The SDK's own retries are off: the gate (stage_workers.gate) decides what happens next."""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
 
+from stage_workers.ai.advice import RateLimitAdvice
 from stage_workers.ai.base import (
+    IMAGE_FUNCTIONS,
+    Answer,
     ArticleDraft,
     ClusterDraft,
     FatalAIError,
     IdeaDraft,
     PermanentAIError,
     PromptDraft,
-    TransientAIError,
+    ProviderUnavailable,
+    RateLimited,
+    Usage,
 )
 
-TRANSIENT = (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)
+UNAVAILABLE = (openai.APITimeoutError, openai.APIConnectionError)
 # The key, the account or the model is wrong: every other call would fail the same way.
 FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+# Statuses that say "not now" rather than "not this": a request timeout, a conflict, 5xx.
+RETRYABLE_STATUSES = frozenset({408, 409})
+# The most each function may write, in tokens: bounds the cost of a call, and is what a call
+# counts against the tokens-per-minute budget besides its prompt.
+MAX_OUTPUT_TOKENS = {
+    "cluster_keywords": 2000,
+    "write_ideas": 1000,
+    "write_article": 3000,
+    "write_image_prompts": 1000,
+}
+IMAGE_SIZE = "1024x1024"
+IMAGE_TOKENS = 300  # what an image request counts against a tokens budget, roughly
 
 
 def classify(error: openai.OpenAIError) -> Exception:
-    if isinstance(error, TRANSIENT):
-        return TransientAIError(f"{type(error).__name__}: {error}")
+    if isinstance(error, openai.RateLimitError):
+        if _code(error) == "insufficient_quota":  # the account is out of money, not of pace
+            return FatalAIError(f"RateLimitError: {error}")
+        advice = RateLimitAdvice.from_headers(error.response.headers, datetime.now(UTC))
+        return RateLimited(f"RateLimitError: {error}", advice)
+    if isinstance(error, UNAVAILABLE):
+        return ProviderUnavailable(f"{type(error).__name__}: {error}")
     if isinstance(error, FATAL):
         return FatalAIError(f"{type(error).__name__}: {error}")
     status = getattr(error, "status_code", None)
-    if isinstance(status, int) and status >= 500:
-        return TransientAIError(f"HTTP {status}: {error}")
+    if isinstance(status, int) and (status >= 500 or status in RETRYABLE_STATUSES):
+        return ProviderUnavailable(f"HTTP {status}: {error}")
     return PermanentAIError(f"{type(error).__name__}: {error}")
+
+
+def _code(error: openai.APIStatusError) -> str | None:
+    body = error.body if isinstance(error.body, dict) else {}
+    return body.get("code") or (body.get("error") or {}).get("code")
 
 
 def _schema(name: str, properties: dict[str, Any], required: list[str]) -> dict:
@@ -97,6 +128,8 @@ PROMPTS_FORMAT = _schema(
 
 
 class OpenAIProvider:
+    name = "openai"
+
     def __init__(
         self,
         *,
@@ -112,70 +145,124 @@ class OpenAIProvider:
         self.text_model = text_model
         self.image_model = image_model
 
-    async def _chat(self, prompt: str, response_format: dict | None = None) -> str:
+    def model_for(self, function: str) -> str:
+        return self.image_model if function in IMAGE_FUNCTIONS else self.text_model
+
+    def estimate_tokens(self, function: str, *args: object) -> int:
+        if function in IMAGE_FUNCTIONS:
+            return IMAGE_TOKENS
+        prompt_chars = sum(len(" ".join(a) if isinstance(a, list) else str(a)) for a in args)
+        return math.ceil(prompt_chars / 4) + 100 + MAX_OUTPUT_TOKENS[function]
+
+    async def _chat(
+        self, function: str, prompt: str, response_format: dict | None = None
+    ) -> Answer[str]:
         kwargs = {"response_format": response_format} if response_format else {}
         try:
-            completion = await self.client.chat.completions.create(
+            raw = await self.client.chat.completions.with_raw_response.create(
                 model=self.text_model,
                 messages=[{"role": "user", "content": prompt}],
+                max_completion_tokens=MAX_OUTPUT_TOKENS[function],
                 **kwargs,
             )
+            completion = raw.parse()
         except openai.OpenAIError as error:
             raise classify(error) from error
         content = completion.choices[0].message.content if completion.choices else None
         if not content:
             raise PermanentAIError("the model returned no content")
-        return content
+        return Answer(content, _chat_usage(completion), _advice(raw.headers))
 
-    async def _chat_json(self, prompt: str, response_format: dict) -> dict:
-        text = await self._chat(prompt, response_format)
+    async def _chat_json(self, function: str, prompt: str, response_format: dict) -> Answer[dict]:
+        answer = await self._chat(function, prompt, response_format)
         try:
-            return json.loads(text)
+            document = json.loads(answer.draft)
         except json.JSONDecodeError as error:
             raise PermanentAIError(f"answer is not JSON: {error}") from None
+        if not isinstance(document, dict):
+            raise PermanentAIError("answer is not a JSON object")
+        return Answer(document, answer.usage, answer.advice)
 
-    async def cluster_keywords(self, keywords: list[str]) -> list[ClusterDraft]:
+    async def cluster_keywords(self, keywords: list[str]) -> Answer[list[ClusterDraft]]:
         listing = "\n".join(f"{i}: {k}" for i, k in enumerate(keywords))
         answer = await self._chat_json(
+            "cluster_keywords",
             "Group these search keywords into topical clusters. Every index belongs to exactly "
             f"one cluster.\n{listing}",
             CLUSTERS_FORMAT,
         )
-        return _clusters_from(answer, len(keywords))
+        return Answer(_clusters_from(answer.draft, len(keywords)), answer.usage, answer.advice)
 
-    async def write_ideas(self, cluster_name: str, keywords: list[str]) -> list[IdeaDraft]:
+    async def write_ideas(self, cluster_name: str, keywords: list[str]) -> Answer[list[IdeaDraft]]:
         answer = await self._chat_json(
+            "write_ideas",
             f"Propose 3 article ideas for the topic '{cluster_name}' covering these keywords: "
             f"{', '.join(keywords)}.",
             IDEAS_FORMAT,
         )
-        return [IdeaDraft(i["title"], i["outline"]) for i in answer.get("ideas", [])]
+        ideas = [IdeaDraft(i["title"], i["outline"]) for i in answer.draft.get("ideas", [])]
+        return Answer(ideas, answer.usage, answer.advice)
 
-    async def write_article(self, title: str, brief: str, keywords: list[str]) -> ArticleDraft:
-        text = await self._chat(
+    async def write_article(
+        self, title: str, brief: str, keywords: list[str]
+    ) -> Answer[ArticleDraft]:
+        answer = await self._chat(
+            "write_article",
             f"Write an article of 800-1200 words in Markdown titled '{title}'. Brief: {brief}. "
-            f"Use these keywords naturally: {', '.join(keywords)}. Use ## section headings."
+            f"Use these keywords naturally: {', '.join(keywords)}. Use ## section headings.",
         )
-        return ArticleDraft(title=title, markdown=text)
+        return Answer(ArticleDraft(title=title, markdown=answer.draft), answer.usage, answer.advice)
 
-    async def write_image_prompts(self, title: str, body: str) -> list[PromptDraft]:
+    async def write_image_prompts(self, title: str, body: str) -> Answer[list[PromptDraft]]:
         answer = await self._chat_json(
+            "write_image_prompts",
             "Write 4 image prompts for this article: 1 featured image and 3 in-article images."
             f"\nTitle: {title}\n\n{body[:4000]}",
             PROMPTS_FORMAT,
         )
-        return [PromptDraft(p["kind"], p["prompt"]) for p in answer.get("prompts", [])]
+        prompts = [PromptDraft(p["kind"], p["prompt"]) for p in answer.draft.get("prompts", [])]
+        return Answer(prompts, answer.usage, answer.advice)
 
-    async def render_image(self, prompt: str) -> bytes:
+    async def render_image(self, prompt: str) -> Answer[bytes]:
+        # The DALL-E models answer with a URL unless asked; the GPT image models always give
+        # base64 and refuse the parameter.
+        kwargs = {"response_format": "b64_json"} if self.image_model.startswith("dall-e") else {}
         try:
-            result = await self.client.images.generate(
-                model=self.image_model, prompt=prompt, n=1, response_format="b64_json"
+            raw = await self.client.images.with_raw_response.generate(
+                model=self.image_model, prompt=prompt, n=1, size=IMAGE_SIZE, **kwargs
             )
+            result = raw.parse()
         except openai.OpenAIError as error:
             raise classify(error) from error
         if not result.data or not result.data[0].b64_json:
             raise PermanentAIError("the images API returned no picture")
-        return base64.b64decode(result.data[0].b64_json)
+        usage = getattr(result, "usage", None)
+        return Answer(
+            base64.b64decode(result.data[0].b64_json),
+            Usage(
+                self.image_model,
+                input_tokens=getattr(usage, "input_tokens", 0) or 0,
+                output_tokens=getattr(usage, "output_tokens", 0) or 0,
+                images=len(result.data),
+                image_size=IMAGE_SIZE,
+            ),
+            _advice(raw.headers),
+        )
+
+
+def _chat_usage(completion: Any) -> Usage:
+    usage = completion.usage
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return Usage(
+        completion.model or "",
+        input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        cached_tokens=getattr(details, "cached_tokens", 0) or 0,
+    )
+
+
+def _advice(headers: Any) -> RateLimitAdvice:
+    return RateLimitAdvice.from_headers(headers, datetime.now(UTC))
 
 
 def _clusters_from(answer: dict, count: int) -> list[ClusterDraft]:

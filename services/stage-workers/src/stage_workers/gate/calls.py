@@ -1,0 +1,241 @@
+"""The stages' AI: every call to the provider passes the gate. A 429 rests the lane as the
+provider advises and the call waits its turn again; a timeout, a dropped connection or a 5xx
+counts toward the lane's circuit and, while the circuit stays closed, toward the item's own
+attempts; while the circuit is open the call waits, and the run hears of it through the call's
+scope. Nothing that waits is failed or charged. Every call is recorded with what it used and
+cost; the batch writes the records with the item's result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from stage_workers.ai.base import (
+    AI_FUNCTIONS,
+    Answer,
+    FatalAIError,
+    PermanentAIError,
+    Provider,
+    ProviderUnavailable,
+    RateLimited,
+    Usage,
+)
+from stage_workers.ai.prices import PriceTable
+from stage_workers.ai.retry import PoisonedItem
+from stage_workers.gate.gate import Gate, Lane, Ticket
+from stage_workers.gate.lane import Wait
+
+
+class ProviderWaitTooLong(Exception):
+    """The provider has held calls back for longer than the longest wait: the run pauses."""
+
+    def __init__(self, lane: Lane, wait: Wait) -> None:
+        since = datetime.fromtimestamp(wait.since, UTC).isoformat(timespec="seconds")
+        super().__init__(
+            f"waiting for the AI provider ({lane.provider} {lane.model}): {wait.reason}, "
+            f"since {since}"
+        )
+        self.wait = wait
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    function: str
+    provider: str
+    model_requested: str
+    usage: Usage | None
+    latency_ms: int
+    outcome: str  # answered | rate_limited | unavailable | refused | fatal
+    attempt: int
+    error: str | None
+    cost_usd: Decimal | None
+    price_version: str
+
+
+Announce = Callable[[Lane, Wait], Awaitable[None]]
+
+
+async def _nothing(lane: Lane, wait: Wait) -> None:
+    return None
+
+
+@dataclass
+class CallScope:
+    """Whose calls these are (admission takes turns by run), where waits are announced, and the
+    records of the calls made so far."""
+
+    run_id: str
+    waiting: Announce = _nothing
+    recovered: Announce = _nothing
+    records: list[CallRecord] = field(default_factory=list)
+
+    def take_records(self) -> list[CallRecord]:
+        taken, self.records = self.records, []
+        return taken
+
+
+SCOPE: ContextVar[CallScope] = ContextVar("ai_call_scope")
+
+
+@dataclass(frozen=True)
+class CallRules:
+    call_timeout_seconds: float = 120.0
+    # Failures a single item may meet while the provider otherwise answers.
+    max_attempts: int = 4
+    first_wait_seconds: float = 0.5
+    longest_wait_seconds: float = 1800.0
+    default_cool_seconds: float = 1.0
+
+
+class GatedAI:
+    """The `AIProvider` the stages use, over a `Provider` and the gate."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        lanes: dict[str, Lane],
+        gate: Gate,
+        rules: CallRules,
+        prices: PriceTable,
+    ) -> None:
+        self.provider = provider
+        self.lanes = lanes  # by function
+        self.gate = gate
+        self.rules = rules
+        self.prices = prices
+
+    def __getattr__(self, function: str) -> Any:
+        if function not in AI_FUNCTIONS:
+            raise AttributeError(function)
+
+        async def call(*args: Any) -> Any:
+            return await self._call(function, args)
+
+        return call
+
+    async def _call(self, function: str, args: tuple) -> Any:
+        scope = SCOPE.get(None) or CallScope(run_id="")
+        lane = self.lanes[function]
+        cost = self.provider.estimate_tokens(function, *args)
+        item_failures, attempt, announced = 0, 0, None
+        while True:
+            ticket, announced = await self._admit(lane, scope, cost, announced)
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.rules.call_timeout_seconds):
+                    answer: Answer = await getattr(self.provider, function)(*args)
+            except TimeoutError:
+                error: Exception = ProviderUnavailable(
+                    f"no answer within {self.rules.call_timeout_seconds:g} s"
+                )
+            except (RateLimited, ProviderUnavailable, PermanentAIError, FatalAIError) as known:
+                error = known
+            except Exception as unforeseen:  # an answer the provider could not make sense of
+                error = PermanentAIError(str(unforeseen) or type(unforeseen).__name__)
+            else:
+                self._record(scope, function, lane, started, attempt, "answered", answer.usage)
+                exhausted = answer.advice.exhausted_for() if answer.advice else None
+                await self.gate.answered(ticket, _tokens(answer.usage), exhausted)
+                if announced is not None:
+                    await scope.recovered(lane, announced)
+                return answer.draft
+            item_failures += await self._after_error(
+                error, scope, function, lane, ticket, started, attempt
+            )
+            if item_failures >= self.rules.max_attempts:
+                raise PoisonedItem(f"gave up after {attempt} attempts: {error}", attempt)
+            if item_failures and isinstance(error, ProviderUnavailable):
+                await asyncio.sleep(self.rules.first_wait_seconds * 2 ** (item_failures - 1))
+
+    async def _after_error(
+        self,
+        error: Exception,
+        scope: CallScope,
+        function: str,
+        lane: Lane,
+        ticket: Ticket,
+        started: float,
+        attempt: int,
+    ) -> int:
+        """Record the failed call, tell the gate, and say whether it counts against the item
+        (1) or not (0); raise when the item or the run cannot go on."""
+        match error:
+            case RateLimited(advice=advice):
+                self._record(scope, function, lane, started, attempt, "rate_limited", None, error)
+                await self.gate.rate_limited(
+                    ticket, advice.cool_down(self.rules.default_cool_seconds)
+                )
+                return 0
+            case ProviderUnavailable():
+                self._record(scope, function, lane, started, attempt, "unavailable", None, error)
+                healthy = await self.gate.failed(ticket, str(error))
+                return 1 if healthy else 0
+            case FatalAIError():
+                self._record(scope, function, lane, started, attempt, "fatal", None, error)
+                raise error
+            case _:
+                self._record(scope, function, lane, started, attempt, "refused", None, error)
+                # The provider answered: for the lane that is a success.
+                await self.gate.answered(ticket, ticket.cost, None)
+                raise PoisonedItem(str(error), attempt) from error
+
+    async def _admit(
+        self, lane: Lane, scope: CallScope, cost: int, announced: Wait | None
+    ) -> tuple[Ticket, Wait | None]:
+        """Wait for admission; announce a wait the provider imposes, once per wait; give up
+        past the longest wait."""
+        admission = asyncio.ensure_future(self.gate.admit(lane, scope.run_id, cost))
+        try:
+            while True:
+                done, _ = await asyncio.wait({admission}, timeout=1.0)
+                if done:
+                    return admission.result(), announced
+                wait = self.gate.waiting(lane)
+                if wait is None:
+                    continue
+                if wait != announced:
+                    await scope.waiting(lane, wait)
+                    announced = wait
+                if time.time() - wait.since > self.rules.longest_wait_seconds:
+                    raise ProviderWaitTooLong(lane, wait)
+        finally:
+            if not admission.done():
+                admission.cancel()
+
+    def _record(
+        self,
+        scope: CallScope,
+        function: str,
+        lane: Lane,
+        started: float,
+        attempt: int,
+        outcome: str,
+        usage: Usage | None,
+        error: Exception | None = None,
+    ) -> None:
+        cost = self.prices.cost(lane.model, usage) if usage is not None else Decimal(0)
+        scope.records.append(
+            CallRecord(
+                function=function,
+                provider=lane.provider,
+                model_requested=lane.model,
+                usage=usage,
+                latency_ms=round((time.perf_counter() - started) * 1000),
+                outcome=outcome,
+                attempt=attempt,
+                error=str(error)[:2000] if error is not None else None,
+                cost_usd=cost,
+                price_version=self.prices.version,
+            )
+        )
+
+
+def _tokens(usage: Usage) -> int:
+    return usage.input_tokens + usage.output_tokens

@@ -1,0 +1,216 @@
+"""The gate in one worker process: calls wait in line per lane, taking turns by run, and one
+keeper task per lane asks the shared lane (store.py) to admit the next of them. Every run with
+calls waiting gets the next admission in turn, so a run with 5,000 items does not starve one
+with 5; the stage pumps already spread every run's batches over the processes.
+
+Reports of how calls ended change the shared lane at once when they matter to others (a 429, a
+failure, a probe's result); the token settlements of ordinary answers are summed and applied
+with the keeper's next round, which saves a transaction per call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from stage_workers.gate import lane as rules_of
+from stage_workers.gate.lane import Budget, Decision, LaneState, Rules, Wait
+from stage_workers.gate.store import LaneStore
+
+log = logging.getLogger(__name__)
+Offload = Callable[..., Awaitable[Any]]  # runs a blocking function off the event loop
+
+# At most this many waiting calls are offered to one admission round.
+ROUND_SIZE = 64
+# While the provider holds calls back, look again at least this often: another process's probe
+# may have closed the circuit.
+RECHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Lane:
+    key: str  # provider | endpoint | model | key fingerprint
+    provider: str
+    model: str
+    budget: Budget
+    shared: bool = True  # False: calls cost nothing and nothing limits them (the offline AI)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    lane: Lane
+    cost: int
+    probe: bool = False
+
+
+@dataclass
+class _Waiter:
+    run_id: str
+    cost: int
+    admitted: asyncio.Future[Ticket]
+
+
+@dataclass
+class _Line:
+    """The calls of one lane waiting in this process, by run, and the keeper serving them."""
+
+    lane: Lane
+    runs: OrderedDict[str, deque[_Waiter]] = field(default_factory=OrderedDict)
+    keeper: asyncio.Task | None = None
+    refund: float = 0.0  # tokens to give back with the next round
+    waiting: Wait | None = None  # what the provider holds the lane back for, as last seen
+
+    def next_in_turn(self, n: int) -> list[_Waiter]:
+        """The next `n` waiters, one per run in turn, without taking them."""
+        queues = [list(q) for q in self.runs.values()]
+        chosen: list[_Waiter] = []
+        depth = 0
+        while len(chosen) < n and any(depth < len(q) for q in queues):
+            chosen += [q[depth] for q in queues if depth < len(q)][: n - len(chosen)]
+            depth += 1
+        return chosen
+
+    def take(self, waiters: list[_Waiter]) -> None:
+        """Remove admitted waiters; each run served goes to the back of the line."""
+        for waiter in waiters:
+            queue = self.runs.pop(waiter.run_id)
+            queue.remove(waiter)
+            if queue:
+                self.runs[waiter.run_id] = queue
+
+    def drop(self, waiter: _Waiter) -> None:
+        queue = self.runs.get(waiter.run_id)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self.runs[waiter.run_id]
+
+    @property
+    def empty(self) -> bool:
+        return not self.runs
+
+
+class Gate:
+    def __init__(self, store: LaneStore | None, rules: Rules, offload: Offload) -> None:
+        self.store = store
+        self.rules = rules
+        self.offload = offload
+        self.lines: dict[str, _Line] = {}
+
+    def waiting(self, lane: Lane) -> Wait | None:
+        line = self.lines.get(lane.key)
+        return line.waiting if line else None
+
+    async def admit(self, lane: Lane, run_id: str, cost: int) -> Ticket:
+        """Wait for the lane to admit one call of `cost` estimated tokens for `run_id`."""
+        if not lane.shared or self.store is None:
+            return Ticket(lane, cost)
+        line = self.lines.setdefault(lane.key, _Line(lane))
+        waiter = _Waiter(run_id, cost, asyncio.get_running_loop().create_future())
+        line.runs.setdefault(run_id, deque()).append(waiter)
+        self._keep(line)
+        try:
+            return await asyncio.shield(waiter.admitted)
+        except asyncio.CancelledError:
+            line.drop(waiter)
+            if waiter.admitted.done() and not waiter.admitted.cancelled():
+                # Admitted as it was cancelled: the reservation comes back.
+                line.refund += waiter.cost
+            raise
+
+    # --- reports --------------------------------------------------------------------------
+
+    async def answered(self, ticket: Ticket, used_tokens: int, exhausted_for: float | None) -> None:
+        if not ticket.lane.shared or self.store is None:
+            return
+        line = self.lines.setdefault(ticket.lane.key, _Line(ticket.lane))
+        refund = ticket.cost - used_tokens
+        if ticket.probe or line.waiting is not None or exhausted_for:
+            settle = partial(
+                self._settle, lane=ticket.lane, refund=refund, exhausted_for=exhausted_for
+            )
+            await self._change(ticket.lane, settle)
+            line.waiting = None
+        else:
+            line.refund += refund
+            self._keep(line)
+
+    async def rate_limited(self, ticket: Ticket, cool_seconds: float) -> None:
+        if ticket.lane.shared and self.store is not None:
+            await self._change(ticket.lane, partial(self._cool, cool_seconds=cool_seconds))
+
+    async def failed(self, ticket: Ticket, reason: str) -> bool:
+        """A timeout, a dropped connection or a 5xx; True while the lane's circuit stays closed
+        (the failure may then be the item's own)."""
+        if not ticket.lane.shared or self.store is None:
+            return True
+        fail = partial(self._fail, reason=reason, probe=ticket.probe)
+        state = await self._change(ticket.lane, fail)
+        return state.circuit == "closed"
+
+    # --- the keeper -----------------------------------------------------------------------
+
+    def _keep(self, line: _Line) -> None:
+        if line.keeper is None or line.keeper.done():
+            line.keeper = asyncio.create_task(self._serve(line), name=f"gate {line.lane.key}")
+
+    async def _serve(self, line: _Line) -> None:
+        while not line.empty or line.refund:
+            offered = line.next_in_turn(ROUND_SIZE)
+            refund, line.refund = line.refund, 0.0
+            costs = [w.cost for w in offered]
+            try:
+                admission = partial(self._round, lane=line.lane, refund=refund, costs=costs)
+                decision = await self._change(line.lane, admission)
+            except Exception:  # the database is away: try again, nobody is failed for it
+                log.exception("gate %s: admission failed; trying again", line.lane.key)
+                line.refund += refund
+                await asyncio.sleep(RECHECK_SECONDS)
+                continue
+            admitted = offered[: decision.admitted]
+            line.take(admitted)
+            for n, waiter in enumerate(admitted):
+                if not waiter.admitted.done():
+                    probe = decision.probe and n == 0
+                    waiter.admitted.set_result(Ticket(line.lane, waiter.cost, probe))
+            line.waiting = decision.waiting
+            if not line.empty and decision.admitted < len(offered):
+                pause = decision.wait
+                if decision.waiting is not None:
+                    pause = min(pause, RECHECK_SECONDS)
+                await asyncio.sleep(max(pause, 0.001))
+
+    def _round(
+        self, state: LaneState, now: float, lane: Lane, refund: float, costs: list[int]
+    ) -> tuple[LaneState, Decision]:
+        if refund:
+            state = rules_of.succeeded(state, lane.budget, self.rules, now, refund)
+        decision = rules_of.admit(state, lane.budget, self.rules, now, costs)
+        return decision.state, decision
+
+    # Each change below takes the lane's state and the database's time and answers the new
+    # state and what the caller learns.
+
+    def _settle(
+        self, state: LaneState, now: float, lane: Lane, refund: float, exhausted_for: float | None
+    ) -> tuple[LaneState, LaneState]:
+        state = rules_of.succeeded(state, lane.budget, self.rules, now, refund)
+        if exhausted_for:
+            state = rules_of.exhausted(state, now, exhausted_for)
+        return state, state
+
+    def _cool(self, state: LaneState, now: float, cool_seconds: float) -> tuple[LaneState, None]:
+        return rules_of.rate_limited(state, self.rules, now, cool_seconds), None
+
+    def _fail(
+        self, state: LaneState, now: float, reason: str, probe: bool
+    ) -> tuple[LaneState, LaneState]:
+        state = rules_of.failed(state, self.rules, now, reason, probe)
+        return state, state
+
+    async def _change(self, lane: Lane, change: Callable[[LaneState, float], Any]) -> Any:
+        return await self.offload(self.store.change, lane.key, lane.budget, change)

@@ -1,0 +1,51 @@
+"""A batch in the worker's hands keeps its lease alive: while it waits at the AI gate, sits in
+a slow call or backs off, the worker says so every third of the lease, and the orchestrator does
+not dispatch the batch again. Only a worker that is gone (or cut off) lets the lease run out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from contracts.commands import ProcessBatch
+from contracts.envelope import Envelope, utcnow
+from contracts.events import StageBatchLeaseExtended
+from stage_workers.deps import WorkerDeps
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def lease_kept(deps: WorkerDeps, command: Envelope) -> AsyncIterator[None]:
+    batch: ProcessBatch = command.data
+    length = (batch.lease_until - command.time).total_seconds()
+    if length <= 0:
+        yield
+        return
+    renewing = asyncio.create_task(_renew(deps, command, length), name="lease")
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+
+
+async def _renew(deps: WorkerDeps, command: Envelope, length: float) -> None:
+    batch: ProcessBatch = command.data
+    while True:
+        await asyncio.sleep(length / 3)
+        extended = StageBatchLeaseExtended(
+            stage=batch.stage,
+            batch_id=batch.batch_id,
+            attempt=batch.attempt,
+            lease_until=utcnow() + timedelta(seconds=length),
+        )
+        try:
+            # A fresh id each time: a repeat only extends the lease to the same moment.
+            await deps.in_transaction(deps.emit, command, extended, None)
+        except Exception:  # the next round tries again; the lease has two more thirds
+            log.exception("extending the lease of %s %s failed", batch.run_id, batch.batch_id)

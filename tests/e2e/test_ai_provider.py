@@ -1,0 +1,126 @@
+"""Whole runs against a test provider that behaves like OpenAI under load (tests/support/
+fake_openai.py): a request budget far below what the workers would offer, an outage in the
+middle of stage 4, and answers slower than the orchestrator's lease. Every run completes with
+no failed item, nothing is paid twice, and no AI call is made twice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from contracts.db import tables as t
+from contracts.events import StageProviderRecovered, StageWaitingForProvider
+from contracts.values import RunConfig
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.outcomes import assert_whole_and_unique, expected_credits
+from tests.support.pipeline import Pipeline, charged, counts, new_site
+
+ORCHESTRATOR = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
+CONCURRENT = RunConfig(stage_concurrency=8)
+
+
+@pytest.fixture
+def fake():
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap, topics) -> Pipeline:
+    return Pipeline(kafka_bootstrap, topics)
+
+
+def worker_env(fake: FakeOpenAI, **settings: str) -> dict[str, str]:
+    return {
+        "AI_PROVIDER": "openai",
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "sk-test",
+        "AI_FIRST_PROBE_SECONDS": "1",
+        "AI_LONGEST_PROBE_SECONDS": "4",
+        **settings,
+    }
+
+
+def failed_items(db: sa.Engine, run_id: str) -> int:
+    r = t.stage_item_results.c
+    with db.connect() as conn:
+        query = sa.select(sa.func.count()).where(r.run_id == run_id, r.outcome == "failed")
+        return conn.execute(query).scalar_one()
+
+
+def calls_by_outcome(db: sa.Engine, run_ids: list[str]) -> dict[str, int]:
+    c = t.ai_calls.c
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.outcome, sa.func.count()).where(c.run_id.in_(run_ids)).group_by(c.outcome)
+        ).all()
+    return dict(rows)
+
+
+async def test_three_sites_far_over_the_request_budget_complete_without_a_failed_item(
+    db, pipeline, services, fake
+):
+    fake.set_limits(rpm=300)  # 5 a second; 3 sites x 8 in flight would offer far more
+    fake.latency_seconds = 0.05
+    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
+    services.start("workers", "stage-worker", env=worker_env(fake, AI_REQUESTS_PER_MINUTE="300"))
+    sites = [new_site(db, keyword_count=6, credits=100_000) for _ in range(3)]
+
+    run_ids = [await pipeline.start(site, config=CONCURRENT) for site in sites]
+    states = await asyncio.gather(*(pipeline.finished(r, timeout=420) for r in run_ids))
+
+    for site, run_id, state in zip(sites, run_ids, states, strict=True):
+        assert state.status == "completed", state.error
+        assert failed_items(db, run_id) == 0
+        made = counts(db, site.site_id)
+        assert made["content_in_review"] == made["content"] > 0
+        assert_whole_and_unique(db, site.site_id, made)
+        assert charged(db, site.account_id) == expected_credits(6, made)
+    stats = fake.stats()
+    assert stats["rate_limited"] <= 0.05 * stats["calls"], stats
+    recorded = calls_by_outcome(db, run_ids)
+    assert recorded["answered"] == stats["answered"]
+    assert recorded.get("rate_limited", 0) == stats["rate_limited"]
+
+
+async def test_a_minute_long_outage_in_stage_4_is_waited_out(db, pipeline, services, fake):
+    fake.latency_seconds = 0.05
+    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
+    services.start("workers", "stage-worker", env=worker_env(fake))
+    site = new_site(db, keyword_count=6, credits=100_000)
+    run_id = await pipeline.start(site, config=CONCURRENT)
+
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 1, timeout=180)
+    fake.outage_for(60, status=503)
+    waiting = await pipeline.wait_for(run_id, lambda s: s.stage(4).waiting is not None, 60)
+    assert "503" in waiting.stage(4).waiting.reason
+    state = await pipeline.finished(run_id, timeout=420)
+
+    assert state.status == "completed", state.error
+    assert failed_items(db, run_id) == 0
+    made = counts(db, site.site_id)
+    assert_whole_and_unique(db, site.site_id, made)
+    assert charged(db, site.account_id) == expected_credits(6, made)
+    events = [e.data for e in await pipeline.events(run_id)]
+    assert any(isinstance(e, StageWaitingForProvider) and e.stage == 4 for e in events)
+    assert any(isinstance(e, StageProviderRecovered) and e.stage == 4 for e in events)
+    assert fake.stats()["unavailable"] >= 1
+
+
+async def test_answers_slower_than_the_lease_are_asked_for_once(db, pipeline, services, fake):
+    fake.latency_seconds = 4.0
+    services.start("orchestrator", "orchestrator", env={**ORCHESTRATOR, "LEASE_SECONDS": "2"})
+    services.start("workers", "stage-worker", env=worker_env(fake))
+    site = new_site(db, keyword_count=3, credits=100_000)
+
+    run_id = await pipeline.start(site, config=CONCURRENT)
+    state = await pipeline.finished(run_id, timeout=420)
+
+    assert state.status == "completed", state.error
+    stats = fake.stats()
+    assert stats["repeats"] == 0, stats
+    assert stats["calls"] == stats["answered"] == calls_by_outcome(db, [run_id])["answered"]
+    assert_whole_and_unique(db, site.site_id, counts(db, site.site_id))
