@@ -9,6 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from contracts.db.tables import AI_CALL_OUTCOMES
 from contracts.monitor import ConsumerLag, Monitor, OutboxBacklog
 from stage_workers.ai.base import AI_FUNCTIONS, TransientAIError
 
@@ -159,6 +160,13 @@ GEN_AI_UNPRICED = counter(
     "Answered AI calls whose model the price table does not know (cost unknown)",
     ["gen_ai_provider_name", "gen_ai_request_model"],
 )
+
+
+def declare_models(provider: str, models: Any) -> None:
+    """Every outcome's series of the models this process asks exists from the start, at zero."""
+    for model in set(models):
+        for outcome in AI_CALL_OUTCOMES:
+            GEN_AI_CALLS.labels(provider, model, outcome)
 
 
 def count_calls(records: Any) -> None:

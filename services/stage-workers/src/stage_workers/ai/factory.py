@@ -11,7 +11,7 @@ from stage_workers.gate.calls import CallRules, GatedAI
 from stage_workers.gate.gate import Gate, Lane, Offload
 from stage_workers.gate.lane import Budget, Rules
 from stage_workers.gate.store import LaneStore
-from stage_workers.metrics import InstrumentedProvider
+from stage_workers.metrics import InstrumentedProvider, declare_models
 from stage_workers.settings import WorkerSettings
 
 
@@ -69,7 +69,9 @@ def make_ai(settings: WorkerSettings, store: LaneStore | None, offload: Offload)
         longest_wait_seconds=settings.ai_longest_wait_seconds,
     )
     gate = Gate(store, store.rules if store else lane_rules(settings), offload)
-    return GatedAI(provider, lanes(settings, provider), gate, rules, settings.ai_prices)
+    found = lanes(settings, provider)
+    declare_models(provider.name, (lane.model for lane in found.values()))
+    return GatedAI(provider, found, gate, rules, settings.ai_prices)
 
 
 async def _inline(function, *args):
