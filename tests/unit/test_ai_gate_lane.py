@@ -141,3 +141,15 @@ def test_a_late_failure_of_a_call_admitted_before_the_circuit_opened_changes_not
     rules = Rules(failures_to_open=1, first_probe_seconds=2)
     state = opened(rules)
     assert L.failed(state, rules, T0 + 1, "timeout", probe=False) == state
+
+
+def test_giving_back_an_unused_reservation_leaves_an_open_circuit_open():
+    """A call admitted but never made (its batch stopped) returns its tokens; only an answer
+    says the provider is back."""
+    budget = Budget(tokens_per_minute=6000)
+    rules = Rules(headroom=1.0, failures_to_open=1)
+    spent = L.admit(LaneState.full(budget, rules, T0), budget, rules, T0, [300]).state
+    state = L.failed(spent, rules, T0, "HTTP 503", probe=False)
+    refunded = L.refunded(state, budget, rules, T0, token_refund=250)
+    assert refunded.circuit == "open" and refunded.tokens == pytest.approx(50)
+    assert L.succeeded(state, budget, rules, T0 + 1, token_refund=0).circuit == "closed"

@@ -62,6 +62,7 @@ class _Line:
     runs: OrderedDict[str, deque[_Waiter]] = field(default_factory=OrderedDict)
     keeper: asyncio.Task | None = None
     refund: float = 0.0  # tokens to give back with the next round
+    answered: bool = False  # an answer came since the last round: failures are no longer in a row
     waiting: Wait | None = None  # what the provider holds the lane back for, as last seen
 
     def next_in_turn(self, n: int) -> list[_Waiter]:
@@ -101,13 +102,17 @@ class Gate:
         self.offload = offload
         self.lines: dict[str, _Line] = {}
 
+    def _shares(self, lane: Lane) -> bool:
+        """Whether the lane's calls pass the shared state at all (the offline AI's do not)."""
+        return lane.shared and self.store is not None
+
     def waiting(self, lane: Lane) -> Wait | None:
         line = self.lines.get(lane.key)
         return line.waiting if line else None
 
     async def admit(self, lane: Lane, run_id: str, cost: int) -> Ticket:
         """Wait for the lane to admit one call of `cost` estimated tokens for `run_id`."""
-        if not lane.shared or self.store is None:
+        if not self._shares(lane):
             return Ticket(lane, cost)
         line = self.lines.setdefault(lane.key, _Line(lane))
         waiter = _Waiter(run_id, cost, asyncio.get_running_loop().create_future())
@@ -118,14 +123,14 @@ class Gate:
         except asyncio.CancelledError:
             line.drop(waiter)
             if waiter.admitted.done() and not waiter.admitted.cancelled():
-                # Admitted as it was cancelled: the reservation comes back.
+                # Admitted as it was cancelled: the reservation comes back (no answer came).
                 line.refund += waiter.cost
             raise
 
     # --- reports --------------------------------------------------------------------------
 
     async def answered(self, ticket: Ticket, used_tokens: int, exhausted_for: float | None) -> None:
-        if not ticket.lane.shared or self.store is None:
+        if not self._shares(ticket.lane):
             return
         line = self.lines.setdefault(ticket.lane.key, _Line(ticket.lane))
         refund = ticket.cost - used_tokens
@@ -137,16 +142,17 @@ class Gate:
             line.waiting = None
         else:
             line.refund += refund
+            line.answered = True
             self._keep(line)
 
     async def rate_limited(self, ticket: Ticket, cool_seconds: float) -> None:
-        if ticket.lane.shared and self.store is not None:
+        if self._shares(ticket.lane):
             await self._change(ticket.lane, partial(self._cool, cool_seconds=cool_seconds))
 
     async def failed(self, ticket: Ticket, reason: str) -> bool:
         """A timeout, a dropped connection or a 5xx; True while the lane's circuit stays closed
         (the failure may then be the item's own)."""
-        if not ticket.lane.shared or self.store is None:
+        if not self._shares(ticket.lane):
             return True
         fail = partial(self._fail, reason=reason, probe=ticket.probe)
         state = await self._change(ticket.lane, fail)
@@ -159,16 +165,20 @@ class Gate:
             line.keeper = asyncio.create_task(self._serve(line), name=f"gate {line.lane.key}")
 
     async def _serve(self, line: _Line) -> None:
-        while not line.empty or line.refund:
+        while not line.empty or line.refund or line.answered:
             offered = line.next_in_turn(ROUND_SIZE)
             refund, line.refund = line.refund, 0.0
+            answered, line.answered = line.answered, False
             costs = [w.cost for w in offered]
             try:
-                admission = partial(self._round, lane=line.lane, refund=refund, costs=costs)
+                admission = partial(
+                    self._round, lane=line.lane, refund=refund, answered=answered, costs=costs
+                )
                 decision = await self._change(line.lane, admission)
             except Exception:  # the database is away: try again, nobody is failed for it
                 log.exception("gate %s: admission failed; trying again", line.lane.key)
                 line.refund += refund
+                line.answered = line.answered or answered
                 await asyncio.sleep(RECHECK_SECONDS)
                 continue
             admitted = offered[: decision.admitted]
@@ -185,10 +195,18 @@ class Gate:
                 await asyncio.sleep(max(pause, 0.001))
 
     def _round(
-        self, state: LaneState, now: float, lane: Lane, refund: float, costs: list[int]
+        self,
+        state: LaneState,
+        now: float,
+        lane: Lane,
+        refund: float,
+        answered: bool,
+        costs: list[int],
     ) -> tuple[LaneState, Decision]:
-        if refund:
+        if answered:
             state = rules_of.succeeded(state, lane.budget, self.rules, now, refund)
+        elif refund:
+            state = rules_of.refunded(state, lane.budget, self.rules, now, refund)
         decision = rules_of.admit(state, lane.budget, self.rules, now, costs)
         return decision.state, decision
 

@@ -42,7 +42,6 @@ class Rules:
     longest_probe_seconds: float = 30.0
     # A probe that never reports back (its worker died) is replaced after this long.
     probe_lease_seconds: float = 150.0
-    default_cool_seconds: float = 1.0
     # A cool-down at least this long is shown as waiting for the provider; shorter ones are
     # the ordinary pace of a busy budget.
     visible_cool_seconds: float = 5.0
@@ -209,19 +208,26 @@ def failed(state: LaneState, rules: Rules, now: float, reason: str, probe: bool)
     )
 
 
-def succeeded(
+def refunded(
     state: LaneState, budget: Budget, rules: Rules, now: float, token_refund: float
 ) -> LaneState:
-    """An answer: the circuit closes, and the tokens reserved beyond what was used come back
-    (or, if it used more than reserved, the difference is taken)."""
+    """Tokens reserved beyond what was used come back (or, if a call used more than it
+    reserved, the difference is taken); a call admitted but never made gives back all."""
     state = refill(state, budget, rules, now)
     _, cap_t = _capacity(budget, rules)
     tokens = min(cap_t, state.tokens + token_refund) if budget.tokens_per_minute else 0.0
+    return replace(state, tokens=tokens)
+
+
+def succeeded(
+    state: LaneState, budget: Budget, rules: Rules, now: float, token_refund: float
+) -> LaneState:
+    """An answer: its tokens are settled, and the circuit closes."""
+    state = refunded(state, budget, rules, now, token_refund)
     if state.circuit == "closed" and not state.failures:
-        return replace(state, tokens=tokens)
+        return state
     return replace(
         state,
-        tokens=tokens,
         circuit="closed",
         failures=0,
         opened_at=None,
