@@ -173,10 +173,10 @@ async def process_unit(
             _finish, deps, context, closing, unit, records, _record_failure, step, poisoned
         )
     except ProviderWaitTooLong as waited:
-        await deps.in_transaction(_record_calls, context, unit, scope.take_records())
+        await deps.in_transaction(record_calls, context.command, unit.refs, scope.take_records())
         return Ended((Outcome("halted", halt="ai_provider_unavailable", detail=str(waited)),))
     except FatalAIError:
-        await deps.in_transaction(_record_calls, context, unit, scope.take_records())
+        await deps.in_transaction(record_calls, context.command, unit.refs, scope.take_records())
         raise
     finally:
         SCOPE.reset(token)
@@ -186,7 +186,7 @@ async def process_unit(
             _finish, deps, context, closing, unit, records, _write_unit, step, draft
         )
     except InsufficientCredits:
-        await deps.in_transaction(_record_calls, context, unit, records)
+        await deps.in_transaction(record_calls, context.command, unit.refs, records)
         return Ended((HALTED,))
 
 
@@ -208,12 +208,6 @@ def _finish(
         return Ended(outcomes, closed=True)
     run_id = context.batch.run_id
     return Ended(outcomes, stop=deps.run_stopped(run_id, deps.book(conn).is_stopped(run_id)))
-
-
-def _record_calls(
-    conn: Connection, context: BatchContext, unit: Unit, records: Sequence[CallRecord]
-) -> None:
-    record_calls(conn, context.command, unit.refs, records)
 
 
 async def _announce(

@@ -58,16 +58,3 @@ class LaneStore:
         values = row._asdict()
         now = float(values.pop("now"))
         return LaneState(**values), now
-
-    def read(self, lane: str) -> tuple[LaneState, float] | None:
-        """The lane as it stands, without locking it (metrics, tests)."""
-        query = sa.select(*(_l[n] for n in _STATE_COLUMNS), _NOW.label("now")).where(
-            _l.lane == lane
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).one_or_none()
-        if row is None:
-            return None
-        values = row._asdict()
-        now = float(values.pop("now"))
-        return LaneState(**values), now
