@@ -45,6 +45,7 @@ function progress() {
     currently_processing: fromServer ? fromServer.currently_processing : [],
     up_next: fromServer ? fromServer.up_next : [],
     remaining_count: fromServer ? fromServer.remaining_count : 0,
+    waiting_for_provider: fromServer ? fromServer.waiting_for_provider : null,
   };
 }
 
@@ -239,8 +240,11 @@ function onEvent(type, event) {
 
 const isEnding = (type) => /run\.(completed|cancelled|failed|rejected|finished)$/.test(type);
 
-// The stream said the run ended; the read model follows a moment later.
+// The stream (or a reload) said the run ended; the read model follows a moment later. Once
+// per run: the stream and a reload can both notice the end. A dismissal made meanwhile holds,
+// as it names the run it dismissed.
 async function finish(runId) {
+  if (!state.live || state.live.runId !== runId || state.live.ended) return;
   state.live.ended = true;
   if (state.stream) state.stream.close();
   state.stream = null;
@@ -250,7 +254,6 @@ async function finish(runId) {
     const run = await get("/run", { run_id: runId }).catch(() => null);
     if (run && !ACTIVE.has(run.status)) {
       state.run = run;
-      localStorage.removeItem(dismissedKey);
       await loadOverview();
       render();
       await Promise.all([loadLog(), loadHistory(), panels.loadReview(siteId)]);
