@@ -6,16 +6,21 @@ no failed item, nothing is paid twice, and no AI call is made twice."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
+from api_gateway import accounts
 from contracts.db import tables as t
 from contracts.events import StageProviderRecovered, StageWaitingForProvider
 from contracts.values import RunConfig
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.outcomes import assert_whole_and_unique, expected_credits
-from tests.support.pipeline import Pipeline, charged, counts, new_site
+from tests.support.pipeline import Pipeline, Site, charged, counts, new_site
+from tests.support.services import free_port
+from tests.support.wait import wait_until
 
 ORCHESTRATOR = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
 CONCURRENT = RunConfig(stage_concurrency=8)
@@ -86,18 +91,52 @@ async def test_three_sites_far_over_the_request_budget_complete_without_a_failed
     assert recorded.get("rate_limited", 0) == stats["rate_limited"]
 
 
+def api_client(db: sa.Engine, site: Site, port: int) -> httpx.Client:
+    with db.begin() as conn:
+        user_id = accounts.create_user(conn, site.account_id, f"{uuid.uuid4().hex}@e2e", "e2e")
+        token = accounts.issue_token(conn, user_id, "e2e").token
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}/api/v1/automation",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+
+
 async def test_a_minute_long_outage_in_stage_4_is_waited_out(db, pipeline, services, fake):
     fake.latency_seconds = 0.05
+    port = free_port()
     services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
-    services.start("workers", "stage-worker", env=worker_env(fake))
+    workers = services.start("workers", "stage-worker", env=worker_env(fake))
+    services.start("log-sink", "log-sink")
+    services.start("api-gateway", "api-gateway", env={"GATEWAY_PORT": str(port)})
     site = new_site(db, keyword_count=6, credits=100_000)
+    api = api_client(db, site, port)
     run_id = await pipeline.start(site, config=CONCURRENT)
 
     await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 1, timeout=180)
     fake.outage_for(60, status=503)
     waiting = await pipeline.wait_for(run_id, lambda s: s.stage(4).waiting is not None, 60)
     assert "503" in waiting.stage(4).waiting.reason
+
+    def shown() -> dict | None:
+        answer = api.get("/current_processing", params={"site_id": site.site_id})
+        return answer.json()["waiting_for_provider"] if answer.status_code == 200 else None
+
+    wait = await asyncio.to_thread(wait_until, shown, timeout=30, what="the wait in the API")
+    assert wait["model"] == waiting.stage(4).waiting.model and "503" in wait["reason"]
+    held = f'stage_worker_ai_provider_unavailable{{model="{wait["model"]}",provider="openai"}} 1.0'
+    assert held in workers.metrics()
     state = await pipeline.finished(run_id, timeout=420)
+    await asyncio.to_thread(
+        wait_until,
+        lambda: api.get("/run", params={"run_id": run_id}).json()["status"] == "completed",
+        timeout=30,
+        what="the read model to show the end",
+    )
+    assert (
+        api.get("/run", params={"run_id": run_id}).json()["stages"][3]["waiting_for_provider"]
+        is None
+    )
 
     assert state.status == "completed", state.error
     assert failed_items(db, run_id) == 0

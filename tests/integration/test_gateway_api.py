@@ -8,6 +8,8 @@ import json
 import re
 import socket
 import time
+from datetime import UTC, datetime, timedelta
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -682,6 +684,7 @@ def test_current_run_history_and_processing_while_paused(tenant, db):
         "currently_processing": [{"id": 31, "title": "Write: A"}],
         "up_next": [{"id": 32, "title": "Write: B"}, {"id": 33, "title": "Write: C"}],
         "remaining_count": 3,
+        "waiting_for_provider": None,
     }
     by_id = tenant.get("/current_processing", site_id=tenant.site_id, run_id=old).json()
     assert by_id["stage_number"] == 7 and by_id["stage_type"] == "Manual"
@@ -694,6 +697,32 @@ def test_current_run_history_and_processing_while_paused(tenant, db):
     assert [s["stage_number"] for s in finished.json()["stages"]] == [1, 2, 3, 4, 5, 6, 7]
     assert tenant.get("/run", run_id="run_20260101_000000_manual_abcdef").status_code == 404
     assert tenant.get("/run", run_id="../../etc/passwd").status_code == 400
+
+
+def test_a_stage_waiting_for_the_provider_says_so_in_current_run_and_current_processing(tenant, db):
+    since = datetime.now(UTC) - timedelta(seconds=40)
+    run_id = insert_run(db, tenant, status="running", stage=4)
+    insert_stage(
+        db,
+        run_id,
+        4,
+        status="running",
+        total_items=5,
+        waiting_provider="openai",
+        waiting_model="gpt-4o-mini",
+        waiting_reason="HTTP 503: the server had an error",
+        waiting_since=since,
+    )
+    processing = tenant.get("/current_processing", site_id=tenant.site_id).json()
+    wait = processing["waiting_for_provider"]
+    assert (wait["provider"], wait["model"]) == ("openai", "gpt-4o-mini")
+    assert wait["reason"] == "HTTP 503: the server had an error"
+    assert datetime.fromisoformat(wait["since"]) == since
+    assert 40 <= wait["waited_seconds"] < 600
+    run = tenant.get("/current_run", site_id=tenant.site_id).json()["run"]
+    assert run["waiting_for_provider"] == {**wait, "waited_seconds": ANY}
+    assert run["stages"][3]["waiting_for_provider"]["reason"] == wait["reason"]
+    assert run["stages"][2]["waiting_for_provider"] is None
 
 
 def test_current_processing_of_a_stage_with_no_items(tenant, db):

@@ -308,3 +308,35 @@ def test_a_stage_row_reads_what_is_in_flight_and_next_not_the_whole_stage():
     assert [i["id"] for i in row["currently_processing"]] == [size - 100]
     assert len(row["up_next"]) == 10 and row["remaining_count"] == 100
     assert CountingItems.reads <= 1 + 10 + 1
+
+
+def test_a_wait_for_the_provider_reads_in_the_row_and_in_current_processing_until_it_ends():
+    articles = tuple(ItemRef(id=i, title=f"task {i}") for i in (1, 2))
+    since = T0 + timedelta(minutes=3)
+    waiting = [
+        ev.RunStarted(trigger="manual"),
+        ev.StageStarted(stage=4, items=articles),
+        _dispatch(4, "4-1", 1, 2),
+        ev.StageWaitingForProvider(
+            stage=4, provider="openai", model="gpt-4o-mini", reason="HTTP 503", since=since
+        ),
+    ]
+    state = _folded(waiting)
+    row = stage_row("run_live", state.stage(4))
+    assert (row["waiting_provider"], row["waiting_model"]) == ("openai", "gpt-4o-mini")
+    assert (row["waiting_reason"], row["waiting_since"]) == ("HTTP 503", since)
+    run = SimpleNamespace(**run_row(state, 10))
+    shown = processing_state(run, SimpleNamespace(**row)).waiting_for_provider
+    assert shown is not None and (shown.model, shown.reason, shown.since) == (
+        "gpt-4o-mini",
+        "HTTP 503",
+        since,
+    )
+    assert shown.waited_seconds > 0
+
+    recovered = ev.StageProviderRecovered(
+        stage=4, provider="openai", model="gpt-4o-mini", since=since
+    )
+    row = stage_row("run_live", _folded([*waiting, recovered]).stage(4))
+    assert row["waiting_reason"] is None and row["waiting_since"] is None
+    assert processing_state(run, SimpleNamespace(**row)).waiting_for_provider is None

@@ -502,6 +502,12 @@ automation_run_stages = sa.Table(
     sa.Column("currently_processing", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.Column("up_next", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.Column("remaining_count", sa.Integer, nullable=False, server_default=sa.text("0")),
+    # Set while the AI provider holds the stage's calls back (its circuit is open, or it asked
+    # for a long rest); all NULL otherwise.
+    sa.Column("waiting_provider", sa.Text),
+    sa.Column("waiting_model", sa.Text),
+    sa.Column("waiting_reason", sa.Text),
+    sa.Column("waiting_since", sa.DateTime(timezone=True)),
     _updated_at(),
     _one_of("status", STAGE_STATUSES),
     sa.CheckConstraint("stage BETWEEN 1 AND 7", name="stage"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import sqlalchemy as sa
@@ -24,6 +24,17 @@ class ItemOut(BaseModel):
     title: str
 
 
+class ProviderWait(BaseModel):
+    """The AI provider holds the stage's calls back: its items wait, none fails, nothing is
+    charged for waiting. The run pauses itself once the wait passes the longest allowed."""
+
+    provider: str
+    model: str
+    reason: str = Field(description="What the provider answered last, e.g. HTTP 503.")
+    since: datetime
+    waited_seconds: float = Field(description="From `since` to the time of the answer.")
+
+
 class StageResult(BaseModel):
     stage_number: int
     stage_name: str
@@ -39,6 +50,9 @@ class StageResult(BaseModel):
     elapsed_seconds: float | None
     partial: bool
     error: str | None
+    waiting_for_provider: ProviderWait | None = Field(
+        description="Set while the AI provider holds this stage's calls back."
+    )
 
 
 class RunSummary(BaseModel):
@@ -60,6 +74,9 @@ class RunSummary(BaseModel):
 
 class RunDetail(RunSummary):
     stages: list[StageResult] = Field(description="All seven stages, in order.")
+    waiting_for_provider: ProviderWait | None = Field(
+        description="The current stage's wait for the AI provider, if it has one."
+    )
 
 
 class CurrentRun(BaseModel):
@@ -86,6 +103,9 @@ class ProcessingState(BaseModel):
     currently_processing: list[ItemOut]
     up_next: list[ItemOut]
     remaining_count: int
+    waiting_for_provider: ProviderWait | None = Field(
+        description="Set while the AI provider holds the stage's calls back."
+    )
 
 
 def summary(row: Row) -> RunSummary:
@@ -124,6 +144,7 @@ def stage_result(number: int, row: Row | None) -> StageResult:
             elapsed_seconds=None,
             partial=False,
             error=None,
+            waiting_for_provider=None,
         )
     return StageResult(
         **base,
@@ -138,13 +159,31 @@ def stage_result(number: int, row: Row | None) -> StageResult:
         elapsed_seconds=seconds_between(row.started_at, row.finished_at),
         partial=row.partial,
         error=row.error,
+        waiting_for_provider=provider_wait(row),
+    )
+
+
+def provider_wait(row: Row | None) -> ProviderWait | None:
+    if row is None or row.waiting_since is None:
+        return None
+    return ProviderWait(
+        provider=row.waiting_provider or "",
+        model=row.waiting_model or "",
+        reason=row.waiting_reason or "",
+        since=row.waiting_since,
+        waited_seconds=max(0.0, (datetime.now(UTC) - row.waiting_since).total_seconds()),
     )
 
 
 async def detail(conn: AsyncConnection, row: Row) -> RunDetail:
     stages = await stage_rows(conn, row.run_id)
     results = [stage_result(n, stages.get(n)) for n in STAGES]
-    return RunDetail(**summary(row).model_dump(), stages=results)
+    current = results[row.current_stage - 1] if row.current_stage in STAGES else None
+    return RunDetail(
+        **summary(row).model_dump(),
+        stages=results,
+        waiting_for_provider=current.waiting_for_provider if current else None,
+    )
 
 
 async def history(conn: AsyncConnection, site_id: int) -> list[RunSummary]:
@@ -185,4 +224,5 @@ def processing_state(run: Row, stage_row: Row | None) -> ProcessingState:
         currently_processing=_items(stage_row.currently_processing) if stage_row else [],
         up_next=_items(stage_row.up_next) if stage_row else [],
         remaining_count=stage_row.remaining_count if stage_row else 0,
+        waiting_for_provider=provider_wait(stage_row),
     )

@@ -81,6 +81,7 @@ def settled_counts(stage: StageState) -> tuple[int, int, int]:
 def stage_row(run_id: str, stage: StageState) -> dict[str, Any]:
     current, up_next = live_items(stage)
     processed, failed, remaining = settled_counts(stage)
+    wait = stage.waiting
     return {
         "run_id": run_id,
         "stage": stage.number,
@@ -97,6 +98,10 @@ def stage_row(run_id: str, stage: StageState) -> dict[str, Any]:
         "currently_processing": _refs(current),
         "up_next": _refs(up_next),
         "remaining_count": remaining,
+        "waiting_provider": wait.provider if wait else None,
+        "waiting_model": wait.model if wait else None,
+        "waiting_reason": wait.reason if wait else None,
+        "waiting_since": wait.since if wait else None,
     }
 
 

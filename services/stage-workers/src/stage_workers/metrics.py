@@ -162,11 +162,32 @@ GEN_AI_UNPRICED = counter(
 )
 
 
+# --- The gate ----------------------------------------------------------------------------------
+
+GATE_WAITING = gauge(
+    "stage_worker_ai_waiting_calls",
+    "AI calls of this process waiting at the gate for their provider + model to admit them",
+    ["provider", "model"],
+)
+GATE_HELD = gauge(
+    "stage_worker_ai_provider_unavailable",
+    "1 while the provider holds this process's calls back (circuit open after failures, or a "
+    "long rest it asked for); 0 when it admits them or none wait",
+    ["provider", "model"],
+)
+
+
+def gate_line(provider: str, model: str, waiting: int, held: bool) -> None:
+    GATE_WAITING.labels(provider, model).set(waiting)
+    GATE_HELD.labels(provider, model).set(1 if held else 0)
+
+
 def declare_models(provider: str, models: Any) -> None:
-    """Every outcome's series of the models this process asks exists from the start, at zero."""
+    """Every series of the models this process asks exists from the start, at zero."""
     for model in set(models):
         for outcome in AI_CALL_OUTCOMES:
             GEN_AI_CALLS.labels(provider, model, outcome)
+        gate_line(provider, model, 0, held=False)
 
 
 def count_calls(records: Any) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from stage_workers import metrics
 from stage_workers.gate import lane as rules_of
 from stage_workers.gate.lane import Budget, Decision, LaneState, Rules, Wait
 from stage_workers.gate.store import LaneStore
@@ -94,6 +95,10 @@ class _Line:
     def empty(self) -> bool:
         return not self.runs
 
+    @property
+    def count(self) -> int:
+        return sum(len(queue) for queue in self.runs.values())
+
 
 class Gate:
     def __init__(self, store: LaneStore | None, rules: Rules, offload: Offload) -> None:
@@ -165,6 +170,13 @@ class Gate:
             line.keeper = asyncio.create_task(self._serve(line), name=f"gate {line.lane.key}")
 
     async def _serve(self, line: _Line) -> None:
+        try:
+            await self._rounds(line)
+        finally:
+            metrics.gate_line(line.lane.provider, line.lane.model, line.count, held=False)
+
+    async def _rounds(self, line: _Line) -> None:
+        lane = line.lane
         while not line.empty or line.refund or line.answered:
             offered = line.next_in_turn(ROUND_SIZE)
             refund, line.refund = line.refund, 0.0
@@ -188,6 +200,7 @@ class Gate:
                     probe = decision.probe and n == 0
                     waiter.admitted.set_result(Ticket(line.lane, waiter.cost, probe))
             line.waiting = decision.waiting
+            metrics.gate_line(lane.provider, lane.model, line.count, decision.waiting is not None)
             if not line.empty and decision.admitted < len(offered):
                 pause = decision.wait
                 if decision.waiting is not None:

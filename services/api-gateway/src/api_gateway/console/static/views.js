@@ -53,7 +53,8 @@ function items(title, list) {
 }
 
 // progress: {run_id, run_status, pause_reason, stage_number, stage_name, stage_type,
-//            stage_status, total, settled, currently_processing, up_next, remaining_count}
+//            stage_status, total, settled, currently_processing, up_next, remaining_count,
+//            waiting_for_provider}
 export function processingCard(p) {
   const pct = p.total ? Math.min(100, Math.round((1000 * p.settled) / p.total) / 10) : 0;
   const paused = p.run_status === "paused";
@@ -66,6 +67,7 @@ export function processingCard(p) {
         paused ? "Paused" : "Running"),
       paused && p.pause_reason && p.pause_reason !== "requested"
         ? h("span", { class: "muted" }, p.pause_reason) : null),
+    p.waiting_for_provider ? providerWait(p.waiting_for_provider) : null,
     empty
       ? h("p", { class: "empty", id: "no-items" }, "No items to process in this stage.")
       : [
@@ -82,6 +84,13 @@ export function processingCard(p) {
       items("In progress", p.currently_processing),
       items("Up next", p.up_next)),
   ];
+}
+
+// The provider holds the stage's calls back: nothing fails or is charged meanwhile.
+function providerWait(wait) {
+  return h("p", { class: "reason", id: "provider-wait", role: "status" },
+    `Waiting for the AI provider (${wait.provider} ${wait.model}) since ${when(wait.since)}: `
+    + `${wait.reason}. Items wait; none fails and nothing is charged for waiting.`);
 }
 
 export function resultCard(run, onDismiss) {
