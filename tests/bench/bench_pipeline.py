@@ -1,7 +1,7 @@
 """The throughput issue's figures on the real local stack, with the services as processes:
 
     .tools/bin/uv run --frozen python -m tests.bench.bench_pipeline [--preset quick|full]
-        [--only throughput,overhead,concurrency,read-model,replay,gateway] [--write]
+        [--only throughput,overhead,concurrency,read-model,replay,gateway,provider] [--write]
 
 1. throughput   stage-steps/s for 1 site and for N sites at once at zero AI latency, and the
                 slowest run's time over the fastest's (throughput.py);
@@ -14,7 +14,10 @@
 5. replay       decode + fold rate, and the orchestrator's time to ready after a restart, with
                 10^5 (full: also 10^6) events on the run-events topic (replay.py);
 6. gateway      p50/p99 of GET current_processing and current_run at 200 requests/s during a
-                10-site run, with errors (gateway_load.py).
+                10-site run, with errors (gateway_load.py);
+7. provider     10 sites against a test provider that limits requests per minute: the pace
+                achieved over the limit, the share of 429s, fairness between the sites and the
+                wait at the gate (provider.py).
 
 Each figure runs on fresh sites and a fresh topic namespace; each prints its table as soon as it
 is done, and the whole is printed at the end as a Markdown section that --write appends to
@@ -43,7 +46,7 @@ import typer
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
-from tests.bench import direct, gateway_load, machine, read_model, replay, throughput
+from tests.bench import direct, gateway_load, machine, provider, read_model, replay, throughput
 from tests.bench.harness import Stack
 
 
@@ -57,11 +60,16 @@ class Preset:
     gateway_sites: int
     gateway_keywords: int
     gateway_rate: float = 200.0
+    provider_sites: int = 10
+    provider_keywords: int = 12
+    provider_limit: int = 600  # requests per minute per model
 
 
 PRESETS = {
     "quick": Preset(60, (1, 10), 10, (1, 4, 8, 16), (10**5,), 10, 20),
-    "full": Preset(120, (1, 10, 50), 20, (1, 4, 8, 16), (10**5, 10**6), 10, 60),
+    "full": Preset(
+        120, (1, 10, 50), 20, (1, 4, 8, 16), (10**5, 10**6), 10, 60, provider_keywords=30
+    ),
 }
 
 
@@ -96,6 +104,13 @@ async def gateway_figure(stack: Stack, preset: Preset) -> list[str]:
     return gateway_load.table(load)
 
 
+async def provider_figure(stack: Stack, preset: Preset) -> list[str]:
+    figures = await provider.under_limit(
+        stack, preset.provider_sites, preset.provider_keywords, preset.provider_limit
+    )
+    return provider.table(figures)
+
+
 Figure = Callable[[Stack, Preset], Awaitable[list[str]]]
 FIGURES: dict[str, tuple[str, Figure]] = {
     "throughput": ("1. Stage-steps/s at zero AI latency", throughput_figure),
@@ -104,6 +119,7 @@ FIGURES: dict[str, tuple[str, Figure]] = {
     "read-model": ("4. Stage command sent → item visible in the read model", read_model_figure),
     "replay": ("5. Replay: fold rate and orchestrator ready after restart", replay_figure),
     "gateway": ("6. Gateway reads at a fixed rate during a 10-site run", gateway_figure),
+    "provider": ("7. A rate-limited AI provider shared by 10 sites", provider_figure),
 }
 
 

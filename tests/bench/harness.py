@@ -34,6 +34,7 @@ CREDITS = 10**7
 COMMANDS = {
     "orchestrator": "orchestrator",
     "workers": "stage-worker",
+    "workers-2": "stage-worker",
     "log-sink": "log-sink",
     "gateway": "api-gateway",
 }
@@ -94,9 +95,11 @@ def topic_partitions(topics: Topics, topic: str) -> list[TopicPartition]:
 
 
 @contextlib.asynccontextmanager
-async def deployment(stack: Stack, *names: str, latency_ms: int = 0) -> AsyncIterator[Deployment]:
-    """The named services (keys of COMMANDS) on a fresh namespace; all stopped and the topics
-    deleted on the way out."""
+async def deployment(
+    stack: Stack, *names: str, latency_ms: int = 0, env: dict[str, str] | None = None
+) -> AsyncIterator[Deployment]:
+    """The named services (keys of COMMANDS) on a fresh namespace, with `env` over the defaults;
+    all stopped and the topics deleted on the way out."""
     from local_stack.topics import ensure_topics
 
     topics = Topics(f"b{uuid.uuid4().hex[:8]}.")
@@ -112,6 +115,7 @@ async def deployment(stack: Stack, *names: str, latency_ms: int = 0) -> AsyncIte
             "OFFLINE_LATENCY_MS": str(latency_ms),
             "MEDIA_DIR": str(run_dir / "media"),
             "LOG_BASE_DIR": str(run_dir / "logs"),
+            **(env or {}),
         },
         log_dir=run_dir / "service-logs",
     )

@@ -196,11 +196,17 @@ class FakeOpenAI:
         with self._lock:
             return {**self._counts, "by_path": dict(self._by_path)}
 
+    def answer_times(self) -> list[tuple[float, str]]:
+        """(clock time, model) of every call let through, in order: the pace the limits saw."""
+        with self._lock:
+            return list(self._answer_times)
+
     def reset_stats(self) -> None:
         with self._lock:
             self._counts = dict.fromkeys(COUNTERS, 0)
             self._by_path: Counter[str] = Counter()
             self._answered: set[tuple[str, str]] = set()
+            self._answer_times: list[tuple[float, str]] = []
 
     def _control(self, settings: Any) -> None:
         if unknown := set(settings) - CONTROL_KEYS:
@@ -234,6 +240,7 @@ class FakeOpenAI:
                 key = (path, json.dumps({**body, "model": None}, sort_keys=True))
                 self._counts["repeats"] += key in self._answered
                 self._answered.add(key)
+                self._answer_times.append((self._clock(), str(body.get("model", ""))))
             return reply
 
     def _decide(self, path: str, body: dict) -> Reply:

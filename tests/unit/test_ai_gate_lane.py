@@ -153,3 +153,44 @@ def test_giving_back_an_unused_reservation_leaves_an_open_circuit_open():
     refunded = L.refunded(state, budget, rules, T0, token_refund=250)
     assert refunded.circuit == "open" and refunded.tokens == pytest.approx(50)
     assert L.succeeded(state, budget, rules, T0 + 1, token_refund=0).circuit == "closed"
+
+
+def saturate(processes: dict[str, int], seconds: float, tick: float = 0.05) -> dict[str, int]:
+    """Every process asks for many calls each tick (as keepers do, in turn), reporting the runs
+    it has waiting; returns the calls each was admitted."""
+    budget = Budget(requests_per_minute=600)  # 10 a second
+    state = LaneState.full(budget, RULES, T0)
+    taken = dict.fromkeys(processes, 0)
+    steps = round(seconds / tick)
+    for step in range(1, steps + 1):
+        order = list(processes) if step % 2 else list(reversed(processes))
+        for process in order:
+            decision = L.admit(
+                state, budget, RULES, T0 + step * tick, [1] * 20, process, processes[process]
+            )
+            state, taken[process] = decision.state, taken[process] + decision.admitted
+    return taken
+
+
+def test_processes_share_a_lane_by_the_runs_they_have_waiting():
+    taken = saturate({"a": 3, "b": 1}, seconds=60)
+    assert sum(taken.values()) == pytest.approx(600, abs=12)  # the lane's pace, whole
+    assert taken["a"] / taken["b"] == pytest.approx(3.0, rel=0.05)
+
+
+def test_a_lone_process_has_the_whole_lane_and_a_silent_one_drops_out():
+    assert saturate({"a": 2}, seconds=30)["a"] == pytest.approx(300, abs=12)
+    budget = Budget(requests_per_minute=600)
+    state = L.admit(LaneState.full(budget, RULES, T0), budget, RULES, T0, [1], "b", 9).state
+    # b reported 9 runs and went quiet; once its report is stale, a has the whole pace again.
+    late = T0 + RULES.share_seconds + 1
+    decision = L.admit(state, budget, RULES, late, [1] * 20, "a", 1)
+    assert decision.admitted == 10
+    assert [s.process for s in decision.state.shares] == ["a"]
+
+
+def test_a_process_with_nothing_waiting_withdraws_its_share():
+    budget = Budget(requests_per_minute=600)
+    state = L.admit(LaneState.full(budget, RULES, T0), budget, RULES, T0, [1], "b", 4).state
+    assert [s.process for s in state.shares] == ["b"]
+    assert L.admit(state, budget, RULES, T0 + 0.1, [], "b", 0).state.shares == ()

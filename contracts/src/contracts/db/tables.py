@@ -551,6 +551,8 @@ ai_lanes = sa.Table(
     sa.Column("probe_at", sa.Float, nullable=False, server_default=sa.text("0")),
     sa.Column("probe_until", sa.Float, nullable=False, server_default=sa.text("0")),
     sa.Column("backoff", sa.Float, nullable=False, server_default=sa.text("0")),
+    # [{process, runs, credit, at}]: each worker process's part of the lane (lane.Share).
+    sa.Column("shares", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     _updated_at(),
     _one_of("circuit", ("closed", "open", "probing")),
 )
@@ -580,6 +582,8 @@ ai_calls = sa.Table(
     sa.Column("images", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("image_size", sa.Text),
     sa.Column("latency_ms", sa.Integer, nullable=False),
+    # How long the call waited at the gate (the budget, a cool-down, an open circuit) first.
+    sa.Column("waited_ms", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("outcome", sa.Text, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("error", sa.Text),

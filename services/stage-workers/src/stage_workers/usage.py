@@ -45,6 +45,7 @@ def record_calls(
                 "images": r.usage.images if r.usage else 0,
                 "image_size": r.usage.image_size if r.usage else None,
                 "latency_ms": r.latency_ms,
+                "waited_ms": r.waited_ms,
                 "outcome": r.outcome,
                 "attempt": r.attempt,
                 "error": r.error,

@@ -51,6 +51,7 @@ class CallRecord:
     model_requested: str
     usage: Usage | None
     latency_ms: int
+    waited_ms: int  # at the gate, before the call was sent
     outcome: str  # answered | rate_limited | unavailable | refused | fatal
     attempt: int
     error: str | None
@@ -81,6 +82,15 @@ class CallScope:
 
 
 SCOPE: ContextVar[CallScope] = ContextVar("ai_call_scope")
+
+
+@dataclass(frozen=True)
+class _Try:
+    """One attempt at a call: its number, how long it waited at the gate, when it was sent."""
+
+    number: int
+    waited_ms: int
+    sent: float  # perf_counter
 
 
 @dataclass(frozen=True)
@@ -125,9 +135,11 @@ class GatedAI:
         cost = self.provider.estimate_tokens(function, *args)
         item_failures, attempt, announced = 0, 0, None
         while True:
+            asked = time.perf_counter()
             ticket, announced = await self._admit(lane, scope, cost, announced)
             attempt += 1
             started = time.perf_counter()
+            tried = _Try(attempt, round((started - asked) * 1000), started)
             try:
                 async with asyncio.timeout(self.rules.call_timeout_seconds):
                     answer: Answer = await getattr(self.provider, function)(*args)
@@ -140,15 +152,13 @@ class GatedAI:
             except Exception as unforeseen:  # an answer the provider could not make sense of
                 error = PermanentAIError(str(unforeseen) or type(unforeseen).__name__)
             else:
-                self._record(scope, function, lane, started, attempt, "answered", answer.usage)
+                self._record(scope, function, lane, tried, "answered", answer.usage)
                 exhausted = answer.advice.exhausted_for() if answer.advice else None
                 await self.gate.answered(ticket, _tokens(answer.usage), exhausted)
                 if announced is not None:
                     await scope.recovered(lane, announced)
                 return answer.draft
-            item_failures += await self._after_error(
-                error, scope, function, lane, ticket, started, attempt
-            )
+            item_failures += await self._after_error(error, scope, function, lane, ticket, tried)
             if item_failures >= self.rules.max_attempts:
                 raise PoisonedItem(f"gave up after {attempt} attempts: {error}", attempt)
             if item_failures and isinstance(error, ProviderUnavailable):
@@ -161,30 +171,29 @@ class GatedAI:
         function: str,
         lane: Lane,
         ticket: Ticket,
-        started: float,
-        attempt: int,
+        tried: _Try,
     ) -> int:
         """Record the failed call, tell the gate, and say whether it counts against the item
         (1) or not (0); raise when the item or the run cannot go on."""
         match error:
             case RateLimited(advice=advice):
-                self._record(scope, function, lane, started, attempt, "rate_limited", None, error)
+                self._record(scope, function, lane, tried, "rate_limited", None, error)
                 await self.gate.rate_limited(
                     ticket, advice.cool_down(self.rules.default_cool_seconds)
                 )
                 return 0
             case ProviderUnavailable():
-                self._record(scope, function, lane, started, attempt, "unavailable", None, error)
+                self._record(scope, function, lane, tried, "unavailable", None, error)
                 healthy = await self.gate.failed(ticket, str(error))
                 return 1 if healthy else 0
             case FatalAIError():
-                self._record(scope, function, lane, started, attempt, "fatal", None, error)
+                self._record(scope, function, lane, tried, "fatal", None, error)
                 raise error
             case _:
-                self._record(scope, function, lane, started, attempt, "refused", None, error)
+                self._record(scope, function, lane, tried, "refused", None, error)
                 # The provider answered: for the lane that is a success.
                 await self.gate.answered(ticket, ticket.cost, None)
-                raise PoisonedItem(str(error), attempt) from error
+                raise PoisonedItem(str(error), tried.number) from error
 
     async def _admit(
         self, lane: Lane, scope: CallScope, cost: int, announced: Wait | None
@@ -214,8 +223,7 @@ class GatedAI:
         scope: CallScope,
         function: str,
         lane: Lane,
-        started: float,
-        attempt: int,
+        tried: _Try,
         outcome: str,
         usage: Usage | None,
         error: Exception | None = None,
@@ -227,9 +235,10 @@ class GatedAI:
                 provider=lane.provider,
                 model_requested=lane.model,
                 usage=usage,
-                latency_ms=round((time.perf_counter() - started) * 1000),
+                latency_ms=round((time.perf_counter() - tried.sent) * 1000),
+                waited_ms=tried.waited_ms,
                 outcome=outcome,
-                attempt=attempt,
+                attempt=tried.number,
                 error=str(error)[:2000] if error is not None else None,
                 cost_usd=cost,
                 price_version=self.prices.version,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ Offload = Callable[..., Awaitable[Any]]  # runs a blocking function off the even
 
 # At most this many waiting calls are offered to one admission round.
 ROUND_SIZE = 64
-# While the provider holds calls back, look again at least this often: another process's probe
-# may have closed the circuit.
+# While calls wait, look again at least this often: another process's probe may have closed the
+# circuit, and the process's report of the runs it has waiting must stay fresh (its share).
 RECHECK_SECONDS = 1.0
 
 
@@ -65,6 +66,7 @@ class _Line:
     refund: float = 0.0  # tokens to give back with the next round
     answered: bool = False  # an answer came since the last round: failures are no longer in a row
     waiting: Wait | None = None  # what the provider holds the lane back for, as last seen
+    reported: int = 0  # runs with calls waiting, as the last round told the shared lane
 
     def next_in_turn(self, n: int) -> list[_Waiter]:
         """The next `n` waiters, one per run in turn, without taking them."""
@@ -106,6 +108,7 @@ class Gate:
         self.rules = rules
         self.offload = offload
         self.lines: dict[str, _Line] = {}
+        self.process = uuid.uuid4().hex[:12]  # names this process's share of each lane
 
     def _shares(self, lane: Lane) -> bool:
         """Whether the lane's calls pass the shared state at all (the offline AI's do not)."""
@@ -177,14 +180,21 @@ class Gate:
 
     async def _rounds(self, line: _Line) -> None:
         lane = line.lane
-        while not line.empty or line.refund or line.answered:
+        # One more round once the line is empty, to withdraw the process's share.
+        while not line.empty or line.refund or line.answered or line.reported:
             offered = line.next_in_turn(ROUND_SIZE)
+            runs = len(line.runs)
             refund, line.refund = line.refund, 0.0
             answered, line.answered = line.answered, False
             costs = [w.cost for w in offered]
             try:
                 admission = partial(
-                    self._round, lane=line.lane, refund=refund, answered=answered, costs=costs
+                    self._round,
+                    lane=line.lane,
+                    refund=refund,
+                    answered=answered,
+                    costs=costs,
+                    runs=runs,
                 )
                 decision = await self._change(line.lane, admission)
             except Exception:  # the database is away: try again, nobody is failed for it
@@ -193,6 +203,7 @@ class Gate:
                 line.answered = line.answered or answered
                 await asyncio.sleep(RECHECK_SECONDS)
                 continue
+            line.reported = runs
             admitted = offered[: decision.admitted]
             line.take(admitted)
             for n, waiter in enumerate(admitted):
@@ -202,10 +213,7 @@ class Gate:
             line.waiting = decision.waiting
             metrics.gate_line(lane.provider, lane.model, line.count, decision.waiting is not None)
             if not line.empty and decision.admitted < len(offered):
-                pause = decision.wait
-                if decision.waiting is not None:
-                    pause = min(pause, RECHECK_SECONDS)
-                await asyncio.sleep(max(pause, 0.001))
+                await asyncio.sleep(max(min(decision.wait, RECHECK_SECONDS), 0.001))
 
     def _round(
         self,
@@ -215,12 +223,15 @@ class Gate:
         refund: float,
         answered: bool,
         costs: list[int],
+        runs: int,
     ) -> tuple[LaneState, Decision]:
         if answered:
             state = rules_of.succeeded(state, lane.budget, self.rules, now, refund)
         elif refund:
             state = rules_of.refunded(state, lane.budget, self.rules, now, refund)
-        decision = rules_of.admit(state, lane.budget, self.rules, now, costs)
+        decision = rules_of.admit(
+            state, lane.budget, self.rules, now, costs, process=self.process, runs=runs
+        )
         return decision.state, decision
 
     # Each change below takes the lane's state and the database's time and answers the new

@@ -8,6 +8,12 @@ minute" may mean 5 per second). A call is admitted while the request bucket hold
 and the token bucket is not in debt; the call's estimated tokens are reserved (the bucket may go
 below zero for one large call) and settled with the real usage afterwards.
 
+Shares: every worker process takes turns by run among its own waiting calls, and the processes
+share a lane by how many runs each has waiting: a process that reports 3 of the 10 runs waiting
+may take 3/10 of the lane's pace (its credit refills at that share, up to that share of a burst).
+Without it, processes would split the lane evenly whatever they hold, and the runs of a process
+holding few would go faster than the rest. A process's report counts for `share_seconds`.
+
 The circuit: `failures_to_open` failures in a row (timeouts, dropped connections, 5xx) open it;
 while open nothing is admitted but one probe at a time, first after `first_probe_seconds`, then
 at doubling intervals up to `longest_probe_seconds`; the probe's success closes it.
@@ -45,6 +51,19 @@ class Rules:
     # A cool-down at least this long is shown as waiting for the provider; shorter ones are
     # the ordinary pace of a busy budget.
     visible_cool_seconds: float = 5.0
+    # How long a process's report of the runs it has waiting counts for.
+    share_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
+class Share:
+    """One worker process's part of a lane: the runs it reported waiting, and the calls it may
+    still take (refilled at its share of the lane's pace) as of `at`."""
+
+    process: str
+    runs: int
+    credit: float
+    at: float
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,7 @@ class LaneState:
     probe_at: float = 0.0  # while open: when the next probe may go
     probe_until: float = 0.0  # while probing: when the probe counts as lost
     backoff: float = 0.0  # the interval before the next probe after a failed one
+    shares: tuple[Share, ...] = ()
 
     @classmethod
     def full(cls, budget: Budget, rules: Rules, now: float) -> LaneState:
@@ -120,32 +140,92 @@ def refill(state: LaneState, budget: Budget, rules: Rules, now: float) -> LaneSt
 
 
 def admit(
-    state: LaneState, budget: Budget, rules: Rules, now: float, costs: Sequence[int]
+    state: LaneState,
+    budget: Budget,
+    rules: Rules,
+    now: float,
+    costs: Sequence[int],
+    process: str | None = None,
+    runs: int = 0,
 ) -> Decision:
     """Admit as many of `costs` (estimated tokens per call, in the order asked) as the lane lets
-    through now."""
+    through now, for `process`, which has calls of `runs` runs waiting."""
     state = refill(state, budget, rules, now)
+    live = tuple(s for s in state.shares if now < s.at + rules.share_seconds)
+    state = replace(state, shares=live)
     if state.circuit != "closed":
         return _probe(state, rules, now)
     if now < state.cool_until:
         wait = state.cool_until - now
         return Decision(state, 0, False, wait, state.waiting(rules, now))
     rate_r, rate_t = _rates(budget, rules)
+    before = next((s for s in live if s.process == process), None)
+    state = replace(state, shares=tuple(s for s in live if s.process != process))
+    part = _part(state, budget, rules, now, process, runs, costs, before)
     requests, tokens, admitted = state.requests, state.tokens, 0
     for cost in costs:
         if (rate_r is not None and requests < 1) or (rate_t is not None and tokens <= 0):
+            break
+        if part is not None and part.credit - admitted < 1:
             break
         requests -= 1 if rate_r is not None else 0
         tokens -= cost if rate_t is not None else 0
         admitted += 1
     state = replace(state, requests=requests, tokens=tokens)
+    if part is not None:
+        part = replace(part, credit=part.credit - admitted)
+        state = replace(state, shares=(*state.shares, part))
     if admitted == len(costs):
         return Decision(state, admitted, False, 0.0, None)
     wait = max(
         (1 - requests) / rate_r if rate_r is not None and requests < 1 else 0.0,
         (1e-3 - tokens) / rate_t if rate_t is not None and tokens <= 0 else 0.0,
+        _credit_wait(part, state, budget, rules, costs),
     )
     return Decision(state, admitted, False, wait, None)
+
+
+def _pace(budget: Budget, rules: Rules, costs: Sequence[int]) -> float | None:
+    """The lane's calls per second: the request budget's, or the token budget's at the mean
+    estimated cost of the calls asked for, whichever is lower."""
+    rate_r, rate_t = _rates(budget, rules)
+    paces = [rate_r] if rate_r is not None else []
+    if rate_t is not None and costs:
+        paces.append(rate_t / max(1.0, sum(costs) / len(costs)))
+    return min(paces) if paces else None
+
+
+def _part(
+    state: LaneState,
+    budget: Budget,
+    rules: Rules,
+    now: float,
+    process: str | None,
+    runs: int,
+    costs: Sequence[int],
+    before: Share | None,
+) -> Share | None:
+    """The asking process's share (the others' are in `state`), its credit refilled to now;
+    None when shares do not apply (no process named, nothing asked, a lane without a budget)."""
+    pace = _pace(budget, rules, costs)
+    if process is None or runs <= 0 or pace is None:
+        return None
+    share = runs / (runs + sum(s.runs for s in state.shares))
+    cap = max(1.0, share * pace * rules.burst_seconds)
+    if before is None:
+        return Share(process, runs, cap, now)
+    credit = min(cap, before.credit + share * pace * max(now - before.at, 0.0))
+    return Share(process, runs, credit, now)
+
+
+def _credit_wait(
+    part: Share | None, state: LaneState, budget: Budget, rules: Rules, costs: Sequence[int]
+) -> float:
+    if part is None or part.credit >= 1:
+        return 0.0
+    pace = _pace(budget, rules, costs) or 0.0
+    share = part.runs / (sum(s.runs for s in state.shares) or part.runs)
+    return (1 - part.credit) / (share * pace) if pace else 0.0
 
 
 def _probe(state: LaneState, rules: Rules, now: float) -> Decision:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from contracts.db import tables as t
-from stage_workers.gate.lane import Budget, LaneState, Rules
+from stage_workers.gate.lane import Budget, LaneState, Rules, Share
 
 R = TypeVar("R")
 Change = Callable[[LaneState, float], tuple[LaneState, R]]
@@ -57,4 +57,5 @@ class LaneStore:
             row = conn.execute(_LOCK, {"lane": lane}).one()
         values = row._asdict()
         now = float(values.pop("now"))
+        values["shares"] = tuple(Share(**share) for share in values["shares"])
         return LaneState(**values), now

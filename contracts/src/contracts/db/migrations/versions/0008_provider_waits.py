@@ -1,5 +1,6 @@
 """A stage of the run read model says when the AI provider holds its calls back: which provider
-and model, why, and since when.
+and model, why, and since when; each AI call records how long it waited at the gate; and each
+AI lane holds the worker processes' shares of it.
 
 Revision ID: 0008
 Revises: 0007
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0007"
@@ -28,8 +30,23 @@ def upgrade() -> None:
         "automation_run_stages",
         sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True),
     )
+    op.add_column(
+        "ai_lanes",
+        sa.Column(
+            "shares",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
+    )
+    op.add_column(
+        "ai_calls",
+        sa.Column("waited_ms", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("ai_calls", "waited_ms")
+    op.drop_column("ai_lanes", "shares")
     for name in (*COLUMNS, "waiting_since"):
         op.drop_column("automation_run_stages", name)

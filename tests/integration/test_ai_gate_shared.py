@@ -1,0 +1,69 @@
+"""Two gates, as two worker processes would hold them, sharing one lane through PostgreSQL:
+together they keep to the lane's pace, they share it by the runs each has waiting (so every run
+goes at about the same pace, wherever it is served), and a gate that stops asking withdraws."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from contracts.db import tables as t
+from stage_workers.gate.gate import Gate, Lane
+from stage_workers.gate.lane import Budget, Rules
+from stage_workers.gate.store import LaneStore
+
+RULES = Rules()
+SECONDS = 8.0
+PER_MINUTE = 600
+
+
+async def keep_asking(gate: Gate, lane: Lane, run_id: str, calls: Counter, stop: asyncio.Event):
+    """One call in flight at a time for `run_id`: admitted, answered at once, again."""
+    while not stop.is_set():
+        ticket = await gate.admit(lane, run_id, cost=10)
+        calls[run_id] += 1
+        await gate.answered(ticket, used_tokens=10, exhausted_for=None)
+
+
+async def test_two_processes_keep_to_the_pace_and_share_it_by_runs(db: sa.Engine):
+    lane = Lane(f"test|{uuid.uuid4().hex}", "test", "m", Budget(requests_per_minute=PER_MINUTE))
+    gates = [Gate(LaneStore(db, RULES), RULES, asyncio.to_thread) for _ in range(2)]
+    runs = {0: ["a1", "a2", "a3"], 1: ["b1"]}
+    calls: Counter[str] = Counter()
+    stop = asyncio.Event()
+    askers = [
+        asyncio.create_task(keep_asking(gates[g], lane, run_id, calls, stop))
+        for g, run_ids in runs.items()
+        for run_id in run_ids
+        for _ in range(4)  # four calls of each run wait at once
+    ]
+    await asyncio.sleep(SECONDS)
+    stop.set()
+    for asker in askers:
+        asker.cancel()
+    await asyncio.gather(*askers, return_exceptions=True)
+
+    # Never above the lane's pace plus the one burst a full bucket allows (how close to it is
+    # the benchmark's figure), and enough calls for the shares to show.
+    pace = PER_MINUTE / 60 * RULES.headroom
+    assert 40 <= sum(calls.values()) <= pace * (SECONDS + RULES.burst_seconds) + 1
+    mean = sum(calls.values()) / 4
+    for run_id in ("a1", "a2", "a3", "b1"):
+        assert calls[run_id] == pytest.approx(mean, rel=0.35), calls
+
+    async def withdrawn() -> bool:
+        with db.connect() as conn:
+            row = conn.execute(
+                sa.select(t.ai_lanes.c.shares).where(t.ai_lanes.c.lane == lane.key)
+            ).one()
+        return row.shares == []
+
+    for _ in range(50):
+        if await withdrawn():
+            break
+        await asyncio.sleep(0.1)
+    assert await withdrawn()
