@@ -202,8 +202,12 @@ def test_an_operator_runs_the_pipeline_from_the_console(page, db, console, tmp_p
     expect(page.locator(".review-item")).to_have_count(waiting - 2)
 
     page.locator("#history tbody button").first.click()
-    expect(page.locator("#run-detail table tbody tr")).to_have_count(7)
+    expect(page.locator("#run-stages tbody tr")).to_have_count(7)
     expect(page.locator("#detail-h")).to_be_focused()
+    # What the AI cost beside the credits: the offline provider is free, and priced as such.
+    expect(page.locator("#run-cost tbody tr")).to_have_count(7)
+    expect(page.locator("#run-cost tfoot")).to_contain_text("$0.0000")
+    expect(page.locator("#run-cost")).not_to_contain_text("unknown")
     page.get_by_role("button", name="Dismiss").click()
     expect(page.locator("#processing")).to_have_attribute("data-state", "idle")
 

@@ -22,7 +22,16 @@ from api_gateway.console import routes as console
 from api_gateway.db import create_engine
 from api_gateway.event_hub import RunEventHub
 from api_gateway.head import HeadAsGet
-from api_gateway.routes import config, content, keywords, live, planning, run_control, run_status
+from api_gateway.routes import (
+    config,
+    content,
+    costs,
+    keywords,
+    live,
+    planning,
+    run_control,
+    run_status,
+)
 from api_gateway.run_commands import CommandSender
 from api_gateway.session import SessionSigner
 from api_gateway.settings import Settings
@@ -66,7 +75,7 @@ async def _mark_ready(hub: RunEventHub) -> None:
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
-    for module in (config, run_control, run_status, planning, keywords, content, live):
+    for module in (config, run_control, run_status, costs, planning, keywords, content, live):
         api.include_router(module.router)
     return api
 

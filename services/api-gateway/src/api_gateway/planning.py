@@ -1,4 +1,5 @@
-"""What a run would do now: pending work per stage, totals, and the credit estimate."""
+"""What a run would do now: pending work per stage, totals, the credit estimate and what the
+work should cost in money."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api_gateway.accounts import balance
-from contracts.credits import PendingWork, StartCheck, estimate
+from api_gateway.costs import HISTORY_RUNS, CostBasis, cost_rates, expected_cost
+from contracts.credits import PendingWork, StartCheck, estimate, projected_by_stage
 from contracts.db import tables as t
 from contracts.db.pending import (
     BUDGET_SPENT,
@@ -17,7 +19,7 @@ from contracts.db.pending import (
     pending_counts,
     pending_work,
 )
-from contracts.stages import STAGES
+from contracts.stages import PRICES, STAGES
 from contracts.values import StageType
 
 
@@ -40,6 +42,16 @@ class EstimateOut(BaseModel):
         "projected; null when it covers the projected total."
     )
     pending: PendingWork
+    expected_cost_usd: float | None = Field(
+        description="US dollars the projected work should cost the AI providers: per stage, its "
+        "projected items times its mean cost per item over the site's last "
+        f"{HISTORY_RUNS} finished runs (else the account's); null when a stage with work has "
+        "no priced history in either."
+    )
+    cost_basis: CostBasis = Field(
+        description="Where the cost per item came from: the site's runs, the account's, both "
+        "(per stage), `no_history` (expected_cost_usd is null) or `no_pending_work` (0)."
+    )
 
 
 class StageOverview(BaseModel):
@@ -66,10 +78,27 @@ def _start_check(conn: Connection, site_id: int) -> StartCheck:
     return chosen or "pending"  # no config row yet: the default
 
 
+def projected_items(work: PendingWork) -> dict[int, int]:
+    """Items each paid stage is projected to pick. The projection (in contracts) is in credits;
+    each stage's price turns it back into items, so the two cannot drift apart."""
+    return {
+        stage: round(credits * PRICES[stage].per / PRICES[stage].credits)
+        for stage, credits in projected_by_stage(work).items()
+        if PRICES[stage].credits
+    }
+
+
 def _estimate(conn: Connection, account_id: int, site_id: int) -> EstimateOut:
     work = pending_work(conn, site_id)
     figures = estimate(work, balance(conn, account_id), _start_check(conn, site_id))
-    return EstimateOut(site_id=site_id, pending=work, **figures.model_dump())
+    usd, basis = expected_cost(projected_items(work), cost_rates(conn, account_id, site_id))
+    return EstimateOut(
+        site_id=site_id,
+        pending=work,
+        expected_cost_usd=usd,
+        cost_basis=basis,
+        **figures.model_dump(),
+    )
 
 
 async def estimate_for(conn: AsyncConnection, account_id: int, site_id: int) -> EstimateOut:

@@ -21,7 +21,11 @@ from api_gateway.planning import (
 router = APIRouter(tags=["planning"])
 
 
-@router.get("/estimate", response_model=EstimateOut, summary="Credits the pending work needs")
+@router.get(
+    "/estimate",
+    response_model=EstimateOut,
+    summary="Credits the pending work needs, and the money it should cost",
+)
 async def get_estimate(request: Request, caller: CallerDep, site_id: SiteId) -> EstimateOut:
     async with request.app.state.engine.connect() as conn:
         await site_of(conn, caller, site_id)

@@ -60,7 +60,12 @@ class PriceTable(BaseModel):
 DEFAULT_PRICES = PriceTable(
     version="openai-2026-12",
     models={
-        "offline": ModelPrice(input=Decimal(0), cached_input=Decimal(0), output=Decimal(0)),
+        "offline": ModelPrice(
+            input=Decimal(0),
+            cached_input=Decimal(0),
+            output=Decimal(0),
+            per_image={"offline": Decimal(0)},
+        ),
         "gpt-4o-mini": ModelPrice(
             input=Decimal("0.15"), cached_input=Decimal("0.075"), output=Decimal("0.60")
         ),

@@ -327,12 +327,15 @@ function releasedText(released, stage) {
   return `Released ${items}${where}; runs will pick ${released === 1 ? "it" : "them"} again.`;
 }
 
+// The run's figures, its cost per stage and its log. Without the cost figures the rest still
+// opens: the table then says they could not be read.
 async function openDetail(runId) {
-  const [run, log] = await Promise.all([
+  const [run, log, cost] = await Promise.all([
     get("/run", { run_id: runId }), get("/logs", { run_id: runId, lines: 200 }),
+    get("/run_cost", { run_id: runId }).catch(() => null),
   ]);
   const close = () => fill($("run-detail"));
-  fill($("run-detail"), views.runDetail(run, log.lines, close));
+  fill($("run-detail"), views.runDetail(run, log.lines, close, cost));
   $("detail-h").focus();
 }
 

@@ -124,7 +124,7 @@ export function historyRow(run, onOpen) {
     h("td", {}, run.credits_used));
 }
 
-export function runDetail(run, lines, onClose) {
+export function runDetail(run, lines, onClose, cost) {
   return h("article", { class: "detail", "aria-labelledby": "detail-h" },
     h("div", { class: "section-head" },
       h("h3", { id: "detail-h", tabindex: "-1" }, `Run ${run.run_id}`),
@@ -132,7 +132,7 @@ export function runDetail(run, lines, onClose) {
     h("p", {}, `${run.status} · ${run.trigger} · started ${when(run.started_at)} · `
       + `ended ${when(run.ended_at)} · ${run.credits_used} credits`),
     run.error ? h("p", { class: "error" }, run.error) : null,
-    h("div", { class: "table-wrap" }, h("table", {},
+    h("div", { class: "table-wrap" }, h("table", { id: "run-stages" },
       h("thead", {}, h("tr", {}, ["Stage", "Status", "In", "Out", "Failed", "Credits", "Time"]
         .map((title) => h("th", { scope: "col" }, title)))),
       h("tbody", {}, run.stages.map((s) => h("tr", {},
@@ -140,7 +140,51 @@ export function runDetail(run, lines, onClose) {
         h("td", {}, STAGE_STATUS[s.status] + (s.partial ? " (partial)" : "")),
         h("td", {}, s.items_in), h("td", {}, s.items_out), h("td", {}, s.failed_items),
         h("td", {}, s.credits_used), h("td", {}, seconds(s.elapsed_seconds))))))),
+    costTable(run.run_id, cost),
     h("h4", {}, "Log"),
     h("pre", { class: "log", tabindex: "0", "aria-label": `Log of ${run.run_id}` },
       lines.length ? lines.join("\n") : "No log written yet."));
+}
+
+// What the AI providers charged per stage, beside the credits billed. A stage with a call the
+// price table could not price says "unknown": a partial sum must not pass for the whole.
+function costTable(runId, cost) {
+  if (!cost) return h("p", { class: "muted", id: "cost-missing" }, "Cost figures unavailable.");
+  const columns = ["Stage", "Calls", "Retries", "Tokens in / out", "Images", "Money", "Credits",
+    "Waited"];
+  return h("div", { class: "table-wrap" }, h("table", { class: "cost", id: "run-cost" },
+    h("caption", {}, `Cost of ${runId}`),
+    h("thead", {}, h("tr", {}, columns.map((title) => h("th", { scope: "col" }, title)))),
+    h("tbody", {}, cost.stages.map((s) => costRow(`${s.stage_number}. ${s.stage_name}`, s))),
+    h("tfoot", {}, costRow("Total", cost.total))));
+}
+
+function costRow(label, line) {
+  return h("tr", {},
+    h("th", { scope: "row" }, label),
+    h("td", {}, count(line.calls)),
+    h("td", {}, retries(line)),
+    h("td", {}, `${count(line.input_tokens)} / ${count(line.output_tokens)}`),
+    h("td", {}, count(line.images)),
+    h("td", {}, money(line)),
+    h("td", {}, count(line.credits)),
+    h("td", {}, seconds(line.waited_seconds)));
+}
+
+const RETRY_WORDS = {
+  rate_limited: "rate limited", unavailable: "unavailable", refused: "refused", fatal: "fatal",
+};
+
+function retries(line) {
+  const parts = Object.entries(line.retries_by_outcome)
+    .filter(([, n]) => n > 0).map(([outcome, n]) => `${n} ${RETRY_WORDS[outcome] || outcome}`);
+  return parts.length ? `${line.retries} (${parts.join(", ")})` : String(line.retries);
+}
+
+function money(line) {
+  return line.cost_complete ? `$${line.cost_usd.toFixed(4)}` : "unknown";
+}
+
+function count(n) {
+  return n.toLocaleString();
 }
