@@ -16,6 +16,7 @@ from api_gateway import accounts
 from contracts.db import tables as t
 from contracts.events import StageProviderRecovered, StageWaitingForProvider
 from contracts.values import RunConfig
+from stage_workers.gate.lane import Budget, LaneState, Rules, Share, refill
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.outcomes import assert_whole_and_unique, expected_credits
 from tests.support.pipeline import Pipeline, Site, charged, counts, new_site
@@ -163,3 +164,99 @@ async def test_answers_slower_than_the_lease_are_asked_for_once(db, pipeline, se
     assert stats["repeats"] == 0, stats
     assert stats["calls"] == stats["answered"] == calls_by_outcome(db, [run_id])["answered"]
     assert_whole_and_unique(db, site.site_id, counts(db, site.site_id))
+
+
+def twice_answered(db: sa.Engine, run_id: str) -> list[tuple]:
+    c = t.ai_calls.c
+    with db.connect() as conn:
+        query = (
+            sa.select(c.stage, c.item_id, c.function, sa.func.count())
+            .where(c.run_id == run_id, c.outcome == "answered")
+            .group_by(c.stage, c.item_id, c.function)
+            .having(sa.func.count() > 1)
+        )
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def lanes_of(db: sa.Engine, fake: FakeOpenAI) -> list[sa.Row]:
+    """The shared lanes of the test provider (its address is in each lane's key)."""
+    lane = t.ai_lanes.c
+    now = sa.func.extract("epoch", sa.func.clock_timestamp()).label("now")
+    with db.connect() as conn:
+        query = sa.select(t.ai_lanes, now).where(lane.lane.contains(fake.base_url))
+        return conn.execute(query).all()
+
+
+def whole(row: sa.Row, per_minute: int) -> bool:
+    """The lane's request bucket, refilled to now, is full again, and no share of a process
+    that is gone still counts."""
+    rules = Rules()
+    state = LaneState(
+        requests=row.requests,
+        tokens=row.tokens,
+        refilled_at=row.refilled_at,
+        shares=tuple(Share(**share) for share in row.shares),
+    )
+    budget = Budget(requests_per_minute=per_minute)
+    refilled = refill(state, budget, rules, float(row.now))
+    live = [s for s in refilled.shares if float(row.now) < s.at + rules.share_seconds]
+    return refilled.requests == pytest.approx(per_minute * rules.headroom / 60) and not live
+
+
+async def test_a_worker_killed_while_the_circuit_is_open_leaves_nothing_behind(
+    db, pipeline, services, fake
+):
+    fake.latency_seconds = 0.05
+    env = worker_env(fake, OPENAI_TIMEOUT_SECONDS="3")  # a held probe is lost after 16 s
+    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
+    first = services.start("workers", "stage-worker", env=env)
+    site = new_site(db, keyword_count=6, credits=100_000)
+    run_id = await pipeline.start(site, config=CONCURRENT)
+
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 1, timeout=180)
+    fake.outage(503)
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).waiting is not None, 60)
+    first.kill9()
+    services.start("workers-again", "stage-worker", env=env)
+    await asyncio.sleep(3)
+    fake.outage(None)
+    state = await pipeline.finished(run_id, timeout=420)
+
+    assert state.status == "completed", state.error
+    assert failed_items(db, run_id) == 0
+    made = counts(db, site.site_id)
+    assert_whole_and_unique(db, site.site_id, made)
+    assert charged(db, site.account_id) == expected_credits(6, made)
+    assert fake.stats()["repeats"] == 0, (fake.stats(), twice_answered(db, run_id))
+    assert {row.circuit for row in lanes_of(db, fake)} == {"closed"}
+
+
+async def test_a_worker_killed_while_it_holds_reservations_gives_them_back(
+    db, pipeline, services, fake
+):
+    per_minute = 120
+    fake.set_limits(rpm=per_minute)
+    fake.latency_seconds = 2.0
+    env = worker_env(fake, AI_REQUESTS_PER_MINUTE=str(per_minute))
+    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
+    first = services.start("workers", "stage-worker", env=env)
+    site = new_site(db, keyword_count=6, credits=100_000)
+    run_id = await pipeline.start(site, config=CONCURRENT)
+
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 1, timeout=240)
+    first.kill9()
+    services.start("workers-again", "stage-worker", env=env)
+    state = await pipeline.finished(run_id, timeout=420)
+
+    assert state.status == "completed", state.error
+    assert failed_items(db, run_id) == 0
+    made = counts(db, site.site_id)
+    assert_whole_and_unique(db, site.site_id, made)
+    assert charged(db, site.account_id) == expected_credits(6, made)
+    stats = fake.stats()
+    # Only calls in flight at the kill can be made again: their answers died with the worker.
+    assert stats["repeats"] <= CONCURRENT.stage_concurrency, stats
+    assert stats["rate_limited"] <= 0.05 * stats["calls"], stats
+    await asyncio.sleep(1.5)  # a second refills a bucket from empty
+    rows = lanes_of(db, fake)
+    assert rows and all(whole(row, per_minute) for row in rows), rows

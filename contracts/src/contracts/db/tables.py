@@ -595,3 +595,26 @@ ai_calls = sa.Table(
     sa.Index("ix_ai_calls_site_id_at", "site_id", "at"),
     sa.Index("ix_ai_calls_account_id_at", "account_id", "at"),
 )
+
+# One row per AI call of a unit: in flight, answered, or written. A batch dispatched again after
+# its worker was lost finds the call in flight (and waits for it), its answer (and uses it) or
+# the unit written (and has nothing to do): it never asks the provider twice. Pruned with the
+# handled commands.
+ai_answers = sa.Table(
+    "ai_answers",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("stage", sa.SmallInteger, primary_key=True),
+    # The item's id, or for a unit of several items (stage 1) a digest of their ids.
+    sa.Column("unit", sa.Text, primary_key=True),
+    sa.Column("function", sa.Text, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),  # the worker process making the call
+    # Epoch seconds of the database's clock: past it, the call counts as lost.
+    sa.Column("held_until", sa.Float, nullable=False),
+    sa.Column("draft", BYTEA),  # the answer, once there is one
+    sa.Column("records", JSONB),  # the records of the call's attempts, written with the unit
+    # The unit was written (or failed): a copy of its batch still waiting has nothing to do.
+    sa.Column("written", sa.Boolean, nullable=False, server_default=sa.false()),
+    _created_at(),
+    sa.Index("ix_ai_answers_created_at", "created_at"),
+)

@@ -34,6 +34,7 @@ from stage_workers.bookkeeping import RunBook
 from stage_workers.deps import WorkerDeps
 from stage_workers.gate.calls import SCOPE, CallRecord, CallScope, ProviderWaitTooLong
 from stage_workers.gate.gate import Lane
+from stage_workers.gate.journal import UnitKey, UnitWritten, consume, discard
 from stage_workers.gate.lane import Wait
 from stage_workers.lease import lease_kept
 from stage_workers.ledger import InsufficientCredits, charge
@@ -159,10 +160,12 @@ async def process_unit(
     """Ask the AI (through the gate, which may make it wait), then write in one transaction
     with the records of the calls made; `closing` (the batch's tally before this unit) makes
     that transaction complete the batch as well."""
+    batch = context.batch
     scope = CallScope(
-        context.batch.run_id,
+        batch.run_id,
         waiting=lambda lane, wait: _announce(deps, context, lane, wait, recovered=False),
         recovered=lambda lane, wait: _announce(deps, context, lane, wait, recovered=True),
+        unit=UnitKey.of(batch.run_id, batch.stage, [ref.id for ref in unit.refs]),
     )
     token = SCOPE.set(scope)
     try:
@@ -172,11 +175,17 @@ async def process_unit(
         return await deps.in_transaction(
             _finish, deps, context, closing, unit, records, _record_failure, step, poisoned
         )
-    except ProviderWaitTooLong as waited:
+    except UnitWritten:
+        # A copy of this batch (sent again, or redelivered) wrote the unit meanwhile.
         await deps.in_transaction(record_calls, context.command, unit.refs, scope.take_records())
+        return Ended((SKIPPED,))
+    except ProviderWaitTooLong as waited:
+        records = scope.take_records()
+        await deps.in_transaction(_record_calls, deps, context, unit, records, discard)
         return Ended((Outcome("halted", halt="ai_provider_unavailable", detail=str(waited)),))
     except FatalAIError:
-        await deps.in_transaction(record_calls, context.command, unit.refs, scope.take_records())
+        records = scope.take_records()
+        await deps.in_transaction(_record_calls, deps, context, unit, records, discard)
         raise
     finally:
         SCOPE.reset(token)
@@ -186,8 +195,27 @@ async def process_unit(
             _finish, deps, context, closing, unit, records, _write_unit, step, draft
         )
     except InsufficientCredits:
-        await deps.in_transaction(record_calls, context.command, unit.refs, records)
+        await deps.in_transaction(_record_calls, deps, context, unit, records, discard)
         return Ended((HALTED,))
+
+
+def _record_calls(
+    conn: Connection,
+    deps: WorkerDeps,
+    context: BatchContext,
+    unit: Unit,
+    records: Sequence[CallRecord],
+    take: Callable[[Connection, UnitKey], list[dict[str, Any]]] = consume,
+) -> None:
+    """Write the unit's AI-call records: those in hand, and those kept with answers (by this
+    worker or one that had the batch before), whose rows this transaction `take`s: marks
+    written with the unit, or discards when the unit ends unwritten."""
+    kept: list[CallRecord] = []
+    if getattr(deps.ai, "journal", None) is not None:
+        batch = context.batch
+        key = UnitKey.of(batch.run_id, batch.stage, [ref.id for ref in unit.refs])
+        kept = [CallRecord(**fields) for fields in take(conn, key)]
+    record_calls(conn, context.command, unit.refs, [*records, *kept])
 
 
 def _finish(
@@ -201,7 +229,7 @@ def _finish(
     step: Step,
     result: Any,
 ) -> Ended:
-    record_calls(conn, context.command, unit.refs, records)
+    _record_calls(conn, deps, context, unit, records)
     outcomes = write(conn, deps, context, step, unit, result)
     if closing is not None:
         complete_batch(conn, deps, context.command, closing.plus(*outcomes))

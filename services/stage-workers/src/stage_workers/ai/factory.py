@@ -9,6 +9,7 @@ from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.gate.calls import CallRules, GatedAI
 from stage_workers.gate.gate import Gate, Lane, Offload
+from stage_workers.gate.journal import Journal
 from stage_workers.gate.lane import Budget, Rules
 from stage_workers.gate.store import LaneStore
 from stage_workers.metrics import InstrumentedProvider, declare_models
@@ -29,6 +30,8 @@ def make_provider(settings: WorkerSettings) -> Provider:
 
 def lane_rules(settings: WorkerSettings) -> Rules:
     return Rules(
+        # A probe lasts at most a call's timeout: past that, its worker is gone.
+        probe_lease_seconds=call_timeout(settings) + 10,
         failures_to_open=settings.ai_failures_to_open,
         first_probe_seconds=settings.ai_first_probe_seconds,
         longest_probe_seconds=max(
@@ -60,10 +63,16 @@ def lanes(settings: WorkerSettings, provider: Provider) -> dict[str, Lane]:
     return found
 
 
+def call_timeout(settings: WorkerSettings) -> float:
+    """The longest one AI call may take: the client's own timeout, twice over for its answer
+    to come through a slow network."""
+    return settings.openai_timeout_seconds * 2
+
+
 def make_ai(settings: WorkerSettings, store: LaneStore | None, offload: Offload) -> GatedAI:
     provider = InstrumentedProvider(make_provider(settings), settings.ai_provider)
     rules = CallRules(
-        call_timeout_seconds=settings.openai_timeout_seconds * 2,
+        call_timeout_seconds=call_timeout(settings),
         max_attempts=settings.ai_max_attempts,
         first_wait_seconds=settings.ai_retry_first_wait_seconds,
         longest_wait_seconds=settings.ai_longest_wait_seconds,
@@ -71,7 +80,10 @@ def make_ai(settings: WorkerSettings, store: LaneStore | None, offload: Offload)
     gate = Gate(store, store.rules if store else lane_rules(settings), offload)
     found = lanes(settings, provider)
     declare_models(provider.name, (lane.model for lane in found.values()))
-    return GatedAI(provider, found, gate, rules, settings.ai_prices)
+    # A call may take its timeout, and the write after it a moment: then it counts as lost.
+    hold = rules.call_timeout_seconds + 30
+    journal = Journal(store.engine, gate.process, hold) if store else None
+    return GatedAI(provider, found, gate, rules, settings.ai_prices, journal)
 
 
 async def _inline(function, *args):

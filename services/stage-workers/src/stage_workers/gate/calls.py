@@ -8,6 +8,7 @@ cost; the batch writes the records with the item's result."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -29,6 +30,7 @@ from stage_workers.ai.base import (
 from stage_workers.ai.prices import PriceTable
 from stage_workers.ai.retry import PoisonedItem
 from stage_workers.gate.gate import Gate, Lane, Ticket
+from stage_workers.gate.journal import Journal, UnitKey, decode_draft, encode_draft
 from stage_workers.gate.lane import Wait
 
 
@@ -75,6 +77,7 @@ class CallScope:
     waiting: Announce = _nothing
     recovered: Announce = _nothing
     records: list[CallRecord] = field(default_factory=list)
+    unit: UnitKey | None = None  # the unit the calls are for, when they are kept (journal.py)
 
     def take_records(self) -> list[CallRecord]:
         taken, self.records = self.records, []
@@ -82,6 +85,10 @@ class CallScope:
 
 
 SCOPE: ContextVar[CallScope] = ContextVar("ai_call_scope")
+# While another worker's call for the same unit is in flight, look for its answer this often.
+CLAIM_POLL_SECONDS = 1.0
+_IN_FLIGHT = object()  # what asking answers when another worker holds the call
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,12 +120,14 @@ class GatedAI:
         gate: Gate,
         rules: CallRules,
         prices: PriceTable,
+        journal: Journal | None = None,
     ) -> None:
         self.provider = provider
         self.lanes = lanes  # by function
         self.gate = gate
         self.rules = rules
         self.prices = prices
+        self.journal = journal
 
     def __getattr__(self, function: str) -> Any:
         if function not in AI_FUNCTIONS:
@@ -132,11 +141,65 @@ class GatedAI:
     async def _call(self, function: str, args: tuple) -> Any:
         scope = SCOPE.get(None) or CallScope(run_id="")
         lane = self.lanes[function]
+        key = scope.unit if self.journal is not None and lane.shared else None
+        if key is None:
+            return await self._ask(function, args, scope, lane, None)
+        first = len(scope.records)
+        holder = self.journal.holder()
+        answered = False
+        try:
+            while True:
+                kept = await self.gate.offload(self.journal.answered, key, function)
+                if kept is not None:
+                    answered = True
+                    return decode_draft(function, kept)
+                draft = await self._ask(function, args, scope, lane, (key, holder))
+                if draft is not _IN_FLIGHT:
+                    break
+                await asyncio.sleep(CLAIM_POLL_SECONDS)  # another worker's call is in flight
+            answered = True
+            await self._keep(key, function, draft, scope, first)
+            return draft
+        finally:
+            if not answered:
+                await self.gate.offload(self.journal.release, key, function, holder)
+
+    async def _claim(self, claim: tuple[UnitKey, str], function: str) -> bool:
+        key, holder = claim
+        return await self.gate.offload(self.journal.claim, key, function, holder)
+
+    async def _keep(
+        self, key: UnitKey, function: str, draft: Any, scope: CallScope, first: int
+    ) -> None:
+        """Keep the answer and the call's records until the unit's write takes them."""
+        records = scope.records[first:]
+        try:
+            data = encode_draft(function, draft)
+            kept = await self.gate.offload(self.journal.keep, key, function, data, records)
+        except Exception:  # the database is away: the records stay with the unit, unkept
+            log.exception("could not keep the answer of %s for %s", function, key)
+            return
+        if kept:
+            del scope.records[first:]
+
+    async def _ask(
+        self,
+        function: str,
+        args: tuple,
+        scope: CallScope,
+        lane: Lane,
+        claim: tuple[UnitKey, str] | None,
+    ) -> Any:
+        """Admission, the call and what follows its errors; with a `claim` (the unit, and the
+        call's holder), the call is claimed before it is sent, or not sent at all."""
         cost = self.provider.estimate_tokens(function, *args)
         item_failures, attempt, announced = 0, 0, None
         while True:
             asked = time.perf_counter()
             ticket, announced = await self._admit(lane, scope, cost, announced)
+            if claim is not None and not await self._claim(claim, function):
+                await self.gate.unused(ticket)
+                return _IN_FLIGHT
             attempt += 1
             started = time.perf_counter()
             tried = _Try(attempt, round((started - asked) * 1000), started)

@@ -153,6 +153,13 @@ class Gate:
             line.answered = True
             self._keep(line)
 
+    async def unused(self, ticket: Ticket) -> None:
+        """An admitted call that was not made: its reservation comes back (no answer came)."""
+        if self._shares(ticket.lane):
+            line = self.lines.setdefault(ticket.lane.key, _Line(ticket.lane))
+            line.refund += ticket.cost
+            self._keep(line)
+
     async def rate_limited(self, ticket: Ticket, cool_seconds: float) -> None:
         if self._shares(ticket.lane):
             await self._change(ticket.lane, partial(self._cool, cool_seconds=cool_seconds))

@@ -46,7 +46,8 @@ class Rules:
     failures_to_open: int = 5
     first_probe_seconds: float = 2.0
     longest_probe_seconds: float = 30.0
-    # A probe that never reports back (its worker died) is replaced after this long.
+    # A probe that never reports back (its worker died) is replaced after this long: the
+    # longest a call may take, and a little more.
     probe_lease_seconds: float = 150.0
     # A cool-down at least this long is shown as waiting for the provider; shorter ones are
     # the ordinary pace of a busy budget.

@@ -1,6 +1,7 @@
 """A stage of the run read model says when the AI provider holds its calls back: which provider
 and model, why, and since when; each AI call records how long it waited at the gate; and each
-AI lane holds the worker processes' shares of it.
+AI lane holds the worker processes' shares of it; and the AI calls of units not yet written are
+kept (ai_answers), so that a batch dispatched again never asks the provider twice.
 
 Revision ID: 0008
 Revises: 0007
@@ -44,8 +45,30 @@ def upgrade() -> None:
         sa.Column("waited_ms", sa.Integer(), server_default=sa.text("0"), nullable=False),
     )
 
+    op.create_table(
+        "ai_answers",
+        sa.Column("run_id", sa.Text(), nullable=False),
+        sa.Column("stage", sa.SmallInteger(), nullable=False),
+        sa.Column("unit", sa.Text(), nullable=False),
+        sa.Column("function", sa.Text(), nullable=False),
+        sa.Column("holder", sa.Text(), nullable=False),
+        sa.Column("held_until", sa.Float(), nullable=False),
+        sa.Column("draft", postgresql.BYTEA(), nullable=True),
+        sa.Column("records", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("written", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("run_id", "stage", "unit", "function", name=op.f("pk_ai_answers")),
+    )
+    op.create_index(op.f("ix_ai_answers_created_at"), "ai_answers", ["created_at"])
+
 
 def downgrade() -> None:
+    op.drop_table("ai_answers")
     op.drop_column("ai_calls", "waited_ms")
     op.drop_column("ai_lanes", "shares")
     for name in (*COLUMNS, "waiting_since"):
