@@ -132,6 +132,7 @@ class FakeOpenAI:
         self._limits: dict[str | None, tuple[int | None, int | None]] = {None: (None, None)}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._outage: int | str | None = None
+        self._outage_models: frozenset[str] | None = None  # None: every model is out
         self._outage_until: float | None = None
         self._prefixes: set[str] = set()
         self.reset_stats()
@@ -178,19 +179,23 @@ class FakeOpenAI:
             kept = self._buckets.items() if model is not None else ()
             self._buckets = {key: bucket for key, bucket in kept if key[0] != model}
 
-    def outage(self, status: int | str | None = 503) -> None:
-        """Answer every call with `status` ("hang": sleep, then 503) until outage(None)."""
-        self._start_outage(status, None)
+    def outage(self, status: int | str | None = 503, models: set[str] | None = None) -> None:
+        """Answer every call (to `models`, or to any model) with `status` ("hang": sleep, then
+        503) until outage(None)."""
+        self._start_outage(status, None, models)
 
     def outage_for(self, seconds: float, status: int | str = 503) -> None:
-        self._start_outage(status, seconds)
+        self._start_outage(status, seconds, None)
 
-    def _start_outage(self, status: int | str | None, seconds: float | None) -> None:
+    def _start_outage(
+        self, status: int | str | None, seconds: float | None, models: set[str] | None
+    ) -> None:
         if not (status in (None, "hang") or (isinstance(status, int) and 400 <= status < 600)):
             raise ValueError(f"an outage is an HTTP error status, 'hang' or None, not {status!r}")
         with self._lock:
             self._outage = status
             self._outage_until = None if seconds is None else self._clock() + seconds
+            self._outage_models = frozenset(models) if models else None
 
     def stats(self) -> dict:
         with self._lock:
@@ -253,7 +258,8 @@ class FakeOpenAI:
         now = self._clock()
         if self._outage_until is not None and now >= self._outage_until:
             self._outage = self._outage_until = None
-        if self._outage is not None:
+        out = self._outage_models is None or str(body.get("model")) in self._outage_models
+        if self._outage is not None and out:
             hang = self._outage == "hang"
             status, delay = (503, self.hang_seconds) if hang else (int(self._outage), 0.0)
             return Reply(status, error_body(OVERLOADED, "server_error"), {}, delay, "unavailable")

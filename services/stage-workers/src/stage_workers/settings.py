@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from contracts.settings import ServiceSettings, var_dir
+from stage_workers.ai.base import STAGE_FUNCTIONS
 from stage_workers.ai.prices import DEFAULT_PRICES, PriceTable
 
 
@@ -53,6 +54,19 @@ class WorkerSettings(ServiceSettings):
     ai_longest_wait_seconds: float = Field(
         1800, gt=0, description="How long a run waits for the provider before it pauses itself."
     )
+    ai_fallback_models: dict[int, str] = Field(
+        default_factory=dict,
+        description='A second model per AI stage, as JSON: {"4": "gpt-4.1-mini"}; used for a '
+        "call that waited longer than AI_FALLBACK_AFTER_SECONDS at the first model's gate (its "
+        "circuit open, or its budget spent).",
+    )
+    ai_fallback_after_seconds: float = Field(
+        60, gt=0, description="How long a call waits for the first model before the second."
+    )
+    ai_fallback_base_url: str | None = Field(
+        None, description="Another OpenAI-compatible provider for the second models."
+    )
+    ai_fallback_api_key: str | None = Field(None, description="Its key (default OPENAI_API_KEY).")
     ai_prices: PriceTable = Field(
         default_factory=lambda: DEFAULT_PRICES,
         description="The price table (JSON): version, and per model USD per 1M input, cached "
@@ -78,3 +92,13 @@ class WorkerSettings(ServiceSettings):
 
     def stages(self) -> list[int]:
         return sorted({int(part) for part in self.worker_stages.split(",") if part.strip()})
+
+    @field_validator("ai_fallback_models")
+    @classmethod
+    def _ai_stages_only(cls, models: dict[int, str]) -> dict[int, str]:
+        if wrong := sorted(set(models) - set(STAGE_FUNCTIONS)):
+            raise ValueError(
+                f"stages {wrong} make no AI calls; a second model is for stages "
+                f"{sorted(STAGE_FUNCTIONS)}"
+            )
+        return models

@@ -95,6 +95,14 @@ AI_FUNCTIONS = (
     "render_image",
 )
 IMAGE_FUNCTIONS = frozenset({"render_image"})
+# The function each AI stage calls.
+STAGE_FUNCTIONS = {
+    1: "cluster_keywords",
+    2: "write_ideas",
+    4: "write_article",
+    5: "write_image_prompts",
+    6: "render_image",
+}
 
 
 class AIProvider(Protocol):

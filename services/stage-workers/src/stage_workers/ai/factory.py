@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from stage_workers.ai.base import AI_FUNCTIONS, Provider
+from stage_workers.ai.base import AI_FUNCTIONS, STAGE_FUNCTIONS, Provider
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
-from stage_workers.gate.calls import CallRules, GatedAI
+from stage_workers.gate.calls import CallRules, GatedAI, Route
 from stage_workers.gate.gate import Gate, Lane, Offload
 from stage_workers.gate.journal import Journal
 from stage_workers.gate.lane import Budget, Rules
@@ -43,24 +43,53 @@ def lane_rules(settings: WorkerSettings) -> Rules:
 def lanes(settings: WorkerSettings, provider: Provider) -> dict[str, Lane]:
     """Each function's lane: provider, endpoint, model and a fingerprint of the key (budgets
     belong to an API key; the key itself is never stored)."""
-    endpoint = settings.openai_base_url or "default"
-    key = hashlib.sha256(settings.openai_api_key.encode()).hexdigest()[:12]
-    found: dict[str, Lane] = {}
-    for function in AI_FUNCTIONS:
-        model = provider.model_for(function)
-        limits = settings.ai_model_limits.get(model)
-        budget = Budget(
-            (limits and limits.requests_per_minute) or settings.ai_requests_per_minute,
-            (limits and limits.tokens_per_minute) or settings.ai_tokens_per_minute,
+    return {
+        function: lane(
+            settings, provider, function, settings.openai_base_url, settings.openai_api_key
         )
-        found[function] = Lane(
-            key=f"{provider.name}|{endpoint}|{model}|{key}",
-            provider=provider.name,
-            model=model,
-            budget=budget,
-            shared=provider.name != "offline",
+        for function in AI_FUNCTIONS
+    }
+
+
+def lane(
+    settings: WorkerSettings, provider: Provider, function: str, base_url: str | None, key: str
+) -> Lane:
+    model = provider.model_for(function)
+    limits = settings.ai_model_limits.get(model)
+    budget = Budget(
+        (limits and limits.requests_per_minute) or settings.ai_requests_per_minute,
+        (limits and limits.tokens_per_minute) or settings.ai_tokens_per_minute,
+    )
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Lane(
+        key=f"{provider.name}|{base_url or 'default'}|{model}|{fingerprint}",
+        provider=provider.name,
+        model=model,
+        budget=budget,
+        shared=provider.name != "offline",
+    )
+
+
+def fallbacks(settings: WorkerSettings) -> dict[str, Route]:
+    """The second model of each AI stage that has one, on the same provider or another
+    OpenAI-compatible one, as the function's route when the first model keeps a call waiting."""
+    if settings.ai_provider != "openai":
+        return {}
+    base_url = settings.ai_fallback_base_url or settings.openai_base_url
+    key = settings.ai_fallback_api_key or settings.openai_api_key
+    routes: dict[str, Route] = {}
+    for stage, model in settings.ai_fallback_models.items():
+        function = STAGE_FUNCTIONS[stage]
+        provider = OpenAIProvider(
+            base_url=base_url,
+            api_key=key,
+            text_model=model,
+            image_model=model,
+            timeout_seconds=settings.openai_timeout_seconds,
         )
-    return found
+        measured = InstrumentedProvider(provider, settings.ai_provider)
+        routes[function] = Route(measured, lane(settings, measured, function, base_url, key))
+    return routes
 
 
 def call_timeout(settings: WorkerSettings) -> float:
@@ -76,14 +105,17 @@ def make_ai(settings: WorkerSettings, store: LaneStore | None, offload: Offload)
         max_attempts=settings.ai_max_attempts,
         first_wait_seconds=settings.ai_retry_first_wait_seconds,
         longest_wait_seconds=settings.ai_longest_wait_seconds,
+        fallback_after_seconds=settings.ai_fallback_after_seconds,
     )
     gate = Gate(store, store.rules if store else lane_rules(settings), offload)
     found = lanes(settings, provider)
-    declare_models(provider.name, (lane.model for lane in found.values()))
+    second = fallbacks(settings)
+    models = [lane.model for lane in found.values()] + [r.lane.model for r in second.values()]
+    declare_models(provider.name, models)
     # A call may take its timeout, and the write after it a moment: then it counts as lost.
     hold = rules.call_timeout_seconds + 30
     journal = Journal(store.engine, gate.process, hold) if store else None
-    return GatedAI(provider, found, gate, rules, settings.ai_prices, journal)
+    return GatedAI(provider, found, gate, rules, settings.ai_prices, journal, second)
 
 
 async def _inline(function, *args):

@@ -108,6 +108,20 @@ class CallRules:
     first_wait_seconds: float = 0.5
     longest_wait_seconds: float = 1800.0
     default_cool_seconds: float = 1.0
+    # A call kept waiting this long at its model's gate goes to the function's second model.
+    fallback_after_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """A provider and the lane its calls of one function pass."""
+
+    provider: Provider
+    lane: Lane
+
+
+class _TooLong(Exception):
+    """Admission took longer than the call may wait before it goes to the second model."""
 
 
 class GatedAI:
@@ -121,6 +135,7 @@ class GatedAI:
         rules: CallRules,
         prices: PriceTable,
         journal: Journal | None = None,
+        fallbacks: dict[str, Route] | None = None,
     ) -> None:
         self.provider = provider
         self.lanes = lanes  # by function
@@ -128,6 +143,7 @@ class GatedAI:
         self.rules = rules
         self.prices = prices
         self.journal = journal
+        self.fallbacks = fallbacks or {}  # the second model's route, by function
 
     def __getattr__(self, function: str) -> Any:
         if function not in AI_FUNCTIONS:
@@ -144,6 +160,13 @@ class GatedAI:
         key = scope.unit if self.journal is not None and lane.shared else None
         if key is None:
             return await self._ask(function, args, scope, lane, None)
+        return await self._call_once(function, args, scope, lane, key)
+
+    async def _call_once(
+        self, function: str, args: tuple, scope: CallScope, lane: Lane, key: UnitKey
+    ) -> Any:
+        """The unit's call through the journal: its kept answer if there is one, else the call,
+        claimed before it is sent, waiting while another worker's call for it is in flight."""
         first = len(scope.records)
         holder = self.journal.holder()
         answered = False
@@ -193,10 +216,12 @@ class GatedAI:
         """Admission, the call and what follows its errors; with a `claim` (the unit, and the
         call's holder), the call is claimed before it is sent, or not sent at all."""
         cost = self.provider.estimate_tokens(function, *args)
+        first = Route(self.provider, lane)
         item_failures, attempt, announced = 0, 0, None
         while True:
             asked = time.perf_counter()
-            ticket, announced = await self._admit(lane, scope, cost, announced)
+            (route, ticket), announced = await self._route(function, first, scope, cost, announced)
+            lane = route.lane
             if claim is not None and not await self._claim(claim, function):
                 await self.gate.unused(ticket)
                 return _IN_FLIGHT
@@ -205,7 +230,7 @@ class GatedAI:
             tried = _Try(attempt, round((started - asked) * 1000), started)
             try:
                 async with asyncio.timeout(self.rules.call_timeout_seconds):
-                    answer: Answer = await getattr(self.provider, function)(*args)
+                    answer: Answer = await getattr(route.provider, function)(*args)
             except TimeoutError:
                 error: Exception = ProviderUnavailable(
                     f"no answer within {self.rules.call_timeout_seconds:g} s"
@@ -219,7 +244,7 @@ class GatedAI:
                 exhausted = answer.advice.exhausted_for() if answer.advice else None
                 await self.gate.answered(ticket, _tokens(answer.usage), exhausted)
                 if announced is not None:
-                    await scope.recovered(lane, announced)
+                    await scope.recovered(first.lane, announced)
                 return answer.draft
             item_failures += await self._after_error(error, scope, function, lane, ticket, tried)
             if item_failures >= self.rules.max_attempts:
@@ -258,11 +283,35 @@ class GatedAI:
                 await self.gate.answered(ticket, ticket.cost, None)
                 raise PoisonedItem(str(error), tried.number) from error
 
+    async def _route(
+        self, function: str, first: Route, scope: CallScope, cost: int, announced: Wait | None
+    ) -> tuple[tuple[Route, Ticket], Wait | None]:
+        """Admission at the first model's lane; for a function with a second model, at the
+        second's once the first has kept the call waiting for `fallback_after_seconds`."""
+        second = self.fallbacks.get(function)
+        if second is None:
+            ticket, announced = await self._admit(first.lane, scope, cost, announced)
+            return (first, ticket), announced
+        try:
+            patience = self.rules.fallback_after_seconds
+            ticket, announced = await self._admit(first.lane, scope, cost, announced, patience)
+            return (first, ticket), announced
+        except _TooLong as too_long:
+            announced = too_long.args[0]
+        ticket, _ = await self._admit(second.lane, scope, cost, None)
+        return (second, ticket), announced
+
     async def _admit(
-        self, lane: Lane, scope: CallScope, cost: int, announced: Wait | None
+        self,
+        lane: Lane,
+        scope: CallScope,
+        cost: int,
+        announced: Wait | None,
+        patience: float | None = None,
     ) -> tuple[Ticket, Wait | None]:
         """Wait for admission; announce a wait the provider imposes, once per wait; give up
-        past the longest wait."""
+        past the longest wait, or past `patience` (a second model waits)."""
+        began = time.time()
         admission = asyncio.ensure_future(self.gate.admit(lane, scope.run_id, cost))
         try:
             while True:
@@ -270,6 +319,10 @@ class GatedAI:
                 if done:
                     return admission.result(), announced
                 wait = self.gate.waiting(lane)
+                # Waited long enough, or the provider has held the lane back long enough.
+                since = min(began, wait.since) if wait is not None else began
+                if patience is not None and time.time() - since >= patience:
+                    raise _TooLong(announced)
                 if wait is None:
                     continue
                 if wait != announced:
