@@ -60,6 +60,14 @@ async def run_of(conn: AsyncConnection, caller: Caller, run_id: str) -> Row | No
     ).first()
 
 
+async def known_run(conn: AsyncConnection, caller: Caller, run_id: str) -> Row:
+    """The run's read-model row; 404 when the caller's account has no such run."""
+    run = await run_of(conn, caller, run_id)
+    if run is None:
+        raise not_found(f"run {run_id}")
+    return run
+
+
 def _site_run(run: sa.ColumnElement[bool]) -> sa.Select:
     s, r = t.sites, t.automation_runs
     return (

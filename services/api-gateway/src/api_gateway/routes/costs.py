@@ -10,8 +10,7 @@ from fastapi import APIRouter, Query
 from api_gateway import costs
 from api_gateway.auth import CallerDep
 from api_gateway.costs import MAX_USAGE_DAYS, RunCost, UsageReport
-from api_gateway.db import DbConn, run_of, site_of
-from api_gateway.errors import not_found
+from api_gateway.db import DbConn, known_run, site_of
 from api_gateway.params import MAX_ID, RunId
 from contracts.envelope import utcnow
 
@@ -38,10 +37,7 @@ ToDay = Annotated[
     "price), the credits billed, and the time waited at the rate-limit gate.",
 )
 async def run_cost(caller: CallerDep, conn: DbConn, run_id: RunId) -> RunCost:
-    run = await run_of(conn, caller, run_id)
-    if run is None:
-        raise not_found(f"run {run_id}")
-    return await costs.run_cost(conn, run)
+    return await costs.run_cost(conn, await known_run(conn, caller, run_id))
 
 
 @router.get(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api_gateway import run_views
 from api_gateway.auth import CallerDep
-from api_gateway.db import DbConn, run_of, site_of, site_run
+from api_gateway.db import DbConn, known_run, site_of, site_run
 from api_gateway.errors import not_found
 from api_gateway.params import RUN_ID_PATTERN, RunId, SiteId
 from api_gateway.run_logs import main_log_tail
@@ -48,10 +48,7 @@ async def history(caller: CallerDep, conn: DbConn, site_id: SiteId) -> History:
     summary="One run with its seven stage results, finished or not",
 )
 async def run(caller: CallerDep, conn: DbConn, run_id: RunId) -> RunDetail:
-    found = await run_of(conn, caller, run_id)
-    if found is None:
-        raise not_found(f"run {run_id}")
-    return await run_views.detail(conn, found)
+    return await run_views.detail(conn, await known_run(conn, caller, run_id))
 
 
 @router.get(
@@ -74,9 +71,7 @@ async def current_processing(
 async def logs(
     request: Request, caller: CallerDep, conn: DbConn, run_id: RunId, lines: Lines = 100
 ) -> LogTail:
-    run = await run_of(conn, caller, run_id)
-    if run is None:
-        raise not_found(f"run {run_id}")
+    run = await known_run(conn, caller, run_id)
     base = request.app.state.settings.log_base_dir
     found = main_log_tail(base, run, caller.account_id, lines)
     return LogTail(run_id=run.run_id, lines=found or [], file_exists=found is not None)
