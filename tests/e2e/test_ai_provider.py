@@ -57,6 +57,17 @@ def failed_items(db: sa.Engine, run_id: str) -> int:
         return conn.execute(query).scalar_one()
 
 
+def assert_completed_whole(db: sa.Engine, site: Site, run_id: str, state) -> dict[str, int]:
+    """The run of the site's 6 keywords completed with no failed item, every output made once
+    and charged once; what it made."""
+    assert state.status == "completed", state.error
+    assert failed_items(db, run_id) == 0
+    made = counts(db, site.site_id)
+    assert_whole_and_unique(db, site.site_id, made)
+    assert charged(db, site.account_id) == expected_credits(6, made)
+    return made
+
+
 def calls_by_outcome(db: sa.Engine, run_ids: list[str]) -> dict[str, int]:
     c = t.ai_calls.c
     with db.connect() as conn:
@@ -79,12 +90,8 @@ async def test_three_sites_far_over_the_request_budget_complete_without_a_failed
     states = await asyncio.gather(*(pipeline.finished(r, timeout=420) for r in run_ids))
 
     for site, run_id, state in zip(sites, run_ids, states, strict=True):
-        assert state.status == "completed", state.error
-        assert failed_items(db, run_id) == 0
-        made = counts(db, site.site_id)
+        made = assert_completed_whole(db, site, run_id, state)
         assert made["content_in_review"] == made["content"] > 0
-        assert_whole_and_unique(db, site.site_id, made)
-        assert charged(db, site.account_id) == expected_credits(6, made)
     stats = fake.stats()
     assert stats["rate_limited"] <= 0.05 * stats["calls"], stats
     recorded = calls_by_outcome(db, run_ids)
@@ -139,11 +146,7 @@ async def test_a_minute_long_outage_in_stage_4_is_waited_out(db, pipeline, servi
         is None
     )
 
-    assert state.status == "completed", state.error
-    assert failed_items(db, run_id) == 0
-    made = counts(db, site.site_id)
-    assert_whole_and_unique(db, site.site_id, made)
-    assert charged(db, site.account_id) == expected_credits(6, made)
+    assert_completed_whole(db, site, run_id, state)
     events = [e.data for e in await pipeline.events(run_id)]
     assert any(isinstance(e, StageWaitingForProvider) and e.stage == 4 for e in events)
     assert any(isinstance(e, StageProviderRecovered) and e.stage == 4 for e in events)
@@ -222,11 +225,7 @@ async def test_a_worker_killed_while_the_circuit_is_open_leaves_nothing_behind(
     fake.outage(None)
     state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
-    assert failed_items(db, run_id) == 0
-    made = counts(db, site.site_id)
-    assert_whole_and_unique(db, site.site_id, made)
-    assert charged(db, site.account_id) == expected_credits(6, made)
+    assert_completed_whole(db, site, run_id, state)
     assert fake.stats()["repeats"] == 0, (fake.stats(), twice_answered(db, run_id))
     assert {row.circuit for row in lanes_of(db, fake)} == {"closed"}
 
@@ -248,11 +247,7 @@ async def test_a_worker_killed_while_it_holds_reservations_gives_them_back(
     services.start("workers-again", "stage-worker", env=env)
     state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
-    assert failed_items(db, run_id) == 0
-    made = counts(db, site.site_id)
-    assert_whole_and_unique(db, site.site_id, made)
-    assert charged(db, site.account_id) == expected_credits(6, made)
+    assert_completed_whole(db, site, run_id, state)
     stats = fake.stats()
     # Only calls in flight at the kill can be made again: their answers died with the worker.
     assert stats["repeats"] <= CONCURRENT.stage_concurrency, stats

@@ -5,15 +5,13 @@ which model served each attempt. Without a second model the call keeps waiting."
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 import sqlalchemy as sa
 
-from stage_workers.ai.factory import fallbacks, lanes
-from stage_workers.ai.openai_provider import OpenAIProvider
-from stage_workers.ai.prices import DEFAULT_PRICES
-from stage_workers.gate.calls import SCOPE, CallRules, CallScope, GatedAI
-from stage_workers.gate.gate import Gate
+from stage_workers.ai.factory import make_ai
+from stage_workers.gate.calls import SCOPE, CallScope, GatedAI
 from stage_workers.gate.lane import Rules
 from stage_workers.gate.store import LaneStore
 from stage_workers.settings import WorkerSettings
@@ -21,7 +19,6 @@ from tests.support.fake_openai import FakeOpenAI
 
 FIRST, SECOND = "gpt-4o-mini", "gpt-4.1-mini"
 RULES = Rules(failures_to_open=2, first_probe_seconds=30)  # no probe within the test
-CALLS = CallRules(first_wait_seconds=0.05, fallback_after_seconds=2)
 
 
 @pytest.fixture
@@ -32,22 +29,18 @@ def fake():
 
 
 def gated(db: sa.Engine, fake: FakeOpenAI, second_models: dict[int, str]) -> GatedAI:
+    """The gated AI as the worker makes it, with these second models."""
     settings = WorkerSettings(
         ai_provider="openai",
         openai_base_url=fake.base_url,
-        openai_api_key=f"sk-{id(second_models)}",  # lanes of this test alone
+        openai_api_key=f"sk-{uuid.uuid4().hex}",  # lanes of this test alone
+        openai_text_model=FIRST,
+        openai_timeout_seconds=5,
+        ai_retry_first_wait_seconds=0.05,
         ai_fallback_models=second_models,
+        ai_fallback_after_seconds=2,
     )
-    provider = OpenAIProvider(
-        base_url=fake.base_url,
-        api_key=settings.openai_api_key,
-        text_model=FIRST,
-        image_model="gpt-image-1-mini",
-        timeout_seconds=5,
-    )
-    gate = Gate(LaneStore(db, RULES), RULES, asyncio.to_thread)
-    found = lanes(settings, provider)
-    return GatedAI(provider, found, gate, CALLS, DEFAULT_PRICES, None, fallbacks(settings))
+    return make_ai(settings, LaneStore(db, RULES), asyncio.to_thread)
 
 
 async def write_article(ai: GatedAI) -> tuple[object, CallScope]:

@@ -14,11 +14,8 @@ import sqlalchemy as sa
 
 from contracts.db import tables as t
 from stage_workers.ai.base import ArticleDraft, ClusterDraft, IdeaDraft, PromptDraft
-from stage_workers.ai.factory import lanes
-from stage_workers.ai.openai_provider import OpenAIProvider
-from stage_workers.ai.prices import DEFAULT_PRICES
-from stage_workers.gate.calls import SCOPE, CallRecord, CallRules, CallScope, GatedAI
-from stage_workers.gate.gate import Gate
+from stage_workers.ai.factory import make_ai
+from stage_workers.gate.calls import SCOPE, CallRecord, CallScope, GatedAI
 from stage_workers.gate.journal import (
     Journal,
     UnitKey,
@@ -43,22 +40,16 @@ def fake():
     server.stop()
 
 
-def worker(db: sa.Engine, fake: FakeOpenAI, hold_seconds: float = 30) -> GatedAI:
-    """A gated AI as one worker process holds it: its own gate, whose name its calls carry."""
+def worker(db: sa.Engine, fake: FakeOpenAI) -> GatedAI:
+    """The gated AI one worker process holds (its own gate, whose name its calls carry), made
+    as the worker makes it."""
     settings = WorkerSettings(
-        ai_provider="openai", openai_base_url=fake.base_url, openai_api_key="sk-journal"
+        ai_provider="openai",
+        openai_base_url=fake.base_url,
+        openai_api_key="sk-journal",
+        openai_timeout_seconds=10,
     )
-    provider = OpenAIProvider(
-        base_url=fake.base_url,
-        api_key="sk-journal",
-        text_model="gpt-4o-mini",
-        image_model="gpt-image-1-mini",
-        timeout_seconds=10,
-    )
-    gate = Gate(LaneStore(db, RULES), RULES, asyncio.to_thread)
-    journal = Journal(db, gate.process, hold_seconds)
-    found = lanes(settings, provider)
-    return GatedAI(provider, found, gate, CallRules(), DEFAULT_PRICES, journal)
+    return make_ai(settings, LaneStore(db, RULES), asyncio.to_thread)
 
 
 async def write_article(ai: GatedAI, key: UnitKey) -> tuple[ArticleDraft, CallScope]:

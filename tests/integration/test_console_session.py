@@ -17,11 +17,6 @@ pytestmark = pytest.mark.integration
 CSRF = re.compile(r'data-csrf="([^"]+)"')
 
 
-@pytest.fixture
-def tenant(db, gateway):
-    return make_tenant(db, gateway, credits=1000)
-
-
 def browser(gateway) -> httpx.Client:
     return httpx.Client(base_url=gateway.url, timeout=30, follow_redirects=False)
 

@@ -29,16 +29,6 @@ from tests.integration.test_gateway_support import (
 RUN_ID = re.compile(r"^run_\d{8}_\d{6}_manual_[0-9a-f]{6}$")
 
 
-@pytest.fixture
-def tenant(db, gateway):
-    return make_tenant(db, gateway, credits=1000)
-
-
-@pytest.fixture
-def other(db, gateway):
-    return make_tenant(db, gateway, credits=1000)
-
-
 # --- auth -----------------------------------------------------------------------------------
 
 

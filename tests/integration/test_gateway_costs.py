@@ -13,28 +13,16 @@ import pytest
 import sqlalchemy as sa
 
 from api_gateway import accounts
-from api_gateway.run_commands import new_run_id
 from contracts.db import tables as t
 from tests.integration.test_gateway_support import (
     API,
     Tenant,
     insert_run,
     insert_stage,
-    make_tenant,
 )
 
 NO_RETRIES = {"rate_limited": 0, "unavailable": 0, "refused": 0, "fatal": 0}
 JUNE = {"from": "2025-06-01", "to": "2025-06-03"}
-
-
-@pytest.fixture
-def tenant(db, gateway):
-    return make_tenant(db, gateway, credits=1000)
-
-
-@pytest.fixture
-def other(db, gateway):
-    return make_tenant(db, gateway, credits=1000)
 
 
 def call(stage: int, outcome: str = "answered", **values: object) -> dict:
@@ -84,22 +72,6 @@ def insert_charge(db, tenant: Tenant, amount: int, at: datetime, site_id: int | 
                 created_at=at,
             )
         )
-
-
-def insert_run_started(db, tenant: Tenant, at: datetime, status: str) -> str:
-    run_id = new_run_id()
-    with db.begin() as conn:
-        conn.execute(
-            sa.insert(t.automation_runs).values(
-                run_id=run_id,
-                account_id=tenant.account_id,
-                site_id=tenant.site_id,
-                trigger="manual",
-                status=status,
-                started_at=at,
-            )
-        )
-    return run_id
 
 
 def second_site(db, tenant: Tenant) -> int:
@@ -250,9 +222,9 @@ def _june(db, tenant: Tenant) -> int:
     insert_charge(db, tenant, -5, datetime(2025, 6, 1, 12, tzinfo=UTC))
     insert_charge(db, tenant, -3, datetime(2025, 6, 3, 9, tzinfo=UTC))
     insert_charge(db, tenant, 100, datetime(2025, 6, 3, 10, tzinfo=UTC))  # a top-up
-    insert_run_started(db, tenant, datetime(2025, 6, 1, 8, tzinfo=UTC), "completed")
-    insert_run_started(db, tenant, datetime(2025, 6, 3, 7, tzinfo=UTC), "rejected")
-    insert_run_started(db, tenant, datetime(2025, 6, 3, 8, tzinfo=UTC), "failed")
+    insert_run(db, tenant, status="completed", started_at=datetime(2025, 6, 1, 8, tzinfo=UTC))
+    insert_run(db, tenant, status="rejected", started_at=datetime(2025, 6, 3, 7, tzinfo=UTC))
+    insert_run(db, tenant, status="failed", started_at=datetime(2025, 6, 3, 8, tzinfo=UTC))
     second = second_site(db, tenant)
     noon = datetime(2025, 6, 2, 12, tzinfo=UTC)
     insert_calls(db, tenant, "run_y", call(2, at=noon, cost_usd=Decimal("0.5")), site_id=second)

@@ -116,6 +116,17 @@ def make_tenant(db: sa.Engine, gateway: Gateway, credits: int = 0) -> Tenant:
     return Tenant(account_id, user_id, site_id, token, client)
 
 
+@pytest.fixture
+def tenant(db, gateway) -> Tenant:
+    return make_tenant(db, gateway, credits=1000)
+
+
+@pytest.fixture
+def other(db, gateway) -> Tenant:
+    """A second account, for what one tenant must not see of another's."""
+    return make_tenant(db, gateway, credits=1000)
+
+
 def insert_run(
     db: sa.Engine,
     tenant: Tenant,
@@ -135,8 +146,7 @@ def insert_run(
                 trigger="manual",
                 status=status,
                 current_stage=stage,
-                started_at=datetime.now(UTC),
-                **values,
+                **{"started_at": datetime.now(UTC), **values},
             )
         )
     return run_id
