@@ -2,6 +2,7 @@
 # Installs what the project needs on a fresh machine, idempotently:
 #   - uv (pinned) in a project-local tool venv, from PyPI;
 #   - the locked Python environment of the workspace (.venv);
+#   - checkov, pinned, in a venv of its own (.tools/checkov);
 #   - kcat from Debian's packages (tests list topics with it), when root;
 #   - chromium from Debian's packages (the console's browser tests drive it), when root;
 #   - prometheus and promtool from Debian's packages (observability tests), when root.
@@ -20,6 +21,21 @@ if [[ ! -x "$TOOLS/bin/uv" ]] || [[ "$("$TOOLS/bin/uv" --version | cut -d' ' -f2
 fi
 
 "$TOOLS/bin/uv" sync --frozen --all-packages --quiet --project "$ROOT"
+
+# checkov lints the Kubernetes manifests (tests/unit/test_kubernetes_hardening.py). It lives in
+# a venv of its own because its many pinned dependencies would fight the workspace's lock; it is
+# installed again only when deploy/local/checkov-requirements.txt changes.
+CHECKOV_VENV="$TOOLS/checkov"
+CHECKOV_REQUIREMENTS="$ROOT/deploy/local/checkov-requirements.txt"
+checkov_stamp="$(sha256sum "$CHECKOV_REQUIREMENTS" | cut -d' ' -f1)"
+if [[ ! -x "$CHECKOV_VENV/bin/checkov" ]] \
+    || [[ "$(cat "$CHECKOV_VENV/.requirements-sha256" 2>/dev/null)" != "$checkov_stamp" ]]; then
+    echo "bootstrap: installing checkov into $CHECKOV_VENV" >&2
+    "$TOOLS/bin/uv" venv --quiet --clear --python 3.11 "$CHECKOV_VENV"
+    "$TOOLS/bin/uv" pip sync --quiet --compile-bytecode --python "$CHECKOV_VENV/bin/python" \
+        "$CHECKOV_REQUIREMENTS"
+    echo "$checkov_stamp" > "$CHECKOV_VENV/.requirements-sha256"
+fi
 
 install_deb() {  # command, package, why
     if command -v "$1" >/dev/null 2>&1; then

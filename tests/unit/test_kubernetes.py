@@ -110,13 +110,21 @@ def test_every_service_runs_with_settings_it_reads():
     assert container(setup)["command"] == ["stack", "up"]
 
 
-def metrics_port(doc: dict, monkeypatch) -> int:
-    """Where the service serves /metrics, as its settings read the container's environment."""
+def settings_in(doc: dict, monkeypatch):
+    """The service's settings as they read the container's environment."""
     [command] = container(doc)["command"]
     for name, value in {**environment(doc), **secret_env()}.items():
         monkeypatch.setenv(name, value)
-    settings = SETTINGS[command](_env_file=None)
-    return settings.http_port if isinstance(settings, GatewaySettings) else settings.metrics_port
+    return SETTINGS[command](_env_file=None)
+
+
+def metrics_port(doc: dict, monkeypatch) -> int:
+    """Where the service serves /metrics: its metrics port (the gateway's API port only when
+    METRICS_ON_API_PORT says so)."""
+    settings = settings_in(doc, monkeypatch)
+    if isinstance(settings, GatewaySettings) and settings.metrics_on_api_port:
+        return settings.http_port
+    return settings.metrics_port
 
 
 @pytest.mark.parametrize("name", sorted(app_deployments()))
@@ -127,12 +135,13 @@ def test_probes_hit_the_services_real_endpoints(name, monkeypatch):
     ready = container(doc)["readinessProbe"]["exec"]["command"]
     assert ready == ["python", "-m", "contracts.probe", f"http://127.0.0.1:{port}/metrics"]
     alive = container(doc)["livenessProbe"]["httpGet"]
-    assert ports[alive["port"]] == port
-    if name == "api-gateway":
-        routes = {getattr(route, "path", None) for route in create_app().routes}
-        assert alive["path"] in routes and "/metrics" in routes
-        assert environment(doc)["GATEWAY_HOST"] == "0.0.0.0"
+    if name == "api-gateway":  # alive while its API answers
+        settings = settings_in(doc, monkeypatch)
+        assert ports[alive["port"]] == settings.http_port
+        assert alive["path"] in {getattr(route, "path", None) for route in create_app().routes}
+        assert settings.http_host == "0.0.0.0", "the metrics port listens where the API does"
     else:
+        assert ports[alive["port"]] == port
         assert alive["path"] == "/metrics"
 
 
