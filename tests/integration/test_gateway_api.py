@@ -222,6 +222,8 @@ def test_keyword_import_json_and_csv(tenant):
         "invalid": 1,
         "errors": [],
         "errors_truncated": False,
+        "duplicate_rows": ['[3]: "SEO Tips" repeats [0]'],
+        "duplicate_rows_truncated": False,
     }
     assert first.json()["errors"][0].startswith("[2]")
     csv_body = (
@@ -235,6 +237,7 @@ def test_keyword_import_json_and_csv(tenant):
         1,
     )
     assert second.json()["errors"][0].startswith("line 4")
+    assert second.json()["duplicate_rows"] == ['line 3: "seo tips" is already present']
     listed = tenant.get("/keywords", site_id=tenant.site_id, status="new", limit=3)
     assert listed.status_code == 200
     body = listed.json()
@@ -293,6 +296,67 @@ def test_keyword_import_says_when_the_error_list_is_cut(tenant):
     rows = json.dumps([{"keyword": ""} for _ in range(150)])
     body = _import(tenant, rows, "application/json").json()
     assert (body["invalid"], len(body["errors"]), body["errors_truncated"]) == (150, 100, True)
+
+
+def test_keyword_import_lists_the_duplicate_rows_and_says_when_the_list_is_cut(tenant):
+    assert _import(tenant, "keyword\nseo tips\n", "text/csv").json()["added"] == 1
+    csv_body = "keyword\nlocal seo\nSEO Tips\nlocal  SEO\nnew one\n" + "repeat\n" * 150
+    body = _import(tenant, csv_body, "text/csv").json()
+    assert (body["added"], body["duplicates"]) == (3, 151)
+    assert body["duplicate_rows"][:3] == [
+        'line 3: "SEO Tips" is already present',
+        'line 4: "local SEO" repeats line 2',
+        'line 7: "repeat" repeats line 6',
+    ]
+    assert (len(body["duplicate_rows"]), body["duplicate_rows_truncated"]) == (100, True)
+
+
+def test_keyword_import_takes_json_values_as_typed(tenant):
+    rows = [
+        {"keyword": "k1", "volume": True},
+        {"keyword": "k2", "volume": "10"},
+        {"keyword": "k3", "difficulty": 1.0},
+        {"keyword": "k4", "volume": 12, "difficulty": 40},
+    ]
+    body = _import(tenant, json.dumps(rows), "application/json").json()
+    assert (body["added"], body["invalid"]) == (1, 3)
+    assert [e.split(": ")[:2] for e in body["errors"]] == [
+        ["[0]", "volume"],
+        ["[1]", "volume"],
+        ["[2]", "difficulty"],
+    ]
+    listed = tenant.get("/keywords", site_id=tenant.site_id).json()["items"]
+    assert [(k["text"], k["volume"], k["difficulty"]) for k in listed] == [("k4", 12, 40)]
+
+
+def test_a_keyword_imported_without_a_difficulty_keeps_it_unknown(tenant):
+    rows = [
+        {"keyword": "left out"},
+        {"keyword": "null", "difficulty": None},
+        {"keyword": "given", "difficulty": 70},
+    ]
+    assert _import(tenant, json.dumps(rows), "application/json").json()["added"] == 3
+    csv_body = "keyword,difficulty\nempty cell,\nzero,0\n"
+    assert _import(tenant, csv_body, "text/csv").json()["added"] == 2
+    listed = tenant.get("/keywords", site_id=tenant.site_id).json()["items"]
+    assert {k["text"]: k["difficulty"] for k in listed} == {
+        "left out": None,
+        "null": None,
+        "given": 70,
+        "empty cell": None,
+        "zero": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "header", ["keyword,keyword", "Keyword,volume,KEYWORD", "keyword,volume,Volume"]
+)
+def test_a_csv_header_naming_a_column_twice_is_400(tenant, header):
+    response = _import(tenant, f"{header}\na,1,2\n", "text/csv")
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "body" and response.json()["code"] == "invalid"
+    assert "more than once" in response.json()["detail"]
+    assert tenant.get("/keywords", site_id=tenant.site_id).json()["total"] == 0
 
 
 def test_estimate_and_pipeline_overview(tenant):
@@ -497,7 +561,7 @@ def _import_keywords(tenant, n=10):
     tenant.client.post(f"{API}/keywords/import", params={"site_id": tenant.site_id}, json=rows)
 
 
-def test_run_now_starts_a_run_through_the_orchestrator(tenant, orchestrator):
+def test_run_now_starts_a_run_through_the_orchestrator(gateway, tenant, orchestrator):
     _import_keywords(tenant)
     response = tenant.post("/run_now", site_id=tenant.site_id)
     assert response.status_code == 200, response.text
@@ -516,7 +580,7 @@ def test_run_now_starts_a_run_through_the_orchestrator(tenant, orchestrator):
     assert command.data.estimate == 2 and command.data.config.batch_sizes[1] == 20
     assert command.data.requested_by == f"user:{tenant.user_id}"
     answered = 'command="StartRun",outcome="started"'
-    assert answered in tenant.client.get("/metrics").text
+    assert answered in httpx.get(gateway.metrics_url).text
 
 
 def test_run_now_refused_by_the_orchestrator_is_400_with_reason(tenant, orchestrator):

@@ -163,7 +163,7 @@ keywords = sa.Table(
     _site_id(),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("volume", sa.Integer, nullable=False, server_default=sa.text("0")),
-    sa.Column("difficulty", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("difficulty", sa.Integer),  # null: not known (the import did not give one)
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", sa.Text, nullable=False, server_default="new"),
     sa.Column("cluster_id", sa.BigInteger, sa.ForeignKey("clusters.id", ondelete="SET NULL")),

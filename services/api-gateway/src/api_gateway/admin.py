@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import pydantic_core
 import typer
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import Connection
 
 from api_gateway import accounts, keywords
@@ -119,13 +120,15 @@ def import_keywords(
 
 
 def _read_keywords(file: Path) -> tuple[list[keywords.KeywordIn], list[str]]:
-    text = file.read_text(encoding="utf-8")
-    if file.suffix.lower() != ".json":
-        return keywords.parse_csv(text)
+    """Rows and per-row errors, read as the API reads them (JSON values of the types the schema
+    says); a file that is no list of keywords at all ends the command."""
     try:
-        return TypeAdapter(list[keywords.KeywordIn]).validate_json(text), []
-    except ValidationError as exc:
-        typer.echo(f"error: {file}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", err=True)
+        text = file.read_text(encoding="utf-8-sig")
+        if file.suffix.lower() == ".json":
+            return keywords.parse_json(pydantic_core.from_json(text, allow_inf_nan=False))
+        return keywords.parse_csv(text)
+    except (ValueError, csv.Error) as exc:
+        typer.echo(f"error: {file}: {exc}", err=True)
         raise typer.Exit(2) from None
 
 

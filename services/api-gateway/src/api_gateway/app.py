@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import start_http_server
 
-from api_gateway import errors, metrics
+from api_gateway import errors, metrics, request_body
 from api_gateway.body_limit import BodyLimit
 from api_gateway.console import routes as console
 from api_gateway.db import create_engine
@@ -117,6 +117,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         for path in document.get("paths", {}).values():
             for operation in path.values():
                 _tidy_operation(operation)
+        request_body.add_schemas(document)  # of the bodies routes read themselves
         schemas = document.get("components", {}).get("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)

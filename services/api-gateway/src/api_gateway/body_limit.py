@@ -54,7 +54,9 @@ class BodyLimit:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    body = ErrorBody(detail=f"the request body is larger than {limit} bytes", field="body")
+    body = ErrorBody(
+        detail=f"the request body is larger than {limit} bytes", field="body", code="too_large"
+    )
     payload = body.model_dump_json(exclude_none=True).encode()
     await send(
         {

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.db import tables as t
@@ -33,7 +33,7 @@ class KeywordOut(BaseModel):
     id: int
     text: str
     volume: int
-    difficulty: int
+    difficulty: int | None = Field(description="0-100; null when the import did not give one.")
     disabled: bool
     status: KeywordStatus
     cluster_id: int | None

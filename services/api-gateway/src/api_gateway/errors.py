@@ -2,7 +2,9 @@
 
 Validation failures answer 400 (not FastAPI's 422) with a message naming the field; a value the
 database refuses (an out-of-range number that slipped through) answers 400 too: input never
-causes a 500.
+causes a 500. `code` says which kind of refusal: `invalid` (a value), `malformed` (a body that
+cannot be read), `too_large` (413), `unsupported_media_type` (415), `unauthorized`, `csrf`,
+`not_allowed`, `active_run`, `insufficient_credits`, `timeout`.
 """
 
 from __future__ import annotations
@@ -60,15 +62,11 @@ def _json(status_code: int, body: ErrorBody, headers: dict[str, str] | None = No
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     first = exc.errors()[0]
     where = tuple(first.get("loc", ()))
-    if first.get("type") == "json_invalid":
-        reason = first.get("ctx", {}).get("error", "malformed")
-        position = f" at character {where[1]}" if len(where) > 1 else ""
-        return f"the request body is not valid JSON: {reason}{position}", None
     location = [str(part) for part in where if part not in ("query", "path", "body")]
     field = ".".join(location) or None
     message = first.get("msg", "invalid value")
     if field is None and where[:1] == ("body",):
-        return f"request body: {message}", None
+        return f"request body: {message}", "body"
     return (f"{field}: {message}" if field else message), field
 
 

@@ -1,20 +1,29 @@
 """Bulk keyword import from CSV or JSON rows. Re-importing a keyword (any letter case) is a
-no-op, so an import can be repeated safely."""
+no-op, so an import can be repeated safely; the answer says which rows were duplicates."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
 
 MAX_KEYWORD_LENGTH = 200
+MAX_VOLUME = 2_000_000_000
+
+
+class NotKeywords(ValueError):
+    """The body as a whole is no list of keywords: no `keyword` column, a column named twice,
+    JSON that is not a list of rows."""
 
 
 class KeywordIn(BaseModel):
@@ -22,8 +31,9 @@ class KeywordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     keyword: str = Field(min_length=1, max_length=MAX_KEYWORD_LENGTH)
-    volume: int = Field(0, ge=0, le=2_000_000_000)
-    difficulty: int = Field(0, ge=0, le=100)
+    volume: int = Field(0, ge=0, le=MAX_VOLUME)
+    difficulty: int | None = Field(None, ge=0, le=100, description="None: not known.")
+    _where: str = PrivateAttr("")
 
     @field_validator("keyword")
     @classmethod
@@ -35,22 +45,40 @@ class KeywordIn(BaseModel):
             raise ValueError("keyword must not be blank")
         return value
 
+    @classmethod
+    def read(cls, values: object, where: str, *, strict: bool) -> KeywordIn:
+        """A row read at `where` ("line 3", "[2]"). Strict for JSON, whose values come typed:
+        `true` or `"10"` is no volume; CSV values are text, so `10` there is a number."""
+        row = cls.model_validate(values, strict=strict)
+        row._where = where
+        return row
+
+    @property
+    def where(self) -> str:
+        """Where the row was read, to name it among the duplicates; "" when not read."""
+        return self._where
+
 
 @dataclass
 class ImportResult:
     added: int = 0
     duplicates: int = 0
-    errors: list[str] = field(default_factory=list)
+    # Each duplicate row in order, with what it repeats: `line 4: "SEO tips" repeats line 2`.
+    duplicate_rows: list[str] = field(default_factory=list)
 
 
 def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
     """Rows with a `keyword` column (volume and difficulty optional, header in any letter case);
     errors name the line. A quote left open is an error (csv.Error), not the rest of the file
-    read into one keyword."""
+    read into one keyword; a header without `keyword`, or naming a column twice, is NotKeywords.
+    """
     reader = csv.DictReader(io.StringIO(text), strict=True)
     header = [name.strip().lower() for name in reader.fieldnames or ()]
     if "keyword" not in header:
-        return [], ["CSV needs a header row with a 'keyword' column"]
+        raise NotKeywords("CSV needs a header row with a 'keyword' column")
+    twice = sorted(name for name, n in Counter(header).items() if name and n > 1)
+    if twice:
+        raise NotKeywords(f"the CSV header names the column '{twice[0]}' more than once")
     reader.fieldnames = header
     rows, errors = [], []
     for raw in reader:
@@ -60,25 +88,26 @@ def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
             continue
         values = {k: v.strip() for k, v in raw.items() if k and v is not None and v.strip()}
         try:
-            rows.append(KeywordIn.model_validate(values))
+            rows.append(KeywordIn.read(values, f"line {line}", strict=False))
         except ValidationError as exc:
             errors.append(f"line {line}: " + _messages(exc))
     return rows, errors
 
 
 def parse_json(document: object) -> tuple[list[KeywordIn], list[str]]:
-    """A JSON list of row objects; errors name the row index."""
+    """A JSON list of row objects, their values of the types the schema says (no `"10"` or
+    `true` for a number); errors name the row index."""
     if isinstance(document, dict) and "keywords" in document:
         document = document["keywords"]
     if not isinstance(document, list):
-        return [], ['JSON body must be a list of keywords (or {"keywords": [...]})']
+        raise NotKeywords('JSON body must be a list of keywords (or {"keywords": [...]})')
     rows, errors = [], []
     for index, raw in enumerate(document):
         if not isinstance(raw, dict):
             errors.append(f'[{index}]: a row must be an object such as {{"keyword": "..."}}')
             continue
         try:
-            rows.append(KeywordIn.model_validate(raw))
+            rows.append(KeywordIn.read(raw, f"[{index}]", strict=True))
         except ValidationError as exc:
             errors.append(f"[{index}]: " + _messages(exc))
     return rows, errors
@@ -88,33 +117,38 @@ def _messages(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in exc.errors())
 
 
-def import_keywords(conn: Connection, site_id: int, rows: list[KeywordIn]) -> ImportResult:
-    result = ImportResult()
-    seen: set[str] = set()
-    unique_rows = []
-    for row in rows:
-        if row.keyword.lower() in seen:
-            result.duplicates += 1
-            continue
-        seen.add(row.keyword.lower())
-        unique_rows.append(
-            {
-                "site_id": site_id,
-                "text": row.keyword,
-                "volume": row.volume,
-                "difficulty": row.difficulty,
-            }
-        )
-    if unique_rows:
-        inserted = conn.execute(
-            insert(t.keywords)
-            .values(unique_rows)
-            .on_conflict_do_nothing()
-            .returning(t.keywords.c.id)
-        ).all()
-        result.added = len(inserted)
-        result.duplicates += len(unique_rows) - len(inserted)
-    return result
+def import_keywords(conn: Connection, site_id: int, rows: Sequence[KeywordIn]) -> ImportResult:
+    where = [row.where or f"row {n}" for n, row in enumerate(rows, 1)]
+    first_at: dict[str, int] = {}
+    duplicate: dict[int, str] = {}  # by the row's position: what it repeats
+    for index, row in enumerate(rows):
+        seen = first_at.setdefault(row.keyword.lower(), index)
+        if seen != index:
+            duplicate[index] = f"repeats {where[seen]}"
+    added = _insert_new(conn, site_id, [rows[index] for index in first_at.values()])
+    for index in first_at.values():
+        if rows[index].keyword not in added:
+            duplicate[index] = "is already present"
+    listed = [f"{where[i]}: {_quoted(rows[i])} {duplicate[i]}" for i in sorted(duplicate)]
+    return ImportResult(added=len(added), duplicates=len(duplicate), duplicate_rows=listed)
+
+
+def _insert_new(conn: Connection, site_id: int, rows: list[KeywordIn]) -> set[str]:
+    """Insert the keywords the site does not have yet (any letter case); those inserted."""
+    if not rows:
+        return set()
+    values = [
+        {"site_id": site_id, "text": r.keyword, "volume": r.volume, "difficulty": r.difficulty}
+        for r in rows
+    ]
+    inserted = conn.execute(
+        insert(t.keywords).values(values).on_conflict_do_nothing().returning(t.keywords.c.text)
+    )
+    return set(inserted.scalars())
+
+
+def _quoted(row: KeywordIn) -> str:
+    return json.dumps(row.keyword, ensure_ascii=False)
 
 
 def count_by_status(conn: Connection, site_id: int) -> dict[str, int]:
