@@ -1,7 +1,8 @@
 """The throughput issue's figures on the real local stack, with the services as processes:
 
     .tools/bin/uv run --frozen python -m tests.bench.bench_pipeline [--preset quick|full]
-        [--only throughput,overhead,concurrency,read-model,replay,gateway,provider] [--write]
+        [--only throughput,overhead,concurrency,read-model,replay,gateway,provider,soak]
+        [--write]
 
 1. throughput   stage-steps/s for 1 site and for N sites at once at zero AI latency, and the
                 slowest run's time over the fastest's (throughput.py);
@@ -17,7 +18,10 @@
                 10-site run, with errors (gateway_load.py);
 7. provider     10 sites against a test provider that limits requests per minute: the pace
                 achieved over the limit, the share of 429s, fairness between the sites and the
-                wait at the gate (provider.py).
+                wait at the gate (provider.py);
+8. soak         200 runs, 10 at a time, each followed by a live stream and read every second:
+                every service's resident memory after each round, and its growth per run after
+                the warm-up (soak.py).
 
 Each figure runs on fresh sites and a fresh topic namespace; each prints its table as soon as it
 is done, and the whole is printed at the end as a Markdown section that --write appends to
@@ -46,7 +50,16 @@ import typer
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
-from tests.bench import direct, gateway_load, machine, provider, read_model, replay, throughput
+from tests.bench import (
+    direct,
+    gateway_load,
+    machine,
+    provider,
+    read_model,
+    replay,
+    soak,
+    throughput,
+)
 from tests.bench.harness import Stack
 
 
@@ -63,6 +76,9 @@ class Preset:
     provider_sites: int = 10
     provider_keywords: int = 12
     provider_limit: int = 600  # requests per minute per model
+    soak_runs: int = 200
+    soak_sites: int = 10
+    soak_keywords: int = 20
 
 
 PRESETS = {
@@ -111,6 +127,11 @@ async def provider_figure(stack: Stack, preset: Preset) -> list[str]:
     return provider.table(figures)
 
 
+async def soak_figure(stack: Stack, preset: Preset) -> list[str]:
+    result = await soak.soak(stack, preset.soak_runs, preset.soak_sites, preset.soak_keywords)
+    return soak.table(result, preset.soak_sites)
+
+
 Figure = Callable[[Stack, Preset], Awaitable[list[str]]]
 FIGURES: dict[str, tuple[str, Figure]] = {
     "throughput": ("1. Stage-steps/s at zero AI latency", throughput_figure),
@@ -120,6 +141,7 @@ FIGURES: dict[str, tuple[str, Figure]] = {
     "replay": ("5. Replay: fold rate and orchestrator ready after restart", replay_figure),
     "gateway": ("6. Gateway reads at a fixed rate during a 10-site run", gateway_figure),
     "provider": ("7. A rate-limited AI provider shared by 10 sites", provider_figure),
+    "soak": ("8. Memory over 200 runs: every service's RSS", soak_figure),
 }
 
 

@@ -1,8 +1,9 @@
 """The web console in a real Chromium against the real services (each a process, on the real
 Kafka and PostgreSQL): an operator signs in, imports keywords, runs the pipeline and watches it
 live, pauses and resumes, sees the result, approves an article; another account's site stays
-out of reach; items held back after failures are retried from the stage cards. Screenshots at
-1280 and 390 px wide land in tmp/artifacts."""
+out of reach; items held back after failures are retried from the stage cards. None of it
+breaks the pages' Content-Security-Policy. Screenshots at 1280 and 390 px wide land in
+tmp/artifacts."""
 
 from __future__ import annotations
 
@@ -45,6 +46,15 @@ document.addEventListener("DOMContentLoaded", () => {
   }).observe(card, { attributes: true, childList: true, subtree: true });
 });
 """
+# Logs each refusal of the page's Content-Security-Policy, so the test collects them from the
+# console across navigations (Chromium logs its own message for each too).
+CSP_WATCH = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`CSP violation on ${location.pathname}: ${e.effectiveDirective} refused `
+    + `${e.blockedURI} (${e.sourceFile}:${e.lineNumber})`);
+});
+"""
+CSP_CANARY = "https://csp-canary.invalid/seen.png"
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +81,37 @@ def console(services) -> SimpleNamespace:
 
 
 @pytest.fixture
-def page(browser, console):
+def csp_violations() -> list[str]:
+    """What the Content-Security-Policy refused on any page the test's browser showed."""
+    return []
+
+
+@pytest.fixture
+def page(browser, console, csp_violations):
     context = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 900})
     context.add_init_script(BAR_RECORDER)
+    context.add_init_script(CSP_WATCH)
+
+    def on_console(message) -> None:
+        text = message.text
+        if text.startswith("CSP violation") or "Content Security Policy" in text:
+            csp_violations.append(text)
+
+    context.on("console", on_console)
     page = context.new_page()
     page.set_default_timeout(30_000)
     yield page
     context.close()
+
+
+def assert_no_csp_violations(page: Page, violations: list[str]) -> None:
+    """Nothing broke the policy. An image from elsewhere, which it refuses, must be reported
+    first: so the watch works, and whatever came before it has been collected."""
+    with page.expect_console_message(
+        lambda m: m.text.startswith("CSP violation") and CSP_CANARY in m.text
+    ):
+        page.evaluate("url => { new Image().src = url; }", CSP_CANARY)
+    assert [v for v in violations if CSP_CANARY not in v] == []
 
 
 def shoot(page: Page, name: str) -> None:
@@ -132,7 +166,9 @@ def settled_paused_card(page: Page, site_id: int) -> dict[str, str]:
     return shown
 
 
-def test_an_operator_runs_the_pipeline_from_the_console(page, db, console, tmp_path):
+def test_an_operator_runs_the_pipeline_from_the_console(
+    page, db, console, tmp_path, csp_violations
+):
     tenant = make_tenant(db, console, credits=10_000)
     other = make_tenant(db, console, credits=10)
     page.goto("/")
@@ -215,6 +251,7 @@ def test_an_operator_runs_the_pipeline_from_the_console(page, db, console, tmp_p
     assert foreign is not None and foreign.status == 404
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     shoot(page, "07-foreign-site")
+    assert_no_csp_violations(page, csp_violations)
 
 
 def focus_order(page: Page) -> list[str]:
@@ -233,7 +270,9 @@ def focus_order(page: Page) -> list[str]:
     return seen
 
 
-def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console, tmp_path):
+def test_keyboard_alone_labels_phone_width_and_empty_stages(
+    page, db, console, tmp_path, csp_violations
+):
     tenant = make_tenant(db, console, credits=1)
     page.goto("/")
     expect(page.get_by_label("API token")).to_be_focused()
@@ -302,6 +341,7 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(page, db, console, t
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     shoot(page, "08-empty-run-keyboard")
+    assert_no_csp_violations(page, csp_violations)
 
 
 @retry(stop=stop_after_delay(15), wait=wait_fixed(0.5), reraise=True)
@@ -319,7 +359,7 @@ def bar_values(page: Page, stage: int) -> int:
     return page.evaluate(f"() => (window.__bar['{stage}'] || new Set()).size")
 
 
-def test_the_card_keeps_up_across_a_restart_of_the_gateway(page, db, console):
+def test_the_card_keeps_up_across_a_restart_of_the_gateway(page, db, console, csp_violations):
     tenant = make_tenant(db, console, credits=10_000)
     rows = [{"keyword": k.keyword} for k in sample_keywords(10)]
     imported = tenant.client.post(
@@ -345,6 +385,7 @@ def test_the_card_keeps_up_across_a_restart_of_the_gateway(page, db, console):
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
     assert bar_values(page, 6) > seen_before, "the bar moved again after the restart"
+    assert_no_csp_violations(page, csp_violations)
 
 
 def hold_back(db: sa.Engine, site_id: int) -> None:
@@ -385,7 +426,7 @@ def failure_state(db: sa.Engine, site_id: int) -> tuple[int, list[str]]:
         return failures.scalar_one(), list(images.scalars())
 
 
-def test_held_back_items_are_retried_from_the_stage_cards(page, db, console):
+def test_held_back_items_are_retried_from_the_stage_cards(page, db, console, csp_violations):
     tenant = make_tenant(db, console, credits=10)
     hold_back(db, tenant.site_id)
     sign_in(page, tenant.token, tenant.site_id)
@@ -422,3 +463,4 @@ def test_held_back_items_are_retried_from_the_stage_cards(page, db, console):
     expect(page.locator("#retry-all")).to_be_hidden()
     expect(page.locator("#stages-h")).to_be_focused()
     assert failure_state(db, tenant.site_id) == (0, ["pending"])
+    assert_no_csp_violations(page, csp_violations)

@@ -12,6 +12,7 @@ import pytest
 from api_gateway import accounts
 from tests.integration.test_gateway_api import seed_content
 from tests.integration.test_gateway_support import API, insert_run, make_tenant
+from tests.support.sse import start_listener
 
 pytestmark = pytest.mark.integration
 CSRF = re.compile(r'data-csrf="([^"]+)"')
@@ -109,6 +110,23 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(gateway, tenant):
     assert client.get(f"{API}/config", params={"site_id": tenant.site_id}).status_code == 401
 
 
+def test_signing_out_ends_the_session_everywhere_and_its_open_streams(
+    gateway, tenant, orchestrator
+):
+    """The cookie is stateless, so sign-out must be remembered: a copy of the cookie (another
+    tab, or a stolen one) stops working, and streams opened with it end."""
+    client, csrf = signed_in(gateway, tenant)
+    copy = browser(gateway)
+    copy.cookies = httpx.Cookies(client.cookies)
+    run_id = tenant.import_and_run([{"keyword": "a"}])
+    listener, events = start_listener(copy, run_id)
+    assert client.post("/sign-out", data={"csrf_token": csrf}).status_code == 303
+    listener.join(10)
+    assert not listener.is_alive(), "a stream of a signed-out session ends"
+    assert events[-1]["event"] == "stream.ended"
+    assert copy.get(f"{API}/config", params={"site_id": tenant.site_id}).status_code == 401
+
+
 def test_revoking_the_token_ends_its_sessions(gateway, tenant, db):
     client, _ = signed_in(gateway, tenant)
     with db.begin() as conn:
@@ -116,3 +134,30 @@ def test_revoking_the_token_ends_its_sessions(gateway, tenant, db):
     answer = client.get(f"{API}/config", params={"site_id": tenant.site_id})
     assert answer.status_code == 401 and "sign in again" in answer.json()["detail"]
     assert client.get(f"/sites/{tenant.site_id}").status_code == 303
+
+
+def test_every_kind_of_answer_carries_the_security_headers(gateway, tenant, db):
+    """Pages, files, JSON, errors and images from the gateway process; and no /metrics on the
+    API port (the metrics port serves them: the gateway fixture waits on it)."""
+    ids = seed_content(db, tenant, gateway.media_dir)
+    client, _ = signed_in(gateway, tenant)
+    answers = [
+        (200, browser(gateway).get("/")),  # the sign-in page
+        (200, client.get(f"/sites/{tenant.site_id}")),
+        (404, client.get("/sites/999999999")),
+        (200, client.get("/static/console.js")),
+        (200, client.get(f"{API}/config", params={"site_id": tenant.site_id})),
+        (200, tenant.get(f"/content/{ids['content']}")),
+        (200, client.get(f"{API}/media/{ids['image']}")),
+        (401, browser(gateway).get(f"{API}/config", params={"site_id": tenant.site_id})),
+        (404, tenant.get("/run", run_id="run_20260101_000000_manual_abcdef")),
+        (200, client.get("/healthz")),
+        (404, client.get("/metrics")),
+    ]
+    for status, answer in answers:
+        assert answer.status_code == status, answer.request.url
+        csp = answer.headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] == "same-origin"

@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from api_gateway import accounts, admin
+from api_gateway.run_commands import new_run_id
 from contracts import events as ev
 from contracts.db import tables as t
+from contracts.stages import STAGES
 from tests.integration.test_gateway_support import (
     API,
     insert_run,
@@ -691,7 +693,27 @@ def test_current_run_history_and_processing_while_paused(tenant, db):
         "site_id": tenant.site_id,
         "run": None,
     }
-    assert tenant.get("/current_processing", site_id=tenant.site_id).status_code == 404
+    idle = tenant.get("/current_processing", site_id=tenant.site_id)
+    assert idle.status_code == 200, idle.text
+    assert idle.json() == {
+        "run_id": None,
+        "run_status": "idle",
+        "stage_number": 1,
+        "stage_name": STAGES[1].name,
+        "stage_type": "AI",
+        "stage_status": "pending",
+        "total_items": 0,
+        "processed_items": 0,
+        "failed_items": 0,
+        "percentage": 0.0,
+        "currently_processing": [],
+        "up_next": [],
+        "remaining_count": 0,
+        "waiting_for_provider": None,
+    }
+    missing = tenant.get("/current_processing", site_id=tenant.site_id, run_id=new_run_id())
+    assert missing.status_code == 404
+    assert tenant.get("/current_processing", site_id=10**12).status_code == 404
     old = insert_run(db, tenant, status="completed", stage=7, credits_used=12)
     run_id = insert_run(
         db, tenant, status="paused", stage=4, pause_reason="requested", credits_used=7

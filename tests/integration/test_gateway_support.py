@@ -42,6 +42,7 @@ class Gateway:
     log_dir: Path
     topics: Topics
     bootstrap: str
+    metrics_url: str  # on its metrics port: the API port serves no /metrics
 
 
 @dataclass
@@ -71,9 +72,18 @@ class Tenant:
 
 @pytest.fixture(scope="module")
 def gateway(stack, topics: Topics, db, tmp_path_factory) -> Iterator[Gateway]:
-    run_dir = tmp_path_factory.mktemp("gateway")
+    services, started = start_gateway(stack, topics, tmp_path_factory.mktemp("gateway"))
+    yield started
+    services.stop_all()
+
+
+def start_gateway(
+    stack, topics: Topics, run_dir: Path, env: dict[str, str] | None = None
+) -> tuple[Services, Gateway]:
+    """A gateway process on the session's broker, database and topics; stop it with the
+    Services returned."""
     port = free_port()
-    env = {
+    base_env = {
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
         "DATABASE_URL": stack.database_url,
         "TOPIC_NAMESPACE": topics.namespace,
@@ -82,18 +92,16 @@ def gateway(stack, topics: Topics, db, tmp_path_factory) -> Iterator[Gateway]:
         "LOG_BASE_DIR": str(run_dir / "logs"),
         "GATEWAY_PORT": str(port),
         "OUTCOME_TIMEOUT_SECONDS": "4",
+        **(env or {}),
     }
-    services = Services(base_env=env, log_dir=run_dir / "service-logs")
-    services.start("gateway", console_script("api-gateway"), timeout=60)
+    services = Services(base_env=base_env, log_dir=run_dir / "service-logs")
+    process = services.start("gateway", console_script("api-gateway"), timeout=60)
     (run_dir / "media").mkdir(exist_ok=True)
-    yield Gateway(
-        f"http://127.0.0.1:{port}",
-        run_dir / "media",
-        run_dir / "logs",
-        topics,
-        stack.kafka_bootstrap,
+    url = f"http://127.0.0.1:{port}"
+    metrics_url = f"http://127.0.0.1:{process.metrics_port}/metrics"
+    return services, Gateway(
+        url, run_dir / "media", run_dir / "logs", topics, stack.kafka_bootstrap, metrics_url
     )
-    services.stop_all()
 
 
 def console_script(name: str) -> str:

@@ -82,7 +82,7 @@ def test_a_complete_run_gives_files_trace_and_read_model(
     mirror = base.parent / "mirror"
     sink = services.start("log-sink", LOG_SINK, env={"LOG_MIRROR_DIR": str(mirror)})
 
-    asyncio.run(publish(kafka_bootstrap, topics.run_events, *events))
+    first, *_ = asyncio.run(publish(kafka_bootstrap, topics.run_events, *events))
 
     expected = expected_files(events)
     wait_for_files(base, run_id, expected, sink)
@@ -105,6 +105,8 @@ def test_a_complete_run_gives_files_trace_and_read_model(
     try:
         row = wait_until(lambda: _run_row(db, run_id, "completed"), what="read model row")
         assert row.credits_used == 42 and row.estimate == 10 and row.trigger == "manual"
+        # Where the run begins on the topic, for live streams to read it from there.
+        assert (row.stream_partition, row.first_offset) == (first.partition, first.offset)
         with db.connect() as connection:
             stages = connection.execute(
                 sa.select(tables.automation_run_stages)
@@ -120,7 +122,8 @@ def test_a_complete_run_gives_files_trace_and_read_model(
             )
         rebuilt = rebuild(services, "--run", run_id, "--read-model", "--no-files")
         assert rebuilt.returncode == 0, rebuilt.stderr
-        assert _run_row(db, run_id, "completed").credits_used == 42
+        rebuilt_row = _run_row(db, run_id, "completed")
+        assert rebuilt_row.credits_used == 42 and rebuilt_row.first_offset == first.offset
     finally:
         db.dispose()
 

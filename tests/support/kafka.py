@@ -9,19 +9,23 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import RecordMetadata
 
 from contracts.codec import encode, kafka_headers
 from contracts.envelope import Envelope
 
 
-async def publish(bootstrap: str, topic: str, *messages: Envelope) -> None:
+async def publish(bootstrap: str, topic: str, *messages: Envelope) -> list[RecordMetadata]:
+    """Put the messages on the topic in order; where each landed (partition, offset)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
     try:
-        for message in messages:
+        return [
             await producer.send_and_wait(
                 topic, encode(message), key=message.key, headers=kafka_headers(message)
             )
+            for message in messages
+        ]
     finally:
         await producer.stop()
 

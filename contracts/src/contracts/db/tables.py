@@ -126,6 +126,15 @@ api_tokens = sa.Table(
     sa.Index("ix_api_tokens_user_id", "user_id"),
 )
 
+# Console sessions that were signed out: the cookie is signed and stateless, so its nonce is
+# kept here until the session would have expired anyway.
+console_sign_outs = sa.Table(
+    "console_sign_outs",
+    metadata,
+    sa.Column("nonce", sa.Text, primary_key=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
 sites = sa.Table(
     "sites",
     metadata,
@@ -472,6 +481,10 @@ automation_runs = sa.Table(
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     sa.Column("last_event_at", sa.DateTime(timezone=True)),
+    # Where the run's events begin on the events topic (all of a run's events share a
+    # partition): live streams read the run from here.
+    sa.Column("stream_partition", sa.Integer),
+    sa.Column("first_offset", sa.BigInteger),
     _updated_at(),
     _one_of("status", RUN_STATUSES),
     sa.Index("ix_automation_runs_site_id_started_at", "site_id", "started_at"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
@@ -130,8 +131,24 @@ def authenticate(conn: Connection, token: str) -> Caller | None:
     )
 
 
+def caller_by_session(conn: Connection, token_id: int, nonce: str) -> Caller | None:
+    """The caller of a console session (its token's id and nonce), or None once the token is
+    revoked or the session signed out."""
+    signed_out = t.console_sign_outs.c.nonce == nonce
+    if conn.execute(sa.select(sa.literal(1)).where(signed_out)).first() is not None:
+        return None
+    return caller_by_token_id(conn, token_id)
+
+
+def sign_out_session(conn: Connection, nonce: str, expires_at: datetime) -> None:
+    """End a console session for good; sessions past their own expiry need no row any more."""
+    outs = t.console_sign_outs
+    conn.execute(sa.delete(outs).where(outs.c.expires_at < sa.func.now()))
+    conn.execute(insert(outs).values(nonce=nonce, expires_at=expires_at).on_conflict_do_nothing())
+
+
 def caller_by_token_id(conn: Connection, token_id: int) -> Caller | None:
-    """The caller of a token known by id (a console session), or None once it is revoked."""
+    """The caller of a token known by id, or None once it is revoked."""
     row = conn.execute(
         sa.select(
             t.api_tokens.c.id,

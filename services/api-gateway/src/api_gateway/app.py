@@ -22,6 +22,7 @@ from api_gateway.console import routes as console
 from api_gateway.db import create_engine
 from api_gateway.event_hub import RunEventHub
 from api_gateway.head import HeadAsGet
+from api_gateway.live_replay import Replayer
 from api_gateway.routes import (
     config,
     content,
@@ -33,6 +34,7 @@ from api_gateway.routes import (
     run_status,
 )
 from api_gateway.run_commands import CommandSender
+from api_gateway.security_headers import SecurityHeaders
 from api_gateway.session import SessionSigner
 from api_gateway.settings import Settings
 
@@ -49,10 +51,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
     )
-    hub = RunEventHub(settings.kafka_bootstrap_servers, topics.run_events)
+    hub = RunEventHub(
+        settings.kafka_bootstrap_servers, topics.run_events, settings.live_buffer_bytes
+    )
     await producer.start()
     await hub.start()
     app.state.hub = hub
+    metrics.LIVE_BUFFERED.set_function(lambda: hub.buffered_bytes)
+    app.state.replayer = Replayer(settings.kafka_bootstrap_servers, topics.run_events)
     app.state.commands = CommandSender(
         producer, hub, topics.run_commands, settings.outcome_timeout_seconds
     )
@@ -92,12 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.session_secret, timedelta(hours=settings.session_hours)
     )
     errors.install(app)
-    metrics.install(app)
+    metrics.install(app, on_api_port=settings.metrics_on_api_port)
     app.include_router(api_router())
     app.include_router(console.router)
     app.mount("/static", console.STATIC, name="static")
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so BodyLimit's 413 has them too
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:
@@ -142,8 +149,7 @@ def _tidy_operation(operation: dict[str, Any]) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
+    start_http_server(settings.metrics_port, addr=settings.http_host, registry=metrics.REGISTRY)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
 
 

@@ -1,5 +1,6 @@
 """Authentication as a FastAPI dependency: a bearer token (stored hashed; see accounts) or the
-console's session cookie (see session), which must bring the CSRF token to change anything."""
+console's session cookie (see session), which must bring the CSRF token to change anything.
+Signing out ends a session for good (its nonce is kept until it would have expired)."""
 
 from __future__ import annotations
 
@@ -35,20 +36,36 @@ async def current_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
+    caller = await _authenticate(request, credentials)
+    if caller.use_is_stale(datetime.now(UTC)):
+        async with request.app.state.engine.begin() as conn:
+            await conn.run_sync(lambda c: accounts.record_token_use(c, caller.token_id))
+    return caller
+
+
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Caller:
     if credentials is not None and credentials.credentials:
-        caller = await _by_token(request, credentials.credentials)
-    elif request.cookies.get(COOKIE_NAME):
+        return await _by_token(request, credentials.credentials)
+    if request.cookies.get(COOKIE_NAME):
         caller = await session_caller(request)
         if caller is None:
             raise Unauthorized("the console session has ended; sign in again")
         if request.method in UNSAFE_METHODS and not csrf_ok(request):
             raise CsrfRefused()
-    else:
-        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    if caller.use_is_stale(datetime.now(UTC)):
-        async with request.app.state.engine.begin() as conn:
-            await conn.run_sync(lambda c: accounts.record_token_use(c, caller.token_id))
-    return caller
+        return caller
+    raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+
+
+async def still_signed_in(request: Request, caller: Caller) -> bool:
+    """Whether the token or console session a request came with still stands: a long-lived
+    response (a live stream) asks now and then, so revoking or signing out ends it."""
+    try:
+        again = await _authenticate(request, await bearer(request))
+    except ApiError:
+        return False
+    return again.token_id == caller.token_id
 
 
 async def _by_token(request: Request, token: str) -> Caller:
@@ -69,7 +86,9 @@ async def session_caller(request: Request) -> Caller | None:
     if session is None:
         return None
     async with request.app.state.engine.connect() as conn:
-        return await conn.run_sync(lambda c: accounts.caller_by_token_id(c, session.token_id))
+        return await conn.run_sync(
+            lambda c: accounts.caller_by_session(c, session.token_id, session.nonce)
+        )
 
 
 def csrf_ok(request: Request, offered: str | None = None) -> bool:

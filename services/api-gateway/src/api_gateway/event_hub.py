@@ -5,9 +5,13 @@ Each gateway instance reads every partition of the stream from the newest offset
 consumer group (it commits nothing, so a group per instance would only be left behind on the
 broker). Two things listen:
 - a run command waits for the event whose causation id is the command's message id;
-- live streams of a run get its events in stream order (one site's events share a partition).
-Events of runs seen since start-up are kept (bounded) so a stream opened mid-run replays them
-first, and so a run started here is known before the read model catches up.
+- a live stream of a run gets its events as they arrive (one site's events share a partition).
+
+The hub keeps no run's events. What it holds is bounded in bytes, whatever the number and size
+of runs: each open stream's buffer of events not yet sent (`buffer_bytes`; a stream that falls
+further behind is told to read the rest from the topic, see live_replay), and a small register
+of the runs it has seen (where each began, so a run started here can be followed and controlled
+before the read model has it; `MAX_RUNS_SEEN` entries of a few hundred bytes).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
@@ -30,21 +34,69 @@ RUN_ENDINGS = frozenset(
     {ev.RunCompleted.TYPE, ev.RunCancelled.TYPE, ev.RunFailed.TYPE, ev.RunRejected.TYPE}
 )
 COMMAND_OUTCOMES = frozenset(outcome.TYPE for outcome in ev.COMMAND_OUTCOMES)
-MAX_RUNS_KEPT = 500
-MAX_EVENTS_PER_RUN = 50_000
+MAX_RUNS_SEEN = 10_000
+BUFFER_BYTES = 64 * 1024
 
 
-@dataclass
-class RunLog:
+@dataclass(frozen=True)
+class RunSeen:
+    """A run this gateway has seen events of: whose it is, and where its first event here lay."""
+
     account_id: int
     site_id: int
-    events: list[Envelope] = field(default_factory=list)
-    subscribers: set[asyncio.Queue[Envelope]] = field(default_factory=set)
+    partition: int
+    first_offset: int
+
+
+class FellBehind(Exception):
+    """A stream's buffer overflowed: it reads on from the topic instead."""
+
+
+@dataclass(eq=False)
+class Follower:
+    """One live stream's feed: the events of its run that arrived since it began to follow, at
+    offsets from `start` on, waiting to be sent."""
+
+    run_id: str
+    start: int
+    limit: int
+    events: deque[tuple[int, Envelope, int]] = field(default_factory=deque)
+    size: int = 0
+    fell_behind: bool = False
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push(self, offset: int, message: Envelope, size: int) -> None:
+        if self.fell_behind:
+            return
+        if self.size + size > self.limit:
+            self.fell_behind = True
+            self.events.clear()
+            self.size = 0
+        else:
+            self.events.append((offset, message, size))
+            self.size += size
+        self.arrived.set()
+
+    async def next(self, timeout: float) -> tuple[int, Envelope] | None:
+        """The next event, or None when none came within `timeout`; FellBehind when the buffer
+        overflowed (the events from the last one sent on must then be read from the topic)."""
+        if not self.events and not self.fell_behind:
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), timeout)
+            except TimeoutError:
+                return None
+        if self.fell_behind:
+            raise FellBehind(self.run_id)
+        offset, message, size = self.events.popleft()
+        self.size -= size
+        return offset, message
 
 
 class RunEventHub:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, buffer_bytes: int = BUFFER_BYTES) -> None:
         self.topic = topic
+        self.buffer_bytes = buffer_bytes
         self._consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
@@ -53,7 +105,9 @@ class RunEventHub:
             enable_auto_commit=False,
         )
         self._waiting: dict[uuid.UUID, asyncio.Future[Envelope]] = {}
-        self._runs: OrderedDict[str, RunLog] = OrderedDict()
+        self._seen: OrderedDict[str, RunSeen] = OrderedDict()
+        self._followers: dict[str, set[Follower]] = {}
+        self._next_offset: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -76,70 +130,75 @@ class RunEventHub:
     def forget(self, causation_id: uuid.UUID) -> None:
         self._waiting.pop(causation_id, None)
 
+    def seen(self, run_id: str) -> RunSeen | None:
+        return self._seen.get(run_id)
+
     def owner_of(self, run_id: str) -> tuple[int, int] | None:
         """(account id, site id) of a run this gateway has seen events of."""
-        run = self._runs.get(run_id)
+        run = self._seen.get(run_id)
         return (run.account_id, run.site_id) if run else None
 
-    def subscribe(
-        self, run_id: str, account_id: int, site_id: int
-    ) -> tuple[list[Envelope], asyncio.Queue[Envelope]]:
-        """Events seen so far and a queue for the rest, taken together so none is lost."""
-        run = self._run(run_id, account_id, site_id)
-        queue: asyncio.Queue[Envelope] = asyncio.Queue()
-        run.subscribers.add(queue)
-        return list(run.events), queue
+    def follow(self, run_id: str, partition: int) -> Follower:
+        """Start buffering the run's new events. Every event before the follower's `start`
+        offset was handed out before it existed: read those from the topic."""
+        start = self._next_offset.get(partition, 0)
+        follower = Follower(run_id, start, self.buffer_bytes)
+        self._followers.setdefault(run_id, set()).add(follower)
+        return follower
 
-    def unsubscribe(self, run_id: str, queue: asyncio.Queue[Envelope]) -> None:
-        run = self._runs.get(run_id)
-        if run is not None:
-            run.subscribers.discard(queue)
+    def unfollow(self, follower: Follower) -> None:
+        followers = self._followers.get(follower.run_id)
+        if followers is not None:
+            followers.discard(follower)
+            if not followers:
+                del self._followers[follower.run_id]
+
+    @property
+    def buffered_bytes(self) -> int:
+        return sum(f.size for followers in self._followers.values() for f in followers)
 
     async def _consume(self) -> None:
         await self._wait_for_positions()
         self.ready.set()
         while True:
             batches = await self._consumer.getmany(timeout_ms=500)
-            for records in batches.values():
+            for partition, records in batches.items():
                 for record in records:
-                    self._receive(record.value)
+                    self._receive(partition.partition, record.offset, record.value)
 
     async def _wait_for_positions(self) -> None:
         """Took every partition and fixed the start offsets, so no answer can slip past."""
         while not self._consumer.assignment():
             await asyncio.sleep(0.05)
         for partition in self._consumer.assignment():
-            await self._consumer.position(partition)
+            self._next_offset[partition.partition] = await self._consumer.position(partition)
 
-    def _receive(self, raw: bytes | None) -> None:
+    def _receive(self, partition: int, offset: int, raw: bytes | None) -> None:
+        self._next_offset[partition] = offset + 1
         try:
             message = decode(raw)
         except UnreadableMessage as exc:
             log.warning("skipping unreadable run event: %s", exc.reason)
             return
-        self.dispatch(message)
+        self.dispatch(message, partition, offset, len(raw or b""))
 
-    def dispatch(self, message: Envelope) -> None:
+    def dispatch(self, message: Envelope, partition: int, offset: int, size: int) -> None:
         if message.causation_id is not None and message.type in COMMAND_OUTCOMES:
             future = self._waiting.pop(message.causation_id, None)
             if future is not None and not future.done():
                 future.set_result(message)
         if message.run_id is None:
             return
-        run = self._run(message.run_id, message.account_id, message.site_id)
-        if len(run.events) < MAX_EVENTS_PER_RUN:
-            run.events.append(message)
-        for queue in run.subscribers:
-            queue.put_nowait(message)
+        self._remember(message, partition, offset)
+        for follower in self._followers.get(message.run_id, ()):
+            follower.push(offset, message, size)
 
-    def _run(self, run_id: str, account_id: int, site_id: int) -> RunLog:
-        run = self._runs.get(run_id)
-        if run is None:
-            run = self._runs[run_id] = RunLog(account_id, site_id)
-            while len(self._runs) > MAX_RUNS_KEPT:
-                oldest = next(iter(self._runs))
-                if self._runs[oldest].subscribers:
-                    break
-                del self._runs[oldest]
-        self._runs.move_to_end(run_id)
-        return run
+    def _remember(self, message: Envelope, partition: int, offset: int) -> None:
+        run_id = message.run_id
+        assert run_id is not None
+        if run_id in self._seen:
+            self._seen.move_to_end(run_id)
+            return
+        self._seen[run_id] = RunSeen(message.account_id, message.site_id, partition, offset)
+        while len(self._seen) > MAX_RUNS_SEEN:
+            self._seen.popitem(last=False)

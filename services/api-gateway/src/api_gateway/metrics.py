@@ -41,6 +41,15 @@ COMMANDS = counter(
     "Run commands sent, by command and the orchestrator's answer (or timeout)",
     ["command", "outcome"],
 )
+LIVE_STREAMS = gauge("automation_gateway_live_streams", "Live event streams open")
+LIVE_BUFFERED = gauge(
+    "automation_gateway_live_buffered_bytes", "Run events held for live streams, not yet sent"
+)
+LIVE_REPLAYS = counter(
+    "automation_gateway_live_replays_total",
+    "Reads of a run's past events from the topic: a stream opening, or one that fell behind",
+    ["reason"],
+)
 
 
 def counted_command(ask: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -96,8 +105,12 @@ class RequestMetrics:
             raise
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, on_api_port: bool = False) -> None:
+    """Counts the app's requests; serves /metrics on the app's own port only when asked (it asks
+    no token there). Otherwise the metrics port (`app.main`) alone serves them."""
     app.add_middleware(RequestMetrics)
+    if not on_api_port:
+        return
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -90,8 +90,10 @@ class History(BaseModel):
 
 
 class ProcessingState(BaseModel):
-    run_id: str
-    run_status: RunStatus
+    run_id: str | None = Field(description="Null when the site has no running or paused run.")
+    run_status: RunStatus | Literal["idle"] = Field(
+        description="`idle` when the site has no running or paused run (asked without run_id)."
+    )
     stage_number: int
     stage_name: str
     stage_type: StageType
@@ -201,6 +203,27 @@ def _items(value: object) -> list[ItemOut]:
     if not isinstance(value, list):
         return []
     return [ItemOut.model_validate(item) for item in value if isinstance(item, dict)]
+
+
+def idle_state() -> ProcessingState:
+    """A site with no active run: where the next run begins, with nothing in progress."""
+    first = STAGES[1]
+    return ProcessingState(
+        run_id=None,
+        run_status="idle",
+        stage_number=1,
+        stage_name=first.name,
+        stage_type=first.type,
+        stage_status="pending",
+        total_items=0,
+        processed_items=0,
+        failed_items=0,
+        percentage=0.0,
+        currently_processing=[],
+        up_next=[],
+        remaining_count=0,
+        waiting_for_provider=None,
+    )
 
 
 def processing_state(run: Row, stage_row: Row | None) -> ProcessingState:

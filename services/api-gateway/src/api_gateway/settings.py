@@ -13,13 +13,23 @@ from contracts.settings import ServiceSettings, var_dir
 class Settings(ServiceSettings):
     http_host: str = Field("127.0.0.1", validation_alias=AliasChoices("GATEWAY_HOST", "HTTP_HOST"))
     http_port: int = Field(8000, validation_alias=AliasChoices("GATEWAY_PORT", "HTTP_PORT"))
-    metrics_port: int | None = Field(
-        None, description="Also serve /metrics on this port (the gateway's HTTP port always does)."
+    metrics_port: int = Field(
+        9104, description="Port of the Prometheus metrics endpoint, on the gateway's host."
+    )
+    metrics_on_api_port: bool = Field(
+        False,
+        description="Also serve /metrics on the API port, to anyone who reaches it (no token).",
     )
     media_dir: Path = Field(default_factory=lambda: var_dir() / "media")
     log_base_dir: Path = Field(default_factory=lambda: var_dir() / "logs")
     outcome_timeout_seconds: float = Field(
         15.0, description="How long a run command waits for the orchestrator's answer."
+    )
+    live_buffer_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Per live stream, the most bytes of run events held for it in memory; a "
+        "stream further behind reads the rest from the topic.",
     )
     session_secret: str = Field(
         default_factory=lambda: secrets.token_urlsafe(32),

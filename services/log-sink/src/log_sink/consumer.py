@@ -88,7 +88,7 @@ class LiveSink:
         except UnreadableMessage as exc:
             await self._dead_letter(partition, record, exc.reason)
             return
-        applied = self.projector.apply(message, partition.partition)
+        applied = self.projector.apply(message, partition.partition, record.offset)
         metrics.EVENTS.labels("applied" if applied else "ignored").inc()
 
     async def _dead_letter(self, partition: TopicPartition, record: ConsumerRecord, reason: str):

@@ -94,7 +94,7 @@ class Outputs:
     def _write_rows(self, views: list[RunView]) -> bool:
         if self.engine is None:
             return True
-        runs = [(v.state, v.estimate) for v in views if v.has_row]
+        runs = [(v.state, v.estimate, v.partition, v.first_offset) for v in views if v.has_row]
         return self._attempt("read_model", self._upsert, runs)
 
     def _upsert(self, runs: list) -> None:

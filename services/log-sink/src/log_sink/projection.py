@@ -20,6 +20,7 @@ from log_sink.render import render
 class RunView:
     run_id: str
     partition: int | None
+    first_offset: int | None = None  # of the run's first event on its partition
     state: RunState = field(default_factory=RunState)
     estimate: int | None = None
     files: dict[str, list[str]] = field(default_factory=dict)
@@ -67,13 +68,15 @@ class Projector:
         self.retired: set[str] = set()
         self._only = only_runs
 
-    def apply(self, message: Envelope, partition: int | None = None) -> bool:
+    def apply(
+        self, message: Envelope, partition: int | None = None, offset: int | None = None
+    ) -> bool:
         run_id = message.run_id
         if run_id is None or run_id in self.retired:
             return False
         if self._only is not None and run_id not in self._only:
             return False
-        view = self.runs.get(run_id) or RunView(run_id, partition)
+        view = self.runs.get(run_id) or RunView(run_id, partition, offset)
         if not view.apply(message):
             return False
         self.runs[run_id] = view

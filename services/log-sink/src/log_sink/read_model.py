@@ -17,7 +17,12 @@ from contracts.values import ItemRef
 UP_NEXT_LIMIT = 10
 
 
-def run_row(state: RunState, estimate: int | None) -> dict[str, Any]:
+def run_row(
+    state: RunState,
+    estimate: int | None,
+    partition: int | None = None,
+    first_offset: int | None = None,
+) -> dict[str, Any]:
     return {
         "run_id": state.run_id,
         "account_id": state.account_id,
@@ -35,6 +40,8 @@ def run_row(state: RunState, estimate: int | None) -> dict[str, Any]:
         "cancelled_at": state.cancelled_at,
         "ended_at": state.ended_at,
         "last_event_at": state.last_event_at,
+        "stream_partition": partition,
+        "first_offset": first_offset,
     }
 
 
@@ -120,15 +127,19 @@ def _write(connection: sa.Connection, table: sa.Table, rows: list[dict], keys: t
     connection.execute(_upsert(table, tuple(rows[0]), keys), rows)
 
 
-def upsert_runs(connection: sa.Connection, runs: list[tuple[RunState, int | None]]) -> None:
-    """Write the rows of these runs (summary plus all seven stages) in the caller's transaction."""
+RunRow = tuple[RunState, int | None, int | None, int | None]
+
+
+def upsert_runs(connection: sa.Connection, runs: list[RunRow]) -> None:
+    """Write the rows of these runs (summary plus all seven stages) in the caller's transaction:
+    each run's fold, estimate, and partition and offset of its first event."""
     if not runs:
         return
     _write(
         connection,
         automation_runs,
-        [run_row(state, estimate) for state, estimate in runs],
+        [run_row(*run) for run in runs],
         ("run_id",),
     )
-    stage_rows = [stage_row(state.run_id, stage) for state, _ in runs for stage in state.stages]
+    stage_rows = [stage_row(run[0].run_id, stage) for run in runs for stage in run[0].stages]
     _write(connection, automation_run_stages, stage_rows, ("run_id", "stage"))

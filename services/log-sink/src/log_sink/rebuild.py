@@ -78,6 +78,6 @@ def _apply(projector: Projector, record, result: RebuildResult, seen: set[str]) 
     except UnreadableMessage:
         result.unreadable += 1
         return
-    if projector.apply(message, record.partition):
+    if projector.apply(message, record.partition, record.offset):
         result.events += 1
         seen.add(message.run_id)

@@ -90,6 +90,12 @@ async def sign_in(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     if not csrf_ok(request, (await _form(request)).get(CSRF_FIELD)):
         return _html(pages.not_found("that sign-out form"), 403)
+    session = signer(request).read(request.cookies.get(COOKIE_NAME))
+    if session is not None:
+        async with request.app.state.engine.begin() as conn:
+            await conn.run_sync(
+                lambda c: accounts.sign_out_session(c, session.nonce, session.expires_at)
+            )
     response = _home()
     response.delete_cookie(COOKIE_NAME, path="/")
     return response

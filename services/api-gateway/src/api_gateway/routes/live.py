@@ -1,30 +1,39 @@
 """GET runs/{run_id}/events: a run's events as server-sent events, pushed as they arrive.
 
-Events seen since the gateway started replay first, then new ones follow in stream order; the
-stream ends after the run's last event. Each SSE `id` is the event's position in the run, so a
-reconnecting client sends `Last-Event-ID` and gets only what it missed. An id this gateway
-cannot have given (it restarted since) replays everything it has, rather than nothing.
+The run's past events are read from the events topic (from its first event, which the read
+model locates), then new ones follow from the gateway's hub in stream order; the stream ends
+after the run's last event. Each SSE `id` is the event's offset on the topic, the same from
+every gateway instance and after restarts, so a reconnecting client sends `Last-Event-ID` and
+gets only what it missed. A stream checks every few seconds that its token or console session
+still stands, and ends with `stream.ended` once it does not.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from api_gateway.auth import CallerDep
+from api_gateway import metrics
+from api_gateway.accounts import Caller
+from api_gateway.auth import CallerDep, still_signed_in
 from api_gateway.db import run_of
-from api_gateway.errors import not_found
-from api_gateway.event_hub import RUN_ENDINGS, RunEventHub
+from api_gateway.errors import ApiError, ErrorBody, not_found
+from api_gateway.event_hub import RUN_ENDINGS, FellBehind, Follower, RunEventHub
+from api_gateway.live_replay import Replayer
 from api_gateway.params import RunIdPath
 from contracts.envelope import Envelope
 from contracts.state import FINISHED
 
 router = APIRouter(tags=["live"])
 KEEPALIVE_SECONDS = 15.0
+CHECK_SECONDS = 2.0  # how often a stream asks whether its token or session still stands
+ENDED = {"reason": "the token was revoked or the session signed out"}
 SSE_EVENT = {
     "type": "object",
     "description": "One server-sent event (before OpenAPI 3.2, `schema` describes each event).",
@@ -40,7 +49,11 @@ SSE_DOC = {
     200: {
         "description": "One SSE event per run event, in stream order; ends with the run.",
         "content": {"text/event-stream": {"schema": SSE_EVENT}},
-    }
+    },
+    503: {
+        "model": ErrorBody,
+        "description": "A run so new that its first event is not located yet: try again.",
+    },
 }
 
 
@@ -58,46 +71,94 @@ def sse(position: int, message: Envelope) -> str:
     return f"id: {position}\nevent: {message.type}\ndata: {json.dumps(data)}\n\n"
 
 
-def _last_seen(last_event_id: str | None) -> int:
+def _resume_from(last_event_id: str | None) -> int:
+    """The offset after the one a reconnecting client saw last; 0 (its run's start) when none."""
     try:
-        return int(last_event_id) if last_event_id else 0
+        return int(last_event_id) + 1 if last_event_id else 0
     except ValueError:
         return 0
 
 
-async def _stream(
-    hub: RunEventHub, run_id: str, owner: tuple[int, int], finished_status: str | None, after: int
-) -> AsyncIterator[str]:
-    backlog, queue = hub.subscribe(run_id, *owner)
-    if after > len(backlog):
-        # Positions count the events this gateway has seen; a larger one was handed out by
-        # another instance (this one restarted since), so it says nothing here: start over.
-        after = 0
-    try:
-        yield ": stream of run " + run_id + "\n\n"
-        position = 0
-        for message in backlog:
-            position += 1
-            if position > after:
-                yield sse(position, message)
-            if message.type in RUN_ENDINGS:
-                return
-        if finished_status is not None:
-            yield f"event: run.finished\ndata: {json.dumps({'status': finished_status})}\n\n"
-            return
-        while True:
-            try:
-                message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except TimeoutError:
+@dataclass(frozen=True)
+class Where:
+    """Where a run's events are: its partition, and the offset of its first event."""
+
+    partition: int
+    first_offset: int
+
+
+class RunStream:
+    """One client's stream of one run: the past from the topic, then the hub's new events."""
+
+    def __init__(self, request: Request, caller: Caller, run_id: str, where: Where) -> None:
+        self.request = request
+        self.caller = caller
+        self.run_id = run_id
+        self.where = where
+        self.hub: RunEventHub = request.app.state.hub
+        self.replayer: Replayer = request.app.state.replayer
+        self.next_offset = where.first_offset
+        self.ended = False
+        self.checked = self.sent = time.monotonic()
+
+    async def lines(self, finished_status: str | None, after: int) -> AsyncIterator[str]:
+        self.next_offset = max(self.next_offset, after)
+        reason = "open"
+        metrics.LIVE_STREAMS.inc()
+        try:
+            yield ": stream of run " + self.run_id + "\n\n"
+            while not self.ended:
+                follower = self.hub.follow(self.run_id, self.where.partition)
+                try:
+                    if self.next_offset < follower.start:
+                        metrics.LIVE_REPLAYS.labels(reason).inc()
+                        async for line in self._past(follower.start):
+                            yield line
+                    if not self.ended and finished_status is not None:
+                        yield _event("run.finished", {"status": finished_status})
+                        return
+                    async for line in self._live(follower):
+                        yield line
+                except FellBehind:
+                    reason = "fell_behind"  # read what it missed from the topic, then follow
+                finally:
+                    self.hub.unfollow(follower)
+        finally:
+            metrics.LIVE_STREAMS.dec()
+
+    async def _past(self, end: int) -> AsyncIterator[str]:
+        past = self.replayer.read(self.run_id, self.where.partition, self.next_offset, end)
+        async with aclosing(past) as events:
+            async for offset, message in events:
+                yield self._sent(offset, message)
+                if self.ended:
+                    return
+
+    async def _live(self, follower: Follower) -> AsyncIterator[str]:
+        while not self.ended:
+            arrived = await follower.next(CHECK_SECONDS)
+            now = time.monotonic()
+            if now - self.checked >= CHECK_SECONDS:
+                self.checked = now
+                if not await still_signed_in(self.request, self.caller):
+                    self.ended = True
+                    yield _event("stream.ended", ENDED)
+                    return
+            if arrived is not None and arrived[0] >= self.next_offset:
+                yield self._sent(*arrived)
+            elif arrived is None and now - self.sent >= KEEPALIVE_SECONDS:
+                self.sent = now
                 yield ": keep-alive\n\n"
-                continue
-            position += 1
-            if position > after:
-                yield sse(position, message)
-            if message.type in RUN_ENDINGS:
-                return
-    finally:
-        hub.unsubscribe(run_id, queue)
+
+    def _sent(self, offset: int, message: Envelope) -> str:
+        self.next_offset = offset + 1
+        self.sent = time.monotonic()
+        self.ended = message.type in RUN_ENDINGS
+        return sse(offset, message)
+
+
+def _event(name: str, data: dict[str, str]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
 @router.get(
@@ -115,12 +176,25 @@ async def run_events(
     hub: RunEventHub = request.app.state.hub
     async with request.app.state.engine.connect() as conn:
         run = await run_of(conn, caller, run_id)
-    if run is not None:
-        owner = (caller.account_id, run.site_id)
-    else:
-        owner = hub.owner_of(run_id)
-        if owner is None or owner[0] != caller.account_id:
-            raise not_found(f"run {run_id}")
+    seen = hub.seen(run_id)
+    if run is None and (seen is None or seen.account_id != caller.account_id):
+        raise not_found(f"run {run_id}")
     finished = run.status if run is not None and run.status in FINISHED else None
-    stream = _stream(hub, run_id, owner, finished, _last_seen(last_event_id))
+    if run is not None and run.first_offset is not None:
+        where = Where(run.stream_partition, run.first_offset)
+    elif seen is not None:
+        # The read model has not caught up with a run that just began (or this gateway saw it
+        # begin): its events start where this gateway first saw them.
+        where = Where(seen.partition, seen.first_offset)
+    elif finished is not None:
+        return EventStreamResponse(_finished_only(finished), headers={"Cache-Control": "no-cache"})
+    else:
+        raise ApiError(503, f"the events of run {run_id} are not located yet; try again shortly")
+    stream = RunStream(request, caller, run_id, where).lines(finished, _resume_from(last_event_id))
     return EventStreamResponse(stream, headers={"Cache-Control": "no-cache"})
+
+
+async def _finished_only(status: str) -> AsyncIterator[str]:
+    """A finished run whose place on the topic is not known (it ended before the read model
+    kept it)."""
+    yield _event("run.finished", {"status": status})

@@ -55,14 +55,18 @@ async def run(caller: CallerDep, conn: DbConn, run_id: RunId) -> RunDetail:
     "/current_processing",
     response_model=ProcessingState,
     summary="Live state of the run's current stage, also while paused",
-    description="Without run_id: the site's running or paused run (404 when there is none).",
+    description="Without run_id: the site's running or paused run, or when there is none, "
+    "`run_status: idle` (like current_run's `run: null`). With run_id: that run of the site "
+    "(404 when the site has no such run).",
 )
 async def current_processing(
     caller: CallerDep, conn: DbConn, site_id: SiteId, run_id: OptionalRunId = None
 ) -> ProcessingState:
     run = await site_run(conn, caller, site_id, run_id)
+    if run is None and run_id is None:
+        return run_views.idle_state()
     if run is None:
-        raise not_found(f"run {run_id}" if run_id else f"active run of site {site_id}")
+        raise not_found(f"run {run_id}")
     stage = await run_views.stage_row(conn, run.run_id, run.current_stage)
     return run_views.processing_state(run, stage)
 

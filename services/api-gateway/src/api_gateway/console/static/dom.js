@@ -1,10 +1,13 @@
 // Small DOM helpers: elements built from data, never from HTML strings.
+// `style` is an object of CSSOM properties, set one by one: the page's Content-Security-Policy
+// refuses a style attribute.
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else if (name === "class") node.className = value;
+    else if (name === "style") Object.assign(node.style, value);
     else node.setAttribute(name, value === true ? "" : value);
   }
   for (const child of children.flat(Infinity)) {

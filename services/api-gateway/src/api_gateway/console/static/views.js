@@ -76,7 +76,7 @@ export function processingCard(p) {
           "aria-label": `Stage ${p.stage_number} progress`, "aria-valuemin": 0,
           "aria-valuemax": 100, "aria-valuenow": pct,
           "aria-valuetext": `${p.settled} of ${p.total} items`,
-        }, h("span", { style: `width: ${pct}%` })),
+        }, h("span", { style: { width: `${pct}%` } })),
         h("p", { class: "counts", id: "proc-counts" },
           `${p.settled} / ${p.total} items · ${pct}% · ${p.remaining_count} remaining`),
       ],
