@@ -51,9 +51,11 @@ async def test_live_stream_pushes_every_item_in_order(db, gateway, orchestrator)
     resumed, resumed_events = start_listener(
         tenant.client, run_id, headers={"Last-Event-ID": tenth}
     )
+    never = {"Last-Event-ID": "999999999999"}  # past the topic's end: never handed out
+    bogus, bogus_events = start_listener(tenant.client, run_id, headers=never)
     ending = run_event(tenant, run_id, ev.RunCompleted(credits_used=8))
     await publish(gateway.bootstrap, gateway.topics.run_events, *processed[half:], ending)
-    for thread in (early, late, resumed):
+    for thread in (early, late, resumed, bogus):
         thread.join(30)
         assert not thread.is_alive(), "the stream ends with the run"
     for events in (early_events, late_events):
@@ -69,6 +71,7 @@ async def test_live_stream_pushes_every_item_in_order(db, gateway, orchestrator)
     ids = [int(e["id"]) for e in early_events]
     assert ids == sorted(set(ids)) and [int(e["id"]) for e in late_events] == ids
     assert [e["id"] for e in resumed_events] == [e["id"] for e in early_events[10:]]
+    assert [e["id"] for e in bogus_events] == [e["id"] for e in early_events]
 
 
 def _items_seen(events: list[dict]) -> list[int]:

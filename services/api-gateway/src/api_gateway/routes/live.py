@@ -107,8 +107,12 @@ class RunStream:
         metrics.LIVE_STREAMS.inc()
         try:
             yield ": stream of run " + self.run_id + "\n\n"
+            await self.hub.ready.wait()  # its positions say where the topic's past ends
             while not self.ended:
                 follower = self.hub.follow(self.run_id, self.where.partition)
+                if self.next_offset > follower.start:
+                    # An id past the end of the topic was never handed out: start over.
+                    self.next_offset = self.where.first_offset
                 try:
                     if self.next_offset < follower.start:
                         metrics.LIVE_REPLAYS.labels(reason).inc()
