@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from api_gateway import accounts
 from contracts import commands as cmd
 from contracts import events as ev
 from contracts.codec import decode, encode, kafka_headers
@@ -72,9 +73,17 @@ class FakeWorkers:
     workers' are, so answering a repeated command twice is harmless. It can hold one stage's
     StartStage until released, so the test can restart the orchestrator at that point."""
 
-    def __init__(self, bootstrap: str, topics, run_id: str, hold_stage: int | None = None):
+    def __init__(
+        self,
+        bootstrap: str,
+        topics,
+        run_id: str,
+        hold_stage: int | None = None,
+        broke_at_stage: int | None = None,
+    ):
         self.bootstrap, self.topics, self.run_id = bootstrap, topics, run_id
         self.hold_stage = hold_stage
+        self.broke_at_stage = broke_at_stage  # its first batch finds no credits, as a worker would
         self.holding = asyncio.Event()
         self.release = asyncio.Event()
         self.commands: list[Envelope] = []
@@ -111,6 +120,17 @@ class FakeWorkers:
                 await self.release.wait()
             started = ev.StageStarted(stage=data.stage, items=self.items(data.stage))
             await self.emit(producer, message, started, "started", data.stage)
+        elif isinstance(data, cmd.ProcessBatch) and data.stage == self.broke_at_stage:
+            self.broke_at_stage = None
+            halted = ev.StageBatchCompleted(
+                stage=data.stage,
+                batch_id=data.batch_id,
+                processed=0,
+                failed=0,
+                credits=0,
+                halted="insufficient_credits",
+            )
+            await self.emit(producer, message, halted, "halt", data.stage, data.batch_id)
         elif isinstance(data, cmd.ProcessBatch):
             by_id = {item.id: item for item in self.items(data.stage)}
             for item_id in data.item_ids:
@@ -273,6 +293,50 @@ async def test_pause_resume_and_refusals_travel_as_events(kafka_bootstrap, topic
         119,
     )
     assert outcome[3].status == "paused" and outcome[5].reason == "unknown run"
+
+
+async def test_a_run_paused_for_credits_resumes_by_itself_once_they_are_added(
+    kafka_bootstrap, topics, services, db
+):
+    with db.begin() as conn:
+        account = accounts.create_account(conn, "credit watch")
+        site = accounts.create_site(conn, account, "credit watch")
+    run_id = f"run_20261206_000000_manual_{site}"
+    events_start = await end_offsets(kafka_bootstrap, topics.run_events)
+    stages_start = await stage_offsets(kafka_bootstrap, topics)
+    await asyncio.to_thread(
+        start_orchestrator, services, "orchestrator-credits", CREDIT_CHECK_SECONDS="0.2"
+    )
+    start = new_message(
+        cmd.StartRun(run_id=run_id, trigger="manual", estimate=0, balance=0, config=RunConfig()),
+        source="/tests",
+        account_id=account,
+        site_id=site,
+        run_id=run_id,
+    )
+    workers = FakeWorkers(kafka_bootstrap, topics, run_id, broke_at_stage=2)
+    playing = asyncio.create_task(workers.run(stages_start))
+    try:
+        await publish(kafka_bootstrap, topics.run_commands, start)
+
+        def paused(events):
+            return any(isinstance(m.data, ev.RunPaused) for m in events)
+
+        await events_of_site(kafka_bootstrap, events_start, site, paused)
+        with db.begin() as conn:
+            accounts.add_credits(conn, account, 1000)
+
+        def finished(events):
+            return any(isinstance(m.data, ev.RunCompleted) for m in events)
+
+        events = of_run(await events_of_site(kafka_bootstrap, events_start, site, finished), run_id)
+    finally:
+        playing.cancel()
+    [pause] = [m.data for m in events if isinstance(m.data, ev.RunPaused)]
+    [resume] = [m.data for m in events if isinstance(m.data, ev.RunResumed)]
+    assert pause.reason.startswith("insufficient_credits")
+    assert resume.requested_by == "system:credits" and "credits were added" in resume.reason
+    assert fold(events).status == "completed"
 
 
 async def test_an_unreadable_command_is_dead_lettered_and_the_orchestrator_goes_on(

@@ -79,7 +79,7 @@ def test_pause_resume_cancel_and_failure_render_their_events():
         ev.StageStarted(stage=1, items=items),
         ev.StageItemFailed(stage=1, batch_id="b", item=items[0], error="boom", attempts=3),
         ev.RunPaused(reason="insufficient_credits"),
-        ev.RunResumed(),
+        ev.RunResumed(requested_by="system:credits", reason="credits were added"),
         ev.StageFailed(stage=1, error="every item failed"),
         ev.RunFailed(error="stage 1 failed", stage=1),
     ]
@@ -98,6 +98,10 @@ def test_pause_resume_cancel_and_failure_render_their_events():
     ]
     assert all("\n" not in line for line in view.files[run_logs.MAIN_LOG])
     assert any("run_x" in line and "failed" in line for line in view.diagnostic)
+    # A run that resumed by itself says why, in the log and in the trace.
+    assert any("Run resumed at stage 1: credits were added" in line for line in view.diagnostic)
+    resumed = json.loads(view.files[run_logs.TRACE][4])
+    assert resumed["reason"] == "credits were added"
 
 
 def test_rejected_runs_get_a_diagnostic_line_only():

@@ -40,6 +40,9 @@ class ResumeRun(Payload):
 
     run_id: str
     requested_by: str | None = None
+    reason: str | None = Field(
+        None, max_length=2000, description="Why, when nobody asked (credits were added)."
+    )
 
 
 class CancelRun(Payload):

@@ -56,6 +56,9 @@ class RunResumed(Payload):
     TYPE = "automation.run.resumed"
 
     requested_by: str | None = None
+    reason: str | None = Field(
+        None, max_length=2000, description="Why, when nobody asked (credits were added)."
+    )
 
 
 class RunCancelled(Payload):

@@ -322,6 +322,9 @@ automation_configs = sa.Table(
     sa.Column("stage_concurrency", sa.Integer, nullable=False, server_default=sa.text("1")),
     # What the 1.2x start check covers: the work pending now (SPEC) or the projected total.
     sa.Column("start_check", sa.Text, nullable=False, server_default="pending"),
+    # A run paused because credits ran out resumes by itself once the balance covers its next
+    # item (the orchestrator's credit watch), unless this is off.
+    sa.Column("resume_when_funded", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("last_run_at", sa.DateTime(timezone=True)),
     sa.Column("next_run_at", sa.DateTime(timezone=True)),
     _updated_at(),

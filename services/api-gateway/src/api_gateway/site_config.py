@@ -45,6 +45,10 @@ class ConfigOut(BaseModel):
         description="What a start needs 1.2x of: the work pending now (default, SPEC's rule) or "
         "the projected total, what earlier stages will create included."
     )
+    resume_when_funded: bool = Field(
+        description="A run paused because credits ran out resumes by itself once the balance "
+        "pays for its next item (checked every few seconds)."
+    )
     last_run_at: datetime | None
     next_run_at: datetime | None
 
@@ -80,6 +84,9 @@ class ConfigUpdate(BaseModel):
     stage_concurrency: int | None = Field(None, ge=CONCURRENCY_MIN, le=CONCURRENCY_MAX)
     start_check: StartCheck | None = Field(
         None, description="pending (SPEC's rule) or projected: what a start needs 1.2x of."
+    )
+    resume_when_funded: bool | None = Field(
+        None, description="Resume a run paused for credits by itself once the balance pays."
     )
 
     @field_validator("timezone")

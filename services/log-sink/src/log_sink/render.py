@@ -279,8 +279,9 @@ def _run_paused(after: RunState, m: Envelope, e: ev.RunPaused) -> Rendered:
 def _run_resumed(after: RunState, m: Envelope, e: ev.RunResumed) -> Rendered:
     if after.status != "running":
         return Rendered()
-    text = f"Run resumed at stage {after.current_stage}"
-    trace = _trace(m, "run_resumed", stage=after.current_stage)
+    text = f"Run resumed at stage {after.current_stage}" + (f": {e.reason}" if e.reason else "")
+    why = {"reason": e.reason} if e.reason else {}
+    trace = _trace(m, "run_resumed", stage=after.current_stage, **why)
     return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
 
 

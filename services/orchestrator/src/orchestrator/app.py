@@ -22,7 +22,7 @@ from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope, utcnow
 from contracts.topics import Topics
-from orchestrator import handlers, metrics, scheduler
+from orchestrator import credit_watch, handlers, metrics, scheduler
 from orchestrator.decide import Outgoing
 from orchestrator.settings import Settings
 from orchestrator.sites import Sites, SiteState
@@ -280,6 +280,24 @@ class Orchestrator:
                 await self.sleep(0.2)
         engine.dispose()
 
+    async def credit_watch_loop(self) -> None:
+        """Resume the runs paused for credits whose balance now pays (credit_watch)."""
+        engine = sync_engine(self.settings.database_url, pool_pre_ping=True)
+        while not self.stopping.is_set():
+            await self.sleep(self.settings.credit_check_seconds)
+            waiting = credit_watch.waiting_for_credits(self.sites.active_runs())
+            if not self.ready or not waiting:
+                continue
+            try:
+                funds = await asyncio.to_thread(_read_funds, engine, waiting)
+                for command in credit_watch.resumes(waiting, funds, utcnow()):
+                    await self.send(self.topics.run_commands, command.key, command)
+                    log.info("run %s: %s", command.run_id, command.data.reason)
+                await self.flush()
+            except Exception:
+                log.exception("credit check failed; next check in one interval")
+        engine.dispose()
+
     async def sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
@@ -290,7 +308,7 @@ class Orchestrator:
         self.consumer.subscribe(
             [self.topics.run_commands, self.topics.run_events], listener=Rebalance(self)
         )
-        loops = [self.consume(), self.tick_loop()]
+        loops = [self.consume(), self.tick_loop(), self.credit_watch_loop()]
         if self.settings.scheduler_enabled:
             loops.append(self.scheduler_loop())
         tasks = [asyncio.create_task(c) for c in loops]
@@ -323,6 +341,11 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.stopping.set)
     await app.run()
+
+
+def _read_funds(engine, runs: list) -> dict[str, credit_watch.Funds]:
+    with engine.connect() as conn:
+        return credit_watch.read_funds(conn, runs)
 
 
 def main() -> None:

@@ -112,7 +112,10 @@ def _start_run(site: SiteState, message: Envelope, now: datetime) -> list[Outgoi
 
 _CONTROLS: dict[type[Payload], tuple[frozenset[str], Callable[[Payload], Payload]]] = {
     cmd.PauseRun: (frozenset({"running"}), lambda c: ev.RunPaused(requested_by=c.requested_by)),
-    cmd.ResumeRun: (frozenset({"paused"}), lambda c: ev.RunResumed(requested_by=c.requested_by)),
+    cmd.ResumeRun: (
+        frozenset({"paused"}),
+        lambda c: ev.RunResumed(requested_by=c.requested_by, reason=c.reason),
+    ),
     cmd.CancelRun: (
         frozenset({"running", "paused"}),
         lambda c: ev.RunCancelled(requested_by=c.requested_by),

@@ -24,6 +24,9 @@ class Settings(ServiceSettings):
     tick_seconds: float = Field(0.5, gt=0, description="How often active runs are re-checked.")
     start_stage_retry_seconds: float = Field(30, gt=0)
     scheduler_enabled: bool = True
+    credit_check_seconds: float = Field(
+        15, gt=0, description="How often runs paused for credits are checked for a top-up."
+    )
     scheduler_interval_seconds: float = Field(3600, gt=0)
     scheduler_lookback_seconds: float | None = Field(
         None, gt=0, description="Oldest slot still started; default one scheduler interval."

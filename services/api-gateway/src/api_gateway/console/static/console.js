@@ -18,6 +18,7 @@ const state = {
   overview: null, estimate: null, stream: null, poll: null, refreshing: null,
   behind: 0,          // reloads in a row where the read model lagged what the stream said
   retrying: false,    // a retry_failed call is in flight
+  resumeWhenFunded: false, // the site's setting: a run paused for credits resumes by itself
 };
 const MAX_BEHIND = 40; // then the read model is believed, stream or not
 
@@ -35,6 +36,8 @@ function progress() {
   const info = state.overview ? state.overview.stages[stage - 1] : null;
   return {
     run_status: run.status, pause_reason: run.pause_reason, stage_number: stage,
+    resumes_by_itself: run.status === "paused" && state.resumeWhenFunded
+      && (run.pause_reason || "").startsWith("insufficient_credits"),
     stage_name: info ? info.stage_name : `Stage ${stage}`,
     stage_type: info ? info.stage_type : "AI",
     stage_status: fromServer ? fromServer.stage_status : fromStream ? "running" : "pending",
@@ -360,7 +363,9 @@ function wire() {
   });
   $("config-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    panels.saveConfig(siteId);
+    panels.saveConfig(siteId).then((config) => {
+      if (config) state.resumeWhenFunded = config.resume_when_funded;
+    });
   });
   setInterval(() => { if (!state.stream) refresh(); }, IDLE_CHECK_MS);
 }
@@ -368,5 +373,7 @@ function wire() {
 wire();
 refresh().then(() => { if (!state.stream) say($("live-status"), "Idle"); });
 panels.loadReview(siteId);
-panels.loadConfig(siteId);
+panels.loadConfig(siteId).then((config) => {
+  state.resumeWhenFunded = config.resume_when_funded;
+});
 loadHistory();

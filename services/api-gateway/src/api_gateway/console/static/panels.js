@@ -76,6 +76,7 @@ const FIELDS = [
   ["between_stage_delay", "Delay between stages (s)", "number"],
   ["stage_concurrency", "Concurrency (batches in flight)", "number"],
   ["start_check", "A start needs 1.2 × the", ["pending", "projected"]],
+  ["resume_when_funded", "Resume a run paused for credits once they are added", "checkbox"],
 ];
 
 function field([name, label, kind], value) {
@@ -98,6 +99,7 @@ export async function loadConfig(siteId) {
   const config = await get("/config", { site_id: siteId });
   fill($("config-fields"), FIELDS.map((f) => field(f, config[f[0]])),
     h("p", { class: "muted wide" }, `Next scheduled run: ${config.next_run_at || "none"}`));
+  return config;
 }
 
 export async function saveConfig(siteId) {
@@ -113,7 +115,7 @@ export async function saveConfig(siteId) {
   try {
     await api("PUT", "/update_config", { params: { site_id: siteId }, json: change });
     say($("config-message"), "Saved.");
-    await loadConfig(siteId);
+    return await loadConfig(siteId);
   } catch (error) {
     const name = error instanceof ApiError && error.field;
     if (name && $(`cfg-${name}`)) {

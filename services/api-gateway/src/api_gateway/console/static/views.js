@@ -67,6 +67,9 @@ export function processingCard(p) {
         paused ? "Paused" : "Running"),
       paused && p.pause_reason && p.pause_reason !== "requested"
         ? h("span", { class: "muted" }, p.pause_reason) : null),
+    p.resumes_by_itself
+      ? h("p", { class: "muted", id: "resumes-by-itself" },
+        "Resumes by itself once credits are added.") : null,
     p.waiting_for_provider ? providerWait(p.waiting_for_provider) : null,
     empty
       ? h("p", { class: "empty", id: "no-items" }, "No items to process in this stage.")
