@@ -9,6 +9,8 @@ import asyncio
 import pytest
 
 from contracts import commands as cmd
+from contracts.credits import estimate
+from contracts.db.pending import pending_work
 from contracts.values import RunConfig
 from tests.support.outcomes import (
     assert_nothing_half_written_nor_charged_twice,
@@ -37,6 +39,8 @@ async def test_hundred_keywords_go_through_all_seven_stages(db, pipeline, servic
     engine_up(services)
     services.start("log-sink", "log-sink")
     site = new_site(db, keyword_count=100, credits=100_000)
+    with db.connect() as conn:  # what the gateway's estimate and the scheduler project
+        before = estimate(pending_work(conn, site.site_id), balance(db, site.account_id))
 
     run_id = await pipeline.start(site)
     state = await pipeline.finished(run_id, timeout=600)
@@ -62,6 +66,18 @@ async def test_hundred_keywords_go_through_all_seven_stages(db, pipeline, servic
     credits = expected_credits(100, made)
     assert charged(db, site.account_id) == credits == state.credits_used
     assert balance(db, site.account_id) == 100_000 - credits
+    assert before.projection == "range"
+    assert before.projected_credits_min <= state.credits_used <= before.projected_credits_max
+    # The run is now the site's history: the same keywords again are expected to cost the same.
+    with db.connect() as conn:
+        after = pending_work(conn, site.site_id)
+    assert (after.keywords, after.clustered_keywords, after.clusters_made) == (
+        0,
+        100,
+        made["clusters"],
+    )
+    again = after.model_copy(update={"keywords": 100})
+    assert estimate(again, balance=0).projected_credits == state.credits_used
 
 
 async def test_pause_in_stage_4_then_resume_ends_as_an_uninterrupted_run(db, pipeline, services):

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 from contracts.credits import PendingWork
 from contracts.db import tables as t
+from contracts.values import DEFAULT_BATCH_SIZES
 
 # An item of stages 1-5 that failed this many times, across runs, is not picked again until an
 # operator retries it (POST retry_failed): without a budget every run would try it forever.
@@ -96,8 +97,28 @@ def pending_counts(conn: Connection, site_id: int) -> dict[int, int]:
     return {n: row[n - 1] for n in PICKERS}
 
 
+def _stage_1_history() -> sa.Select:
+    """How stage 1 has grouped the site's keywords so far, whatever the provider or the run: its
+    keywords in a cluster and the clusters they are in; and its stage 1 batch size (null without
+    a config row)."""
+    keyword, config, site = t.keywords.c, t.automation_configs.c, sa.bindparam("site_id")
+    in_cluster = sa.and_(keyword.site_id == site, keyword.cluster_id.is_not(None))
+    clustered = sa.select(sa.func.count()).select_from(t.keywords).where(in_cluster)
+    clusters = sa.select(sa.func.count(sa.distinct(keyword.cluster_id))).where(in_cluster)
+    batch = sa.select(config.stage_1_batch_size).where(config.site_id == site)
+    return sa.select(
+        batch.scalar_subquery(), clustered.scalar_subquery(), clusters.scalar_subquery()
+    )
+
+
+STAGE_1_HISTORY = _stage_1_history()
+
+
 def pending_work(conn: Connection, site_id: int) -> PendingWork:
+    """The estimate's input; the gateway's estimate and the scheduler's start check both read
+    it here, so they project alike."""
     counts = pending_counts(conn, site_id)
+    batch, clustered, clusters = conn.execute(STAGE_1_HISTORY, {"site_id": site_id}).one()
     return PendingWork(
         keywords=counts[1],
         clusters=counts[2],
@@ -105,4 +126,7 @@ def pending_work(conn: Connection, site_id: int) -> PendingWork:
         tasks=counts[4],
         content_without_images=counts[5],
         pending_images=counts[6],
+        keywords_per_batch=batch or DEFAULT_BATCH_SIZES[1],
+        clustered_keywords=clustered,
+        clusters_made=clusters,
     )

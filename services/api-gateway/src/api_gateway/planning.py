@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api_gateway.accounts import balance
 from api_gateway.costs import HISTORY_RUNS, CostBasis, cost_rates, expected_cost
-from contracts.credits import PendingWork, StartCheck, estimate, projected_by_stage
+from contracts.credits import (
+    Estimate,
+    PendingWork,
+    StartCheck,
+    estimate,
+    projected_by_stage,
+)
 from contracts.db import tables as t
 from contracts.db.pending import (
     BUDGET_SPENT,
@@ -23,24 +29,11 @@ from contracts.stages import PRICES, STAGES
 from contracts.values import StageType
 
 
-class EstimateOut(BaseModel):
+class EstimateOut(Estimate):
+    """The credit estimate (the figures a scheduled start checks too), the site's pending work
+    and what that work should cost in money."""
+
     site_id: int
-    estimated_credits: int = Field(description="Credits the pending work costs now.")
-    projected_credits: int = Field(description="Also counting what earlier stages will create.")
-    balance: int
-    start_check: StartCheck = Field(
-        description="The site's start rule: 1.2x the work pending now (SPEC's rule) or 1.2x "
-        "the projected total."
-    )
-    checked_credits: int = Field(
-        description="The figure the start check covers: estimated_credits or projected_credits."
-    )
-    required: int = Field(description="Credits needed to start: ceil(1.2 x checked_credits).")
-    sufficient: bool = Field(description="balance >= required")
-    runs_out_at_stage: int | None = Field(
-        description="The stage (1-6) during which the balance would run out if the run went as "
-        "projected; null when it covers the projected total."
-    )
     pending: PendingWork
     expected_cost_usd: float | None = Field(
         description="US dollars the projected work should cost the AI providers: per stage, its "
