@@ -93,3 +93,38 @@ async def test_a_relay_that_dies_before_marking_publishes_again(db, kafka_bootst
             sa.select(t.outbox.c.published_at).where(t.outbox.c.message_id == message.message_id)
         ).scalar_one()
     assert marked is not None
+
+
+async def test_a_row_stored_with_the_old_type_header_goes_out_in_structured_mode(
+    db, kafka_bootstrap, topics
+):
+    """Rows enqueued by a release before ADR 18 hold `ce_type`; the relay sends `type`."""
+    message = event(topics, "stored before ADR 18")
+    with db.begin() as conn:
+        enqueue(conn, topics.run_events, message)
+        conn.execute(
+            sa.update(t.outbox)
+            .where(t.outbox.c.message_id == message.message_id)
+            .values(
+                headers=[
+                    ["content-type", "application/cloudevents+json"],
+                    ["ce_type", message.type],
+                ]
+            )
+        )
+    start = await end_offsets(kafka_bootstrap, topics.run_events)
+    relay = OutboxRelay(db, kafka_bootstrap, [topics.run_events])
+    await relay.start()
+    try:
+        records = await read_until(
+            kafka_bootstrap,
+            start,
+            lambda rs: any(decode(r.value).message_id == message.message_id for r in rs),
+        )
+    finally:
+        await relay.stop()
+    [record] = [r for r in records if decode(r.value).message_id == message.message_id]
+    assert list(record.headers) == [
+        ("content-type", b"application/cloudevents+json"),
+        ("type", message.type.encode()),
+    ]

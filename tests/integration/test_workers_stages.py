@@ -5,7 +5,6 @@ Helpers first (tenants, commands, reading events), then the tests."""
 
 from __future__ import annotations
 
-import json
 import struct
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from api_gateway.accounts import add_credits, create_account, create_site
 from contracts.codec import decode
 from contracts.commands import ProcessBatch, StartStage
 from contracts.db import tables as t
+from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope, new_message, utcnow
 from contracts.events import RunPaused, RunResumed
 from contracts.topics import Topics
@@ -310,9 +310,10 @@ async def test_a_malformed_record_goes_to_the_dead_letter_topic(db, bus, service
     finally:
         await producer.stop()
     records = await read_until(kafka_bootstrap, start_dead, lambda rs: len(rs) >= 1)
-    letter = json.loads(records[0].value)
-    assert letter["topic"] == bus.topics.stage(3) and "not JSON" in letter["reason"]
+    letter = DeadLetter.decode(records[0].value)
+    assert letter.topic == bus.topics.stage(3) and "not JSON" in letter.reason
     assert records[0].key == b"x"  # keyed like the refused record, as in every service
+    assert dict(records[0].headers)["content-type"] == b"application/cloudevents+json"
 
     tenant = new_tenant(db, credits=10)
     add_keywords(db, tenant.site_id, ESPRESSO)

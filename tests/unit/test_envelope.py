@@ -39,7 +39,10 @@ def test_envelope_is_a_structured_cloudevent():
     extensions = {"dataversion", "accountid", "siteid", "runid", "causationid", "correlationid"}
     assert extensions <= event.keys()
     assert all(name.isalnum() and name.islower() for name in extensions)
-    assert dict(kafka_headers(started()))["content-type"] == b"application/cloudevents+json"
+    assert kafka_headers(started()) == [
+        ("content-type", b"application/cloudevents+json"),
+        ("type", b"automation.run.started"),  # not `ce_type`: that would mean binary mode
+    ]
 
 
 def test_caused_message_carries_causation_and_correlation():

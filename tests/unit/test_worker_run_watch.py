@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from aiokafka.structs import ConsumerRecord
 
-from contracts.codec import encode, kafka_headers
+from contracts.codec import decode, encode, headers_for, kafka_headers
 from contracts.envelope import new_message
 from contracts.events import RunCancelled, RunPaused, RunResumed, StageItemProcessed
 from contracts.values import ItemRef
+from stage_workers import run_watch
 from stage_workers.run_watch import HeardStops, stops_in
 
 
@@ -48,6 +50,41 @@ def test_other_events_and_garbage_say_nothing():
     assert stops_in([record(processed, "run_a"), garbage]) == {}
     # A record without the type header is not parsed at all.
     assert stops_in([record(RunPaused(), "run_a", headers=[])]) == {}
+
+
+def legacy_headers(type_: str) -> list[tuple[str, bytes]]:
+    """What records written before ADR 18 carry (and stay on the run-events topic forever)."""
+    return [("content-type", b"application/cloudevents+json"), ("ce_type", type_.encode())]
+
+
+def test_records_with_the_old_type_header_are_still_heard():
+    records = [
+        record(RunPaused(), "run_a", 0, headers=legacy_headers(RunPaused.TYPE)),
+        record(RunCancelled(), "run_b", 1, headers=legacy_headers(RunCancelled.TYPE)),
+        record(RunResumed(), "run_a", 2),  # new header, after the old ones
+    ]
+    assert stops_in(records) == {"run_a": False, "run_b": True}
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["type", "ce_type"])
+def test_only_records_whose_header_names_a_run_control_event_are_decoded(monkeypatch, old):
+    processed = StageItemProcessed(
+        stage=2, batch_id="b", item=ItemRef(id=1, title="x"), total=1, credits=0, outputs=1
+    )
+    headers = legacy_headers if old else headers_for
+    records = [
+        record(processed, "run_a", 0, headers=headers(processed.TYPE)),
+        record(RunPaused(), "run_a", 1, headers=headers(RunPaused.TYPE)),
+    ]
+    decoded = []
+
+    def counting_decode(raw):
+        decoded.append(raw)
+        return decode(raw)
+
+    monkeypatch.setattr(run_watch, "decode", counting_decode)
+    assert stops_in(records) == {"run_a": True}
+    assert decoded == [records[1].value]
 
 
 def test_heard_stops_keep_the_newest_words_and_forget_the_oldest_once_trimmed():

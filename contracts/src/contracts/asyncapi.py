@@ -12,9 +12,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts import topics
+from contracts.codec import LEGACY_TYPE_HEADER, TYPE_HEADER
 from contracts.commands import RUN_COMMANDS, STAGE_COMMANDS
-from contracts.dead_letter import DeadLetter
-from contracts.envelope import Envelope, Payload
+from contracts.dead_letter import TYPE as DEAD_LETTER_TYPE
+from contracts.dead_letter import DeadLetterMessage
+from contracts.envelope import CONTENT_TYPE, Envelope, Payload
 from contracts.events import RUN_EVENTS
 
 SCHEMA_PREFIX = "#/components/schemas/"
@@ -46,13 +48,47 @@ def _envelope_for(payload: type[Payload]) -> dict[str, Any]:
     return envelope
 
 
+HEADERS = "StructuredModeHeaders"
+
+
+def _structured_mode_headers() -> dict[str, Any]:
+    """The Kafka headers every record carries: structured mode, and no `ce_` header (ADR 18)."""
+    return {
+        "type": "object",
+        "description": "Structured content mode of the CloudEvents Kafka protocol binding: the "
+        "value is the whole event. No header starts with `ce_`: CloudEvents SDKs read a record "
+        "with any `ce_` header as binary mode.",
+        "properties": {
+            "content-type": {"const": CONTENT_TYPE, "type": "string"},
+            TYPE_HEADER: {
+                "type": "string",
+                "description": "The CloudEvents `type` again, so that a router can filter "
+                "without parsing the value. Records written before ADR 18 carry "
+                f"`{LEGACY_TYPE_HEADER}` instead.",
+            },
+        },
+        "required": ["content-type", TYPE_HEADER],
+        "propertyNames": {"not": {"pattern": "^[cC][eE]_"}},
+    }
+
+
+def _headers(type_: str) -> dict[str, Any]:
+    return {
+        "allOf": [
+            {"$ref": SCHEMA_PREFIX + HEADERS},
+            {"properties": {TYPE_HEADER: {"const": type_}}},
+        ]
+    }
+
+
 def _channel_messages(payloads: tuple[type[Payload], ...]) -> dict[str, Any]:
     return {p.__name__: {"$ref": f"#/components/messages/{p.__name__}"} for p in payloads}
 
 
 def build() -> dict[str, Any]:
     payloads = [*RUN_COMMANDS, *STAGE_COMMANDS, *RUN_EVENTS]
-    schemas = _schemas([*payloads, DeadLetter])
+    schemas = _schemas([*payloads, DeadLetterMessage])
+    schemas[HEADERS] = _structured_mode_headers()
     for payload in payloads:
         schemas[f"{payload.__name__}Message"] = _envelope_for(payload)
     messages: dict[str, Any] = {
@@ -60,15 +96,19 @@ def build() -> dict[str, Any]:
             "name": p.TYPE,
             "title": p.__name__,
             "summary": (p.__doc__ or p.TYPE).strip().splitlines()[0],
-            "contentType": "application/cloudevents+json",
+            "contentType": CONTENT_TYPE,
+            "headers": _headers(p.TYPE),
             "payload": {"$ref": f"{SCHEMA_PREFIX}{p.__name__}Message"},
         }
         for p in payloads
     }
     messages["DeadLetter"] = {
-        "name": "automation.dead-letter",
-        "contentType": "application/json",
-        "payload": {"$ref": SCHEMA_PREFIX + "DeadLetter"},
+        "name": DEAD_LETTER_TYPE,
+        "title": "DeadLetter",
+        "summary": "A record a consumer could not read, as it came, and why.",
+        "contentType": CONTENT_TYPE,
+        "headers": _headers(DEAD_LETTER_TYPE),
+        "payload": {"$ref": SCHEMA_PREFIX + "DeadLetterMessage"},
     }
     channels: dict[str, Any] = {
         "runCommands": {
@@ -109,10 +149,14 @@ def build() -> dict[str, Any]:
         "info": {
             "title": "Content automation messages",
             "version": "1.0.0",
-            "description": "Run commands, stage commands and run events of the content-automation "
-            "pipeline. Every message is a CloudEvents 1.0 event in structured mode.",
+            "description": "Run commands, stage commands, run events and dead letters of the "
+            "content-automation pipeline. Every record on every topic is a CloudEvents 1.0 event "
+            "in the structured content mode of the CloudEvents Kafka binding: the value is the "
+            "event as JSON, the `content-type` header is `application/cloudevents+json`, the "
+            "`type` header repeats the event type, and no header starts with `ce_`, so SDKs that "
+            "detect the mode (binary when any `ce_` header is present) read every record.",
         },
-        "defaultContentType": "application/cloudevents+json",
+        "defaultContentType": CONTENT_TYPE,
         "servers": {
             "local": {
                 "host": "127.0.0.1:19092",

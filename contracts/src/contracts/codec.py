@@ -1,9 +1,17 @@
 """Bytes on the wire <-> envelopes. Anything that cannot be read raises UnreadableMessage,
-whose reason is what goes to the dead-letter topic."""
+whose reason is what goes to the dead-letter topic.
+
+Every record is a CloudEvent in structured mode (ADR 18): the value is the whole event, the
+`content-type` header says so, and no header starts with `ce_`. The CloudEvents Kafka binding
+reserves `ce_` headers for binary mode, and SDKs (the Python one among them) read any record that
+has one as binary, so a `ce_` header beside a structured value makes them misread it. The type
+travels in a plain `type` header, so that routers can filter without parsing the value.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from pydantic import ValidationError
 
@@ -23,9 +31,42 @@ def encode(message: Envelope) -> bytes:
     return message.model_dump_json(by_alias=True).encode()
 
 
+TYPE_HEADER = "type"
+# Records written before ADR 18 carry the type as `ce_type`; they stay on the topics (run events
+# are kept forever) and in unpublished outbox rows, so readers accept both names.
+LEGACY_TYPE_HEADER = "ce_type"
+BINARY_MODE_PREFIX = "ce_"
+
+Headers = Iterable[tuple[str, bytes]]
+
+
+def headers_for(type_: str) -> list[tuple[str, bytes]]:
+    """The headers of a structured-mode record of this type."""
+    return [("content-type", CONTENT_TYPE.encode()), (TYPE_HEADER, type_.encode())]
+
+
 def kafka_headers(message: Envelope) -> list[tuple[str, bytes]]:
-    """Structured-mode CloudEvents header, plus the type so routers need not parse the body."""
-    return [("content-type", CONTENT_TYPE.encode()), ("ce_type", message.type.encode())]
+    return headers_for(message.type)
+
+
+def type_from_headers(headers: Headers | None) -> str | None:
+    """The message type a record's headers name (new or legacy header), without the value."""
+    for name, value in headers or ():
+        if name in (TYPE_HEADER, LEGACY_TYPE_HEADER):
+            return value.decode(errors="replace")
+    return None
+
+
+def structured_headers(headers: Headers) -> list[tuple[str, bytes]]:
+    """Headers stored by an older release (outbox rows) as they are sent now: the legacy type
+    header renamed, and no `ce_` header left to flip a CloudEvents reader into binary mode."""
+    sent = []
+    for name, value in headers:
+        if name == LEGACY_TYPE_HEADER:
+            sent.append((TYPE_HEADER, value))
+        elif not name.lower().startswith(BINARY_MODE_PREFIX):
+            sent.append((name, value))
+    return sent
 
 
 def decode(raw: bytes | str | None, registry: Registry = REGISTRY) -> Envelope:

@@ -1,14 +1,25 @@
-"""What lands on the dead-letter topic: the record as it was and why it was refused."""
+"""What lands on the dead-letter topic: the record as it was and why it was refused.
+
+A letter travels as a structured-mode CloudEvent like every other record (ADR 18), with the letter
+under `data`. It has no envelope: the refused record may say nothing readable about an account,
+a site or a run. Letters written before ADR 18 are the bare letter; `DeadLetter.decode` reads both.
+"""
 
 from __future__ import annotations
 
 import base64
+import json
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.envelope import utcnow
+from contracts.codec import headers_for
+from contracts.envelope import deterministic_id, utcnow
+
+TYPE = "automation.dead-letter"
+VERSION = 1
 
 
 class RefusedRecord(Protocol):
@@ -51,8 +62,50 @@ class DeadLetter(BaseModel):
         """Every service keys a letter by the refused record's own key."""
         return self.key.encode() if self.key is not None else None
 
+    @property
+    def message_id(self) -> UUID:
+        """The same refusal (one consumer, one record) is the same message, sent again or not."""
+        return deterministic_id(TYPE, self.consumer, self.topic, self.partition, self.offset)
+
+    def as_message(self) -> DeadLetterMessage:
+        return DeadLetterMessage(
+            id=self.message_id,
+            source=f"/automation/consumers/{self.consumer}",
+            time=self.refused_at,
+            subject=f"{self.topic}/{self.partition}/{self.offset}",
+            data=self,
+        )
+
     def encode(self) -> bytes:
-        return self.model_dump_json().encode()
+        return self.as_message().model_dump_json().encode()
+
+    @property
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return headers_for(TYPE)
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> DeadLetter:
+        """A letter from the topic: a CloudEvent, or a bare letter written before ADR 18."""
+        document = json.loads(raw)
+        if "specversion" in document:
+            return DeadLetterMessage.model_validate(document).data
+        return cls.model_validate(document)
 
     def value(self) -> bytes:
         return base64.b64decode(self.value_base64)
+
+
+class DeadLetterMessage(BaseModel):
+    """A dead letter as a structured-mode CloudEvent (the record value on the topic)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: UUID = Field(description="Derived from the consumer and the refused record's position.")
+    source: str = Field(description="`/automation/consumers/<consumer group>`.")
+    type: Literal["automation.dead-letter"] = TYPE
+    dataversion: Literal[1] = VERSION
+    time: datetime = Field(description="When the record was refused.")
+    subject: str = Field(description="The refused record: `<topic>/<partition>/<offset>`.")
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: DeadLetter

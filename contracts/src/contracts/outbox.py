@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
-from contracts.codec import kafka_headers
+from contracts.codec import kafka_headers, structured_headers
 from contracts.db import tables as t
 from contracts.envelope import Envelope, as_cloudevent
 
@@ -161,16 +161,22 @@ class OutboxRelay:
         futures = [
             await self._producer.send(
                 row.topic,
-                value=_payload_bytes(row.payload),
+                value=payload_bytes(row.payload),
                 key=row.message_key,
-                headers=[(name, value.encode()) for name, value in row.headers],
+                headers=sent_headers(row.headers),
             )
             for row in rows
         ]
         await asyncio.gather(*futures)
 
 
-def _payload_bytes(payload: dict) -> bytes:
+def sent_headers(stored: Sequence[Sequence[str]]) -> list[tuple[str, bytes]]:
+    """A row's stored headers as they go out now. Rows enqueued by a release before ADR 18 hold
+    a `ce_type` header, which would make CloudEvents SDKs misread the structured record."""
+    return structured_headers((name, value.encode()) for name, value in stored)
+
+
+def payload_bytes(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -97,7 +97,10 @@ class LiveSink:
             return  # refused in an earlier life: replay must not refuse it twice
         letter = DeadLetter.of(self.group_id, record, reason)
         await self.producer.send_and_wait(
-            self.topics.dead_letter, letter.encode(), key=letter.kafka_key
+            self.topics.dead_letter,
+            letter.encode(),
+            key=letter.kafka_key,
+            headers=letter.kafka_headers,
         )
         metrics.DEAD_LETTERS.labels(record.topic).inc()
         log.warning("record %s:%s sent to dead letter: %s", partition, record.offset, reason)

@@ -226,7 +226,7 @@ class Orchestrator:
         letter = DeadLetter.of(self.settings.group_id, record, reason)
         metrics.dead_letters.labels(record.topic).inc()
         future = await self.producer.send(
-            self.topics.dead_letter, letter.encode(), letter.kafka_key
+            self.topics.dead_letter, letter.encode(), letter.kafka_key, headers=letter.kafka_headers
         )
         self.sends.append(future)
 

@@ -71,7 +71,10 @@ def build_app(settings: WorkerSettings) -> FastStream:
     readiness = Readiness(settings.stages())
 
     async def send_dead_letter(letter: DeadLetter) -> None:
-        await broker.publish(letter.encode(), topic=topics.dead_letter, key=letter.kafka_key)
+        headers = {name: value.decode() for name, value in letter.kafka_headers}
+        await broker.publish(
+            letter.encode(), topic=topics.dead_letter, key=letter.kafka_key, headers=headers
+        )
         metrics.DEAD_LETTERS.labels(letter.topic).inc()
 
     def write_stops_now(stops: dict[str, bool]) -> None:

@@ -1,7 +1,8 @@
 """Whether a run may go on, learnt from the run-events topic into the workers' own table
 (`worker_run_status`), so a batch checks its run without reading another service's tables.
 
-Records are told apart by their `ce_type` header, so only the few run-control events are parsed.
+Records are told apart by their type header (`type`, or `ce_type` on records written before
+ADR 18: both are read), so only the few run-control events are parsed.
 The worker processes share one consumer group: each writes the stops of its partitions, all read
 the table. Offsets are committed after the table is written (at least once; the writes are
 idempotent and a run's events arrive in order, so the last word per run wins).
@@ -20,7 +21,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from contracts.codec import UnreadableMessage, decode
+from contracts.codec import UnreadableMessage, decode, type_from_headers
 from contracts.db import tables as t
 from contracts.events import RunCancelled, RunCompleted, RunFailed, RunPaused, RunResumed
 from stage_workers.pump import CommitPace
@@ -72,18 +73,11 @@ class HeardStops:
         return len(self._words)
 
 
-def header_type(record: ConsumerRecord) -> str | None:
-    for name, value in record.headers or ():
-        if name == "ce_type":
-            return value.decode(errors="replace")
-    return None
-
-
 def stops_in(records: Iterable[ConsumerRecord]) -> dict[str, bool]:
     """The last word on each run among `records` (in partition order); others are skipped."""
     stops: dict[str, bool] = {}
     for record in records:
-        if header_type(record) not in STOPS:
+        if type_from_headers(record.headers) not in STOPS:
             continue
         try:
             event = decode(record.value)
