@@ -1,26 +1,35 @@
-"""Schemathesis fuzzes the gateway's own OpenAPI document against the running process: no
-answer may be a 5xx, and every answer must match the document (status, content type, schema).
-Bounded: a handful of examples per operation, once with random ids and once with a real site."""
+"""Schemathesis fuzzes the gateway's own OpenAPI document against the running process with all
+its checks: no answer may be a 5xx, every answer must match the document (status, content type,
+headers, schema), data the document allows must be accepted and data it refuses must be refused,
+and no call may go through without a valid token. Bounded and deterministic: a handful of
+examples per operation, once with random ids and once with the ids of a seeded site."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 
+from api_gateway import accounts
 from tests.integration.test_gateway_api import seed_content
-from tests.integration.test_gateway_support import (
-    console_script,
-    make_tenant,
-)
+from tests.integration.test_gateway_support import API, console_script, insert_run, make_tenant
 
-CHECKS = ",".join(
-    [
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_headers_conformance",
-        "response_schema_conformance",
-    ]
-)
+# Valid data that these calls refuse with 400 by design: positive_data_acceptance takes a 400
+# from them, and from no other call.
+ACCEPTED_WITH_400 = '["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]'
+USAGE_RANGE = f"""
+# `from` after `to`, or more than 366 days apart: a rule between two parameters, which JSON
+# Schema cannot state (each alone may be any day).
+[[operations]]
+include-path = "{API}/usage"
+checks.positive_data_acceptance.expected-statuses = {ACCEPTED_WITH_400}
+"""
+REVIEW_DONE = f"""
+# Only content in review can be approved or rejected: once the first call has approved or
+# rejected the seeded article, the others are refused transitions.
+[[operations]]
+include-path = ["{API}/content/{{content_id}}/approve", "{API}/content/{{content_id}}/reject"]
+checks.positive_data_acceptance.expected-statuses = {ACCEPTED_WITH_400}
+"""
 
 
 def _schemathesis(gateway, token: str, config: str, tmp_path, examples: int):
@@ -33,35 +42,53 @@ def _schemathesis(gateway, token: str, config: str, tmp_path, examples: int):
         "run",
         f"{gateway.url}/openapi.json",
         "--checks",
-        CHECKS,
+        "all",
         "--phases",
         "examples,coverage,fuzzing",
         "--max-examples",
         str(examples),
         "--header",
         f"Authorization: Bearer {token}",
-        "--generation-deterministic",
+        "--generation-deterministic",  # the same cases on every run: no seed to pass
+        "--workers",
+        "1",  # and in the same order, which the calls that change state depend on
         "--request-timeout",
         "20",
         "--no-color",
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
 
 
 def test_fuzz_with_random_ids(gateway, db, orchestrator, tmp_path):
     tenant = make_tenant(db, gateway, credits=10)
-    _schemathesis(gateway, tenant.token, "", tmp_path, examples=15)
+    _schemathesis(gateway, tenant.token, USAGE_RANGE, tmp_path, examples=15)
 
 
 def test_fuzz_on_a_site_with_data(gateway, db, orchestrator, tmp_path):
-    orchestrator.complete_runs = True  # so a fuzzed live stream of a started run ends
-    tenant = make_tenant(db, gateway, credits=100_000)
+    orchestrator.complete_runs = True  # so a live stream of a run that run_now started ends
+    # Enough for any estimate the fuzzed imports and config changes (start_check) can reach.
+    tenant = make_tenant(db, gateway, credits=1_000_000_000)
     ids = seed_content(db, tenant, gateway.media_dir)
-    config = (
-        "[parameters]\n"
-        f'"query.site_id" = {tenant.site_id}\n'
-        f'"path.content_id" = {ids["content"]}\n'
-        f'"path.image_id" = {ids["image"]}\n'
-    )
+    # The site's finished run, for the reads and its live stream (which ends at once); the run
+    # controls get a running one of another site of the account, which the stand-in
+    # orchestrator lets pause, resume and cancel (a finished run's control is refused: 400).
+    finished = insert_run(db, tenant, status="completed", stage=7)
+    with db.begin() as conn:
+        other_site = accounts.create_site(conn, tenant.account_id, "second site")
+    running = insert_run(db, dataclasses.replace(tenant, site_id=other_site), status="running")
+    config = f"""
+[parameters]
+"query.site_id" = {tenant.site_id}
+"query.run_id" = "{finished}"
+"path.run_id" = "{finished}"
+"path.content_id" = {ids["content"]}
+"path.image_id" = {ids["image"]}
+
+[[operations]]
+include-path = ["{API}/pause", "{API}/resume", "{API}/cancel"]
+parameters = {{ "query.run_id" = "{running}" }}
+{USAGE_RANGE}
+{REVIEW_DONE}
+"""
     _schemathesis(gateway, tenant.token, config, tmp_path, examples=15)

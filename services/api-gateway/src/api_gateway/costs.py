@@ -257,6 +257,9 @@ class DayRange:
 
     @property
     def end(self) -> datetime:
+        """The midnight after the last day; after 9999-12-31, the last moment Python has."""
+        if self.last == date.max:
+            return datetime.max.replace(tzinfo=UTC)
         return datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=UTC)
 
     def days(self) -> list[date]:
@@ -267,7 +270,8 @@ def day_range(first: date | None, last: date | None, today: date) -> DayRange:
     """The asked range; by default the 30 days ending `last` (itself by default today). A range
     backwards or longer than 366 days is refused (400), naming `from`."""
     last = last or today
-    first = first or last - timedelta(days=DEFAULT_USAGE_DAYS - 1)
+    # Not before 0001-01-01, the first day Python has.
+    first = first or last - timedelta(days=min(DEFAULT_USAGE_DAYS - 1, (last - date.min).days))
     if first > last:
         raise bad_request(f"from: {first} is after to ({last})", field="from", code="invalid")
     length = (last - first).days + 1

@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import permutations
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -19,6 +20,7 @@ from contracts.db import tables as t
 
 MAX_KEYWORD_LENGTH = 200
 MAX_VOLUME = 2_000_000_000
+COLUMNS = ("keyword", "volume", "difficulty")  # of a CSV header; `keyword` is required
 
 
 class NotKeywords(ValueError):
@@ -70,10 +72,11 @@ class ImportResult:
 def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
     """Rows with a `keyword` column (volume and difficulty optional, header in any letter case);
     errors name the line. A quote left open is an error (csv.Error), not the rest of the file
-    read into one keyword; a header without `keyword`, or naming a column twice, is NotKeywords.
+    read into one keyword; a header without `keyword`, naming a column twice or a column other
+    than COLUMNS is NotKeywords. CSV_PATTERN says the same as a regular expression.
     """
     reader = csv.DictReader(io.StringIO(text), strict=True)
-    header = [name.strip().lower() for name in reader.fieldnames or ()]
+    header = [_column(name) for name in reader.fieldnames or ()]
     if "keyword" not in header:
         raise NotKeywords("CSV needs a header row with a 'keyword' column")
     twice = sorted(name for name, n in Counter(header).items() if name and n > 1)
@@ -92,6 +95,49 @@ def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
         except ValidationError as exc:
             errors.append(f"line {line}: " + _messages(exc))
     return rows, errors
+
+
+def _column(name: str) -> str:
+    """A header name as one of COLUMNS, read in any ASCII letter case with spaces and tabs around
+    it dropped; "" for a column without a name, whose values are not read."""
+    column = name.strip(" \t")
+    column = column.lower() if column.isascii() else column
+    if column and column not in COLUMNS:
+        raise NotKeywords(
+            f"the CSV header names the column {name!r}; the columns are {', '.join(COLUMNS)}"
+        )
+    return column
+
+
+def _csv_pattern() -> str:
+    """The texts parse_csv reads without refusing them whole, as a regular expression that
+    ECMA-262 (JSON Schema's `pattern`), Python's `re` and Rust's `regex` read alike: an optional
+    byte order mark, then the header (each of COLUMNS at most once, `keyword` among them, in any
+    order and ASCII letter case, bare or in double quotes, with spaces or tabs around it, and any
+    columns without a name), then rows of well-formed CSV (a double quote opens a field only at
+    its start and must be closed, a carriage return only ends a line). Rows are not read here:
+    one whose values are wrong is skipped and listed in the answer's `errors`."""
+    space = r"[ \t]*"
+    blank = f'(?:{space}|"{space}")'
+
+    def named(column: str) -> str:
+        letters = "".join(f"[{c.upper()}{c}]" for c in column)
+        return f'(?:{space}{letters}{space}|"{space}{letters}{space}")'
+
+    unnamed_after = f"(?:,{blank})*"
+    orders = [
+        f"{unnamed_after},".join(named(c) for c in order) + unnamed_after
+        for size in range(1, len(COLUMNS) + 1)
+        for order in permutations(COLUMNS, size)
+        if "keyword" in order
+    ]
+    header = f"(?:{blank},)*(?:{'|'.join(orders)})"
+    cell = r'(?:"(?:[^"]|"")*"|(?:[^",\r\n][^,\r\n]*)?)'
+    row = f"{cell}(?:,{cell})*"
+    return rf"^\uFEFF?{header}(?:\r*\n{row})*\r*$"
+
+
+CSV_PATTERN = _csv_pattern()
 
 
 def parse_json(document: object) -> tuple[list[KeywordIn], list[str]]:

@@ -39,6 +39,7 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorBody, "description": "No Content-Type, or one this call does not take."},
 }
 _DOCUMENTED: dict[str, type[BaseModel]] = {}
+_SCHEMAS: dict[str, dict[str, Any]] = {}  # bodies no model describes, such as a CSV text
 
 
 def malformed(detail: str) -> ApiError:
@@ -99,16 +100,26 @@ def json_request_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
 
+def schema_ref(name: str, schema: dict[str, Any]) -> dict[str, str]:
+    """A reference to `schema`, which `add_schemas` puts into the document as `name`: for a body
+    that no model describes, documented under more than one media type."""
+    _SCHEMAS[name] = schema
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def add_schemas(document: dict[str, Any]) -> None:
-    """The schemas of the models `json_request_body` refers to, beside FastAPI's own."""
-    if not _DOCUMENTED:
+    """The schemas of the models `json_request_body` refers to and of `schema_ref`, beside
+    FastAPI's own."""
+    if not _DOCUMENTED and not _SCHEMAS:
         return
-    _, generated = models_json_schema(
-        [(model, "validation") for model in _DOCUMENTED.values()],
-        ref_template="#/components/schemas/{model}",
-    )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas.update(generated.get("$defs", {}))
+    if _DOCUMENTED:
+        _, generated = models_json_schema(
+            [(model, "validation") for model in _DOCUMENTED.values()],
+            ref_template="#/components/schemas/{model}",
+        )
+        schemas.update(generated.get("$defs", {}))
+    schemas.update(_SCHEMAS)
     document["components"]["schemas"] = dict(sorted(schemas.items()))
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from importlib import resources
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,6 +24,20 @@ CONCURRENCY_MIN, CONCURRENCY_MAX = t.CONCURRENCY_RANGE
 HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 Frequency = Literal["daily", "weekly", "monthly"]
 SCHEDULE_FIELDS = frozenset({"is_enabled", "frequency", "scheduled_time", "timezone"})
+
+
+def _iana_zones() -> tuple[str, ...]:
+    """The zone names of the tzdata package, whose version uv.lock pins: the same list on every
+    machine, where `zoneinfo.available_timezones()` would add the machine's own zoneinfo (and
+    `ZoneInfo` would also load `localtime`, `posixrules` or `right/UTC`)."""
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return tuple(sorted(names))
+
+
+# What update_config takes as `timezone`, and what its OpenAPI document lists: one list.
+TIME_ZONES = _iana_zones()
+_KNOWN_ZONES = frozenset(TIME_ZONES)
+TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": list(TIME_ZONES)})]
 
 
 class ConfigOut(BaseModel):
@@ -70,8 +84,8 @@ class ConfigUpdate(BaseModel):
     is_enabled: bool | None = None
     frequency: Frequency | None = None
     scheduled_time: str | None = Field(None, pattern=HH_MM, description="HH:MM, 24-hour.")
-    timezone: str | None = Field(
-        None, min_length=1, max_length=64, description="IANA zone, e.g. Europe/Berlin."
+    timezone: TimeZone | None = Field(
+        None, description="IANA zone, e.g. Europe/Berlin: one of the tzdata package's names."
     )
     stage_1_batch_size: int | None = _batch()
     stage_2_batch_size: int | None = _batch()
@@ -89,15 +103,24 @@ class ConfigUpdate(BaseModel):
         None, description="Resume a run paused for credits by itself once the balance pays."
     )
 
+    @field_validator(
+        *(f"stage_{n}_batch_size" for n in range(1, 7)),
+        "within_stage_delay",
+        "between_stage_delay",
+        "stage_concurrency",
+        mode="before",
+    )
+    @classmethod
+    def integral(cls, value: object) -> object:
+        """A number without a fraction is an integer, as JSON Schema has it: 20.0 is 20 (while
+        `true` and `"20"` stay refused)."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
     @field_validator("timezone")
     @classmethod
     def known_zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
+        if value is not None and value not in _KNOWN_ZONES:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin")
         return value
 
     def changes(self) -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,20 +10,21 @@ from api_gateway import costs
 from api_gateway.auth import CallerDep
 from api_gateway.costs import MAX_USAGE_DAYS, RunCost, UsageReport
 from api_gateway.db import DbConn, known_run, site_of
-from api_gateway.params import MAX_ID, RunId
+from api_gateway.params import MAX_ID, Day, RunId, WholeNumber
 from contracts.envelope import utcnow
 
 router = APIRouter(tags=["costs"])
 AnySiteId = Annotated[
     int | None,
     Query(ge=1, le=MAX_ID, description="A site of your account; without it, the whole account."),
+    WholeNumber,
 ]
 FromDay = Annotated[
-    date | None,
+    Day | None,
     Query(alias="from", description="First UTC day, YYYY-MM-DD; by default 29 days before `to`."),
 ]
 ToDay = Annotated[
-    date | None, Query(alias="to", description="Last UTC day, YYYY-MM-DD; by default today.")
+    Day | None, Query(alias="to", description="Last UTC day, YYYY-MM-DD; by default today.")
 ]
 
 

@@ -20,10 +20,17 @@ MAX_LISTED = 100
 MEDIA_TYPES = (JSON, "text/csv", "text/plain")
 KEYWORD_ROW = {
     "type": "object",
+    "description": "A keyword and what is known of it; a row the import cannot take is skipped "
+    "and named in `errors`.",
     "required": ["keyword"],
     "additionalProperties": False,
     "properties": {
-        "keyword": {"type": "string", "minLength": 1, "maxLength": keywords.MAX_KEYWORD_LENGTH},
+        "keyword": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": keywords.MAX_KEYWORD_LENGTH,
+            "description": "Runs of white space become one space; blank or with NUL: skipped.",
+        },
         "volume": {"type": "integer", "minimum": 0, "maximum": keywords.MAX_VOLUME},
         "difficulty": {
             "anyOf": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "null"}],
@@ -31,19 +38,50 @@ KEYWORD_ROW = {
         },
     },
 }
+# Any JSON value may stand as a row: KeywordRow says which rows import, the others are skipped.
+JSON_ROWS = request_body.schema_ref(
+    "KeywordRows",
+    {
+        "type": "array",
+        "maxItems": MAX_ROWS,
+        "items": {"anyOf": [request_body.schema_ref("KeywordRow", KEYWORD_ROW), {}]},
+    },
+)
+CSV_BODY = request_body.schema_ref(
+    "KeywordCsv",
+    {
+        "type": "string",
+        "pattern": keywords.CSV_PATTERN,
+        "description": "A header line naming the columns `keyword` and, if given, `volume` and "
+        "`difficulty`: in any order, each once, in any ASCII letter case, bare or in double "
+        "quotes, spaces or tabs around a name ignored, columns without a name ignored too. "
+        "Then a row per line, well-formed CSV (a double quote opens a field only at its start "
+        "and must be closed; a carriage return only before a line feed or at the end). An "
+        "empty difficulty is not known. A row whose values are wrong is skipped and named in "
+        f"`errors`. At most {MAX_ROWS} rows, and a field of at most "
+        f"{csv.field_size_limit()} characters; a byte order mark is dropped.",
+        "examples": ["keyword,volume,difficulty\nseo tips,1200,35\nlocal seo,,\n"],
+    },
+)
 IMPORT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            JSON: {"schema": {"type": "array", "items": KEYWORD_ROW}},
-            "text/csv": {
+            JSON: {
                 "schema": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": "Header `keyword[,volume,difficulty]` (any letter case, "
-                    "each column once); an empty difficulty is not known.",
+                    "anyOf": [
+                        JSON_ROWS,
+                        {
+                            "type": "object",
+                            "required": ["keywords"],
+                            "properties": {"keywords": JSON_ROWS},
+                        },
+                    ],
+                    "description": 'A list of rows, or an object with the list as "keywords".',
                 }
             },
+            "text/csv": {"schema": CSV_BODY},
+            "text/plain": {"schema": CSV_BODY},
         },
     }
 }
@@ -80,8 +118,8 @@ class ImportOut(BaseModel):
 async def import_keywords(request: Request, caller: CallerDep, site_id: SiteId) -> ImportOut:
     media_type, text = await request_body.read_text(request, MEDIA_TYPES)
     rows, errors = _parse(media_type, text)
-    if len(rows) > MAX_ROWS:
-        raise bad_request(f"at most {MAX_ROWS} keywords per import", field="body", code="invalid")
+    if len(rows) + len(errors) > MAX_ROWS:  # an error per row skipped
+        raise bad_request(f"at most {MAX_ROWS} rows per import", field="body", code="invalid")
     async with request.app.state.engine.begin() as conn:
         await site_of(conn, caller, site_id)
         result = await conn.run_sync(lambda c: keywords.import_keywords(c, site_id, rows))

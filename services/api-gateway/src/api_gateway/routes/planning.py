@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from api_gateway.auth import CallerDep
 from api_gateway.db import site_of
-from api_gateway.params import SiteId
+from api_gateway.params import SiteId, WholeNumber
 from api_gateway.planning import (
     EstimateOut,
     PipelineOverview,
@@ -54,7 +54,9 @@ async def retry_failed(
     request: Request,
     caller: CallerDep,
     site_id: SiteId,
-    stage: Annotated[int | None, Query(ge=1, le=6, description="Only this stage (1-6).")] = None,
+    stage: Annotated[
+        int | None, Query(ge=1, le=6, description="Only this stage (1-6)."), WholeNumber
+    ] = None,
 ) -> Released:
     async with request.app.state.engine.begin() as conn:
         await site_of(conn, caller, site_id)

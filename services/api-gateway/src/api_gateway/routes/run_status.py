@@ -11,7 +11,7 @@ from api_gateway import run_views
 from api_gateway.auth import CallerDep
 from api_gateway.db import DbConn, known_run, site_of, site_run
 from api_gateway.errors import not_found
-from api_gateway.params import RUN_ID_PATTERN, RunId, SiteId
+from api_gateway.params import RUN_ID_PATTERN, RunId, SiteId, WholeNumber
 from api_gateway.run_logs import main_log_tail
 from api_gateway.run_views import CurrentRun, History, ProcessingState, RunDetail
 
@@ -20,7 +20,9 @@ OptionalRunId = Annotated[
     str | None,
     Query(pattern=RUN_ID_PATTERN, max_length=100),
 ]
-Lines = Annotated[int, Query(ge=1, le=1000, description="How many lines from the end.")]
+Lines = Annotated[
+    int, Query(ge=1, le=1000, description="How many lines from the end."), WholeNumber
+]
 
 
 class LogTail(BaseModel):
