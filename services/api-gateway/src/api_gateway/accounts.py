@@ -123,21 +123,29 @@ def authenticate(conn: Connection, token: str) -> Caller | None:
     ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
+    return _caller(row)
+
+
+def caller_by_session(conn: Connection, token_id: int, nonce: str) -> Caller | None:
+    """The caller of a console session (its token's id and nonce), or None once the token is
+    revoked or the session signed out: one lookup, as every request with the cookie makes it."""
+    tokens, outs = t.api_tokens, t.console_sign_outs
+    signed_out = sa.exists().where(outs.c.nonce == nonce)
+    row = conn.execute(
+        sa.select(tokens.c.id, tokens.c.account_id, tokens.c.user_id, tokens.c.last_used_at).where(
+            tokens.c.id == token_id, tokens.c.revoked_at.is_(None), ~signed_out
+        )
+    ).first()
+    return None if row is None else _caller(row)
+
+
+def _caller(row: sa.Row) -> Caller:
     return Caller(
         account_id=row.account_id,
         user_id=row.user_id,
         token_id=row.id,
         last_used_at=row.last_used_at,
     )
-
-
-def caller_by_session(conn: Connection, token_id: int, nonce: str) -> Caller | None:
-    """The caller of a console session (its token's id and nonce), or None once the token is
-    revoked or the session signed out."""
-    signed_out = t.console_sign_outs.c.nonce == nonce
-    if conn.execute(sa.select(sa.literal(1)).where(signed_out)).first() is not None:
-        return None
-    return caller_by_token_id(conn, token_id)
 
 
 def sign_out_session(conn: Connection, nonce: str, expires_at: datetime) -> None:
@@ -145,26 +153,6 @@ def sign_out_session(conn: Connection, nonce: str, expires_at: datetime) -> None
     outs = t.console_sign_outs
     conn.execute(sa.delete(outs).where(outs.c.expires_at < sa.func.now()))
     conn.execute(insert(outs).values(nonce=nonce, expires_at=expires_at).on_conflict_do_nothing())
-
-
-def caller_by_token_id(conn: Connection, token_id: int) -> Caller | None:
-    """The caller of a token known by id, or None once it is revoked."""
-    row = conn.execute(
-        sa.select(
-            t.api_tokens.c.id,
-            t.api_tokens.c.account_id,
-            t.api_tokens.c.user_id,
-            t.api_tokens.c.last_used_at,
-        ).where(t.api_tokens.c.id == token_id, t.api_tokens.c.revoked_at.is_(None))
-    ).first()
-    if row is None:
-        return None
-    return Caller(
-        account_id=row.account_id,
-        user_id=row.user_id,
-        token_id=row.id,
-        last_used_at=row.last_used_at,
-    )
 
 
 def record_token_use(conn: Connection, token_id: int) -> None:

@@ -175,12 +175,9 @@ class RunEventHub:
 
     def _receive(self, partition: int, offset: int, raw: bytes | None) -> None:
         self._next_offset[partition] = offset + 1
-        try:
-            message = decode(raw)
-        except UnreadableMessage as exc:
-            log.warning("skipping unreadable run event: %s", exc.reason)
-            return
-        self.dispatch(message, partition, offset, len(raw or b""))
+        message = readable(raw)
+        if message is not None:
+            self.dispatch(message, partition, offset, len(raw or b""))
 
     def dispatch(self, message: Envelope, partition: int, offset: int, size: int) -> None:
         if message.causation_id is not None and message.type in COMMAND_OUTCOMES:
@@ -202,3 +199,13 @@ class RunEventHub:
         self._seen[run_id] = RunSeen(message.account_id, message.site_id, partition, offset)
         while len(self._seen) > MAX_RUNS_SEEN:
             self._seen.popitem(last=False)
+
+
+def readable(raw: bytes | None) -> Envelope | None:
+    """The run event a record holds, or None (logged) when it cannot be read: the dead-letter
+    topic is for the consumers that own the stream, not for this reader."""
+    try:
+        return decode(raw)
+    except UnreadableMessage as exc:
+        log.warning("skipping unreadable run event: %s", exc.reason)
+        return None

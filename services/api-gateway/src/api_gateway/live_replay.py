@@ -11,15 +11,12 @@ it goes, so what it holds is one fetch (`FETCH_BYTES`) whatever the run's size. 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts.codec import UnreadableMessage, decode
+from api_gateway.event_hub import readable
 from contracts.envelope import Envelope
-
-log = logging.getLogger(__name__)
 
 FETCH_BYTES = 256 * 1024
 CONCURRENT = 4
@@ -62,7 +59,7 @@ class Replayer:
                         # A record of another run cannot contain this run's id: skip it unparsed.
                         if record.value is None or needle not in record.value:
                             continue
-                        message = _decoded(record.value)
+                        message = readable(record.value)
                         if message is not None and message.run_id == run_id:
                             yield record.offset, message
             finally:
@@ -72,11 +69,3 @@ class Replayer:
 async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
     end = consumer.highwater(tp)
     return end is not None and await consumer.position(tp) >= end
-
-
-def _decoded(raw: bytes) -> Envelope | None:
-    try:
-        return decode(raw)
-    except UnreadableMessage as exc:
-        log.warning("skipping unreadable run event: %s", exc.reason)
-        return None

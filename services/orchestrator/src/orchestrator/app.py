@@ -68,6 +68,9 @@ class Orchestrator:
         self.catch_up_started = 0.0
         self.paused_commands: list[TopicPartition] = []
         self.sends: list[asyncio.Future] = []
+        # The scheduler's and the credit watch's connections (both off the event path); an
+        # engine connects on first use.
+        self.database = sync_engine(settings.database_url, pool_pre_ping=True)
         self.offsets: dict[TopicPartition, int] = {}
         self.stopping = asyncio.Event()
         # How many events the last catch-up folded, and how many keep() calls are between
@@ -250,7 +253,6 @@ class Orchestrator:
                 await self.flush()
 
     async def scheduler_loop(self) -> None:
-        engine = sync_engine(self.settings.database_url, pool_pre_ping=True)
         loop = asyncio.get_running_loop()
 
         def publish(message: Envelope) -> None:
@@ -267,7 +269,7 @@ class Orchestrator:
                 try:
                     started = await asyncio.to_thread(
                         scheduler.run_once,
-                        engine,
+                        self.database,
                         self.settings.scheduler_clock or utcnow(),
                         self.settings.lookback_seconds,
                         publish,
@@ -278,25 +280,22 @@ class Orchestrator:
                 await self.sleep(self.settings.scheduler_interval_seconds)
             else:
                 await self.sleep(0.2)
-        engine.dispose()
 
     async def credit_watch_loop(self) -> None:
         """Resume the runs paused for credits whose balance now pays (credit_watch)."""
-        engine = sync_engine(self.settings.database_url, pool_pre_ping=True)
         while not self.stopping.is_set():
             await self.sleep(self.settings.credit_check_seconds)
             waiting = credit_watch.waiting_for_credits(self.sites.active_runs())
             if not self.ready or not waiting:
                 continue
             try:
-                funds = await asyncio.to_thread(_read_funds, engine, waiting)
+                funds = await asyncio.to_thread(_read_funds, self.database, waiting)
                 for command in credit_watch.resumes(waiting, funds, utcnow()):
                     await self.send(self.topics.run_commands, command.key, command)
                     log.info("run %s: %s", command.run_id, command.data.reason)
                 await self.flush()
             except Exception:
                 log.exception("credit check failed; next check in one interval")
-        engine.dispose()
 
     async def sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -325,6 +324,7 @@ class Orchestrator:
             await self.consumer.stop()
             await self.producer.stop()
             self.snapshotting.close()
+            self.database.dispose()
 
     async def flush_quietly(self) -> bool:
         try:
