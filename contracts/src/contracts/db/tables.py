@@ -634,3 +634,133 @@ ai_answers = sa.Table(
     _created_at(),
     sa.Index("ix_ai_answers_created_at", "created_at"),
 )
+
+# --- Webhooks (docs/adr/0019): endpoints and their secrets are written by the gateway's API,
+# deliveries and their attempts by the gateway's webhooks process. ---
+
+WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
+# `refused`: the address check stopped it before any connection (api_gateway.webhooks.addresses).
+WEBHOOK_ATTEMPT_OUTCOMES = ("delivered", "failed", "refused")
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    _id(),
+    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    # The webhook types it wants (api_gateway.webhooks.payloads.WEBHOOK_TYPES; checked by the
+    # API, not here, so a new type needs no migration).
+    sa.Column("event_types", sa.ARRAY(sa.Text), nullable=False),
+    # NULL: every site of the account, now and later.
+    sa.Column("site_ids", sa.ARRAY(sa.BigInteger)),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    # Set by the first failed attempt after a success, cleared by a success: 5 days of it
+    # disable the endpoint.
+    sa.Column("failing_since", sa.DateTime(timezone=True)),
+    _created_at(),
+    _updated_at(),
+    sa.CheckConstraint("cardinality(event_types) > 0", name="event_types_not_empty"),
+    sa.CheckConstraint(
+        "site_ids IS NULL OR cardinality(site_ids) > 0", name="site_ids_null_or_not_empty"
+    ),
+    sa.CheckConstraint("enabled OR disabled_reason IS NOT NULL", name="disabled_says_why"),
+    sa.Index("ix_webhook_endpoints_account_id", "account_id"),
+)
+
+# Several per endpoint while a rotation overlaps: each signs from created_at until expires_at.
+# Kept as they are, since signing needs them (API tokens, only ever checked, are hashed).
+webhook_secrets = sa.Table(
+    "webhook_secrets",
+    metadata,
+    _id(),
+    sa.Column(
+        "endpoint_id",
+        sa.BigInteger,
+        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("secret", sa.Text, nullable=False),
+    _created_at(),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("secret ~ '^whsec_[A-Za-z0-9+/]+={0,2}$'", name="secret_is_whsec"),
+    sa.Index("ix_webhook_secrets_endpoint_id", "endpoint_id"),
+)
+
+# One per endpoint and webhook event. The id is the `webhook-id`, derived from the endpoint and
+# the event (api_gateway.webhooks.payloads.webhook_id): enqueueing an event again collides here.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "endpoint_id",
+        sa.BigInteger,
+        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("site_id", sa.BigInteger),
+    sa.Column("run_id", sa.Text),
+    # The exact bytes every attempt sends (and signs): `{type, timestamp, data}` as JSON text.
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    # Attempts begun: a claim counts one, so an attempt whose process died still counts.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    # A claimed delivery is leased to one attempt; past lease_until another may claim it, and
+    # the first attempt's outcome (another lease_token) is then not recorded.
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Column("lease_token", sa.Uuid),
+    sa.Column("last_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_latency_ms", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_response", sa.Text),
+    _created_at(),
+    _updated_at(),
+    _one_of("status", WEBHOOK_DELIVERY_STATUSES),
+    sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    sa.CheckConstraint(
+        "(status = 'pending') = (next_attempt_at IS NOT NULL)", name="pending_has_next_attempt"
+    ),
+    # The delivery loop's claim: endpoints with due rows, then each one's rows in due order.
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index(
+        "ix_webhook_deliveries_endpoint_pending",
+        "endpoint_id",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+    # The delivery log of an endpoint, newest first.
+    sa.Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    _id(),
+    sa.Column(
+        "delivery_id",
+        sa.Uuid,
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer),  # the HTTP status; NULL when no answer came
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("response", sa.Text),  # the first characters of the answer's body
+    _one_of("outcome", WEBHOOK_ATTEMPT_OUTCOMES),
+    sa.CheckConstraint("attempt >= 1", name="attempt_from_1"),
+    sa.CheckConstraint("latency_ms >= 0", name="latency_ms_not_negative"),
+    sa.Index("ix_webhook_attempts_delivery_id_id", "delivery_id", "id"),
+)
