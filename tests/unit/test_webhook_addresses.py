@@ -140,6 +140,7 @@ def test_a_good_url():
         ("https://hooks.example.com:99999/", "cannot be read"),
         ("https://hooks.example.com/a b", "spaces or control"),
         ("https://hooks.example.com/\n", "spaces or control"),
+        ("https://bücher.example/", "must be ASCII"),
         ("https://hooks.example.com/" + "a" * 2000, "longer than"),
         ("https://127.0.0.1/", "127.0.0.1 is a loopback address"),
         ("https://[::1]:8443/", "::1 is a loopback address"),

@@ -126,6 +126,8 @@ def check_url(url: str, policy: AddressPolicy) -> Target:
         raise RefusedAddress(f"the URL is longer than {MAX_URL_LENGTH} characters")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise RefusedAddress("the URL contains spaces or control characters")
+    if not url.isascii():
+        raise RefusedAddress("the URL must be ASCII: write an international name as xn--")
     try:
         parts = urlsplit(url)
         port = parts.port
