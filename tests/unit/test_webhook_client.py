@@ -4,72 +4,21 @@ Retry-After and first bytes are kept, and a slow or silent receiver is a failed 
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import httpcore
 import pytest
 import standardwebhooks.webhooks as reference
 from standardwebhooks import Webhook
 
 from api_gateway.webhooks import client, signing
 from api_gateway.webhooks.addresses import AddressPolicy, Target
+from tests.unit.webhook_receiver import Receiver, http, resolver
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 STRICT = AddressPolicy()
 SECRET = signing.new_secret(lambda n: b"\x05" * n)
 BODY = json.dumps({"type": "run.completed", "timestamp": "2026-12-06T12:00:00Z", "data": {}})
-
-
-class Stream(httpcore.AsyncMockStream):
-    def __init__(self, answer: list[bytes], written: list[bytes], hang: bool = False) -> None:
-        super().__init__(list(answer))
-        self.written = written
-        self.hang = hang
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.written.append(buffer)
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self.hang:
-            await asyncio.Event().wait()  # a receiver that never answers
-        return await super().read(max_bytes, timeout)
-
-
-class Receiver(httpcore.AsyncMockBackend):
-    """Plays the server: records where it was asked to connect and what it was sent."""
-
-    def __init__(self, *answer: bytes, hang: bool = False, refuse: Sequence[str] = ()) -> None:
-        super().__init__(list(answer))
-        self.connected: list[tuple[str, int]] = []
-        self.written: list[bytes] = []
-        self.hang = hang
-        self.refuse = set(refuse)
-
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        self.connected.append((host, port))
-        if host in self.refuse:
-            raise httpcore.ConnectError(f"connection refused by {host}")
-        return Stream(self._buffer, self.written, self.hang)
-
-    @property
-    def request(self) -> bytes:
-        return b"".join(self.written)
-
-
-def http(status: int, *headers: str, body: bytes = b"") -> bytes:
-    reason = {200: "OK", 204: "No Content", 410: "Gone", 429: "Too Many Requests"}.get(status, "X")
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}", *headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def names(**table: Sequence[str]):
-    async def resolve(host: str, port: int) -> Sequence[str]:
-        return table[host]
-
-    return resolve
 
 
 class Clock:
@@ -84,7 +33,7 @@ class Clock:
 async def attempt(
     receiver: Receiver, url: str, policy: AddressPolicy = STRICT, timeout: float = 15.0, **table
 ):
-    pool = client.new_pool(policy, 4, names(**table), receiver)
+    pool = client.new_pool(policy, 4, resolver(**table), receiver)
     headers = signing.headers("wh-1", NOW, BODY.encode(), [SECRET])
     async with pool:
         return await client.send(pool, url, headers, BODY.encode(), policy, Clock(), timeout)
@@ -98,10 +47,9 @@ async def test_a_2xx_is_delivered_and_the_request_is_a_signed_post(monkeypatch):
     assert sent.outcome == "delivered" and sent.answer.status == 204
     assert sent.latency_ms == 40 and sent.response is None
     assert receiver.connected == [("93.184.215.14", 443)]  # the address that was checked
-    head, _, body = receiver.request.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    assert lines[0] == "POST /in?k=1 HTTP/1.1"
-    received = dict(line.split(": ", 1) for line in lines[1:])
+    [request] = receiver.requests
+    assert request.line == "POST /in?k=1 HTTP/1.1"
+    received, body = request.headers, request.body
     assert received["host"] == "hooks.example"
     assert received["content-length"] == str(len(BODY))
     assert received["content-type"] == "application/json"
@@ -139,7 +87,7 @@ async def test_the_test_setting_reaches_a_local_receiver_on_its_port():
     sent = await attempt(receiver, "http://localhost:8099/hook", local, localhost=["127.0.0.1"])
     assert sent.outcome == "delivered"
     assert receiver.connected == [("127.0.0.1", 8099)]
-    assert b"host: localhost:8099\r\n" in receiver.request
+    assert receiver.requests[0].headers["host"] == "localhost:8099"
 
 
 async def test_the_next_address_is_tried_when_one_does_not_connect():
