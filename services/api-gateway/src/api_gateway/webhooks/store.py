@@ -27,12 +27,7 @@ from contracts.db import tables as t
 LEASE = timedelta(seconds=60)  # an attempt takes 15 s at most; the rest is slack
 EXCERPT_CHARS = 2000  # of a response body, kept with the attempt
 
-_e, _s, _d, _a = (
-    t.webhook_endpoints.c,
-    t.webhook_secrets.c,
-    t.webhook_deliveries.c,
-    t.webhook_attempts.c,
-)
+_e, _s, _d = t.webhook_endpoints.c, t.webhook_secrets.c, t.webhook_deliveries.c
 
 
 # --- enqueue -----------------------------------------------------------------------------------
