@@ -55,7 +55,7 @@ def test_migration_0012_builds_what_tables_declare():
     assert migrated() == declared()
 
 
-def test_0012_is_the_newest_revision_and_follows_0011():
+def test_0012_follows_0011_on_the_one_line_of_revisions():
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_current_head() == "0012"
     assert scripts.get_revision("0012").down_revision == "0011"
+    assert len(scripts.get_heads()) == 1
