@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
+from api_gateway.webhooks.addresses import AddressPolicy
 from contracts.settings import ServiceSettings, var_dir
 
 
@@ -37,3 +38,27 @@ class Settings(ServiceSettings):
         "instance (a random one per process otherwise, so a restart signs everyone out).",
     )
     session_hours: float = Field(12.0, gt=0, description="How long a console session lasts.")
+    webhook_allow_http: bool = Field(
+        False, description="Let webhook endpoints use http:// URLs (local use and tests)."
+    )
+    webhook_allowed_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs webhook endpoints may resolve to although they are "
+        "not public (e.g. 127.0.0.0/8 for tests); cloud metadata addresses stay refused.",
+    )
+    webhook_concurrency: int = Field(
+        64, ge=1, description="Webhook attempts in flight per webhooks process."
+    )
+    webhook_endpoint_concurrency: int = Field(
+        4, ge=1, description="Webhook attempts in flight per endpoint, across processes."
+    )
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the webhooks process looks for due deliveries."
+    )
+    webhook_metrics_port: int = Field(
+        9105, description="Port of the webhooks process's Prometheus metrics endpoint."
+    )
+
+    def webhook_policy(self) -> AddressPolicy:
+        """Where webhook endpoints may point; ValueError for a malformed CIDR."""
+        return AddressPolicy.of(self.webhook_allow_http, self.webhook_allowed_networks.split(","))
