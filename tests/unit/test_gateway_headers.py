@@ -162,7 +162,9 @@ def test_the_metrics_port_listens_where_the_api_does(monkeypatch, tmp_path):
         gateway_app, "start_http_server", lambda *a, **k: started.append(("metrics", a, k))
     )
     monkeypatch.setattr(gateway_app.uvicorn, "run", lambda *a, **k: started.append(("api", a, k)))
-    gateway_app.main()
+    with pytest.raises(SystemExit) as ended:
+        gateway_app.main([])
+    assert ended.value.code == 0
     [(_, args, kwargs), (api, _, api_kwargs)] = started
     assert args == (9100,) and kwargs == {"addr": "0.0.0.0", "registry": metrics.REGISTRY}
     assert api == "api" and api_kwargs["host"] == "0.0.0.0"

@@ -19,7 +19,7 @@ from api_gateway.webhooks.attempt import NO_SECRET, attempt
 from api_gateway.webhooks.retry import SCHEDULE
 from api_gateway.webhooks.signing import Secret
 from api_gateway.webhooks.store import Claimed
-from tests.unit.webhook_receiver import Receiver, http, resolver
+from tests.support.webhook_mock import Receiver, http, resolver
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 POLICY = AddressPolicy()

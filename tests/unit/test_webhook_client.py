@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 
 from api_gateway.webhooks import client, signing
 from api_gateway.webhooks.addresses import AddressPolicy, Target
-from tests.unit.webhook_receiver import Receiver, http, resolver
+from tests.support.webhook_mock import Receiver, http, resolver
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 STRICT = AddressPolicy()

@@ -111,7 +111,27 @@ def test_every_webhook_type_is_made_by_something():
         )
         for e in from_event(message(payload))
     }
-    assert made | {"credits.low"} == set(payloads.WEBHOOK_TYPES)
+    assert made | {"credits.low", "endpoint.disabled"} == set(payloads.WEBHOOK_TYPES)
+
+
+def test_a_disabled_endpoint_is_told_to_the_whole_account_once_per_disabling():
+    at = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    told = payloads.endpoint_disabled(5, 9, "https://hooks.example/x", "gone (410)", at)
+    assert told.site_id is None and told.account_id == 5
+    assert json.loads(told.body()) == {
+        "type": "endpoint.disabled",
+        "timestamp": "2026-12-07T01:00:00Z",
+        "data": {
+            "endpoint_id": 9,
+            "url": "https://hooks.example/x",
+            "reason": "gone (410)",
+            "disabled_at": "2026-12-07T01:00:00Z",
+        },
+    }
+    later = payloads.endpoint_disabled(
+        5, 9, "https://hooks.example/x", "gone (410)", at.replace(hour=2)
+    )
+    assert payloads.webhook_id(1, told) != payloads.webhook_id(1, later)
 
 
 def test_the_id_is_the_same_for_the_same_event_read_again_and_differs_otherwise():

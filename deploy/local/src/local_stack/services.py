@@ -34,7 +34,12 @@ SERVICES = (
     Service("stage-workers", "stage-worker", 9102),
     Service("log-sink", "log-sink", 9103),
     Service("api-gateway", "api-gateway", 9104, (("GATEWAY_PORT", str(GATEWAY_PORT)),)),
+    # The gateway's second process (ADR 19): consumes run events, sends webhooks.
+    Service("api-gateway-webhooks", "api-gateway webhooks", 9105),
 )
+# Local use and tests: webhook endpoints may be http:// and on this machine (a receiver on
+# 127.0.0.1). Anywhere else both stay refused unless set.
+LOCAL_WEBHOOKS = {"WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ def shared_env(settings: StackSettings) -> dict[str, str]:
         "LOG_BASE_DIR": str(var_dir() / "logs"),
         "AI_PROVIDER": "offline",
         "PYTHONUNBUFFERED": "1",
+        **LOCAL_WEBHOOKS,
         # The AI settings of whoever starts the stack reach the services: AI_PROVIDER=openai
         # with OPENAI_API_KEY (or OPENAI_BASE_URL for any compatible server), budgets, prices.
         **ai_settings(os.environ),

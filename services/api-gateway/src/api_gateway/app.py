@@ -1,5 +1,5 @@
 """Wiring: settings, database, Kafka producer and event hub, routers, the console, OpenAPI;
-`api-gateway`."""
+`api-gateway` (the API) and `api-gateway webhooks` (the webhooks process)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import typer
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
@@ -146,11 +147,33 @@ def _tidy_operation(operation: dict[str, Any]) -> None:
             schema.update(options[0])
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+cli = typer.Typer(
+    add_completion=False, help="The API gateway: `api-gateway` serves the REST API and console."
+)
+
+
+@cli.callback(invoke_without_command=True)
+def serve_api(ctx: typer.Context) -> None:
+    """Serve the REST API, the console and live streams (metrics on METRICS_PORT)."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = Settings()
     start_http_server(settings.metrics_port, addr=settings.http_host, registry=metrics.REGISTRY)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
+
+
+@cli.command()
+def webhooks() -> None:
+    """Deliver webhooks: consume run events, send due deliveries (metrics on
+    METRICS_PORT: give it another than the API's). Run as many beside the API as you like."""
+    from api_gateway.webhooks import service
+
+    service.main(Settings())
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    cli(args=argv, prog_name="api-gateway")
 
 
 if __name__ == "__main__":

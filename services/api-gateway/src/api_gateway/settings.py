@@ -55,9 +55,6 @@ class Settings(ServiceSettings):
     webhook_poll_seconds: float = Field(
         1.0, gt=0, description="How often the webhooks process looks for due deliveries."
     )
-    webhook_metrics_port: int = Field(
-        9105, description="Port of the webhooks process's Prometheus metrics endpoint."
-    )
 
     def webhook_policy(self) -> AddressPolicy:
         """Where webhook endpoints may point; ValueError for a malformed CIDR."""

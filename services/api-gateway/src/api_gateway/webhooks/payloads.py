@@ -20,7 +20,13 @@ from contracts.credits import Estimate
 from contracts.envelope import Envelope
 
 WebhookType = Literal[
-    "run.completed", "run.failed", "run.paused", "run.cancelled", "review.ready", "credits.low"
+    "run.completed",
+    "run.failed",
+    "run.paused",
+    "run.cancelled",
+    "review.ready",
+    "credits.low",
+    "endpoint.disabled",
 ]
 WEBHOOK_TYPES: tuple[WebhookType, ...] = (
     "run.completed",
@@ -29,6 +35,7 @@ WEBHOOK_TYPES: tuple[WebhookType, ...] = (
     "run.cancelled",
     "review.ready",
     "credits.low",
+    "endpoint.disabled",
 )
 # The run events a webhook is made from: the consumer decodes these and skips every other
 # record by its `type` header.
@@ -52,7 +59,7 @@ class WebhookEvent:
     type: WebhookType
     timestamp: datetime
     account_id: int
-    site_id: int
+    site_id: int | None  # None: about the account (every endpoint of it may want it)
     data: dict[str, Any] = field(hash=False)
     # What it was made from (an event's message id, or a site and its slot): the id's root.
     origin: str
@@ -154,4 +161,21 @@ def credits_low(
         site_id=site_id,
         data=data,
         origin=f"credits.low/{site_id}/{iso(next_run_at)}",
+    )
+
+
+def endpoint_disabled(
+    account_id: int, endpoint_id: int, url: str, reason: str, at: datetime
+) -> WebhookEvent:
+    """`endpoint.disabled`, for the account's other endpoints that want it: one per disabling
+    (the time is part of the id, so an endpoint disabled, enabled and disabled again is told
+    twice)."""
+    data = {"endpoint_id": endpoint_id, "url": url, "reason": reason, "disabled_at": iso(at)}
+    return WebhookEvent(
+        type="endpoint.disabled",
+        timestamp=at,
+        account_id=account_id,
+        site_id=None,
+        data=data,
+        origin=f"endpoint.disabled/{endpoint_id}/{iso(at)}",
     )

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import Connection
 
 from api_gateway.webhooks.fairness import choose
-from api_gateway.webhooks.payloads import WebhookEvent, webhook_id
+from api_gateway.webhooks.payloads import WebhookEvent, endpoint_disabled, webhook_id
 from api_gateway.webhooks.retry import Next
 from api_gateway.webhooks.signing import Secret
 from contracts.db import tables as t
@@ -35,13 +35,18 @@ _e, _s, _d = t.webhook_endpoints.c, t.webhook_secrets.c, t.webhook_deliveries.c
 
 def endpoints_for(event: WebhookEvent) -> sa.Select:
     """The endpoints that get `event`: the account's, enabled, made before it happened, wanting
-    its type, covering its site."""
+    its type, covering its site (any endpoint, for an event about the whole account)."""
+    covers_site = (
+        sa.true()
+        if event.site_id is None
+        else sa.or_(_e.site_ids.is_(None), _e.site_ids.any_() == event.site_id)
+    )
     return sa.select(_e.id).where(
         _e.account_id == event.account_id,
         _e.enabled,
         _e.created_at <= event.timestamp,
         _e.event_types.any_() == event.type,
-        sa.or_(_e.site_ids.is_(None), _e.site_ids.any_() == event.site_id),
+        covers_site,
     )
 
 
@@ -180,8 +185,8 @@ def claim(conn: Connection, now: datetime, slots: int, per_endpoint: int) -> lis
     if not endpoints:
         return []
     ids = sorted(endpoints)
-    flying = dict(conn.execute(in_flight(now, ids)).tuples().all())
-    due = conn.execute(due_rows(now, ids, per_endpoint)).tuples().all()
+    flying = dict(conn.execute(in_flight(now, ids)).all())
+    due = conn.execute(due_rows(now, ids, per_endpoint)).all()
     chosen = choose(most_overdue_first(due), flying, per_endpoint, slots)
     if not chosen:
         return []
@@ -295,12 +300,17 @@ def record(conn: Connection, claimed: Claimed, attempted: Attempted, step: Next)
 
 def disable(conn: Connection, endpoint_id: int, reason: str, now: datetime) -> None:
     """The endpoint gets no more deliveries; its pending ones fail with the reason (attempts in
-    flight then record nothing: see `record`)."""
-    conn.execute(
+    flight then record nothing: see `record`). The account's other endpoints that want
+    `endpoint.disabled` are told, in the same transaction."""
+    disabled = conn.execute(
         sa.update(t.webhook_endpoints)
         .where(_e.id == endpoint_id, _e.enabled)
         .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=sa.func.now())
-    )
+        .returning(_e.account_id, _e.url)
+    ).first()
+    if disabled is not None:
+        told = endpoint_disabled(disabled.account_id, endpoint_id, disabled.url, reason, now)
+        enqueue(conn, told, now)
     conn.execute(
         sa.update(t.webhook_deliveries)
         .where(_d.endpoint_id == endpoint_id, _d.status == "pending")

@@ -1,0 +1,107 @@
+"""From run events to pending deliveries: the webhooks process's consumer of the events topic.
+
+It reads in its own group from the beginning, skips every record whose `type` header is not one
+a webhook is made from (without parsing it), and writes the deliveries of a batch of records in
+one transaction before committing the batch's offsets. Nothing is sent from here: a slow
+endpoint never holds a commit back. A record read again (a restart before the commit, a
+rebalance) makes the same `webhook-id`s, which the table already holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiokafka.errors import CommitFailedError
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api_gateway.webhooks import metrics
+from api_gateway.webhooks.credits_check import low_credit_events
+from api_gateway.webhooks.payloads import SOURCE_EVENTS, WebhookEvent, from_event
+from api_gateway.webhooks.store import enqueue
+from contracts.codec import UnreadableMessage, decode, type_from_headers
+from contracts.envelope import utcnow
+
+log = logging.getLogger(__name__)
+BATCH_RECORDS = 500
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)  # between tries of a batch the database refused
+
+
+@dataclass
+class Taken:
+    """What a batch of records asks for: webhook events, and the accounts whose balance may now
+    fall short of a scheduled run (a run of theirs ended or paused)."""
+
+    events: list[WebhookEvent] = field(default_factory=list)
+    accounts: set[int] = field(default_factory=set)
+
+
+def take(records: Iterable[Any]) -> Taken:
+    taken = Taken()
+    for record in records:
+        if type_from_headers(record.headers) not in SOURCE_EVENTS:
+            continue
+        try:
+            message = decode(record.value)
+        except UnreadableMessage as exc:
+            metrics.UNREADABLE.inc()
+            log.warning("skipped an unreadable run event at offset %s: %s", record.offset, exc)
+            continue
+        taken.events.extend(from_event(message))
+        taken.accounts.add(message.account_id)
+    return taken
+
+
+def write(conn: Connection, taken: Taken, now: datetime) -> dict[str, int]:
+    """The deliveries of a batch, in the caller's transaction; how many were new, by type."""
+    low = [e for account in sorted(taken.accounts) for e in low_credit_events(conn, now, account)]
+    new: dict[str, int] = {}
+    for event in [*taken.events, *low]:
+        new[event.type] = new.get(event.type, 0) + enqueue(conn, event, now)
+    return new
+
+
+class Intake:
+    def __init__(
+        self, consumer: Any, engine: AsyncEngine, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.consumer = consumer
+        self.engine = engine
+        self.clock = clock
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            fetched = await self.consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
+            records = [record for batch in fetched.values() for record in batch]
+            if not records:
+                continue
+            taken = take(records)
+            if taken.events or taken.accounts:
+                await self._write(taken, stop)
+            try:
+                await self.consumer.commit()
+            except CommitFailedError:  # rebalanced meanwhile: the new owner reads them again
+                log.info("offsets not committed after a rebalance; the records will be re-read")
+
+    async def _write(self, taken: Taken, stop: asyncio.Event) -> None:
+        """Until it is written: the offsets wait, so nothing is lost while the database is away."""
+        tries = 0
+        while True:
+            try:
+                async with self.engine.begin() as conn:
+                    new = await conn.run_sync(write, taken, self.clock())
+                for type_, count in new.items():
+                    metrics.ENQUEUED.labels(type_).inc(count)
+                return
+            except Exception:
+                if stop.is_set():
+                    raise
+                wait = RETRY_SECONDS[min(tries, len(RETRY_SECONDS) - 1)]
+                log.exception("writing webhook deliveries failed; trying again in %s s", wait)
+                tries += 1
+                await asyncio.sleep(wait)
