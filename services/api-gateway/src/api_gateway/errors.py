@@ -4,7 +4,8 @@ Validation failures answer 400 (not FastAPI's 422) with a message naming the fie
 database refuses (an out-of-range number that slipped through) answers 400 too: input never
 causes a 500. `code` says which kind of refusal: `invalid` (a value), `malformed` (a body that
 cannot be read), `too_large` (413), `unsupported_media_type` (415), `unauthorized`, `csrf`,
-`not_allowed`, `active_run`, `insufficient_credits`, `timeout`.
+`not_allowed`, `active_run`, `insufficient_credits`, `timeout`, and for webhooks (409)
+`endpoint_disabled` and `in_flight`.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def not_found(what: str) -> ApiError:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Missing or invalid input, or a refused transition."},
     401: {"model": ErrorBody, "description": "No token, or an unknown or revoked one."},
-    404: {"model": ErrorBody, "description": "No such site, run or item in your account."},
+    404: {
+        "model": ErrorBody,
+        "description": "No such site, run, item or webhook endpoint in your account.",
+    },
 }
 
 

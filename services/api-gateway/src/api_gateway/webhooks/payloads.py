@@ -19,8 +19,16 @@ from contracts import events as ev
 from contracts.credits import Estimate
 from contracts.envelope import Envelope
 
+# `webhook.test` is sent only when an account asks for one (the API's test call): no endpoint
+# subscribes to it, so it is not in WEBHOOK_TYPES.
 WebhookType = Literal[
-    "run.completed", "run.failed", "run.paused", "run.cancelled", "review.ready", "credits.low"
+    "run.completed",
+    "run.failed",
+    "run.paused",
+    "run.cancelled",
+    "review.ready",
+    "credits.low",
+    "webhook.test",
 ]
 WEBHOOK_TYPES: tuple[WebhookType, ...] = (
     "run.completed",
