@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -86,9 +87,23 @@ def install(app: FastAPI) -> None:
         return _json(400, ErrorBody(detail=detail, field=field, code="invalid"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _json(exc.status_code, ErrorBody(detail=str(exc.detail)), exc.headers)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return _json(exc.status_code, ErrorBody(detail=str(exc.detail)), headers)
 
     @app.exception_handler(DataError)
     async def on_data_error(_: Request, exc: DataError) -> JSONResponse:
         return _json(400, ErrorBody(detail="a value is out of range or malformed", code="invalid"))
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path takes. Starlette's 405 names only the methods of the
+    first route that matches the path, and a path with several methods has a route for each."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(request.url.path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
