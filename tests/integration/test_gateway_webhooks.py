@@ -9,6 +9,7 @@ only), and one that allows http and TEST-NET-1, where the endpoints that are kep
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -399,3 +400,24 @@ def test_a_delivery_being_attempted_is_not_redelivered(owner, db):
     assert owner.client.post(f"{endpoint}/deliveries/{busy}/redeliver").status_code == 202
     row = delivery_row(db, busy)
     assert (row.status, row.attempts, row.lease_token) == ("pending", 0, None)
+
+
+# --- the console -----------------------------------------------------------------------------
+
+
+def test_the_console_page_needs_a_session_and_its_changes_the_csrf_token(open_gateway, owner):
+    browser = httpx.Client(base_url=open_gateway.url, timeout=30, follow_redirects=False)
+    assert browser.get("/webhooks").status_code == 303  # not signed in: to the sign-in page
+    assert browser.post("/sign-in", data={"token": owner.token}).status_code == 303
+    page = browser.get("/webhooks")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert f'id="hook-site-{owner.site_id}"' in page.text
+    csrf = re.search(r'data-csrf="([^"]+)"', page.text).group(1)
+
+    body = {"url": NOWHERE, "event_types": ["review.ready"]}
+    refused = browser.post(HOOKS, json=body)
+    assert refused.status_code == 403 and refused.json()["code"] == "csrf"
+    made = browser.post(HOOKS, json=body, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201, made.text
+    listed = browser.get(HOOKS, params={"enabled": "true"}).json()
+    assert [e["id"] for e in listed["items"]] == [made.json()["id"]]
