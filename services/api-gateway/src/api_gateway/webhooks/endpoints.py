@@ -154,11 +154,9 @@ async def delete(conn: AsyncConnection, account_id: int, endpoint_id: int) -> No
 # --- secrets ---------------------------------------------------------------------------------
 
 
-async def held_secrets(conn: AsyncConnection, endpoint_id: int) -> list[signing.Secret]:
-    rows = await conn.execute(
-        sa.select(_s.secret, _s.created_at, _s.expires_at).where(_s.endpoint_id == endpoint_id)
-    )
-    return [signing.Secret(r.secret, r.created_at, r.expires_at) for r in rows]
+async def held_secrets(conn: AsyncConnection, endpoint_id: int) -> tuple[signing.Secret, ...]:
+    held = await conn.run_sync(lambda c: store.secrets_of(c, [endpoint_id]))
+    return held.get(endpoint_id, ())
 
 
 def newest(held: Sequence[signing.Secret], now: datetime) -> tuple[signing.Secret, datetime | None]:
