@@ -1,9 +1,10 @@
 """The web console in a real Chromium against the real services (each a process, on the real
 Kafka and PostgreSQL): an operator signs in, imports keywords, runs the pipeline and watches it
 live, pauses and resumes, sees the result, approves an article; another account's site stays
-out of reach; items held back after failures are retried from the stage cards. None of it
-breaks the pages' Content-Security-Policy. Screenshots at 1280 and 390 px wide land in
-tmp/artifacts."""
+out of reach; items held back after failures are retried from the stage cards; webhook
+endpoints are added, tested, rotated, disabled (with the banner) and deleted, and their
+delivery log read and redelivered. None of it breaks the pages' Content-Security-Policy.
+Screenshots at 1280 and 390 px wide land in tmp/artifacts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import io
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
+from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +26,7 @@ from tests.integration.test_gateway_support import API, console_script, make_ten
 from tests.support.browser import LAUNCH_ARGS, artifacts_dir, chromium_path
 from tests.support.pipeline import SAMPLE, sample_keywords
 from tests.support.services import free_port
+from tests.support.webhook_rows import NOWHERE, NOWHERE_NETWORK, insert_attempt, remove_endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 RUN_SECONDS = 240
@@ -88,7 +91,11 @@ def csp_violations() -> list[str]:
 
 @pytest.fixture
 def page(browser, console, csp_violations):
-    context = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 900})
+    yield from _page(browser, console.url, csp_violations)
+
+
+def _page(browser, url: str, csp_violations: list[str]):
+    context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900})
     context.add_init_script(BAR_RECORDER)
     context.add_init_script(CSP_WATCH)
 
@@ -464,3 +471,86 @@ def test_held_back_items_are_retried_from_the_stage_cards(page, db, console, csp
     expect(page.locator("#stages-h")).to_be_focused()
     assert failure_state(db, tenant.site_id) == (0, ["pending"])
     assert_no_csp_violations(page, csp_violations)
+
+
+@pytest.fixture
+def hooks_console(services) -> SimpleNamespace:
+    """A gateway alone (the webhooks view needs no run), whose endpoints may point at
+    TEST-NET-1, where nothing answers."""
+    port = free_port()
+    env = {"GATEWAY_PORT": str(port), "WEBHOOK_ALLOWED_NETWORKS": NOWHERE_NETWORK}
+    services.start("gateway", console_script("api-gateway"), env=env)
+    return SimpleNamespace(url=f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def hooks_page(browser, hooks_console, csp_violations):
+    yield from _page(browser, hooks_console.url, csp_violations)
+
+
+def test_an_operator_manages_webhooks_from_the_console(
+    hooks_page, hooks_console, db, csp_violations
+):
+    page = hooks_page
+    tenant = make_tenant(db, hooks_console)
+    try:
+        sign_in(page, tenant.token, tenant.site_id)
+        page.get_by_role("link", name="Webhooks").click()
+        expect(page).to_have_url("/webhooks")
+        expect(page.locator("#endpoints")).to_have_text("No endpoints yet.")
+
+        page.get_by_label("URL (https)").fill("https://127.0.0.1/hooks")
+        page.get_by_label("run.failed").check()
+        page.get_by_role("button", name="Add endpoint").click()
+        expect(page.locator("#hook-url-error")).to_have_text("url: 127.0.0.1 is a loopback address")
+        expect(page.get_by_label("URL (https)")).to_be_focused()
+        page.get_by_label("URL (https)").fill(NOWHERE)
+        page.locator(f"#hook-site-{tenant.site_id}").check()
+        page.get_by_role("button", name="Add endpoint").click()
+        expect(page.locator("#secret-value")).to_contain_text("whsec_")
+        expect(page.locator("#secret-h")).to_be_focused()
+        secret = page.locator("#secret-value").text_content()
+        [made] = page.request.get(f"{API}/webhooks").json()["items"]
+        assert made["site_ids"] == [tenant.site_id] and made["event_types"] == ["run.failed"]
+        assert page.request.get(f"{API}/webhooks/{made['id']}/secret").json()["secret"] == secret
+        shoot(page, "10-webhook-created")
+
+        page.get_by_role("button", name=f"Send test: {NOWHERE}").click()
+        expect(page.locator("#hooks-message")).to_contain_text("queued")
+        page.get_by_role("button", name=f"Delivery log: {NOWHERE}").click()
+        expect(page.locator("#log-h")).to_be_focused()
+        row = page.locator("#deliveries tbody tr")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("webhook.test")
+        delivery = row.get_attribute("data-delivery")
+        insert_attempt(db, UUID(delivery), 1, error="connection refused", status=None)
+        page.get_by_role("button", name=f"Attempts of {delivery}").click()
+        expect(page.locator("#attempts tbody tr")).to_contain_text("connection refused")
+        page.get_by_role("button", name=f"Redeliver {delivery}").click()
+        expect(page.locator("#log-message")).to_contain_text("same webhook-id")
+        shoot(page, "11-webhook-log")
+
+        page.get_by_role("button", name=f"Rotate secret: {NOWHERE}").click()
+        expect(page.locator("#secret-value")).not_to_have_text(secret)
+        expect(page.locator("#secret-box")).to_contain_text("previous secret also signs")
+
+        page.get_by_role("button", name=f"Disable: {NOWHERE}").click()
+        banner = page.locator("#webhook-banner")
+        expect(banner).to_contain_text(f"{NOWHERE}: disabled by its owner")
+        expect(page.locator("#deliveries tbody tr .tag")).to_have_text("failed")
+        page.goto(f"/sites/{tenant.site_id}")
+        expect(banner).to_contain_text("A webhook endpoint is disabled.")
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        shoot(page, "12-webhook-banner")
+
+        page.goto("/webhooks")
+        page.get_by_role("button", name=f"Enable: {NOWHERE}").click()
+        expect(banner).to_be_hidden()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name=f"Delete: {NOWHERE}").click()
+        expect(page.locator("#endpoints")).to_have_text("No endpoints yet.")
+        assert page.request.get(f"{API}/webhooks").json()["total"] == 0
+        assert_no_csp_violations(page, csp_violations)
+    finally:
+        remove_endpoints(db, tenant.account_id)

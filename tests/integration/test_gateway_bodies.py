@@ -57,6 +57,8 @@ def test_every_route_with_a_body_is_in_the_sweep():
     assert {_name(op) for op in WITH_BODY} >= {
         "PUT /api/v1/automation/update_config",
         "POST /api/v1/automation/keywords/import",
+        "POST /api/v1/automation/webhooks",
+        "PATCH /api/v1/automation/webhooks/{endpoint_id}",
     }
 
 

@@ -12,6 +12,12 @@ import subprocess
 from api_gateway import accounts
 from tests.integration.test_gateway_api import seed_content
 from tests.integration.test_gateway_support import API, console_script, insert_run, make_tenant
+from tests.support.webhook_rows import (
+    insert_attempt,
+    insert_delivery,
+    insert_endpoint,
+    remove_endpoints,
+)
 
 # Valid data that these calls refuse with 400 by design: positive_data_acceptance takes a 400
 # from them, and from no other call.
@@ -21,6 +27,13 @@ USAGE_RANGE = f"""
 # Schema cannot state (each alone may be any day).
 [[operations]]
 include-path = "{API}/usage"
+checks.positive_data_acceptance.expected-statuses = {ACCEPTED_WITH_400}
+"""
+WEBHOOK_ADDRESSES = f"""
+# A webhook URL must resolve, now, to a public address, and its site_ids must be sites of the
+# account: rules on DNS and on the data, which JSON Schema cannot state.
+[[operations]]
+include-name = ["POST {API}/webhooks", "PATCH {API}/webhooks/{{endpoint_id}}"]
 checks.positive_data_acceptance.expected-statuses = {ACCEPTED_WITH_400}
 """
 REVIEW_DONE = f"""
@@ -62,7 +75,10 @@ def _schemathesis(gateway, token: str, config: str, tmp_path, examples: int):
 
 def test_fuzz_with_random_ids(gateway, db, orchestrator, tmp_path):
     tenant = make_tenant(db, gateway, credits=10)
-    _schemathesis(gateway, tenant.token, USAGE_RANGE, tmp_path, examples=15)
+    try:
+        _schemathesis(gateway, tenant.token, USAGE_RANGE + WEBHOOK_ADDRESSES, tmp_path, 15)
+    finally:
+        remove_endpoints(db, tenant.account_id)
 
 
 def test_fuzz_on_a_site_with_data(gateway, db, orchestrator, tmp_path):
@@ -77,6 +93,11 @@ def test_fuzz_on_a_site_with_data(gateway, db, orchestrator, tmp_path):
     with db.begin() as conn:
         other_site = accounts.create_site(conn, tenant.account_id, "second site")
     running = insert_run(db, dataclasses.replace(tenant, site_id=other_site), status="running")
+    # A webhook endpoint with a delivery and its attempts, made as if this gateway allowed
+    # their address (written directly: this gateway refuses TEST-NET, as it should).
+    endpoint = insert_endpoint(db, tenant.account_id)
+    delivery = insert_delivery(db, endpoint, "failed", attempts=1)
+    insert_attempt(db, delivery, 1)
     config = f"""
 [parameters]
 "query.site_id" = {tenant.site_id}
@@ -84,11 +105,17 @@ def test_fuzz_on_a_site_with_data(gateway, db, orchestrator, tmp_path):
 "path.run_id" = "{finished}"
 "path.content_id" = {ids["content"]}
 "path.image_id" = {ids["image"]}
+"path.endpoint_id" = {endpoint}
+"path.delivery_id" = "{delivery}"
 
 [[operations]]
 include-path = ["{API}/pause", "{API}/resume", "{API}/cancel"]
 parameters = {{ "query.run_id" = "{running}" }}
 {USAGE_RANGE}
 {REVIEW_DONE}
+{WEBHOOK_ADDRESSES}
 """
-    _schemathesis(gateway, tenant.token, config, tmp_path, examples=15)
+    try:
+        _schemathesis(gateway, tenant.token, config, tmp_path, examples=15)
+    finally:
+        remove_endpoints(db, tenant.account_id)

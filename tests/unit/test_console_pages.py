@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from api_gateway.console import pages
+from api_gateway.webhooks.payloads import WEBHOOK_TYPES
 
 NASTY = '<script>alert("x")</script>'
 STATIC = Path(pages.__file__).parent / "static"
@@ -31,7 +32,8 @@ def test_site_names_and_errors_are_escaped():
 
 
 def test_every_page_is_a_whole_document_with_a_viewport():
-    for page in (pages.sign_in(), pages.not_found("site 9"), pages.no_sites("t")):
+    webhooks = pages.webhooks([SimpleNamespace(id=3, name="Mine")], "t")
+    for page in (pages.sign_in(), pages.not_found("site 9"), pages.no_sites("t"), webhooks):
         assert page.startswith("<!doctype html>")
         assert 'name="viewport"' in page and '<html lang="en">' in page
 
@@ -58,3 +60,33 @@ def test_every_request_of_the_page_goes_through_api_js_which_sends_the_csrf_toke
     assert not any("XMLHttpRequest" in text for text in scripts.values())
     assert 'if (method !== "GET") headers["X-CSRF-Token"] = csrf;' in scripts["api.js"]
     assert 'post("/retry_failed", params)' in scripts["console.js"]
+
+
+def test_the_webhooks_page_offers_every_type_and_site_labelled_and_escaped():
+    mine, second = SimpleNamespace(id=3, name=NASTY), SimpleNamespace(id=4, name="Second & Co")
+    page = pages.webhooks([mine, second], csrf='t"k')
+    assert NASTY not in page and html.escape(NASTY) in page and "Second &amp; Co" in page
+    assert 'data-csrf="t&quot;k"' in page and 'value="t&quot;k"' in page  # API calls, sign-out
+    boot = re.search(r'data-boot="([^"]+)"', page).group(1)
+    assert json.loads(html.unescape(boot)) == {
+        "sites": [{"id": 3, "name": NASTY}, {"id": 4, "name": "Second & Co"}]
+    }
+    for kind in WEBHOOK_TYPES:
+        assert f'id="hook-type-{kind}" name="event_types" value="{kind}"' in page
+        assert f'<label for="hook-type-{kind}"><code>{kind}</code>' in page
+    for site in (3, 4):
+        assert f'id="hook-site-{site}" name="site_ids" value="{site}"' in page
+        assert f'<label for="hook-site-{site}">' in page
+    for field in ("url", "description"):
+        assert f'<label for="hook-{field}">' in page and f'id="hook-{field}-error"' in page
+    assert '<div id="webhook-banner" class="banner" role="alert" hidden></div>' in page
+    assert '<script type="module" src="/static/webhooks.js"></script>' in page
+
+
+def test_the_site_page_links_the_webhooks_and_has_their_banner():
+    mine = SimpleNamespace(id=3, name="Mine")
+    page = pages.site([mine], mine, csrf="t")
+    assert '<a class="nav" href="/webhooks">Webhooks</a>' in page
+    assert page.index('id="webhook-banner"') < page.index('<main id="console"')
+    console = (STATIC / "console.js").read_text(encoding="utf-8")
+    assert "showDisabledWebhooks();" in console

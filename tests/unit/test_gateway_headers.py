@@ -65,6 +65,16 @@ def test_every_kind_of_answer_carries_the_security_headers(client):
         assert_secured(answer)
 
 
+def test_a_method_a_path_does_not_take_is_405_naming_every_method_it_does(client):
+    """A path with several methods (the webhooks) is a route per method to Starlette, whose own
+    405 would name only the first route's."""
+    for path, item in create_app().openapi()["paths"].items():
+        answer = client.request("OPTIONS", path.replace("{", "").replace("}", ""))
+        assert answer.status_code == 405, path
+        assert answer.headers["allow"] == ", ".join(sorted(m.upper() for m in item)), path
+    assert client.put(f"{API_PREFIX}/webhooks").headers["allow"] == "GET, POST"
+
+
 def test_the_api_documentation_pages_may_load_their_viewer_and_nothing_else(client):
     app = client.app
     assert {app.docs_url, app.redoc_url} == DOCS_PATHS

@@ -33,6 +33,7 @@ from api_gateway.routes import (
     planning,
     run_control,
     run_status,
+    webhooks,
 )
 from api_gateway.run_commands import CommandSender
 from api_gateway.security_headers import SecurityHeaders
@@ -82,7 +83,8 @@ async def _mark_ready(hub: RunEventHub) -> None:
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
-    for module in (config, run_control, run_status, costs, planning, keywords, content, live):
+    modules = (config, run_control, run_status, costs, planning, keywords, content, live, webhooks)
+    for module in modules:
         api.include_router(module.router)
     return api
 
@@ -95,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings = settings or Settings()
+    # Read once, so a malformed WEBHOOK_ALLOWED_NETWORKS stops the start, not a request.
+    app.state.webhook_policy = settings.webhook_policy()
     app.state.sessions = SessionSigner(
         settings.session_secret, timedelta(hours=settings.session_hours)
     )
@@ -162,8 +166,8 @@ def serve_api(ctx: typer.Context) -> None:
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
 
 
-@cli.command()
-def webhooks() -> None:
+@cli.command("webhooks")
+def deliver_webhooks() -> None:
     """Deliver webhooks: consume run events, send due deliveries (metrics on
     METRICS_PORT: give it another than the API's). Run as many beside the API as you like."""
     from api_gateway.webhooks import service

@@ -4,7 +4,8 @@ Validation failures answer 400 (not FastAPI's 422) with a message naming the fie
 database refuses (an out-of-range number that slipped through) answers 400 too: input never
 causes a 500. `code` says which kind of refusal: `invalid` (a value), `malformed` (a body that
 cannot be read), `too_large` (413), `unsupported_media_type` (415), `unauthorized`, `csrf`,
-`not_allowed`, `active_run`, `insufficient_credits`, `timeout`.
+`not_allowed`, `active_run`, `insufficient_credits`, `timeout`, and for webhooks (409)
+`endpoint_disabled` and `in_flight`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -51,7 +53,10 @@ def not_found(what: str) -> ApiError:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Missing or invalid input, or a refused transition."},
     401: {"model": ErrorBody, "description": "No token, or an unknown or revoked one."},
-    404: {"model": ErrorBody, "description": "No such site, run or item in your account."},
+    404: {
+        "model": ErrorBody,
+        "description": "No such site, run, item or webhook endpoint in your account.",
+    },
 }
 
 
@@ -82,9 +87,23 @@ def install(app: FastAPI) -> None:
         return _json(400, ErrorBody(detail=detail, field=field, code="invalid"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _json(exc.status_code, ErrorBody(detail=str(exc.detail)), exc.headers)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return _json(exc.status_code, ErrorBody(detail=str(exc.detail)), headers)
 
     @app.exception_handler(DataError)
     async def on_data_error(_: Request, exc: DataError) -> JSONResponse:
         return _json(400, ErrorBody(detail="a value is out of range or malformed", code="invalid"))
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path takes. Starlette's 405 names only the methods of the
+    first route that matches the path, and a path with several methods has a route for each."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(request.url.path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))

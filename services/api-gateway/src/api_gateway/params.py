@@ -27,6 +27,12 @@ def _decimal(value: object) -> object:
     return value
 
 
+def integral(value: object) -> object:
+    """A JSON number without a fraction is an integer, as JSON Schema has it: 20.0 is 20 (while
+    `true` and `"20"` stay refused by a strict model)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _day(value: object) -> object:
     if isinstance(value, str) and not re.fullmatch(DAY_PATTERN, value):
         raise ValueError("must be a date as YYYY-MM-DD")
@@ -35,6 +41,8 @@ def _day(value: object) -> object:
 
 # Goes after the Query or Path: before them, the document would show `ge` for `minimum`.
 WholeNumber = BeforeValidator(_decimal)
+# For an integer in a JSON body.
+JsonInteger = BeforeValidator(integral)
 Day = Annotated[
     date,
     BeforeValidator(_day),

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api_gateway import params
 from contracts.credits import StartCheck
 from contracts.db import tables as t
 from contracts.envelope import utcnow
@@ -112,9 +113,7 @@ class ConfigUpdate(BaseModel):
     )
     @classmethod
     def integral(cls, value: object) -> object:
-        """A number without a fraction is an integer, as JSON Schema has it: 20.0 is 20 (while
-        `true` and `"20"` stay refused)."""
-        return int(value) if isinstance(value, float) and value.is_integer() else value
+        return params.integral(value)
 
     @field_validator("timezone")
     @classmethod

@@ -14,7 +14,19 @@ from string import Template
 
 from sqlalchemy.engine import Row
 
+from api_gateway.webhooks.payloads import WEBHOOK_TYPES
+
 TEMPLATES = Path(__file__).parent / "templates"
+# What each webhook type means, beside its name on the webhooks page.
+TYPE_LABELS = {
+    "run.completed": "a run completed",
+    "run.failed": "a run failed",
+    "run.paused": "a run paused, with the reason",
+    "run.cancelled": "a run was cancelled",
+    "review.ready": "articles wait for review",
+    "credits.low": "credits will not pay for the next scheduled run",
+    "endpoint.disabled": "another endpoint of the account was disabled",
+}
 
 
 @cache
@@ -57,3 +69,26 @@ def site(sites: Sequence[Row], current: Row, csrf: str) -> str:
         boot=escape(json.dumps(boot)),
     )
     return _page(f"{current.name} · Automation", body)
+
+
+def _check(name: str, value: object, label: str, prefix: str) -> str:
+    box = f"{prefix}-{value}"
+    return (
+        f'<div class="check"><input type="checkbox" id="{escape(box)}" name="{name}" '
+        f'value="{escape(str(value))}"><label for="{escape(box)}">{label}</label></div>'
+    )
+
+
+def webhooks(sites: Sequence[Row], csrf: str) -> str:
+    """The account's webhooks: the types and sites a new endpoint may choose are in the form;
+    the rest comes from the API."""
+    types = "".join(
+        _check("event_types", t, f"<code>{t}</code> {escape(TYPE_LABELS[t])}", "hook-type")
+        for t in WEBHOOK_TYPES
+    )
+    choices = "".join(_check("site_ids", s.id, escape(s.name), "hook-site") for s in sites)
+    boot = {"sites": [{"id": s.id, "name": s.name} for s in sites]}
+    body = _template("webhooks.html").substitute(
+        csrf=escape(csrf), types=types, sites=choices, boot=escape(json.dumps(boot))
+    )
+    return _page("Webhooks · Automation", body)

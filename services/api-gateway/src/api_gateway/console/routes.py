@@ -1,4 +1,5 @@
-"""The console's HTML routes: sign in and out, the site pages, and the static files.
+"""The console's HTML routes: sign in and out, the site pages, the webhooks page, and the static
+files.
 
 Sign-in exchanges an API token for the session cookie (HttpOnly, SameSite=Strict, with an
 expiry). Everything the page does afterwards goes through the JSON API under the same cookie;
@@ -120,6 +121,16 @@ async def site_page(request: Request, site_id: str) -> Response:
     if current is None:
         return _html(pages.not_found(f"site {site_id}"), 404)
     return _html(pages.site(sites, current, _csrf(request)))
+
+
+@router.get("/webhooks")
+async def webhooks_page(request: Request) -> Response:
+    caller = await session_caller(request)
+    if caller is None:
+        return _home()
+    async with request.app.state.engine.connect() as conn:
+        sites = await conn.run_sync(lambda c: accounts.list_sites(c, caller.account_id))
+    return _html(pages.webhooks(sites, _csrf(request)))
 
 
 def _csrf(request: Request) -> str:

@@ -19,6 +19,8 @@ from contracts import events as ev
 from contracts.credits import Estimate
 from contracts.envelope import Envelope
 
+# `webhook.test` is sent only when an account asks for one (the API's test call): no endpoint
+# subscribes to it, so it is not in WEBHOOK_TYPES.
 WebhookType = Literal[
     "run.completed",
     "run.failed",
@@ -27,6 +29,7 @@ WebhookType = Literal[
     "review.ready",
     "credits.low",
     "endpoint.disabled",
+    "webhook.test",
 ]
 WEBHOOK_TYPES: tuple[WebhookType, ...] = (
     "run.completed",

@@ -1,5 +1,6 @@
 // The site page: loads what the API knows, follows the active run live, and wires the controls.
 import { ApiError, get, post } from "./api.js";
+import { showDisabledWebhooks } from "./banner.js";
 import { $, fill, h, say } from "./dom.js";
 import { RunStream } from "./live.js";
 import * as panels from "./panels.js";
@@ -152,6 +153,7 @@ async function loadRun() {
     if (run && !ACTIVE.has(run.status)) finish(run.run_id);
   } else if (!state.stream) {
     const history = await loadHistory();
+showDisabledWebhooks();
     state.run = history.length ? await get("/run", { run_id: history[0].run_id }) : null;
   }
 }
@@ -377,3 +379,4 @@ panels.loadConfig(siteId).then((config) => {
   state.resumeWhenFunded = config.resume_when_funded;
 });
 loadHistory();
+showDisabledWebhooks();
