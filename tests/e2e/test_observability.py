@@ -1,7 +1,8 @@
-"""A real Prometheus scrapes the four services (separate processes) through a whole run started
-over the REST API: every query of the dashboards and of the alert rules is valid PromQL and
-answers, the items-processed series agrees with the run, no alert fires on a healthy run, and a
-poison record on a stage topic makes the dead-letter alert fire."""
+"""A real Prometheus scrapes the four services (separate processes, and the gateway's webhooks
+process) through a whole run started over the REST API: every query of the dashboards and of
+the alert rules is valid PromQL and answers, the items-processed series agrees with the run, no
+alert fires on a healthy run, and a poison record on a stage topic makes the dead-letter alert
+fire."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def eventually(seconds: float = 60):
 
 @pytest.fixture
 def running(services, tmp_path):
-    """The four services, a gateway URL, and a Prometheus scraping them every second."""
+    """The four services and the webhooks process, a gateway URL, and a Prometheus scraping them
+    every second."""
     port = free_port()
     orchestrator = services.start(
         "orchestrator", "orchestrator", env={"TICK_SECONDS": "0.2"}, timeout=90
@@ -57,6 +59,7 @@ def running(services, tmp_path):
     workers = services.start("stage-workers", "stage-worker", timeout=90)
     log_sink = services.start("log-sink", "log-sink", timeout=90)
     gateway = services.start("api-gateway", "api-gateway", env={"GATEWAY_PORT": str(port)})
+    webhooks = services.start("api-gateway-webhooks", "api-gateway", "webhooks", timeout=90)
     prometheus = Prometheus(
         tmp_path / "prometheus",
         targets={
@@ -64,6 +67,7 @@ def running(services, tmp_path):
             "stage-workers": [workers.metrics_port],
             "log-sink": [log_sink.metrics_port],
             "api-gateway": [gateway.metrics_port],
+            "api-gateway-webhooks": [webhooks.metrics_port],
         },
         # The shipped rule waits 1 minute; the test needs the signal, not the patience.
         rule_overrides={DEAD_LETTER_ALERT: "0s"},
@@ -132,7 +136,7 @@ async def test_prometheus_scrapes_a_run_and_the_dead_letter_alert_fires(
 @eventually(30)
 def wait_until_every_target_is_up(prometheus: Prometheus) -> None:
     health = prometheus.targets_up()
-    if len(health) != 4 or set(health.values()) != {"up"}:
+    if len(health) != 5 or set(health.values()) != {"up"}:
         raise NotYet(f"targets: {health}")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import typer
 import yaml
 from pydantic_settings import BaseSettings
 
@@ -30,11 +31,20 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "api-gateway": GatewaySettings,
 }
 WORKERS = sorted(name for name in SERVICES if name.startswith("stage-worker-"))
-APPS = ["orchestrator", *WORKERS, "log-sink", "api-gateway"]
+APPS = ["orchestrator", *WORKERS, "log-sink", "api-gateway", "api-gateway-webhooks"]
 
 
 def command_of(service: str) -> str:
     return SERVICES[service]["command"][0]
+
+
+def subcommands(script: str) -> set[str]:
+    """The subcommands a console script takes (only the gateway's has any: `webhooks`)."""
+    if script != "api-gateway":
+        return set()
+    from api_gateway.app import cli
+
+    return set(typer.main.get_command(cli).commands)
 
 
 def env_names(settings: type[BaseSettings]) -> set[str]:
@@ -84,7 +94,24 @@ def test_commands_are_console_scripts_of_the_workspace():
     scripts = console_scripts()
     for name in [*APPS, "migrate"]:
         assert command_of(name) in scripts, name
+        arguments = SERVICES[name]["command"][1:]
+        if name in APPS and arguments:
+            assert arguments[0] in subcommands(command_of(name)), name
     assert {command_of(name) for name in APPS} == set(SETTINGS)
+
+
+def test_the_webhooks_process_is_the_gateways_second_command(monkeypatch):
+    webhooks, gateway = SERVICES["api-gateway-webhooks"], SERVICES["api-gateway"]
+    assert webhooks["command"] == ["api-gateway", "webhooks"]
+    assert webhooks["image"] == gateway["image"]
+    assert webhooks["depends_on"] == gateway["depends_on"]
+    # no API, no files: nothing published, so it scales; no volume
+    assert "ports" not in webhooks and "volumes" not in webhooks
+    settings = settings_of("api-gateway-webhooks", monkeypatch)
+    # its metrics server binds GATEWAY_HOST, as the API's does: not loopback in a container
+    assert settings.http_host == "0.0.0.0"
+    # the shipped defaults: https to public addresses only
+    assert not settings.webhook_allow_http and not settings.webhook_allowed_networks
 
 
 @pytest.mark.parametrize("service", APPS)
@@ -130,12 +157,16 @@ def test_each_stage_has_its_own_scalable_worker_service(monkeypatch):
 
 def test_prometheus_scrapes_every_service_where_it_serves_metrics(monkeypatch):
     jobs = prometheus_jobs()
-    for job, services in {
+    scraped = {
         "orchestrator": ["orchestrator"],
         "log-sink": ["log-sink"],
         "stage-workers": WORKERS,
         "api-gateway": ["api-gateway"],
-    }.items():
+        "api-gateway-webhooks": ["api-gateway-webhooks"],
+    }
+    assert set(jobs) == set(scraped)
+    assert sorted(s for services in scraped.values() for s in services) == sorted(APPS)
+    for job, services in scraped.items():
         for service in services:
             port = settings_of(service, monkeypatch).metrics_port
             config = jobs[job]

@@ -43,14 +43,16 @@ PROMETHEUS_OWN = {"up"}
 
 
 def exported_metric_names() -> set[str]:
-    """Every sample name the four services' registries can expose (with _total, _bucket...)."""
+    """Every sample name the four services' registries can expose (with _total, _bucket...),
+    the gateway's webhooks process (a registry of its own) included."""
     from api_gateway import metrics as gateway
+    from api_gateway.webhooks import metrics as webhooks
     from log_sink import metrics as log_sink
     from orchestrator import metrics as orchestrator
     from stage_workers import metrics as workers
 
     names: set[str] = set()
-    for module in (gateway, log_sink, orchestrator, workers):
+    for module in (gateway, webhooks, log_sink, orchestrator, workers):
         names |= set(module.REGISTRY._names_to_collectors)  # declared metrics, with suffixes
         # and what collectors without a declaration (process_*) really expose
         names |= {s.name for family in module.REGISTRY.collect() for s in family.samples}
@@ -101,6 +103,25 @@ def test_every_panel_queries_an_exported_metric(path):
             assert names, f"{panel['title']}: no metric in {target['expr']}"
             unknown = names - exported
             assert not unknown, f"{path.name} / {panel['title']}: {unknown} exported by no service"
+
+
+def test_the_api_dashboard_shows_the_webhooks_process():
+    exprs = [
+        target["expr"]
+        for panel in panels(ROOT / "deploy" / "grafana" / "dashboards" / "api.json")
+        for target in panel["targets"]
+    ]
+    assert {name for expr in exprs for name in metrics_in(expr)} >= {
+        "automation_webhook_attempts_total",
+        "automation_webhook_attempt_seconds_bucket",
+        "automation_webhook_deliveries_pending",
+        "automation_webhook_oldest_due_seconds",
+        "automation_webhook_deliveries_enqueued_total",
+        "automation_webhook_lost_leases_total",
+        "automation_webhook_attempts_in_flight",
+    }
+    assert any('job="api-gateway-webhooks"' in e and "service_ready" in e for e in exprs)
+    assert any("automation-webhooks" in e and "consumer_lag" in e for e in exprs)
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)

@@ -15,7 +15,7 @@ import yaml
 from api_gateway.app import create_app
 from api_gateway.settings import Settings as GatewaySettings
 from contracts.topics import Topics
-from tests.unit.test_compose import SETTINGS, console_scripts, env_names
+from tests.unit.test_compose import SETTINGS, console_scripts, env_names, subcommands
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
@@ -96,6 +96,7 @@ def test_every_service_runs_with_settings_it_reads():
     for name, doc in app_deployments().items():
         [command] = container(doc)["command"]
         assert command in scripts, name
+        assert set(container(doc).get("args", [])[:1]) <= subcommands(command), name
         commands.add(command)
         reads = env_names(SETTINGS[command]) | {"TOPIC_NAMESPACE"}
         own = {e["name"] for e in container(doc).get("env", [])}
@@ -143,6 +144,25 @@ def test_probes_hit_the_services_real_endpoints(name, monkeypatch):
     else:
         assert ports[alive["port"]] == port
         assert alive["path"] == "/metrics"
+    if container(doc)["command"] == ["api-gateway"]:  # the API and the webhooks process
+        # the metrics server binds GATEWAY_HOST: the kubelet and Prometheus come from outside
+        assert settings_in(doc, monkeypatch).http_host == "0.0.0.0", name
+
+
+def test_the_webhooks_process_is_the_gateways_second_command():
+    webhooks, gateway = app_deployments()["api-gateway-webhooks"], app_deployments()["api-gateway"]
+    assert container(webhooks)["command"] == container(gateway)["command"] == ["api-gateway"]
+    assert container(webhooks)["args"] == ["webhooks"]
+    assert container(webhooks)["image"] == container(gateway)["image"]
+    # no API: only the metrics port, and no Service but the headless metrics one
+    assert [p["name"] for p in container(webhooks)["ports"]] == ["metrics"]
+    selecting = [
+        name
+        for name, service in of_kind("Service").items()
+        if service["spec"]["selector"] == webhooks["spec"]["selector"]["matchLabels"]
+    ]
+    assert selecting == ["api-gateway-webhooks-metrics"]
+    assert webhooks["spec"]["replicas"] >= 2
 
 
 def test_the_worker_pools_cover_every_stage_once_and_scale_within_partitions():

@@ -130,7 +130,7 @@ class Peer:
     name: str
     labels: dict = field(default_factory=dict)
     namespace: dict | None = None  # its namespace's labels; None: this namespace
-    address: ipaddress.IPv4Address | None = None
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
 
 
 DNS = Peer("kube-dns", {"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"})
@@ -229,6 +229,7 @@ def expected_flows() -> set[tuple[str, str, int]]:
         | {("prometheus", name, port) for name, port in scrape_targets()}
         | {("grafana", "prometheus", 9090)}
         | {(worker, "internet", 443) for worker in workers}
+        | {("api-gateway-webhooks", "internet", 443)}  # customers' endpoints (ADR 19)
     )
 
 
@@ -259,3 +260,23 @@ def test_every_pod_resolves_names_and_reaches_no_private_address(name):
     assert allowed(pod, DNS, 53, "UDP") and allowed(pod, DNS, 53, "TCP")
     for address in (PRIVATE, METADATA):
         assert not allowed(pod, Peer("private", address=address), 443)
+
+
+def test_webhooks_reach_public_https_only():
+    webhooks = pods()["api-gateway-webhooks"]
+    assert allowed(webhooks, Peer("internet", address=INTERNET), 443)
+    assert not allowed(webhooks, Peer("internet", address=INTERNET), 80)
+    for private in (
+        "10.1.2.3",
+        "172.16.5.4",
+        "192.168.1.1",
+        "100.64.0.1",  # shared (carrier-grade NAT)
+        "169.254.170.2",  # link-local: cloud metadata
+        "127.0.0.1",
+        "fd00:ec2::254",  # unique local: a cloud's IPv6 metadata address
+        "fe80::1",
+    ):
+        address = ipaddress.ip_address(private)
+        assert not allowed(webhooks, Peer("private", address=address), 443), private
+    # the API's pods, which anyone reaches, get no way out to the internet
+    assert not allowed(pods()["api-gateway"], Peer("internet", address=INTERNET), 443)

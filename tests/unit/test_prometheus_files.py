@@ -59,6 +59,7 @@ def test_the_alerts_the_operators_need_are_there():
         "AutomationAIErrorRate",
         "AutomationOutboxBacklogOld",
         "AutomationServiceDown",
+        "AutomationWebhooksBehind",
     }
 
 

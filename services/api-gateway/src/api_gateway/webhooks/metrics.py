@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from api_gateway.webhooks.payloads import WEBHOOK_TYPES
 from contracts.db import tables as t
 from contracts.monitor import ConsumerLag, Monitor
 
@@ -55,8 +56,13 @@ CONSUMER_LAG = gauge(
     "Records between a consumer group's committed offsets and the end of the topic.",
     ["group", "topic"],
 )
-for _outcome in ("delivered", "failed", "refused"):  # at zero from the start
+# Every series at zero from the start, so increase() sees its first step and the dashboard's
+# panels answer before the first delivery.
+for _outcome in ("delivered", "failed", "refused"):
     ATTEMPTS.labels(_outcome)
+    ATTEMPT_SECONDS.labels(_outcome)
+for _type in WEBHOOK_TYPES:
+    ENQUEUED.labels(_type)
 
 
 class DeliveryBacklog:
