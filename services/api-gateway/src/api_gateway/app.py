@@ -37,6 +37,7 @@ from api_gateway.run_commands import CommandSender
 from api_gateway.security_headers import SecurityHeaders
 from api_gateway.session import SessionSigner
 from api_gateway.settings import Settings
+from contracts import tracing
 
 API_PREFIX = "/api/v1/automation"
 ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -149,6 +150,7 @@ def _tidy_operation(operation: dict[str, Any]) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    tracing.configure("api-gateway", settings.otel_exporter_otlp_endpoint)
     start_http_server(settings.metrics_port, addr=settings.http_host, registry=metrics.REGISTRY)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
 
