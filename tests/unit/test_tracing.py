@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -32,6 +31,7 @@ from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.gate.calls import SCOPE, CallScope
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.tracing import recorded_spans
 from tests.unit.runs import T0
 
 RUN = "run_20261122_083015_manual_abc123"
@@ -41,11 +41,8 @@ TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """Tracing on for the test, into memory; off again afterwards, as in every other test."""
-    exporter = InMemorySpanExporter()
-    tracing.install(tracing.provider("tests", SimpleSpanProcessor(exporter)))
-    yield exporter
-    tracing.install(None)
+    with recorded_spans() as exporter:
+        yield exporter
 
 
 def message(payload, run_id: str = RUN, **kw) -> Envelope:
