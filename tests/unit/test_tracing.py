@@ -5,13 +5,17 @@ the GenAI span of an AI call, and what is left when tracing is off."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -394,6 +398,50 @@ async def test_one_runs_spans_form_one_trace_from_run_now_to_the_log_sink(spans)
 
 
 # --- export ---------------------------------------------------------------------------------
+
+
+class Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver on loopback: keeps what is posted, answers 200."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_spans_go_out_over_otlp_http_with_the_service_name(monkeypatch):
+    for name in (*tracing.ENDPOINT_VARIABLES, "OTEL_SERVICE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Collector.received = []
+    sdk = tracing.provider(
+        "orchestrator",
+        SimpleSpanProcessor(tracing.otlp_exporter(f"http://127.0.0.1:{server.server_port}/")),
+    )
+    tracing.install(sdk)
+    try:
+        with tracing.starting_run(RUN, "POST /api/v1/automation/run_now"):
+            pass
+    finally:
+        tracing.install(None)
+        sdk.shutdown()
+        server.shutdown()
+
+    [(path, body)] = Collector.received
+    assert path == "/v1/traces"
+    [resource_spans] = ExportTraceServiceRequest.FromString(body).resource_spans
+    resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert resource["service.name"] == "orchestrator"
+    [span] = resource_spans.scope_spans[0].spans
+    assert span.name == "POST /api/v1/automation/run_now"
+    assert span.trace_id.hex() == tracing.run_trace_id(RUN)
 
 
 def test_no_endpoint_no_tracing(monkeypatch):

@@ -43,6 +43,7 @@ from contracts.envelope import Envelope
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -108,21 +109,24 @@ def configure(service_name: str, endpoint: str | None = None) -> bool:
         return True
     if not (endpoint or any(os.environ.get(name) for name in ENDPOINT_VARIABLES)):
         return False
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    # The SDK reads the variables itself (and the traces-only one first); a value that came
-    # from a .env file only reaches it through the settings.
-    in_environment = any(os.environ.get(name) for name in ENDPOINT_VARIABLES)
-    exporter = (
-        OTLPSpanExporter()
-        if in_environment
-        else OTLPSpanExporter(endpoint=f"{(endpoint or '').rstrip('/')}/v1/traces")
-    )
+    exporter = otlp_exporter(endpoint)
     sdk = provider(service_name, BatchSpanProcessor(exporter))
     trace.set_tracer_provider(sdk)
     install(sdk)
     return True
+
+
+def otlp_exporter(endpoint: str | None) -> SpanExporter:
+    """OTLP over HTTP/protobuf to `<endpoint>/v1/traces`. The SDK reads the variables itself
+    (the traces-only one first) when they are set; a value that came from a .env file reaches
+    it only through the settings, as `endpoint`."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    if any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
+        return OTLPSpanExporter()
+    return OTLPSpanExporter(endpoint=f"{(endpoint or '').rstrip('/')}/v1/traces")
 
 
 def provider(service_name: str, *processors: SpanProcessor) -> TracerProvider:
