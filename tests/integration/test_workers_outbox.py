@@ -7,6 +7,7 @@ import asyncio
 
 import sqlalchemy as sa
 
+from contracts import tracing
 from contracts.codec import decode
 from contracts.db import tables as t
 from contracts.envelope import new_message
@@ -127,4 +128,6 @@ async def test_a_row_stored_with_the_old_type_header_goes_out_in_structured_mode
     assert list(record.headers) == [
         ("content-type", b"application/cloudevents+json"),
         ("type", message.type.encode()),
+        # Stored before tracing too: the relay adds the run root's context (ADR 20).
+        ("traceparent", tracing.headers("r")[0][1]),
     ]

@@ -99,7 +99,7 @@ def relayed(row: dict[str, Any]) -> Record:
     return Record(
         key=row["message_key"],
         value=payload_bytes(row["payload"]),
-        headers=sent_headers(row["headers"]),
+        headers=sent_headers(row["headers"], row["payload"].get("runid")),
     )
 
 
@@ -231,6 +231,7 @@ def test_no_record_has_a_binary_mode_header(kind):
     assert not [name for name in names if name.lower().startswith("ce_")]
     assert dict(record.headers)["content-type"] == b"application/cloudevents+json"
     assert "type" in names
+    assert "traceparent" in names  # the trace context is a plain W3C header (ADR 20)
 
 
 LEGACY_HEADERS = [["content-type", "application/cloudevents+json"], ["ce_type", "x.y"]]
@@ -247,7 +248,11 @@ def test_the_old_mix_of_modes_is_what_the_sdk_misread():
 def test_outbox_rows_stored_by_an_older_release_go_out_in_structured_mode():
     row = stored(item_processed()) | {"headers": LEGACY_HEADERS}
     record = relayed(row)
-    assert record.headers == [("content-type", b"application/cloudevents+json"), ("type", b"x.y")]
+    assert record.headers[:2] == [
+        ("content-type", b"application/cloudevents+json"),
+        ("type", b"x.y"),
+    ]
+    assert [name for name, _ in record.headers[2:]] == ["traceparent"]  # the run's (ADR 20)
     assert auto(record).get_id() == row["payload"]["id"]
 
 

@@ -5,9 +5,14 @@ import pytest
 from contracts.codec import UnreadableMessage, decode, encode, kafka_headers
 from contracts.envelope import as_cloudevent, new_message
 from contracts.events import RunPaused, RunStarted
+from contracts.tracing import run_root, run_trace_id
 from contracts.values import RunConfig
 
 CLOUDEVENTS_REQUIRED = {"specversion", "id", "source", "type"}
+
+
+def run_root_span_hex(run_id: str) -> str:
+    return f"{run_root(run_id).span_id:016x}"
 
 
 def started(**kw):
@@ -42,6 +47,8 @@ def test_envelope_is_a_structured_cloudevent():
     assert kafka_headers(started()) == [
         ("content-type", b"application/cloudevents+json"),
         ("type", b"automation.run.started"),  # not `ce_type`: that would mean binary mode
+        # Untraced, the run's root context (ADR 20): trace and span ids from the run id.
+        ("traceparent", f"00-{run_trace_id('run_a')}-{run_root_span_hex('run_a')}-01".encode()),
     ]
 
 

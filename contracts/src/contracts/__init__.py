@@ -1,4 +1,5 @@
-"""Shared contracts: messages, the envelope, topics, the run-state fold and the database schema.
+"""Shared contracts: messages, the envelope, topics, the run-state fold, tracing and the database
+schema.
 
 This is the only code the services share.
 """

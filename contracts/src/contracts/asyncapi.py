@@ -18,6 +18,7 @@ from contracts.dead_letter import TYPE as DEAD_LETTER_TYPE
 from contracts.dead_letter import DeadLetterMessage
 from contracts.envelope import CONTENT_TYPE, Envelope, Payload
 from contracts.events import RUN_EVENTS
+from contracts.tracing import TRACEPARENT, TRACESTATE
 
 SCHEMA_PREFIX = "#/components/schemas/"
 
@@ -52,7 +53,8 @@ HEADERS = "StructuredModeHeaders"
 
 
 def _structured_mode_headers() -> dict[str, Any]:
-    """The Kafka headers every record carries: structured mode, and no `ce_` header (ADR 18)."""
+    """The Kafka headers every record carries: structured mode, no `ce_` header (ADR 18), and
+    the trace context (ADR 20)."""
     return {
         "type": "object",
         "description": "Structured content mode of the CloudEvents Kafka protocol binding: the "
@@ -65,6 +67,17 @@ def _structured_mode_headers() -> dict[str, Any]:
                 "description": "The CloudEvents `type` again, so that a router can filter "
                 "without parsing the value. Records written before ADR 18 carry "
                 f"`{LEGACY_TYPE_HEADER}` instead.",
+            },
+            TRACEPARENT: {
+                "type": "string",
+                "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "description": "W3C Trace Context of the span that produced the record "
+                "(ADR 20). The trace of a run's records is the run's own, its id derived from "
+                "the run id; records written before tracing have none.",
+            },
+            TRACESTATE: {
+                "type": "string",
+                "description": "W3C Trace Context vendor state, when the trace has any.",
             },
         },
         "required": ["content-type", TYPE_HEADER],
@@ -154,7 +167,8 @@ def build() -> dict[str, Any]:
             "in the structured content mode of the CloudEvents Kafka binding: the value is the "
             "event as JSON, the `content-type` header is `application/cloudevents+json`, the "
             "`type` header repeats the event type, and no header starts with `ce_`, so SDKs that "
-            "detect the mode (binary when any `ce_` header is present) read every record.",
+            "detect the mode (binary when any `ce_` header is present) read every record. The "
+            "W3C `traceparent` header carries the trace context: one trace per run (ADR 20).",
         },
         "defaultContentType": CONTENT_TYPE,
         "servers": {

@@ -5,7 +5,9 @@ Every record is a CloudEvent in structured mode (ADR 18): the value is the whole
 `content-type` header says so, and no header starts with `ce_`. The CloudEvents Kafka binding
 reserves `ce_` headers for binary mode, and SDKs (the Python one among them) read any record that
 has one as binary, so a `ce_` header beside a structured value makes them misread it. The type
-travels in a plain `type` header, so that routers can filter without parsing the value.
+travels in a plain `type` header, so that routers can filter without parsing the value. The W3C
+`traceparent` (and `tracestate`) header carries the trace context of the span that produced the
+record (contracts.tracing, ADR 20).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
+from contracts import tracing
 from contracts.envelope import CONTENT_TYPE, Envelope
 from contracts.registry import REGISTRY, Registry
 
@@ -46,7 +49,9 @@ def headers_for(type_: str) -> list[tuple[str, bytes]]:
 
 
 def kafka_headers(message: Envelope) -> list[tuple[str, bytes]]:
-    return headers_for(message.type)
+    """The headers of the record that carries `message`, produced now: structured mode, and
+    the trace context of the span producing it, in the run's trace."""
+    return headers_for(message.type) + tracing.headers(message.run_id)
 
 
 def type_from_headers(headers: Headers | None) -> str | None:

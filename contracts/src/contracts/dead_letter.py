@@ -15,6 +15,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import tracing
 from contracts.codec import headers_for
 from contracts.envelope import deterministic_id, utcnow
 
@@ -81,7 +82,10 @@ class DeadLetter(BaseModel):
 
     @property
     def kafka_headers(self) -> list[tuple[str, bytes]]:
-        return headers_for(TYPE)
+        """Structured mode, and the trace context current while it is sent: services send a
+        letter within `tracing.continuing` the refused record's headers, so it joins that
+        record's trace."""
+        return headers_for(TYPE) + tracing.headers(None)
 
     @classmethod
     def decode(cls, raw: bytes | str) -> DeadLetter:

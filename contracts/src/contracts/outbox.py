@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
+from contracts import tracing
 from contracts.codec import kafka_headers, structured_headers
 from contracts.db import tables as t
 from contracts.envelope import Envelope, as_cloudevent
@@ -163,17 +164,22 @@ class OutboxRelay:
                 row.topic,
                 value=payload_bytes(row.payload),
                 key=row.message_key,
-                headers=sent_headers(row.headers),
+                headers=sent_headers(row.headers, row.payload.get("runid")),
             )
             for row in rows
         ]
         await asyncio.gather(*futures)
 
 
-def sent_headers(stored: Sequence[Sequence[str]]) -> list[tuple[str, bytes]]:
-    """A row's stored headers as they go out now. Rows enqueued by a release before ADR 18 hold
-    a `ce_type` header, which would make CloudEvents SDKs misread the structured record."""
-    return structured_headers((name, value.encode()) for name, value in stored)
+def sent_headers(
+    stored: Sequence[Sequence[str]], run_id: str | None = None
+) -> list[tuple[str, bytes]]:
+    """A row's stored headers as they go out now. They hold the `traceparent` of the span that
+    enqueued the row (ADR 20); rows enqueued before it get the run root's. Rows enqueued by a
+    release before ADR 18 hold a `ce_type` header, which would make CloudEvents SDKs misread the
+    structured record."""
+    headers = structured_headers((name, value.encode()) for name, value in stored)
+    return tracing.with_run_headers(headers, run_id)
 
 
 def payload_bytes(payload: dict) -> bytes:

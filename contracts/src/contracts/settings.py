@@ -58,6 +58,11 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(local_database_url(), description="SQLAlchemy URL of PostgreSQL.")
     topic_namespace: str = Field("", description="Prefix of every topic name.")
     kafka_group_prefix: str = Field("", description="Prefix of every consumer group id.")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        description="An OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`: spans go there; "
+        "unset, nothing is traced (contracts.tracing, ADR 20).",
+    )
 
     @property
     def topics(self) -> Topics:

@@ -75,9 +75,10 @@ def shared_env(settings: StackSettings) -> dict[str, str]:
         "AI_PROVIDER": "offline",
         "PYTHONUNBUFFERED": "1",
         **LOCAL_WEBHOOKS,
-        # The AI settings of whoever starts the stack reach the services: AI_PROVIDER=openai
-        # with OPENAI_API_KEY (or OPENAI_BASE_URL for any compatible server), budgets, prices.
-        **ai_settings(os.environ),
+        # The AI and tracing settings of whoever starts the stack reach the services:
+        # AI_PROVIDER=openai with OPENAI_API_KEY (or OPENAI_BASE_URL for any compatible
+        # server), budgets, prices; OTEL_EXPORTER_OTLP_ENDPOINT and the SDK's other variables.
+        **passed_settings(os.environ),
     }
 
 
@@ -91,8 +92,8 @@ def _quoted(value: str) -> str:
     return quote + value.replace("%", "%%") + quote
 
 
-def ai_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in environ.items() if k.startswith(("AI_", "OPENAI_"))}
+def passed_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k.startswith(("AI_", "OPENAI_", "OTEL_"))}
 
 
 def render_config(settings: StackSettings) -> str:

@@ -39,6 +39,7 @@ from api_gateway.run_commands import CommandSender
 from api_gateway.security_headers import SecurityHeaders
 from api_gateway.session import SessionSigner
 from api_gateway.settings import Settings
+from contracts import tracing
 
 API_PREFIX = "/api/v1/automation"
 ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -162,6 +163,7 @@ def serve_api(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = Settings()
+    tracing.configure("api-gateway", settings.otel_exporter_otlp_endpoint)
     start_http_server(settings.metrics_port, addr=settings.http_host, registry=metrics.REGISTRY)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
 

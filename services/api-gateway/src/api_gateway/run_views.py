@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts import tracing
 from contracts.db import tables as t
 from contracts.stages import STAGES
 from contracts.values import StageType, percentage, seconds_between
@@ -70,6 +71,15 @@ class RunSummary(BaseModel):
     resumed_at: datetime | None
     cancelled_at: datetime | None
     ended_at: datetime | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The run's OpenTelemetry trace id (32 hex digits), derived from the run id: "
+        "every service's spans of the run are in this trace (ADR 20).",
+        json_schema_extra={"pattern": "^[0-9a-f]{32}$"},
+    )
+    @property
+    def trace_id(self) -> str:
+        return tracing.run_trace_id(self.run_id)
 
 
 class RunDetail(RunSummary):

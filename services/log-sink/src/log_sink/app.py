@@ -16,6 +16,7 @@ import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import start_http_server
 
+from contracts import tracing
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from log_sink import metrics
@@ -35,6 +36,7 @@ def _migrate(settings: Settings) -> None:
 
 
 async def serve(settings: Settings) -> None:
+    tracing.configure("log-sink", settings.otel_exporter_otlp_endpoint)
     metrics.READY.set(0)
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     metrics.watch(settings)

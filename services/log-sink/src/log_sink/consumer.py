@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
+from contracts import tracing
 from contracts.codec import UnreadableMessage, decode
 from contracts.dead_letter import DeadLetter
 from contracts.topics import Topics
@@ -86,9 +87,16 @@ class LiveSink:
         try:
             message = decode(record.value)
         except UnreadableMessage as exc:
-            await self._dead_letter(partition, record, exc.reason)
+            with tracing.continuing(record.headers), tracing.consuming(record, self.group_id):
+                await self._dead_letter(partition, record, exc.reason)
             return
-        applied = self.projector.apply(message, partition.partition, record.offset)
+        # A replay re-reads what an earlier life handled: only records past it make spans.
+        live = record.offset >= self.replay_to.get(partition, 0)
+        traced = tracing.consuming(record, self.group_id, message) if live else tracing.UNTRACED
+        with traced as span:
+            applied = self.projector.apply(message, partition.partition, record.offset)
+            if span.is_recording():
+                span.set_attribute("automation.log_sink.applied", applied)
         metrics.EVENTS.labels("applied" if applied else "ignored").inc()
 
     async def _dead_letter(self, partition: TopicPartition, record: ConsumerRecord, reason: str):
@@ -129,7 +137,14 @@ class LiveSink:
 
     async def _flush(self) -> None:
         self._last_flush = self.clock()
-        clean = await asyncio.to_thread(self.outputs.flush, self.projector, self._replaying())
+        # One write covers many runs: its span links to each run's trace.
+        written = tracing.span(
+            "write run logs",
+            attributes={"automation.log_sink.runs": len(self.projector.dirty)},
+            links=tracing.run_links(self.projector.dirty),
+        )
+        with written:
+            clean = await asyncio.to_thread(self.outputs.flush, self.projector, self._replaying())
         self._pending = not clean
 
     def _replaying(self) -> frozenset[int]:

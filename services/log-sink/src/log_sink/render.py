@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from contracts import events as ev
+from contracts import tracing
 from contracts.envelope import Envelope
 from contracts.stages import STAGES
 from contracts.state import RunState
@@ -95,11 +96,20 @@ def _item(item: ItemRef) -> dict[str, object]:
 
 
 def _run_started(after: RunState, m: Envelope, e: ev.RunStarted) -> Rendered:
+    # The run's OpenTelemetry trace: derived from the run id, the same in every service.
+    trace_id = tracing.run_trace_id(m.run_id or "")
     text = (
         f"Run {m.run_id} started ({e.trigger}): estimate {e.estimate} credits, "
-        f"balance {e.balance} credits"
+        f"balance {e.balance} credits; trace {trace_id}"
     )
-    trace = _trace(m, "run_started", trigger=e.trigger, estimate=e.estimate, balance=e.balance)
+    trace = _trace(
+        m,
+        "run_started",
+        trigger=e.trigger,
+        estimate=e.estimate,
+        balance=e.balance,
+        trace_id=trace_id,
+    )
     return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
 
 

@@ -17,6 +17,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from prometheus_client import start_http_server
 
+from contracts import tracing
 from contracts.codec import UnreadableMessage, decode, encode, kafka_headers
 from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
@@ -162,20 +163,15 @@ class Orchestrator:
         try:
             message = decode(record.value)
         except UnreadableMessage as exc:
-            await self.dead_letter(record, exc.reason)
+            group = self.settings.group_id
+            with tracing.continuing(record.headers), tracing.consuming(record, group):
+                await self.dead_letter(record, exc.reason)
         else:
-            before = self.sites.get(message.site_id, tp.partition)
-            if is_command:
-                with metrics.decide_seconds.time():
-                    decided, site = handlers.on_command(before, message, utcnow(), self.limits)
-                outcome = decided[0].message.type.rsplit(".", 1)[-1] if decided else "repeat"
-                metrics.commands.labels(type=message.type, outcome=outcome).inc()
-            else:
-                decided, site = handlers.on_event(
-                    before, message, utcnow(), self.limits, deciding=self.ready
-                )
-                metrics.events_folded.inc()
-            await self.keep(site, decided, before)
+            # A catch-up replays history: it makes no spans.
+            traced = is_command or self.ready
+            group = self.settings.group_id
+            with tracing.consuming(record, group, message) if traced else tracing.UNTRACED:
+                await self.handle(tp.partition, message, is_command)
         if is_command:
             self.offsets[tp] = record.offset + 1
         else:
@@ -183,13 +179,30 @@ class Orchestrator:
             if not self.ready:
                 self.catch_up_events += 1
 
+    async def handle(self, partition: int, message: Envelope, is_command: bool) -> None:
+        before = self.sites.get(message.site_id, partition)
+        if is_command:
+            with metrics.decide_seconds.time():
+                decided, site = handlers.on_command(before, message, utcnow(), self.limits)
+            outcome = decided[0].message.type.rsplit(".", 1)[-1] if decided else "repeat"
+            metrics.commands.labels(type=message.type, outcome=outcome).inc()
+        else:
+            decided, site = handlers.on_event(
+                before, message, utcnow(), self.limits, deciding=self.ready
+            )
+            metrics.events_folded.inc()
+        await self.keep(site, decided, before)
+
     async def tick_all(self) -> None:
         for before in self.sites.with_active_run():
             with metrics.decide_seconds.time():
                 decided, site = handlers.on_tick(
                     before, before.active_run_id, utcnow(), self.limits
                 )
-            await self.keep(site, decided, before)
+            # Most ticks decide nothing: only those that do make a span.
+            traced = tracing.in_run("tick", before.active_run_id) if decided else tracing.UNTRACED
+            with traced:
+                await self.keep(site, decided, before)
         metrics.count_active(self.sites.active_runs())
 
     # --- output --------------------------------------------------------------------------
@@ -256,13 +269,18 @@ class Orchestrator:
         loop = asyncio.get_running_loop()
 
         def publish(message: Envelope) -> None:
-            sent = self.producer.send_and_wait(
-                self.topics.run_commands,
-                encode(message),
-                message.key,
-                headers=kafka_headers(message),
-            )
-            asyncio.run_coroutine_threadsafe(sent, loop).result(timeout=30)
+            topic = self.topics.run_commands
+            # The scheduled start is the run's root span, as run_now is for a manual one.
+            with tracing.starting_run(
+                message.run_id or "",
+                f"send {topic}",
+                kind=tracing.SpanKind.PRODUCER,
+                attributes=tracing.send_attributes(topic, message),
+            ):
+                sent = self.producer.send_and_wait(
+                    topic, encode(message), message.key, headers=kafka_headers(message)
+                )
+                asyncio.run_coroutine_threadsafe(sent, loop).result(timeout=30)
 
         while not self.stopping.is_set():
             if self.ready:
@@ -291,7 +309,8 @@ class Orchestrator:
             try:
                 funds = await asyncio.to_thread(_read_funds, self.database, waiting)
                 for command in credit_watch.resumes(waiting, funds, utcnow()):
-                    await self.send(self.topics.run_commands, command.key, command)
+                    with tracing.sending(self.topics.run_commands, command):
+                        await self.send(self.topics.run_commands, command.key, command)
                     log.info("run %s: %s", command.run_id, command.data.reason)
                 await self.flush()
             except Exception:
@@ -351,6 +370,7 @@ def _read_funds(engine, runs: list) -> dict[str, credit_watch.Funds]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    tracing.configure("orchestrator", settings.otel_exporter_otlp_endpoint)
     metrics.ready.set(0)
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     metrics.watch(settings)

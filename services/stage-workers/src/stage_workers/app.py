@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import start_http_server
 
+from contracts import tracing
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.dead_letter import DeadLetter
@@ -177,6 +178,7 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = WorkerSettings()
+    tracing.configure("stage-workers", settings.otel_exporter_otlp_endpoint)
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     metrics.watch(settings)
     asyncio.run(build_app(settings).run())

@@ -10,12 +10,14 @@ inside one."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from sqlalchemy.engine import Connection
 
+from contracts import tracing
 from contracts.commands import ProcessBatch
 from contracts.envelope import Envelope
 from contracts.events import (
@@ -26,6 +28,7 @@ from contracts.events import (
     StageWaitingForProvider,
 )
 from contracts.stages import PRICES, Price
+from contracts.tracing import Span
 from contracts.values import ItemRef
 from stage_workers import items, metrics, tracking
 from stage_workers.ai.base import AIProvider, FatalAIError
@@ -141,7 +144,10 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
             for n, unit in enumerate(opened.todo):
                 closing = tally if n == len(opened.todo) - 1 else None
                 try:
-                    ended = await process_unit(deps, step, opened.context, unit, closing)
+                    with unit_span(step, unit) as span:
+                        ended = await process_unit(deps, step, opened.context, unit, closing)
+                        if span.is_recording():
+                            span.set_attribute("automation.outcomes", _kinds(ended))
                 except FatalAIError as fatal:
                     tally.fatal = str(fatal)
                     break
@@ -151,6 +157,24 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
                 if tally.halted or ended.stop:
                     break
     await deps.in_transaction(complete_batch, deps, command, tally)
+
+
+def unit_span(step: Step, unit: Unit) -> AbstractContextManager[Span]:
+    """The span of one unit, a child of the batch's: `stage <n> item` (or `stage 1 batch`, its
+    keywords clustered in one call), with its items' ids."""
+    if not tracing.enabled():
+        return tracing.UNTRACED
+    return tracing.span(
+        f"stage {step.stage} {step.unit}",
+        attributes={
+            "automation.stage": step.stage,
+            "automation.item.ids": [ref.id for ref in unit.refs],
+        },
+    )
+
+
+def _kinds(ended: Ended) -> list[str]:
+    return [outcome.kind for outcome in ended.outcomes]
 
 
 @metrics.time_item

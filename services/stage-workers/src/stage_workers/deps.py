@@ -4,6 +4,7 @@ the relay's bell."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -51,7 +52,10 @@ class WorkerDeps:
             with self.engine.begin() as conn:
                 return work(conn, *args)
 
-        result = await asyncio.get_running_loop().run_in_executor(self.executor, run)
+        # In the caller's context (an executor, unlike to_thread, does not copy it): the events
+        # enqueued carry the trace context of the item's span (ADR 20).
+        context = contextvars.copy_context()
+        result = await asyncio.get_running_loop().run_in_executor(self.executor, context.run, run)
         self.wake_relay()
         return result
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import ConsumerRecord
 
+from contracts import tracing
 from contracts.codec import UnreadableMessage, decode
 from contracts.commands import ProcessBatch, StartStage
 from contracts.dead_letter import DeadLetter
@@ -25,13 +26,18 @@ SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
 async def handle_record(
     deps: WorkerDeps, stage: int, record: ConsumerRecord, *, dead_letter: SendDeadLetter
 ) -> None:
+    group = consumer_name(stage)
     try:
         command = read_command(stage, record.value)
     except UnreadableMessage as unreadable:
         log.warning("dead-lettering %s@%s: %s", record.topic, record.offset, unreadable.reason)
-        await dead_letter(refusal(stage, record, unreadable.reason))
+        with tracing.continuing(record.headers), tracing.consuming(record, group):
+            await dead_letter(refusal(stage, record, unreadable.reason))
         return
-    await dispatch(deps, command)
+    with tracing.consuming(record, group, command) as span:
+        if span.is_recording():
+            span.set_attributes(batch_attributes(command))
+        await dispatch(deps, command)
 
 
 def read_command(stage: int, raw: bytes | None) -> Envelope:
@@ -58,6 +64,18 @@ async def _dispatch(deps: WorkerDeps, command: Envelope) -> None:
             await process_batch(deps, ITEM_STEPS[stage], command)
         case ProcessBatch(stage=stage):
             log.warning("stage %s has no batches; ignoring %s", stage, command.message_id)
+
+
+def batch_attributes(command: Envelope) -> dict[str, object]:
+    data = command.data
+    attributes: dict[str, object] = {"automation.stage": data.stage}
+    if isinstance(data, ProcessBatch):
+        attributes |= {
+            "automation.batch.id": data.batch_id,
+            "automation.batch.items": len(data.item_ids),
+            "automation.batch.attempt": data.attempt,
+        }
+    return attributes
 
 
 def refusal(stage: int, record: ConsumerRecord, reason: str) -> DeadLetter:

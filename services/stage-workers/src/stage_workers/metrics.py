@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from contracts.db.tables import AI_CALL_OUTCOMES
 from contracts.monitor import ConsumerLag, Monitor, OutboxBacklog
-from stage_workers.ai.base import AI_FUNCTIONS, TransientAIError
+from stage_workers.ai.base import AI_FUNCTIONS, OPERATIONS, TransientAIError
 
 # The service's own registry, so that services imported into one process (the test suite) do
 # not clash on names they share, such as automation_service_ready.
@@ -132,7 +132,6 @@ class InstrumentedProvider:
 
 # --- GenAI client metrics, named as OpenTelemetry's GenAI semantic conventions name them --------
 
-OPERATIONS = {"render_image": "generate_content"}  # the rest are chat calls
 GEN_AI_TOKENS = histogram(
     "gen_ai_client_token_usage",
     "Tokens used per AI call (gen_ai.client.token.usage), by token type",

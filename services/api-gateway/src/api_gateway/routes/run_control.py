@@ -16,7 +16,7 @@ from api_gateway.db import run_of, site_of
 from api_gateway.errors import ApiError, ErrorBody, bad_request, not_found
 from api_gateway.params import RunId, SiteId
 from api_gateway.planning import active_run_id, estimate_for
-from api_gateway.run_commands import CommandSender, new_run_id
+from api_gateway.run_commands import CommandSender, new_run_id, request_span
 from contracts import commands as cmd
 from contracts import events as ev
 from contracts.admission import refuse_resume, refuse_start
@@ -66,11 +66,12 @@ async def run_now(request: Request, caller: CallerDep, site_id: SiteId) -> RunSt
         estimate=figures.checked_credits,
         balance=figures.balance,
     )
-    answer = await _sender(request).ask(
-        command, account_id=caller.account_id, site_id=site_id, run_id=command.run_id
-    )
-    if isinstance(answer.data, ev.RunRejected):
-        raise _rejected(answer.data)
+    with request_span(request, command.run_id, starts_run=True):
+        answer = await _sender(request).ask(
+            command, account_id=caller.account_id, site_id=site_id, run_id=command.run_id
+        )
+        if isinstance(answer.data, ev.RunRejected):
+            raise _rejected(answer.data)
     return RunStartedOut(
         run_id=command.run_id,
         site_id=site_id,
@@ -99,10 +100,11 @@ async def _control(
     request: Request, caller: Caller, run_id: str, command: object, precheck: Precheck | None = None
 ) -> RunControlled:
     site_id = await _site_of_run(request, caller, run_id, precheck)
-    answer = await _sender(request).ask(
-        command, account_id=caller.account_id, site_id=site_id, run_id=run_id
-    )
-    return _controlled(run_id, answer)
+    with request_span(request, run_id):
+        answer = await _sender(request).ask(
+            command, account_id=caller.account_id, site_id=site_id, run_id=run_id
+        )
+        return _controlled(run_id, answer)
 
 
 async def _site_of_run(

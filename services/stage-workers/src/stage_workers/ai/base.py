@@ -58,6 +58,7 @@ class Answer(Generic[T]):
     draft: T
     usage: Usage
     advice: RateLimitAdvice | None = None  # what the answer's headers said of the budgets
+    finish_reasons: tuple[str, ...] = ()  # why the model stopped, per choice, where it says
 
 
 class TransientAIError(Exception):
@@ -95,6 +96,9 @@ AI_FUNCTIONS = (
     "render_image",
 )
 IMAGE_FUNCTIONS = frozenset({"render_image"})
+# Each function's operation, named as OpenTelemetry's GenAI semantic conventions name them
+# (gen_ai.operation.name, in spans and metrics); the rest are chat calls.
+OPERATIONS = {"render_image": "generate_content"}
 # The function each AI stage calls.
 STAGE_FUNCTIONS = {
     1: "cluster_keywords",

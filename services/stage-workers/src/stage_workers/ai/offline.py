@@ -4,6 +4,7 @@ usage counts a token per four characters, as a rough guide; its model costs noth
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
 from stage_workers.ai import clustering, writing
 from stage_workers.ai.base import (
@@ -17,10 +18,14 @@ from stage_workers.ai.base import (
 from stage_workers.ai.png import draw_from_prompt
 
 MODEL = "offline"
+STOPPED = ("stop",)
+T = TypeVar("T")
 
 
-def _text_usage(prompt_chars: int, answer_chars: int) -> Usage:
-    return Usage(MODEL, input_tokens=prompt_chars // 4, output_tokens=answer_chars // 4)
+def _text(draft: T, prompt_chars: int, answer_chars: int) -> Answer[T]:
+    """A text answer: a token per four characters each way, and it ends where it meant to."""
+    usage = Usage(MODEL, input_tokens=prompt_chars // 4, output_tokens=answer_chars // 4)
+    return Answer(draft, usage, finish_reasons=STOPPED)
 
 
 class OfflineProvider:
@@ -43,13 +48,13 @@ class OfflineProvider:
         await self._think()
         drafts = clustering.cluster(keywords)
         answer = sum(len(d.name) + len(d.description) for d in drafts)
-        return Answer(drafts, _text_usage(sum(map(len, keywords)), answer))
+        return _text(drafts, sum(map(len, keywords)), answer)
 
     async def write_ideas(self, cluster_name: str, keywords: list[str]) -> Answer[list[IdeaDraft]]:
         await self._think()
         ideas = writing.ideas(cluster_name, keywords)
         answer = sum(len(i.title) + len(i.outline) for i in ideas)
-        return Answer(ideas, _text_usage(len(cluster_name) + sum(map(len, keywords)), answer))
+        return _text(ideas, len(cluster_name) + sum(map(len, keywords)), answer)
 
     async def write_article(
         self, title: str, brief: str, keywords: list[str]
@@ -57,13 +62,13 @@ class OfflineProvider:
         await self._think()
         article = writing.article(title, brief, keywords)
         prompt = len(title) + len(brief) + sum(map(len, keywords))
-        return Answer(article, _text_usage(prompt, len(article.markdown)))
+        return _text(article, prompt, len(article.markdown))
 
     async def write_image_prompts(self, title: str, body: str) -> Answer[list[PromptDraft]]:
         await self._think()
         prompts = writing.image_prompts(title, body)
         answer = sum(len(p.prompt) for p in prompts)
-        return Answer(prompts, _text_usage(len(title) + min(len(body), 4000), answer))
+        return _text(prompts, len(title) + min(len(body), 4000), answer)
 
     async def render_image(self, prompt: str) -> Answer[bytes]:
         await self._think()

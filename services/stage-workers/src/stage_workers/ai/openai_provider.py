@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,7 +172,8 @@ class OpenAIProvider:
         content = completion.choices[0].message.content if completion.choices else None
         if not content:
             raise PermanentAIError("the model returned no content")
-        return Answer(content, _chat_usage(completion), _advice(raw.headers))
+        finished = tuple(c.finish_reason for c in completion.choices if c.finish_reason)
+        return Answer(content, _chat_usage(completion), _advice(raw.headers), finished)
 
     async def _chat_json(self, function: str, prompt: str, response_format: dict) -> Answer[dict]:
         answer = await self._chat(function, prompt, response_format)
@@ -181,7 +183,7 @@ class OpenAIProvider:
             raise PermanentAIError(f"answer is not JSON: {error}") from None
         if not isinstance(document, dict):
             raise PermanentAIError("answer is not a JSON object")
-        return Answer(document, answer.usage, answer.advice)
+        return replace(answer, draft=document)
 
     async def cluster_keywords(self, keywords: list[str]) -> Answer[list[ClusterDraft]]:
         listing = "\n".join(f"{i}: {k}" for i, k in enumerate(keywords))
@@ -191,7 +193,7 @@ class OpenAIProvider:
             f"one cluster.\n{listing}",
             CLUSTERS_FORMAT,
         )
-        return Answer(_clusters_from(answer.draft, len(keywords)), answer.usage, answer.advice)
+        return replace(answer, draft=_clusters_from(answer.draft, len(keywords)))
 
     async def write_ideas(self, cluster_name: str, keywords: list[str]) -> Answer[list[IdeaDraft]]:
         answer = await self._chat_json(
@@ -201,7 +203,7 @@ class OpenAIProvider:
             IDEAS_FORMAT,
         )
         ideas = [IdeaDraft(i["title"], i["outline"]) for i in answer.draft.get("ideas", [])]
-        return Answer(ideas, answer.usage, answer.advice)
+        return replace(answer, draft=ideas)
 
     async def write_article(
         self, title: str, brief: str, keywords: list[str]
@@ -211,7 +213,7 @@ class OpenAIProvider:
             f"Write an article of 800-1200 words in Markdown titled '{title}'. Brief: {brief}. "
             f"Use these keywords naturally: {', '.join(keywords)}. Use ## section headings.",
         )
-        return Answer(ArticleDraft(title=title, markdown=answer.draft), answer.usage, answer.advice)
+        return replace(answer, draft=ArticleDraft(title=title, markdown=answer.draft))
 
     async def write_image_prompts(self, title: str, body: str) -> Answer[list[PromptDraft]]:
         answer = await self._chat_json(
@@ -221,7 +223,7 @@ class OpenAIProvider:
             PROMPTS_FORMAT,
         )
         prompts = [PromptDraft(p["kind"], p["prompt"]) for p in answer.draft.get("prompts", [])]
-        return Answer(prompts, answer.usage, answer.advice)
+        return replace(answer, draft=prompts)
 
     async def render_image(self, prompt: str) -> Answer[bytes]:
         # The DALL-E models answer with a URL unless asked; the GPT image models always give

@@ -3,7 +3,8 @@ provider advises and the call waits its turn again; a timeout, a dropped connect
 counts toward the lane's circuit and, while the circuit stays closed, toward the item's own
 attempts; while the circuit is open the call waits, and the run hears of it through the call's
 scope. Nothing that waits is failed or charged. Every call is recorded with what it used and
-cost; the batch writes the records with the item's result."""
+cost; the batch writes the records with the item's result. Each call is one GenAI span, its
+attempts events on it (ai/spans.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from stage_workers.ai import spans
 from stage_workers.ai.base import (
     AI_FUNCTIONS,
     Answer,
@@ -158,9 +160,10 @@ class GatedAI:
         scope = SCOPE.get(None) or CallScope(run_id="")
         lane = self.lanes[function]
         key = scope.unit if self.journal is not None and lane.shared else None
-        if key is None:
-            return await self._ask(function, args, scope, lane, None)
-        return await self._call_once(function, args, scope, lane, key)
+        with spans.ai_call(function, lane.provider, lane.model):
+            if key is None:
+                return await self._ask(function, args, scope, lane, None)
+            return await self._call_once(function, args, scope, lane, key)
 
     async def _call_once(
         self, function: str, args: tuple, scope: CallScope, lane: Lane, key: UnitKey
@@ -175,6 +178,7 @@ class GatedAI:
                 kept = await self.gate.offload(self.journal.answered, key, function)
                 if kept is not None:
                     answered = True
+                    spans.kept_answer()
                     return decode_draft(function, kept)
                 draft = await self._ask(function, args, scope, lane, (key, holder))
                 if draft is not _IN_FLIGHT:
@@ -241,6 +245,7 @@ class GatedAI:
                 error = PermanentAIError(str(unforeseen) or type(unforeseen).__name__)
             else:
                 self._record(scope, function, lane, tried, "answered", answer.usage)
+                spans.answered(answer, lane.provider, lane.model)
                 exhausted = answer.advice.exhausted_for() if answer.advice else None
                 await self.gate.answered(ticket, _tokens(answer.usage), exhausted)
                 if announced is not None:
@@ -345,13 +350,15 @@ class GatedAI:
         error: Exception | None = None,
     ) -> None:
         cost = self.prices.cost(lane.model, usage) if usage is not None else Decimal(0)
+        latency_ms = round((time.perf_counter() - tried.sent) * 1000)
+        spans.attempted(outcome, tried.number, tried.waited_ms, latency_ms)
         scope.records.append(
             CallRecord(
                 function=function,
                 provider=lane.provider,
                 model_requested=lane.model,
                 usage=usage,
-                latency_ms=round((time.perf_counter() - tried.sent) * 1000),
+                latency_ms=latency_ms,
                 waited_ms=tried.waited_ms,
                 outcome=outcome,
                 attempt=tried.number,
