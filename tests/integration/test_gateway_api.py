@@ -545,12 +545,12 @@ def test_content_detail_media_and_review(tenant, db, gateway):
     approved = tenant.post(f"/content/{ids['content']}/approve")
     assert approved.status_code == 200 and approved.json()["status"] == "approved"
     again = tenant.post(f"/content/{ids['content']}/reject")
-    assert again.status_code == 400 and again.json()["status"] == "approved"
+    assert again.status_code == 409 and again.json()["status"] == "approved"
     assert "only content in review" in again.json()["detail"]
     assert tenant.post("/content/999999999999/approve").status_code == 404
     assert tenant.get("/content/999999999999").status_code == 404
     draft = seed_content(db, tenant, gateway.media_dir, status="draft")
-    assert tenant.post(f"/content/{draft['content']}/approve").status_code == 400
+    assert tenant.post(f"/content/{draft['content']}/approve").status_code == 409
     review = seed_content(db, tenant, gateway.media_dir)
     assert tenant.post(f"/content/{review['content']}/reject").json()["status"] == "rejected"
 

@@ -76,3 +76,9 @@ class RunConfig(BaseModel):
 
     def batch_size(self, stage: int) -> int:
         return self.batch_sizes.get(stage, 1)
+
+
+def word_count(markdown: str) -> int:
+    """An article's words as the content row counts them: what the writer made and what a
+    reviewer's edit leaves."""
+    return len(markdown.split())

@@ -259,11 +259,21 @@ content = sa.Table(
     sa.Column("status", sa.Text, nullable=False, server_default="draft"),
     sa.Column("reviewed_at", sa.DateTime(timezone=True)),
     sa.Column("reviewed_by", sa.BigInteger, sa.ForeignKey("users.id", ondelete="SET NULL")),
+    # Every reviewer's change (an edit, approving, rejecting) adds one: the ETag, so an edit
+    # made on a stale copy is refused rather than merged.
+    sa.Column("version", sa.Integer, nullable=False, server_default=sa.text("1")),
+    # The AI's title and body, kept by the first edit (NULL: never edited).
+    sa.Column("original_title", sa.Text),
+    sa.Column("original_body", sa.Text),
+    sa.Column("edited_at", sa.DateTime(timezone=True)),
+    sa.Column("edited_by", sa.BigInteger, sa.ForeignKey("users.id", ondelete="SET NULL")),
+    sa.Column("reject_reason", sa.Text),
     _created_by_run_id(),
     _created_at(),
     _updated_at(),
     _one_of("status", CONTENT_STATUSES),
     sa.CheckConstraint("word_count >= 0", name="word_count_not_negative"),
+    sa.CheckConstraint("version >= 1", name="version_positive"),
     _site_status_index("content"),
 )
 

@@ -31,6 +31,7 @@ from api_gateway.routes import (
     keywords,
     live,
     planning,
+    review,
     run_control,
     run_status,
     webhooks,
@@ -84,7 +85,18 @@ async def _mark_ready(hub: RunEventHub) -> None:
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
-    modules = (config, run_control, run_status, costs, planning, keywords, content, live, webhooks)
+    modules = (
+        config,
+        run_control,
+        run_status,
+        costs,
+        planning,
+        keywords,
+        content,
+        review,
+        live,
+        webhooks,
+    )
     for module in modules:
         api.include_router(module.router)
     return api

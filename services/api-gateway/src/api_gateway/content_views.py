@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.db import tables as t
@@ -73,7 +73,16 @@ class ContentSummary(BaseModel):
     title: str
     word_count: int
     status: ContentStatus
+    run_id: str | None = Field(
+        validation_alias=AliasChoices("run_id", "created_by_run_id"),
+        description="The run that wrote it.",
+    )
+    version: int = Field(
+        description="Adds one with every reviewer's change; the ETag (`If-Match`) of edits."
+    )
+    edited_at: datetime | None = Field(description="When a reviewer last edited it.")
     reviewed_at: datetime | None
+    reject_reason: str | None = Field(description="The reviewer's reason, when rejected.")
     created_at: datetime
     updated_at: datetime
 
@@ -91,8 +100,18 @@ class ImageOut(BaseModel):
 
 
 class ContentDetail(ContentSummary):
-    body: str
+    body: str = Field(description="Markdown, as the reviewer left it (else as written).")
     images: list[ImageOut]
+    keywords: list[str] = Field(description="The keywords it covers, by volume.")
+    edited_by: int | None = Field(description="The user who last edited it.")
+    original_title: str | None = Field(description="The AI's title, kept by the first edit.")
+    original_body: str | None = Field(description="The AI's body, kept by the first edit.")
+
+
+class ReviewItem(ContentSummary):
+    excerpt: str = Field(description="The body's first words, as plain text.")
+    images: list[ImageOut]
+    keywords: list[str] = Field(description="The keywords it covers, by volume.")
 
 
 def _keyword_count() -> sa.ScalarSelect:
@@ -112,6 +131,22 @@ LISTED = {
     "content": (t.content, ()),
     "images": (t.images, ()),
 }
+# What `q` searches in each listing (case-insensitive, anywhere in the text).
+SEARCHED = {
+    "keywords": ("text",),
+    "clusters": ("name", "description"),
+    "content_ideas": ("title", "outline"),
+    "tasks": ("title", "brief"),
+    "content": ("title", "body"),
+    "images": ("prompt",),
+}
+LONG_TEXT = frozenset(("body", "original_body"))  # left out of listings
+
+
+def contains(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, its own % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 async def page(
@@ -121,15 +156,22 @@ async def page(
     status: str | None,
     limit: int,
     offset: int,
+    run_id: str | None = None,
+    q: str | None = None,
 ) -> tuple[int, list[dict]]:
     table, extras = LISTED[table_name]
     where = [table.c.site_id == site_id]
     if status is not None:
         where.append(table.c.status == status)
+    if run_id is not None:
+        where.append(table.c.created_by_run_id == run_id)
+    if q:
+        pattern = contains(q)
+        where.append(sa.or_(*(table.c[name].ilike(pattern) for name in SEARCHED[table_name])))
     total = (
         await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
     ).scalar_one()
-    columns = [c for c in table.c if c.name != "body"] + [extra() for extra in extras]
+    columns = [c for c in table.c if c.name not in LONG_TEXT] + [extra() for extra in extras]
     rows = await conn.execute(
         sa.select(*columns).where(*where).order_by(table.c.id).limit(limit).offset(offset)
     )

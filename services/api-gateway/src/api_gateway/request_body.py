@@ -49,7 +49,7 @@ def malformed(detail: str) -> ApiError:
 async def read_text(request: Request, media_types: Collection[str]) -> tuple[str, str]:
     """The body's media type, one of `media_types` (`application/*+json` counts as JSON), and
     its text."""
-    if not _has_body(request):
+    if not has_body(request):
         raise _missing()
     media_type = _media_type(request.headers.get("content-type", ""))
     if media_type not in media_types:
@@ -127,7 +127,7 @@ def _missing() -> ApiError:
     return ApiError(400, "request body: Field required", field="body", code="invalid")
 
 
-def _has_body(request: Request) -> bool:
+def has_body(request: Request) -> bool:
     length = request.headers.get("content-length")
     if length is None:
         return "transfer-encoding" in request.headers

@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from api_gateway import content_views as cv
+from api_gateway import review
 from api_gateway.auth import CallerDep
 from api_gateway.db import site_of
-from api_gateway.errors import bad_request, not_found
-from api_gateway.params import ItemId, Limit, Offset, SiteId
+from api_gateway.errors import not_found
+from api_gateway.params import ItemId, Limit, Offset, RunId, SiteId
 from contracts.db import tables as t
-from contracts.envelope import utcnow
 
 router = APIRouter(tags=["content"])
 
@@ -29,14 +29,23 @@ ContentStatus = Annotated[cv.ContentStatus | None, Query(description="Only this 
 ImageStatus = Annotated[cv.ImageStatus | None, Query(description="Only this status.")]
 
 
-async def _page(request: Request, caller, table: str, site_id: int, status, limit, offset):
+Search = Annotated[
+    str | None,
+    Query(min_length=1, max_length=200, description="Only rows whose text contains this."),
+]
+MadeBy = Annotated[RunId | None, Query(description="Only rows this run made.")]
+
+
+async def _page(
+    request: Request, caller, table: str, site_id: int, status, limit, offset, run_id=None, q=None
+):
     async with request.app.state.engine.connect() as conn:
         await site_of(conn, caller, site_id)
-        total, rows = await cv.page(conn, table, site_id, status, limit, offset)
+        total, rows = await cv.page(conn, table, site_id, status, limit, offset, run_id, q)
     return total, rows
 
 
-def _image(request: Request) -> Callable[[dict], cv.ImageOut]:
+def image_out(request: Request) -> Callable[[dict], cv.ImageOut]:
     def build(row: dict) -> cv.ImageOut:
         url = row.get("url")
         if row.get("file_path"):
@@ -52,10 +61,11 @@ async def list_keywords(
     caller: CallerDep,
     site_id: SiteId,
     status: KeywordStatus = None,
+    q: Search = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> cv.Page[cv.KeywordOut]:
-    total, rows = await _page(request, caller, "keywords", site_id, status, limit, offset)
+    total, rows = await _page(request, caller, "keywords", site_id, status, limit, offset, q=q)
     items = [cv.KeywordOut(**row) for row in rows]
     return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
 
@@ -66,10 +76,14 @@ async def list_clusters(
     caller: CallerDep,
     site_id: SiteId,
     status: ClusterStatus = None,
+    run_id: MadeBy = None,
+    q: Search = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> cv.Page[cv.ClusterOut]:
-    total, rows = await _page(request, caller, "clusters", site_id, status, limit, offset)
+    total, rows = await _page(
+        request, caller, "clusters", site_id, status, limit, offset, run_id, q
+    )
     items = [cv.ClusterOut(**row) for row in rows]
     return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
 
@@ -80,10 +94,14 @@ async def list_ideas(
     caller: CallerDep,
     site_id: SiteId,
     status: IdeaStatus = None,
+    run_id: MadeBy = None,
+    q: Search = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> cv.Page[cv.IdeaOut]:
-    total, rows = await _page(request, caller, "content_ideas", site_id, status, limit, offset)
+    total, rows = await _page(
+        request, caller, "content_ideas", site_id, status, limit, offset, run_id, q
+    )
     items = [cv.IdeaOut(**row) for row in rows]
     return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
 
@@ -94,10 +112,12 @@ async def list_tasks(
     caller: CallerDep,
     site_id: SiteId,
     status: TaskStatus = None,
+    run_id: MadeBy = None,
+    q: Search = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> cv.Page[cv.TaskOut]:
-    total, rows = await _page(request, caller, "tasks", site_id, status, limit, offset)
+    total, rows = await _page(request, caller, "tasks", site_id, status, limit, offset, run_id, q)
     items = [cv.TaskOut(**row) for row in rows]
     return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
 
@@ -108,10 +128,12 @@ async def list_content(
     caller: CallerDep,
     site_id: SiteId,
     status: ContentStatus = None,
+    run_id: MadeBy = None,
+    q: Search = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> cv.Page[cv.ContentSummary]:
-    total, rows = await _page(request, caller, "content", site_id, status, limit, offset)
+    total, rows = await _page(request, caller, "content", site_id, status, limit, offset, run_id, q)
     items = [cv.ContentSummary(**row) for row in rows]
     return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
 
@@ -122,11 +144,13 @@ async def list_images(
     caller: CallerDep,
     site_id: SiteId,
     status: ImageStatus = None,
+    run_id: MadeBy = None,
+    q: Search = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> cv.Page[cv.ImageOut]:
-    total, rows = await _page(request, caller, "images", site_id, status, limit, offset)
-    items = [_image(request)(row) for row in rows]
+    total, rows = await _page(request, caller, "images", site_id, status, limit, offset, run_id, q)
+    items = [image_out(request)(row) for row in rows]
     return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
 
 
@@ -139,8 +163,21 @@ def _owned(table: sa.Table, item_id: int, account_id: int) -> sa.Select:
     )
 
 
-@router.get("/content/{content_id}", response_model=cv.ContentDetail, summary="One article")
-async def get_content(request: Request, caller: CallerDep, content_id: ItemId) -> cv.ContentDetail:
+@router.get(
+    "/content/{content_id}",
+    response_model=cv.ContentDetail,
+    responses={200: {"headers": {"ETag": {"description": "The version, for `If-Match`."}}}},
+    summary="One article, with its images and keywords",
+)
+async def get_content(
+    request: Request, response: Response, caller: CallerDep, content_id: ItemId
+) -> cv.ContentDetail:
+    detail = await content_detail(request, caller, content_id)
+    response.headers["ETag"] = review.etag(detail.version)
+    return detail
+
+
+async def content_detail(request: Request, caller, content_id: int) -> cv.ContentDetail:
     async with request.app.state.engine.connect() as conn:
         row = (await conn.execute(_owned(t.content, content_id, caller.account_id))).first()
         if row is None:
@@ -150,48 +187,9 @@ async def get_content(request: Request, caller: CallerDep, content_id: ItemId) -
             .where(t.images.c.content_id == content_id)
             .order_by(t.images.c.position)
         )
-        built = [_image(request)(dict(image._mapping)) for image in images]
-    return cv.ContentDetail(**dict(row._mapping), images=built)
-
-
-async def _review(request: Request, caller, content_id: int, verdict: str) -> cv.ContentDetail:
-    c = t.content.c
-    owned = sa.select(t.sites.c.id).where(t.sites.c.account_id == caller.account_id)
-    async with request.app.state.engine.begin() as conn:
-        changed = await conn.execute(
-            sa.update(t.content)
-            .where(c.id == content_id, c.status == "review", c.site_id.in_(owned))
-            .values(status=verdict, reviewed_at=utcnow(), reviewed_by=caller.user_id)
-            .returning(c.id)
-        )
-        if changed.first() is None:
-            row = (await conn.execute(_owned(t.content, content_id, caller.account_id))).first()
-            if row is None:
-                raise not_found(f"content {content_id}")
-            raise bad_request(
-                f"content {content_id} is {row.status}; only content in review can be {verdict}",
-                code="not_allowed",
-                status=row.status,
-            )
-    return await get_content(request, caller, content_id)
-
-
-@router.post(
-    "/content/{content_id}/approve",
-    response_model=cv.ContentDetail,
-    summary="Approve content in review",
-)
-async def approve(request: Request, caller: CallerDep, content_id: ItemId) -> cv.ContentDetail:
-    return await _review(request, caller, content_id, "approved")
-
-
-@router.post(
-    "/content/{content_id}/reject",
-    response_model=cv.ContentDetail,
-    summary="Reject content in review",
-)
-async def reject(request: Request, caller: CallerDep, content_id: ItemId) -> cv.ContentDetail:
-    return await _review(request, caller, content_id, "rejected")
+        built = [image_out(request)(dict(image._mapping)) for image in images]
+        keywords = await conn.run_sync(lambda c: review.keywords_of(c, [content_id]))
+    return cv.ContentDetail(**dict(row._mapping), images=built, keywords=keywords[content_id])
 
 
 @router.get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
+from contracts.values import word_count
 from stage_workers.ai.advice import RateLimitAdvice
 
 T = TypeVar("T")
@@ -30,7 +31,7 @@ class ArticleDraft:
 
     @property
     def word_count(self) -> int:
-        return len(self.markdown.split())
+        return word_count(self.markdown)
 
 
 @dataclass(frozen=True)
