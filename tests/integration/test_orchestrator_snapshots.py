@@ -25,8 +25,8 @@ from tests.integration.test_orchestrator_service import (
     unique_site,
 )
 from tests.support.kafka import end_offsets, publish
+from tests.support.runs import complete_run
 from tests.support.wait import wait_until
-from tests.unit.runs import complete_run
 
 OFTEN = {"SNAPSHOT_EVERY_EVENTS": "20", "SNAPSHOT_EVERY_SECONDS": "0.5"}
 

@@ -12,7 +12,7 @@ from contracts import events as ev
 from contracts.codec import decode, encode
 from contracts.state import RunState, fold
 from contracts.values import ItemRef
-from tests.unit.runs import T0, Clock, complete_run, message
+from tests.support.runs import T0, Clock, complete_run, message
 
 RUN = "run_20261102_090000_manual_prop"
 ITEM_IDS = range(1, 6)
