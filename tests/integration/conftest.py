@@ -2,6 +2,6 @@
 orchestrator that answers its run commands (module-scoped: one of each per test module), and
 an account with a token and a site (`tenant`), and another (`other`)."""
 
-from tests.integration.test_gateway_support import gateway, orchestrator, other, tenant
+from tests.support.gateway import gateway, orchestrator, other, tenant
 
 __all__ = ["gateway", "orchestrator", "other", "tenant"]

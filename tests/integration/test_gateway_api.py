@@ -21,7 +21,7 @@ from api_gateway.run_commands import new_run_id
 from contracts import events as ev
 from contracts.db import tables as t
 from contracts.stages import STAGES
-from tests.integration.test_gateway_support import (
+from tests.support.gateway import (
     API,
     insert_run,
     insert_stage,
