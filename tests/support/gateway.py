@@ -1,21 +1,19 @@
-"""Shared pieces of the gateway's integration tests (no tests here): the gateway as a process,
-tenants made through the admin functions, and a stand-in orchestrator that answers run commands
-on the real broker the way the real one does."""
+"""The gateway for tests: the gateway as a process, tenants made through the admin functions,
+read-model rows written as the log-sink writes them, and a stand-in orchestrator that answers
+run commands on the real broker the way the real one does. The integration layer's conftest
+turns these into fixtures."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
@@ -70,13 +68,6 @@ class Tenant:
         return started.json()["run_id"]
 
 
-@pytest.fixture(scope="module")
-def gateway(stack, topics: Topics, db, tmp_path_factory) -> Iterator[Gateway]:
-    services, started = start_gateway(stack, topics, tmp_path_factory.mktemp("gateway"))
-    yield started
-    services.stop_all()
-
-
 def start_gateway(
     stack, topics: Topics, run_dir: Path, env: dict[str, str] | None = None
 ) -> tuple[Services, Gateway]:
@@ -122,17 +113,6 @@ def make_tenant(db: sa.Engine, gateway: Gateway, credits: int = 0) -> Tenant:
         base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     return Tenant(account_id, user_id, site_id, token, client)
-
-
-@pytest.fixture
-def tenant(db, gateway) -> Tenant:
-    return make_tenant(db, gateway, credits=1000)
-
-
-@pytest.fixture
-def other(db, gateway) -> Tenant:
-    """A second account, for what one tenant must not see of another's."""
-    return make_tenant(db, gateway, credits=1000)
 
 
 def insert_run(
@@ -266,14 +246,3 @@ class FakeOrchestrator:
                     caused_by=outcome,
                 )
                 await publish(self.bootstrap, self.topics.run_events, done)
-
-
-@pytest.fixture(scope="module")
-def orchestrator(gateway: Gateway) -> Iterator[FakeOrchestrator]:
-    fake = FakeOrchestrator(gateway.bootstrap, gateway.topics)
-    thread = threading.Thread(target=asyncio.run, args=(fake.serve(),), daemon=True)
-    thread.start()
-    assert fake.ready.wait(30), "the stand-in orchestrator never got its partitions"
-    yield fake
-    fake.stopping = True
-    thread.join(10)
