@@ -10,8 +10,7 @@ import dataclasses
 import subprocess
 
 from api_gateway import accounts
-from tests.integration.test_gateway_api import seed_content
-from tests.support.gateway import API, console_script, insert_run, make_tenant
+from tests.support.gateway import API, console_script, insert_run, make_tenant, seed_content
 
 # Valid data that these calls refuse with 400 by design: positive_data_acceptance takes a 400
 # from them, and from no other call.

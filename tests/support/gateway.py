@@ -147,6 +147,66 @@ def insert_stage(db: sa.Engine, run_id: str, stage: int, **values: object) -> No
         )
 
 
+def seed_content(db: sa.Engine, tenant: Tenant, media_dir: Path, status: str = "review") -> dict:
+    """One item down the whole pipeline, written as the stage workers would."""
+    with db.begin() as conn:
+
+        def add(table, **values):
+            return conn.execute(
+                sa.insert(table).values(site_id=tenant.site_id, **values).returning(table.c.id)
+            ).scalar_one()
+
+        cluster = add(t.clusters, name="SEO basics", source_key=f"k{uuid.uuid4().hex}")
+        conn.execute(
+            sa.insert(t.keywords).values(
+                site_id=tenant.site_id,
+                text=f"seo basics {cluster}",
+                cluster_id=cluster,
+                status="mapped",
+            )
+        )
+        idea = add(t.content_ideas, cluster_id=cluster, title="What is SEO", position=0)
+        task = add(t.tasks, idea_id=idea, title="Write: What is SEO")
+        content = add(
+            t.content,
+            task_id=task,
+            title="What is SEO",
+            body="# What is SEO\n\nText.",
+            word_count=4,
+            status=status,
+        )
+        media_dir.mkdir(parents=True, exist_ok=True)
+        (media_dir / f"img_{content}.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+        image = add(
+            t.images,
+            content_id=content,
+            kind="featured",
+            position=0,
+            prompt="a cat",
+            status="generated",
+            file_path=f"img_{content}.png",
+        )
+        escaping = add(
+            t.images,
+            content_id=content,
+            kind="in_article",
+            position=1,
+            prompt="p",
+            status="generated",
+            file_path="../../../../etc/passwd",
+        )
+        pending = add(t.images, content_id=content, kind="in_article", position=2, prompt="q")
+    return {
+        "cluster": cluster,
+        "idea": idea,
+        "task": task,
+        "content": content,
+        "image": image,
+        "escaping": escaping,
+        "pending": pending,
+    }
+
+
 def run_event(tenant: Tenant, run_id: str, payload: Payload, caused_by: Envelope | None = None):
     return new_message(
         payload,
