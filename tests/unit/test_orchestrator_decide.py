@@ -23,7 +23,6 @@ from tests.support.decisions import (
     payloads,
 )
 
-
 # --- StartRun ------------------------------------------------------------------------------
 
 
