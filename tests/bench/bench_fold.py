@@ -18,7 +18,7 @@ from contracts import events as ev
 from contracts.codec import decode, encode
 from contracts.state import RunState, fold
 from contracts.values import ItemRef
-from tests.unit.runs import T0, Clock, message
+from tests.support.runs import T0, Clock, message
 
 RUN = "run_20261122_000000_manual_bench"
 

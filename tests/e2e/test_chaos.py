@@ -27,8 +27,8 @@ from local_stack import kafka, postgres
 from local_stack import stack as local_stack
 from local_stack.processes import is_alive
 from local_stack.settings import StackSettings
-from tests.integration.test_gateway_support import console_script, make_tenant
 from tests.support.billing import stage_charge
+from tests.support.gateway import console_script, make_tenant
 from tests.support.pipeline import Pipeline, balance, charged, many_keywords
 from tests.support.services import Services, free_port
 from tests.support.wait import wait_until

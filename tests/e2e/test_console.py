@@ -22,8 +22,8 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from contracts.db import tables as t
 from contracts.db.pending import FAILURE_BUDGET
-from tests.integration.test_gateway_support import API, console_script, make_tenant
 from tests.support.browser import LAUNCH_ARGS, artifacts_dir, chromium_path
+from tests.support.gateway import API, console_script, make_tenant
 from tests.support.pipeline import SAMPLE, sample_keywords
 from tests.support.services import free_port
 from tests.support.webhook_rows import NOWHERE, NOWHERE_NETWORK, insert_attempt, remove_endpoints

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from tests.integration.test_gateway_support import make_tenant
+from tests.support.gateway import make_tenant
 from tests.support.kafka import publish_raw
 from tests.support.pipeline import Pipeline, sample_keywords
 from tests.support.prometheus import (

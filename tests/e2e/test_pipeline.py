@@ -4,11 +4,10 @@ kill -9 of a worker or of the orchestrator in the middle of a run."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from contracts import commands as cmd
+from contracts import events as ev
 from contracts.credits import estimate
 from contracts.db.pending import pending_work
 from contracts.values import RunConfig
@@ -89,7 +88,18 @@ async def test_pause_in_stage_4_then_resume_ends_as_an_uninterrupted_run(db, pip
     await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
     await pipeline.send(command(paused, cmd.PauseRun(run_id=run_id), run_id))
     held = await pipeline.wait_for(run_id, lambda s: s.status == "paused")
-    await asyncio.sleep(3)
+    # The batch in flight at the pause ends after its current item...
+    await pipeline.wait_for(
+        run_id,
+        lambda s: not s.stage(4).in_flight(),
+        timeout=60,
+        what="the stage-4 batch in flight at the pause to end",
+    )
+    # ...and a command sent after that is answered once the orchestrator has taken the batch's
+    # end (one consumer reads both topics; the end came first) and ticked the paused run:
+    # whatever it would have started by then is on the stream ahead of the answer.
+    repeat = await pipeline.answer(command(paused, cmd.PauseRun(run_id=run_id), run_id))
+    assert isinstance(repeat.data, ev.CommandRejected) and repeat.data.status == "paused"
     still = await pipeline.state(run_id)
     assert still.status == "paused"
     # The batch in flight at the pause may finish; nothing after it starts.
@@ -117,8 +127,14 @@ async def test_cancel_mid_stage_leaves_nothing_half_written_and_frees_the_site(
     await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
     await pipeline.send(command(site, cmd.CancelRun(run_id=run_id), run_id))
     state = await pipeline.wait_for(run_id, lambda s: s.status == "cancelled")
-
-    await asyncio.sleep(2)  # the item in flight at the cancel may still land
+    # The item in flight at the cancel may still land: its batch then ends, and the batch's end
+    # is sent from the outbox only once its writes are committed.
+    await pipeline.wait_for(
+        run_id,
+        lambda s: not s.stage(4).in_flight(),
+        timeout=60,
+        what="the stage-4 batch in flight at the cancel to end",
+    )
     made = counts(db, site.site_id)
     assert 2 <= made["content"] < made["tasks"]
     assert made["images"] == 0 or state.stage(5).status != "pending"

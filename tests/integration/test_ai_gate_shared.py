@@ -15,6 +15,7 @@ from contracts.db import tables as t
 from stage_workers.gate.gate import Gate, Lane
 from stage_workers.gate.lane import Budget, Rules
 from stage_workers.gate.store import LaneStore
+from tests.support.wait import wait_until_async
 
 RULES = Rules()
 SECONDS = 8.0
@@ -62,8 +63,6 @@ async def test_two_processes_keep_to_the_pace_and_share_it_by_runs(db: sa.Engine
             ).one()
         return row.shares == []
 
-    for _ in range(50):
-        if await withdrawn():
-            break
-        await asyncio.sleep(0.1)
-    assert await withdrawn()
+    await wait_until_async(
+        withdrawn, timeout=5, every=0.1, what="the stopped gates to withdraw from the lane"
+    )

@@ -29,6 +29,7 @@ from stage_workers.gate.lane import Rules
 from stage_workers.gate.store import LaneStore
 from stage_workers.settings import WorkerSettings
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.wait import wait_until_async
 
 RULES = Rules()
 
@@ -63,6 +64,22 @@ async def write_article(ai: GatedAI, key: UnitKey) -> tuple[ArticleDraft, CallSc
 
 def new_key() -> UnitKey:
     return UnitKey.of(f"run_{uuid.uuid4().hex[:12]}", 4, [42])
+
+
+def refused_claims(journal: Journal) -> list[UnitKey]:
+    """Watch a worker's journal: the units whose claim it was refused because another worker's
+    call for them is in flight (the journal then waits for that call's answer)."""
+    refused: list[UnitKey] = []
+    claim = journal.claim
+
+    def claim_and_note(key: UnitKey, function: str, holder: str) -> bool:
+        held = claim(key, function, holder)
+        if not held:
+            refused.append(key)
+        return held
+
+    journal.claim = claim_and_note
+    return refused
 
 
 def consumed(db: sa.Engine, key: UnitKey) -> list[CallRecord]:
@@ -155,8 +172,15 @@ async def test_a_copy_waiting_on_a_unit_another_batch_wrote_stops_without_a_call
     key = new_key()
     other = Journal(db, "another-worker", hold_seconds=30)
     assert other.claim(key, "write_article", other.holder())
-    waiting = asyncio.create_task(write_article(worker(db, fake), key))
-    await asyncio.sleep(0.5)  # the copy found the call in flight and waits for its answer
+    copy = worker(db, fake)
+    refused = refused_claims(copy.journal)
+    waiting = asyncio.create_task(write_article(copy, key))
+
+    async def found_in_flight() -> bool:
+        return key in refused
+
+    # The copy found the call in flight (its claim refused) and waits for its answer.
+    await wait_until_async(found_in_flight, timeout=10, every=0.05, what="the copy's claim")
     consumed(db, key)  # the other batch wrote the unit (its call ended, say, in a failure)
 
     with pytest.raises(UnitWritten):

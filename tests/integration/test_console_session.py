@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from api_gateway import accounts
-from tests.integration.test_gateway_api import seed_content
-from tests.integration.test_gateway_support import API, insert_run, make_tenant
+from tests.support.gateway import API, insert_run, make_tenant, seed_content
 from tests.support.sse import start_listener
 
 pytestmark = pytest.mark.integration

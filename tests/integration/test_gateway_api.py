@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
 from datetime import UTC, datetime, timedelta
 from unittest.mock import ANY
 
@@ -21,12 +20,7 @@ from api_gateway.run_commands import new_run_id
 from contracts import events as ev
 from contracts.db import tables as t
 from contracts.stages import STAGES
-from tests.integration.test_gateway_support import (
-    API,
-    insert_run,
-    insert_stage,
-    make_tenant,
-)
+from tests.support.gateway import API, insert_run, insert_stage, make_tenant, seed_content
 
 RUN_ID = re.compile(r"^run_\d{8}_\d{6}_manual_[0-9a-f]{6}$")
 
@@ -449,66 +443,6 @@ def test_items_that_spent_their_failure_budget_wait_for_retry_failed(tenant, db)
 
 
 # --- content listings, review, media --------------------------------------------------------
-
-
-def seed_content(db, tenant, media_dir, status="review"):
-    """One item down the whole pipeline, written as the stage workers would."""
-    with db.begin() as conn:
-
-        def add(table, **values):
-            return conn.execute(
-                sa.insert(table).values(site_id=tenant.site_id, **values).returning(table.c.id)
-            ).scalar_one()
-
-        cluster = add(t.clusters, name="SEO basics", source_key=f"k{time.time_ns()}")
-        conn.execute(
-            sa.insert(t.keywords).values(
-                site_id=tenant.site_id,
-                text=f"seo basics {cluster}",
-                cluster_id=cluster,
-                status="mapped",
-            )
-        )
-        idea = add(t.content_ideas, cluster_id=cluster, title="What is SEO", position=0)
-        task = add(t.tasks, idea_id=idea, title="Write: What is SEO")
-        content = add(
-            t.content,
-            task_id=task,
-            title="What is SEO",
-            body="# What is SEO\n\nText.",
-            word_count=4,
-            status=status,
-        )
-        media_dir.mkdir(parents=True, exist_ok=True)
-        (media_dir / f"img_{content}.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-        image = add(
-            t.images,
-            content_id=content,
-            kind="featured",
-            position=0,
-            prompt="a cat",
-            status="generated",
-            file_path=f"img_{content}.png",
-        )
-        escaping = add(
-            t.images,
-            content_id=content,
-            kind="in_article",
-            position=1,
-            prompt="p",
-            status="generated",
-            file_path="../../../../etc/passwd",
-        )
-        pending = add(t.images, content_id=content, kind="in_article", position=2, prompt="q")
-    return {
-        "cluster": cluster,
-        "idea": idea,
-        "task": task,
-        "content": content,
-        "image": image,
-        "escaping": escaping,
-        "pending": pending,
-    }
 
 
 def test_listings_show_what_the_stages_made(tenant, db, gateway):

@@ -10,7 +10,7 @@ import pytest
 
 from api_gateway.app import create_app
 from api_gateway.run_commands import new_run_id
-from tests.integration.test_gateway_support import Tenant
+from tests.support.gateway import Tenant
 
 OPERATIONS = [
     (method.upper(), path, operation)

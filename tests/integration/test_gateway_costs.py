@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from api_gateway import accounts
 from contracts.db import tables as t
-from tests.integration.test_gateway_support import (
+from tests.support.gateway import (
     API,
     Tenant,
     insert_run,

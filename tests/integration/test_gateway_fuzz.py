@@ -10,8 +10,7 @@ import dataclasses
 import subprocess
 
 from api_gateway import accounts
-from tests.integration.test_gateway_api import seed_content
-from tests.integration.test_gateway_support import API, console_script, insert_run, make_tenant
+from tests.support.gateway import API, console_script, insert_run, make_tenant, seed_content
 from tests.support.webhook_rows import (
     insert_attempt,
     insert_delivery,

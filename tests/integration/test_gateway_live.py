@@ -11,7 +11,7 @@ from api_gateway import accounts
 from api_gateway.run_commands import new_run_id
 from contracts import events as ev
 from contracts.values import ItemRef
-from tests.integration.test_gateway_support import (
+from tests.support.gateway import (
     API,
     insert_run,
     make_tenant,

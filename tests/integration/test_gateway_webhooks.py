@@ -18,7 +18,7 @@ import pytest
 
 from api_gateway.webhooks import signing
 from api_gateway.webhooks.payloads import WEBHOOK_TYPES
-from tests.integration.test_gateway_support import API, Tenant, make_tenant, start_gateway
+from tests.support.gateway import API, Tenant, make_tenant, start_gateway
 from tests.support.webhook_rows import (
     NOWHERE,
     NOWHERE_NETWORK,

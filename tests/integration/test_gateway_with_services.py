@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from tests.integration.test_gateway_support import API, console_script, make_tenant
+from tests.support.gateway import API, console_script, make_tenant
 from tests.support.services import free_port
 from tests.support.wait import wait_until
 

@@ -21,8 +21,8 @@ from contracts.db.engines import sync_engine
 from contracts.dead_letter import DeadLetter
 from log_sink.projection import Projector
 from tests.support.kafka import end_offsets, publish, read_until
+from tests.support.runs import ACCOUNT, SITE, complete_run
 from tests.support.wait import wait_until
-from tests.unit.runs import ACCOUNT, SITE, complete_run
 
 LOG_SINK = str(Path(sys.executable).with_name("log-sink"))
 

@@ -14,8 +14,8 @@ from contracts import events as ev
 from contracts.codec import decode
 from contracts.db import tables as t
 from contracts.schedule import scheduled_run_id
-from tests.integration.test_orchestrator_service import ORCHESTRATOR
 from tests.support.kafka import end_offsets, read_until
+from tests.support.orchestrator import ORCHESTRATOR
 
 SCHEDULING = {
     "TICK_SECONDS": "0.2",

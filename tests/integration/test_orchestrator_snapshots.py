@@ -13,7 +13,8 @@ from contracts import commands as cmd
 from contracts import events as ev
 from contracts.db import tables as t
 from contracts.state import fold
-from tests.integration.test_orchestrator_service import (
+from tests.support.kafka import end_offsets, publish
+from tests.support.orchestrator import (
     ITEMS_PER_STAGE,
     FakeWorkers,
     command,
@@ -24,9 +25,8 @@ from tests.integration.test_orchestrator_service import (
     start_run,
     unique_site,
 )
-from tests.support.kafka import end_offsets, publish
+from tests.support.runs import complete_run
 from tests.support.wait import wait_until
-from tests.unit.runs import complete_run
 
 OFTEN = {"SNAPSHOT_EVERY_EVENTS": "20", "SNAPSHOT_EVERY_SECONDS": "0.5"}
 

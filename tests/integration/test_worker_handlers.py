@@ -23,7 +23,7 @@ from stage_workers.ai.offline import OfflineProvider
 from stage_workers.bookkeeping import Opening, SqlRunBook
 from stage_workers.deps import WorkerDeps
 from stage_workers.handlers import dispatch
-from tests.integration.test_workers_stages import (
+from tests.support.workers import (
     ESPRESSO,
     FRENCH_PRESS,
     Tenant,

@@ -13,7 +13,8 @@ from contracts.db import tables as t
 from contracts.envelope import new_message
 from contracts.events import RunPaused
 from contracts.outbox import OutboxRelay, enqueue
-from tests.support.kafka import end_offsets, read_until
+from tests.support.kafka import end_offsets, read_to_end, read_until
+from tests.support.wait import wait_until_async
 
 
 def event(topics, reason: str):
@@ -22,13 +23,50 @@ def event(topics, reason: str):
     )
 
 
-async def published_ids(kafka_bootstrap, start, wanted, timeout=5.0) -> list:
-    records = await read_until(
-        kafka_bootstrap,
-        start,
-        lambda rs: False,  # read for the whole window: we also count what must not appear
-        timeout=timeout,
-    )
+async def marked_published(db, relay: OutboxRelay, message) -> None:
+    """Wait until the relay has sent the message and marked its row (it marks only what Kafka
+    acknowledged), and has then begun and ended one more round (a relay that sent a row again
+    would do so then); stop it: after that, nothing more of it comes."""
+    rounds: list[int] = []
+    publish_pending = relay.publish_pending
+
+    async def counted_round() -> int:
+        sent = await publish_pending()
+        rounds.append(sent)
+        return sent
+
+    relay.publish_pending = counted_round
+
+    def is_marked() -> bool:
+        with db.connect() as conn:
+            published_at = conn.execute(
+                sa.select(t.outbox.c.published_at).where(
+                    t.outbox.c.message_id == message.message_id
+                )
+            ).scalar_one()
+        return published_at is not None
+
+    async def marked() -> int | None:
+        # Rounds ended by the time the mark is seen; at most one more was under way then.
+        return len(rounds) + 1 if is_marked() else None
+
+    try:
+        seen = await wait_until_async(
+            marked, timeout=30, what=f"the outbox row {message.message_id}"
+        )
+
+        async def another_round() -> bool:
+            return len(rounds) > seen
+
+        await wait_until_async(another_round, timeout=10, every=0.05, what="a round after the mark")
+    finally:
+        await relay.stop()
+
+
+async def published_ids(kafka_bootstrap, start, wanted) -> list:
+    """The wanted ids among every record sent since `start`, copies included, in order: we also
+    count what must not appear."""
+    records = await read_to_end(kafka_bootstrap, start)
     return [decode(r.value).message_id for r in records if decode(r.value).message_id in wanted]
 
 
@@ -44,12 +82,10 @@ async def test_only_committed_rows_are_published_and_each_once(db, kafka_bootstr
     start = await end_offsets(kafka_bootstrap, topics.run_events)
     relay = OutboxRelay(db, kafka_bootstrap, [topics.run_events])
     await relay.start()
-    try:
-        ids = await published_ids(
-            kafka_bootstrap, start, {rolled_back.message_id, committed.message_id}
-        )
-    finally:
-        await relay.stop()
+    await marked_published(db, relay, committed)
+    ids = await published_ids(
+        kafka_bootstrap, start, {rolled_back.message_id, committed.message_id}
+    )
     assert ids == [committed.message_id]
 
 
@@ -84,10 +120,8 @@ async def test_a_relay_that_dies_before_marking_publishes_again(db, kafka_bootst
 
     survivor = OutboxRelay(db, kafka_bootstrap, [topics.run_events])
     await survivor.start()
-    try:
-        ids = await published_ids(kafka_bootstrap, start, {message.message_id}, timeout=6.0)
-    finally:
-        await survivor.stop()
+    await marked_published(db, survivor, message)
+    ids = await published_ids(kafka_bootstrap, start, {message.message_id})
     assert len(ids) >= 2 and set(ids) == {message.message_id}
     with db.connect() as conn:
         marked = conn.execute(

@@ -13,6 +13,7 @@ from aiokafka.structs import RecordMetadata
 
 from contracts.codec import encode, kafka_headers
 from contracts.envelope import Envelope
+from tests.support.wait import WaitTimeout
 
 
 async def publish(bootstrap: str, topic: str, *messages: Envelope) -> list[RecordMetadata]:
@@ -78,6 +79,33 @@ async def read_until(
         return records
     finally:
         await consumer.stop()
+
+
+async def read_to_end(
+    bootstrap: str, start: dict[TopicPartition, int], timeout: float = 30.0
+) -> list[ConsumerRecord]:
+    """Every record after `start` up to the partitions' ends as they are now: once whatever
+    publishes has stopped, all it ever sent."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        ends = await consumer.end_offsets(list(start))
+        consumer.assign(list(start))
+        for partition, offset in start.items():
+            consumer.seek(partition, offset)
+        try:
+            async with asyncio.timeout(timeout):
+                while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+                    for partition_records in (await consumer.getmany(timeout_ms=500)).values():
+                        records.extend(partition_records)
+        except TimeoutError:
+            raise WaitTimeout(
+                f"read {len(records)} records in {timeout:g} s without reaching the ends {ends}"
+            ) from None
+    finally:
+        await consumer.stop()
+    return [r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
 
 
 def delete_topics(bootstrap: str, names: list[str]) -> None:

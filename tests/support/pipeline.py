@@ -144,7 +144,7 @@ class Pipeline:
         return fold(await self.events(run_id))
 
     async def wait_for(
-        self, run_id: str, predicate, timeout: float = 180.0, every: float = 0.5
+        self, run_id: str, predicate, timeout: float = 180.0, every: float = 0.5, what: str = ""
     ) -> RunState:
         last = RunState()
 
@@ -156,10 +156,28 @@ class Pipeline:
         try:
             return await wait_until_async(holds, timeout=timeout, every=every)
         except WaitTimeout:
+            waiting = f" waiting for {what}" if what else ""
             raise WaitTimeout(
-                f"run {run_id} stuck: status {last.status}, stage {last.current_stage}, "
-                f"processed {[s.processed_count for s in last.stages]}"
+                f"run {run_id} stuck{waiting} after {timeout:g} s: status {last.status}, "
+                f"stage {last.current_stage}, processed "
+                f"{[s.processed_count for s in last.stages]}, batches in flight "
+                f"{[len(s.in_flight_ids) for s in last.stages]}"
             ) from None
+
+    async def answer(self, command: Envelope, timeout: float = 60.0) -> Envelope:
+        """Send a run command and wait for the orchestrator's answer to it (the event it caused).
+        The orchestrator takes a site's records one at a time and a site's events share one
+        partition: once the answer is on the stream, every run event it decided before taking
+        the command is ahead of it."""
+        await self.send(command)
+
+        async def answered() -> Envelope | None:
+            events = await self.events(command.run_id)
+            return next((e for e in events if e.causation_id == command.message_id), None)
+
+        return await wait_until_async(
+            answered, timeout=timeout, every=0.5, what=f"the answer to {command.type}"
+        )
 
     async def finished(self, run_id: str, timeout: float = 180.0) -> RunState:
         return await self.wait_for(run_id, lambda s: s.status in FINISHED, timeout)

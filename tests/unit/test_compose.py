@@ -6,55 +6,23 @@ same files. No Docker engine runs here, so the file is checked as text against t
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import typer
 import yaml
 from pydantic_settings import BaseSettings
 
-from api_gateway.settings import Settings as GatewaySettings
-from log_sink.settings import Settings as LogSinkSettings
-from orchestrator.settings import Settings as OrchestratorSettings
-from stage_workers.settings import WorkerSettings
+from tests.support.deploy import DEPLOY, SETTINGS, console_scripts, env_names, subcommands
 
-ROOT = Path(__file__).parents[2]
-DEPLOY = ROOT / "deploy"
 COMPOSE = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-SETTINGS: dict[str, type[BaseSettings]] = {
-    "orchestrator": OrchestratorSettings,
-    "stage-worker": WorkerSettings,
-    "log-sink": LogSinkSettings,
-    "api-gateway": GatewaySettings,
-}
 WORKERS = sorted(name for name in SERVICES if name.startswith("stage-worker-"))
 APPS = ["orchestrator", *WORKERS, "log-sink", "api-gateway", "api-gateway-webhooks"]
 
 
 def command_of(service: str) -> str:
     return SERVICES[service]["command"][0]
-
-
-def subcommands(script: str) -> set[str]:
-    """The subcommands a console script takes (only the gateway's has any: `webhooks`)."""
-    if script != "api-gateway":
-        return set()
-    from api_gateway.app import cli
-
-    return set(typer.main.get_command(cli).commands)
-
-
-def env_names(settings: type[BaseSettings]) -> set[str]:
-    """Environment names a settings class reads: field names and their aliases."""
-    names = set()
-    for name, field in settings.model_fields.items():
-        alias = field.validation_alias
-        choices = getattr(alias, "choices", None) or ([alias] if isinstance(alias, str) else [])
-        names |= {str(choice).upper() for choice in choices} or {name.upper()}
-    return names
 
 
 def settings_of(service: str, monkeypatch) -> BaseSettings:
@@ -64,13 +32,6 @@ def settings_of(service: str, monkeypatch) -> BaseSettings:
     for name, value in SERVICES[service]["environment"].items():
         monkeypatch.setenv(name, str(value))
     return SETTINGS[command_of(service)](_env_file=None)
-
-
-def console_scripts() -> set[str]:
-    scripts = set()
-    for pyproject in [*ROOT.glob("services/*/pyproject.toml"), DEPLOY / "local/pyproject.toml"]:
-        scripts |= set(tomllib.loads(pyproject.read_text())["project"].get("scripts", {}))
-    return scripts
 
 
 def prometheus_jobs() -> dict[str, dict]:

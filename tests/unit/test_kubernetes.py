@@ -15,55 +15,25 @@ import yaml
 from api_gateway.app import create_app
 from api_gateway.settings import Settings as GatewaySettings
 from contracts.topics import Topics
-from tests.unit.test_compose import SETTINGS, console_scripts, env_names, subcommands
+from tests.support.deploy import (
+    DEPLOY,
+    IMAGE,
+    K8S,
+    SETTINGS,
+    app_deployments,
+    config_env,
+    console_scripts,
+    container,
+    documents,
+    env_names,
+    environment,
+    of_kind,
+    secret_env,
+    subcommands,
+)
 
-DEPLOY = Path(__file__).parents[2] / "deploy"
-K8S = DEPLOY / "k8s"
 KUSTOMIZATION = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
 KUBERNETES_VERSION = "1.30.0"
-IMAGE = "content-automation"
-
-
-def documents() -> list[tuple[str, dict]]:
-    return [
-        (path.name, doc)
-        for path in sorted(K8S.glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc
-    ]
-
-
-def of_kind(kind: str) -> dict[str, dict]:
-    return {doc["metadata"]["name"]: doc for _, doc in documents() if doc["kind"] == kind}
-
-
-def app_deployments() -> dict[str, dict]:
-    """Deployments running our image, by name, with their one container."""
-    return {
-        name: doc
-        for name, doc in of_kind("Deployment").items()
-        if container(doc)["image"].split(":")[0] == IMAGE
-    }
-
-
-def container(workload: dict) -> dict:
-    [only] = workload["spec"]["template"]["spec"]["containers"]
-    return only
-
-
-def config_env() -> dict[str, str]:
-    return of_kind("ConfigMap")["automation-env"]["data"]
-
-
-def secret_env() -> dict[str, str]:
-    return of_kind("Secret")["automation-database"]["stringData"]
-
-
-def environment(workload: dict) -> dict[str, str]:
-    """What the container sees from the ConfigMap and its own env (the Secret adds the URL)."""
-    env = dict(config_env())
-    env.update({e["name"]: e["value"] for e in container(workload).get("env", [])})
-    return env
 
 
 @pytest.mark.parametrize("name,doc", documents(), ids=lambda v: v if isinstance(v, str) else "")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.test_kubernetes import DEPLOY, IMAGE, K8S, container, documents, environment
+from tests.support.deploy import DEPLOY, IMAGE, K8S, container, documents, environment
 
 ROOT = DEPLOY.parent
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"

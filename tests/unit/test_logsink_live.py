@@ -16,7 +16,7 @@ from contracts.values import ItemRef
 from log_sink.consumer import LiveSink
 from log_sink.projection import Projector
 from log_sink.read_model import stage_row
-from tests.unit.runs import T0, Clock, message
+from tests.support.runs import T0, Clock, message
 
 RUN = "run_20261102_090000_manual_live"
 TOPICS = Topics()

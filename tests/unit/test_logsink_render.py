@@ -16,7 +16,7 @@ from contracts.values import ItemRef
 from log_sink.files import DiagnosticLog, FileStore
 from log_sink.projection import Projector
 from log_sink.read_model import run_row, stage_row
-from tests.unit.runs import T0, Clock, complete_run, message
+from tests.support.runs import T0, Clock, complete_run, message
 
 RUN = "run_20261102_090000_manual_t1"
 SPEC_EVENTS = {"run_started", "stage_start", "stage_item_processed", "stage_progress"}

@@ -8,7 +8,7 @@ from contracts import events as ev
 from contracts.values import ItemRef, RunConfig
 from orchestrator import handlers
 from orchestrator.sites import SiteState
-from tests.unit.test_orchestrator_decide import LIMITS, SITE, T0, Harness, items, kinds
+from tests.support.decisions import LIMITS, SITE, T0, Harness, items, kinds
 
 
 def started_site() -> tuple[Harness, SiteState]:

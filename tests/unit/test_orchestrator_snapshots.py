@@ -23,9 +23,9 @@ from contracts.values import ItemRef, RunConfig
 from orchestrator import snapshots
 from orchestrator.sites import FORGET_AFTER, SiteState
 from orchestrator.snapshots import Cadence, Snapshot, UnreadableSnapshot
-from tests.unit.runs import SITE, T0, Clock, complete_run, message
-from tests.unit.test_fold import streams
-from tests.unit.test_orchestrator_decide import Harness, items
+from tests.support.decisions import Harness, items
+from tests.support.runs import SITE, T0, Clock, complete_run, message
+from tests.support.streams import streams
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v1.jsonl"
 

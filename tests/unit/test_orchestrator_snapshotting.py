@@ -10,7 +10,7 @@ from orchestrator.settings import Settings
 from orchestrator.sites import Sites, SiteState
 from orchestrator.snapshot_store import SnapshotStore, Stored
 from orchestrator.snapshotting import Snapshotting, acknowledged
-from tests.unit.runs import SITE, complete_run
+from tests.support.runs import SITE, complete_run
 
 PARTITION = 3
 

@@ -35,8 +35,8 @@ from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.gate.calls import SCOPE, CallScope
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.runs import T0
 from tests.support.tracing import recorded_spans
-from tests.unit.runs import T0
 
 RUN = "run_20261122_083015_manual_abc123"
 OTHER_RUN = "run_20261122_083015_manual_def456"

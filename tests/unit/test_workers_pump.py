@@ -26,6 +26,21 @@ def record(offset: int, key: str, partition: int = 0) -> ConsumerRecord:
     )
 
 
+async def drained(dispatcher: Dispatcher, timeout: float = 5.0) -> None:
+    """Wait until every job the dispatcher holds has run to its end: its tasks, and those each
+    starts as it ends (a job's task starts the next ones before it finishes)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while dispatcher.tasks:
+                await asyncio.wait(set(dispatcher.tasks))
+    except TimeoutError:
+        raise AssertionError(
+            f"dispatcher not drained after {timeout:g} s: {dispatcher.in_flight} in flight, "
+            f"{dispatcher.queued} queued"
+        ) from None
+    assert not dispatcher.queued, "jobs left queued with nothing in flight to start them"
+
+
 def test_the_watermark_stops_at_the_first_record_not_done():
     mark = Watermark()
     for offset in (10, 11, 12):
@@ -60,28 +75,27 @@ async def test_runs_take_turns_within_both_limits():
     await asyncio.sleep(0)
     assert sorted(started) == ["run_big", "run_big", "run_small"]  # per_run holds the big one
     gate.set()
-    while dispatcher.in_flight or dispatcher.queued:
-        await asyncio.sleep(0.01)
+    await drained(dispatcher)
     assert started.count("run_big") == 6 and most["all"] <= 4
     assert mark.committable == 7
 
 
 async def test_a_failing_handler_is_retried_in_place_and_holds_the_watermark():
     attempts: list[int] = []
+    watermarks: list[int | None] = []  # what could be committed as each attempt began
     dispatcher = Dispatcher(Limits(retry_first_seconds=0.01))
+    mark = Watermark()
 
     async def handle(rec: ConsumerRecord) -> None:
         attempts.append(rec.offset)
+        watermarks.append(mark.committable)
         if len(attempts) < 3:
             raise ConnectionError("database down")
 
-    mark = Watermark()
     dispatcher.submit(record(0, "run_a:1"), handle, mark)
-    await asyncio.sleep(0.005)
-    assert mark.committable is None
-    while dispatcher.in_flight:
-        await asyncio.sleep(0.01)
+    await drained(dispatcher)
     assert attempts == [0, 0, 0] and mark.committable == 1
+    assert watermarks == [None, None, None]  # the failures held it at the record
 
 
 class CommitsSeen:

@@ -1,4 +1,4 @@
-"""Builders for run event streams used by the pure tests."""
+"""Builders for run event streams: a clock the tests control, envelopes on it, a whole run."""
 
 from __future__ import annotations
 

@@ -1,21 +1,19 @@
-"""Shared pieces of the gateway's integration tests (no tests here): the gateway as a process,
-tenants made through the admin functions, and a stand-in orchestrator that answers run commands
-on the real broker the way the real one does."""
+"""The gateway for tests: the gateway as a process, tenants made through the admin functions,
+read-model rows written as the log-sink writes them, and a stand-in orchestrator that answers
+run commands on the real broker the way the real one does. The integration layer's conftest
+turns these into fixtures."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
@@ -70,13 +68,6 @@ class Tenant:
         return started.json()["run_id"]
 
 
-@pytest.fixture(scope="module")
-def gateway(stack, topics: Topics, db, tmp_path_factory) -> Iterator[Gateway]:
-    services, started = start_gateway(stack, topics, tmp_path_factory.mktemp("gateway"))
-    yield started
-    services.stop_all()
-
-
 def start_gateway(
     stack, topics: Topics, run_dir: Path, env: dict[str, str] | None = None
 ) -> tuple[Services, Gateway]:
@@ -124,17 +115,6 @@ def make_tenant(db: sa.Engine, gateway: Gateway, credits: int = 0) -> Tenant:
     return Tenant(account_id, user_id, site_id, token, client)
 
 
-@pytest.fixture
-def tenant(db, gateway) -> Tenant:
-    return make_tenant(db, gateway, credits=1000)
-
-
-@pytest.fixture
-def other(db, gateway) -> Tenant:
-    """A second account, for what one tenant must not see of another's."""
-    return make_tenant(db, gateway, credits=1000)
-
-
 def insert_run(
     db: sa.Engine,
     tenant: Tenant,
@@ -165,6 +145,66 @@ def insert_stage(db: sa.Engine, run_id: str, stage: int, **values: object) -> No
         conn.execute(
             sa.insert(t.automation_run_stages).values(run_id=run_id, stage=stage, **values)
         )
+
+
+def seed_content(db: sa.Engine, tenant: Tenant, media_dir: Path, status: str = "review") -> dict:
+    """One item down the whole pipeline, written as the stage workers would."""
+    with db.begin() as conn:
+
+        def add(table, **values):
+            return conn.execute(
+                sa.insert(table).values(site_id=tenant.site_id, **values).returning(table.c.id)
+            ).scalar_one()
+
+        cluster = add(t.clusters, name="SEO basics", source_key=f"k{uuid.uuid4().hex}")
+        conn.execute(
+            sa.insert(t.keywords).values(
+                site_id=tenant.site_id,
+                text=f"seo basics {cluster}",
+                cluster_id=cluster,
+                status="mapped",
+            )
+        )
+        idea = add(t.content_ideas, cluster_id=cluster, title="What is SEO", position=0)
+        task = add(t.tasks, idea_id=idea, title="Write: What is SEO")
+        content = add(
+            t.content,
+            task_id=task,
+            title="What is SEO",
+            body="# What is SEO\n\nText.",
+            word_count=4,
+            status=status,
+        )
+        media_dir.mkdir(parents=True, exist_ok=True)
+        (media_dir / f"img_{content}.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+        image = add(
+            t.images,
+            content_id=content,
+            kind="featured",
+            position=0,
+            prompt="a cat",
+            status="generated",
+            file_path=f"img_{content}.png",
+        )
+        escaping = add(
+            t.images,
+            content_id=content,
+            kind="in_article",
+            position=1,
+            prompt="p",
+            status="generated",
+            file_path="../../../../etc/passwd",
+        )
+        pending = add(t.images, content_id=content, kind="in_article", position=2, prompt="q")
+    return {
+        "cluster": cluster,
+        "idea": idea,
+        "task": task,
+        "content": content,
+        "image": image,
+        "escaping": escaping,
+        "pending": pending,
+    }
 
 
 def run_event(tenant: Tenant, run_id: str, payload: Payload, caused_by: Envelope | None = None):
@@ -266,14 +306,3 @@ class FakeOrchestrator:
                     caused_by=outcome,
                 )
                 await publish(self.bootstrap, self.topics.run_events, done)
-
-
-@pytest.fixture(scope="module")
-def orchestrator(gateway: Gateway) -> Iterator[FakeOrchestrator]:
-    fake = FakeOrchestrator(gateway.bootstrap, gateway.topics)
-    thread = threading.Thread(target=asyncio.run, args=(fake.serve(),), daemon=True)
-    thread.start()
-    assert fake.ready.wait(30), "the stand-in orchestrator never got its partitions"
-    yield fake
-    fake.stopping = True
-    thread.join(10)
