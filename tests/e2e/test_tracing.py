@@ -56,7 +56,7 @@ async def test_a_runs_spans_from_every_process_form_one_trace(
     services.start("workers", "stage-worker", env=traced | {"OFFLINE_LATENCY_MS": "10"})
     services.start("log-sink", "log-sink", env=traced, timeout=90)
     services.start("gateway", "api-gateway", env=traced | {"GATEWAY_PORT": str(port)})
-    site = new_site(db, keyword_count=10, credits=10_000)
+    site = new_site(db, keyword_count=10, credits=100_000)
     api = api_client(db, site, port)
 
     started = api.post("/run_now", params={"site_id": site.site_id})
