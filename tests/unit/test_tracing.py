@@ -5,15 +5,12 @@ the GenAI span of an AI call, and what is left when tracing is off."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -35,6 +32,7 @@ from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.gate.calls import SCOPE, CallScope
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.otlp import Collector
 from tests.support.runs import T0
 from tests.support.tracing import recorded_spans
 
@@ -400,48 +398,37 @@ async def test_one_runs_spans_form_one_trace_from_run_now_to_the_log_sink(spans)
 # --- export ---------------------------------------------------------------------------------
 
 
-class Collector(BaseHTTPRequestHandler):
-    """An OTLP/HTTP receiver on loopback: keeps what is posted, answers 200."""
-
-    received: ClassVar[list[tuple[str, bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((self.path, body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def test_spans_go_out_over_otlp_http_with_the_service_name(monkeypatch):
     for name in (*tracing.ENDPOINT_VARIABLES, "OTEL_SERVICE_NAME"):
         monkeypatch.delenv(name, raising=False)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Collector.received = []
-    sdk = tracing.provider(
-        "orchestrator",
-        SimpleSpanProcessor(tracing.otlp_exporter(f"http://127.0.0.1:{server.server_port}/")),
-    )
-    tracing.install(sdk)
-    try:
-        with tracing.starting_run(RUN, "POST /api/v1/automation/run_now"):
-            pass
-    finally:
-        tracing.install(None)
-        sdk.shutdown()
-        server.shutdown()
+    with Collector() as collector:
+        sdk = tracing.provider(
+            "orchestrator", SimpleSpanProcessor(tracing.otlp_exporter(f"{collector.endpoint}/"))
+        )
+        tracing.install(sdk)
+        try:
+            attributes = {"http.response.status_code": 200, "reasons": ("stop",), "ok": True}
+            root = tracing.starting_run(
+                RUN, "POST /api/v1/automation/run_now", kind=SpanKind.SERVER, attributes=attributes
+            )
+            with root, tracing.span("send", kind=SpanKind.PRODUCER):
+                pass
+        finally:
+            tracing.install(None)
+            sdk.shutdown()
 
-    [(path, body)] = Collector.received
-    assert path == "/v1/traces"
-    [resource_spans] = ExportTraceServiceRequest.FromString(body).resource_spans
-    resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-    assert resource["service.name"] == "orchestrator"
-    [span] = resource_spans.scope_spans[0].spans
-    assert span.name == "POST /api/v1/automation/run_now"
-    assert span.trace_id.hex() == tracing.run_trace_id(RUN)
+    assert set(collector.paths) == {"/v1/traces"}
+    child, span = collector.spans()  # as they ended
+    root_id = f"{tracing.run_root(RUN).span_id:016x}"
+    assert span.service == child.service == "orchestrator"
+    assert span.name == "POST /api/v1/automation/run_now" and span.kind == "SERVER"
+    assert (span.trace_id, span.span_id, span.parent_id) == (
+        tracing.run_trace_id(RUN),
+        root_id,
+        None,
+    )
+    assert span.attributes == {"http.response.status_code": 200, "reasons": ("stop",), "ok": True}
+    assert (child.kind, child.parent_id, child.trace_id) == ("PRODUCER", root_id, span.trace_id)
 
 
 def test_no_endpoint_no_tracing(monkeypatch):

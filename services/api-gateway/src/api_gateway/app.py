@@ -24,6 +24,7 @@ from api_gateway.db import create_engine
 from api_gateway.event_hub import RunEventHub
 from api_gateway.head import HeadAsGet
 from api_gateway.live_replay import Replayer
+from api_gateway.request_spans import RequestSpans
 from api_gateway.routes import (
     config,
     content,
@@ -102,12 +103,25 @@ def api_router() -> APIRouter:
     return api
 
 
+def run_command_routes() -> set[tuple[str, str]]:
+    """(method, path) of the run commands, whose handlers make their own span (run_now's is
+    the run's root): the request spans leave them alone."""
+    return {
+        (method, API_PREFIX + route.path)
+        for route in run_control.router.routes
+        for method in getattr(route, "methods", ())
+    }
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Content automation API",
         version="1.0.0",
         description="Runs, configuration and content of the content-automation platform.",
         lifespan=lifespan,
+        # FastAPI's own request spans would continue a client's trace and know no run: the
+        # gateway makes its own (request_spans, run_commands; ADR 20).
+        telemetry={"tracing": False},
     )
     app.state.settings = settings = settings or Settings()
     # Read once, so a malformed WEBHOOK_ALLOWED_NETWORKS stops the start, not a request.
@@ -117,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     metrics.install(app, on_api_port=settings.metrics_on_api_port)
+    # Beside the metrics, inside HeadAsGet: it sees the route matched. ADR 20.
+    app.add_middleware(RequestSpans, self_traced=run_command_routes())
     app.include_router(api_router())
     app.include_router(console.router)
     app.mount("/static", console.STATIC, name="static")

@@ -14,6 +14,7 @@ from fastapi import Request
 from api_gateway import metrics
 from api_gateway.errors import ApiError
 from api_gateway.event_hub import RunEventHub
+from api_gateway.request_spans import route_template
 from contracts import tracing
 from contracts.codec import encode, kafka_headers
 from contracts.envelope import Envelope, Payload, new_message, utcnow
@@ -69,7 +70,7 @@ def request_span(request: Request, run_id: str, *, starts_run: bool = False) -> 
     if not tracing.enabled():
         yield
         return
-    route = getattr(request.scope.get("route"), "path", request.url.path)
+    route = route_template(request.scope) or request.url.path
     name = f"{request.method} {route}"
     options = {
         "kind": tracing.SpanKind.SERVER,
