@@ -13,6 +13,7 @@ const queue = { offset: 0, total: 0, items: [] };
 let article = null;   // ContentDetail of the open article
 let rejecting = null; // the ids the reason is for (bulk), or null for the open article
 let shown = 0;        // counts show(): one still loading gives way to a later one
+let waiting = false;  // an article loads or a decision is sent: keys wait for what they act on
 
 const message = (text, kind) => say($("review-message"), text, kind);
 const articleUrl = (id) => `${BASE}/${id}`;
@@ -156,9 +157,11 @@ async function reload() {
 async function decide(send, verb) {
   const at = position();
   const { id, title } = article;
+  waiting = true;
   try {
     await send();
   } catch (error) {
+    waiting = false;
     return refused(error);
   }
   message(`${verb} “${title}”.`);
@@ -256,6 +259,15 @@ async function go(url, { replace = false } = {}) {
 // Shows what the address names; back from an article puts the focus on its line in the queue.
 async function show(moved = false) {
   const mine = ++shown;
+  waiting = true;
+  try {
+    await showAddressed(mine, moved);
+  } finally {
+    if (mine === shown) waiting = false;
+  }
+}
+
+async function showAddressed(mine, moved) {
   const id = addressed();
   const left = article;
   $("queue-view").hidden = id !== null;
@@ -299,7 +311,7 @@ function onKey(event) {
   const action = (article ? ARTICLE_KEYS : QUEUE_KEYS)[event.key];
   if (!action) return;
   event.preventDefault();
-  action();
+  if (!waiting) action();
 }
 
 function wire() {
