@@ -1,10 +1,10 @@
 """The web console in a real Chromium against the real services (each a process, on the real
 Kafka and PostgreSQL): an operator signs in, imports keywords, runs the pipeline and watches it
 live, pauses and resumes, sees the result, approves an article in the review view and rejects
-two at once; another account's site stays out of reach; items held back after failures are retried from the stage cards; webhook
-endpoints are added, tested, rotated, disabled (with the banner) and deleted, and their
-delivery log read and redelivered. None of it breaks the pages' Content-Security-Policy.
-Screenshots at 1280 and 390 px wide land in tmp/artifacts."""
+two at once; another account's site stays out of reach; items held back after failures are
+retried from the stage cards; webhook endpoints are added, tested, rotated, disabled (with the
+banner) and deleted, and their delivery log read and redelivered. None of it breaks the pages'
+Content-Security-Policy. Screenshots at 1280 and 390 px wide land in tmp/artifacts."""
 
 from __future__ import annotations
 
