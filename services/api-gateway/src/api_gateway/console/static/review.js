@@ -141,7 +141,8 @@ function refused(error) {
     return say($("edit-message"), error.message, "error");
   }
   fill($("edit-message"),
-    h("p", { class: "error" }, `Not saved: it changed since you opened it. ${error.message}.`),
+    h("p", { class: "error" }, `It changed since you opened it, so nothing was done: `
+      + `${error.message}.`),
     h("button", { type: "button", id: "reload", class: "secondary", onclick: reload },
       "Reload the article"));
   $("reload").focus();
