@@ -1,10 +1,10 @@
 """The web console in a real Chromium against the real services (each a process, on the real
 Kafka and PostgreSQL): an operator signs in, imports keywords, runs the pipeline and watches it
-live, pauses and resumes, sees the result, approves an article; another account's site stays
-out of reach; items held back after failures are retried from the stage cards; webhook
-endpoints are added, tested, rotated, disabled (with the banner) and deleted, and their
-delivery log read and redelivered. None of it breaks the pages' Content-Security-Policy.
-Screenshots at 1280 and 390 px wide land in tmp/artifacts."""
+live, pauses and resumes, sees the result, approves an article in the review view and rejects
+two at once; another account's site stays out of reach; items held back after failures are
+retried from the stage cards; webhook endpoints are added, tested, rotated, disabled (with the
+banner) and deleted, and their delivery log read and redelivered. None of it breaks the pages'
+Content-Security-Policy. Screenshots at 1280 and 390 px wide land in tmp/artifacts."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from contracts.db import tables as t
 from contracts.db.pending import FAILURE_BUDGET
-from tests.support.browser import LAUNCH_ARGS, artifacts_dir, chromium_path
+from tests.support.browser import (
+    LAUNCH_ARGS,
+    assert_no_csp_violations,
+    chromium_path,
+    console_page,
+    shoot,
+    sign_in,
+)
 from tests.support.gateway import API, console_script, make_tenant
 from tests.support.pipeline import SAMPLE, sample_keywords
 from tests.support.services import free_port
@@ -49,15 +56,6 @@ document.addEventListener("DOMContentLoaded", () => {
   }).observe(card, { attributes: true, childList: true, subtree: true });
 });
 """
-# Logs each refusal of the page's Content-Security-Policy, so the test collects them from the
-# console across navigations (Chromium logs its own message for each too).
-CSP_WATCH = """
-document.addEventListener("securitypolicyviolation", (e) => {
-  console.error(`CSP violation on ${location.pathname}: ${e.effectiveDirective} refused `
-    + `${e.blockedURI} (${e.sourceFile}:${e.lineNumber})`);
-});
-"""
-CSP_CANARY = "https://csp-canary.invalid/seen.png"
 
 
 @pytest.fixture(scope="module")
@@ -91,42 +89,7 @@ def csp_violations() -> list[str]:
 
 @pytest.fixture
 def page(browser, console, csp_violations):
-    yield from _page(browser, console.url, csp_violations)
-
-
-def _page(browser, url: str, csp_violations: list[str]):
-    context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900})
-    context.add_init_script(BAR_RECORDER)
-    context.add_init_script(CSP_WATCH)
-
-    def on_console(message) -> None:
-        text = message.text
-        if text.startswith("CSP violation") or "Content Security Policy" in text:
-            csp_violations.append(text)
-
-    context.on("console", on_console)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
-
-
-def assert_no_csp_violations(page: Page, violations: list[str]) -> None:
-    """Nothing broke the policy. An image from elsewhere, which it refuses, must be reported
-    first: so the watch works, and whatever came before it has been collected."""
-    with page.expect_console_message(
-        lambda m: m.text.startswith("CSP violation") and CSP_CANARY in m.text
-    ):
-        page.evaluate("url => { new Image().src = url; }", CSP_CANARY)
-    assert [v for v in violations if CSP_CANARY not in v] == []
-
-
-def shoot(page: Page, name: str) -> None:
-    """Full-page screenshots at desktop and phone width."""
-    for width, height in ((1280, 900), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=artifacts_dir() / f"{name}-{width}.png", full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
+    yield from console_page(browser, console.url, csp_violations, BAR_RECORDER)
 
 
 def keywords_csv(tmp_path: Path, count: int) -> Path:
@@ -140,14 +103,6 @@ def keywords_csv(tmp_path: Path, count: int) -> Path:
     path = tmp_path / "keywords.csv"
     path.write_text(out.getvalue(), encoding="utf-8")
     return path
-
-
-def sign_in(page: Page, token: str, site_id: int) -> None:
-    page.goto("/")
-    page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"/sites/{site_id}")
-    expect(page.locator("#live-status")).not_to_have_text("Connecting…")
 
 
 def card(page: Page) -> dict[str, str]:
@@ -223,6 +178,9 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     expect(page.get_by_role("button", name="Run now")).to_be_enabled()
     shoot(page, "05-completed")
 
+    expect(page.locator("#review-summary")).to_contain_text("wait for review")
+    page.get_by_role("link", name="Open the review queue").click()
+    expect(page).to_have_url(f"/sites/{tenant.site_id}/review")
     first = page.locator(".review-item").first
     expect(first).to_be_visible()
     first.locator("img").first.scroll_into_view_if_needed()
@@ -232,17 +190,24 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     )
     content_id = first.get_attribute("data-content")
     shoot(page, "06-review")
-    first.get_by_role("button", name="Approve").click()
-    expect(page.locator("#review-message")).to_have_text("Approved 1 of 1.")
-    expect(page.locator(f'.review-item[data-content="{content_id}"]')).to_have_count(0)
+    first.locator(".review-open").click()
+    expect(page).to_have_url(f"/sites/{tenant.site_id}/review/{content_id}")
+    expect(page.locator("#article-body .article-image img").first).to_be_visible()
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.locator("#review-message")).to_contain_text("Approved")
     approved = page.request.get(f"{API}/content/{content_id}").json()
     assert approved["status"] == "approved"
+    page.get_by_role("link", name="Back to the queue").click()
+    expect(page.locator(f'.review-item[data-content="{content_id}"]')).to_have_count(0)
     waiting = page.locator(".review-item").count()
     page.locator(".review-pick").nth(0).check()
     page.locator(".review-pick").nth(1).check()
-    page.get_by_role("button", name="Reject selected").click()
+    page.get_by_role("button", name="Reject selected…").click()
+    page.get_by_label("Reason (kept with the article)").fill("Off topic")
+    page.get_by_role("button", name="Reject", exact=True).click()
     expect(page.locator("#review-message")).to_have_text("Rejected 2 of 2.")
     expect(page.locator(".review-item")).to_have_count(waiting - 2)
+    page.goto(f"/sites/{tenant.site_id}")
 
     page.locator("#history tbody button").first.click()
     expect(page.locator("#run-stages tbody tr")).to_have_count(7)
@@ -301,9 +266,7 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(
         "run-now",
         "log-lines",
         "log",
-        "review-all",
-        "approve-selected",
-        "reject-selected",
+        "open-review",
         "import-file",
         "Import",
         "cfg-is_enabled",
@@ -485,7 +448,7 @@ def hooks_console(services) -> SimpleNamespace:
 
 @pytest.fixture
 def hooks_page(browser, hooks_console, csp_violations):
-    yield from _page(browser, hooks_console.url, csp_violations)
+    yield from console_page(browser, hooks_console.url, csp_violations)
 
 
 def test_an_operator_manages_webhooks_from_the_console(

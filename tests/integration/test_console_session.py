@@ -160,3 +160,32 @@ def test_every_kind_of_answer_carries_the_security_headers(gateway, tenant, db):
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["x-frame-options"] == "DENY"
         assert answer.headers["referrer-policy"] == "same-origin"
+
+
+def test_the_review_view_opens_for_the_accounts_own_sites_only(gateway, tenant, db):
+    other = make_tenant(db, gateway)
+    queue = f"/sites/{tenant.site_id}/review"
+    assert browser(gateway).get(queue).status_code == 303  # signed out: to the sign-in
+    client, csrf = signed_in(gateway, tenant)
+    for path in (queue, f"{queue}/12"):
+        page = client.get(path)
+        assert (
+            page.status_code == 200
+            and '<script type="module" src="/static/review.js">' in page.text
+        )
+        assert CSRF.search(page.text).group(1) == csrf
+    assert client.get(f"/sites/{other.site_id}/review").status_code == 404
+    assert client.get(f"{queue}/abc").status_code == 404
+    assert client.get(f"{queue}/0").status_code == 404
+
+
+def test_an_article_comes_with_its_body_rendered_and_its_images_placed(gateway, tenant, db):
+    ids = seed_content(db, tenant, gateway.media_dir)
+    client, _ = signed_in(gateway, tenant)
+    article = client.get(f"{API}/content/{ids['content']}").json()
+    featured = next(i for i in article["images"] if i["id"] == ids["image"])
+    assert article["body_html"].startswith(
+        f'<figure class="article-image" data-image="{ids["image"]}"><img src="{featured["url"]}"'
+    )
+    assert "<h2>What is SEO</h2>\n<p>Text.</p>" in article["body_html"]
+    assert "Image 2 not made yet: q" in article["body_html"]  # the pending one

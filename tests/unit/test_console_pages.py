@@ -90,3 +90,28 @@ def test_the_site_page_links_the_webhooks_and_has_their_banner():
     assert page.index('id="webhook-banner"') < page.index('<main id="console"')
     console = (STATIC / "console.js").read_text(encoding="utf-8")
     assert "showDisabledWebhooks();" in console
+
+
+def test_the_review_view_is_escaped_and_has_what_its_script_and_keys_need():
+    mine = SimpleNamespace(id=3, name=NASTY)
+    page = pages.review([mine], mine, csrf='t"k')
+    assert page.startswith("<!doctype html>") and NASTY not in page
+    assert html.escape(NASTY) in page and 'data-csrf="t&quot;k"' in page
+    boot = re.search(r'data-boot="([^"]+)"', page).group(1)
+    assert json.loads(html.unescape(boot)) == {"siteId": 3, "siteName": NASTY}
+    assert '<a class="nav" href="/sites/3">' in page  # back to the site
+    assert '<a id="to-queue" href="/sites/3/review">' in page  # a real link, also without script
+    for place in ("queue", "article-body", "article-h", "edit-form", "reject-dialog"):
+        assert f'id="{place}"' in page
+    # Every field is labelled; the reason is required before a rejection is sent.
+    for field in ("review-all", "edit-title", "edit-body", "reject-reason"):
+        assert f'<label for="{field}">' in page
+    assert re.search(r'<textarea id="reject-reason"[^>]* required', page)
+    assert '<script type="module" src="/static/review.js"></script>' in page
+
+
+def test_the_site_page_links_its_review_view():
+    mine = SimpleNamespace(id=3, name="Mine")
+    page = pages.site([mine], mine, csrf="t")
+    assert '<a id="open-review" href="/sites/3/review">' in page
+    assert 'id="review-summary"' in page

@@ -101,6 +101,11 @@ class ImageOut(BaseModel):
 
 class ContentDetail(ContentSummary):
     body: str = Field(description="Markdown, as the reviewer left it (else as written).")
+    body_html: str = Field(
+        description="The body rendered as HTML safe to show as it is: raw HTML escaped, links "
+        "to http, https or mailto only, images only the article's own, which are placed in it "
+        "(the featured one first, the k-th other at the end of the k-th `##` section)."
+    )
     images: list[ImageOut]
     keywords: list[str] = Field(description="The keywords it covers, by volume.")
     edited_by: int | None = Field(description="The user who last edited it.")

@@ -63,12 +63,26 @@ def site(sites: Sequence[Row], current: Row, csrf: str) -> str:
     )
     boot = {"siteId": current.id, "siteName": current.name}
     body = _template("site.html").substitute(
+        site_id=current.id,
         options=options,
         csrf=escape(csrf),
         site_name=escape(current.name),
         boot=escape(json.dumps(boot)),
     )
     return _page(f"{current.name} · Automation", body)
+
+
+def review(sites: Sequence[Row], current: Row, csrf: str) -> str:
+    """A site's review view: the queue, or one article (the script reads which from the URL).
+    The article's body comes from the API already rendered (`body_html`)."""
+    boot = {"siteId": current.id, "siteName": current.name}
+    body = _template("review.html").substitute(
+        site_id=current.id,
+        csrf=escape(csrf),
+        site_name=escape(current.name),
+        boot=escape(json.dumps(boot)),
+    )
+    return _page(f"Review · {current.name} · Automation", body)
 
 
 def _check(name: str, value: object, label: str, prefix: str) -> str:

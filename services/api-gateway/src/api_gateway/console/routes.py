@@ -1,5 +1,5 @@
-"""The console's HTML routes: sign in and out, the site pages, the webhooks page, and the static
-files.
+"""The console's HTML routes: sign in and out, the site pages, a site's review view (the queue
+and one article, each at its own address), the webhooks page, and the static files.
 
 Sign-in exchanges an API token for the session cookie (HttpOnly, SameSite=Strict, with an
 expiry). Everything the page does afterwards goes through the JSON API under the same cookie;
@@ -108,19 +108,41 @@ async def open_site(request: Request, site_id: str = "") -> Response:
     return RedirectResponse(f"/sites/{site_id}" if site_id.isdigit() else "/", status_code=303)
 
 
-@router.get("/sites/{site_id}")
-async def site_page(request: Request, site_id: str) -> Response:
+def _valid_id(value: str) -> bool:
+    return value.isdigit() and 1 <= int(value) <= MAX_ID
+
+
+async def _site_page(request: Request, site_id: str, page) -> Response:
+    """`page(sites, current, csrf)` for a site of the signed-in account; else sign-in or 404."""
     caller = await session_caller(request)
     if caller is None:
         return _home()
-    if not site_id.isdigit() or not 1 <= int(site_id) <= MAX_ID:
+    if not _valid_id(site_id):
         return _html(pages.not_found(f"site {site_id}"), 404)
     async with request.app.state.engine.connect() as conn:
         sites = await conn.run_sync(lambda c: accounts.list_sites(c, caller.account_id))
     current = next((s for s in sites if s.id == int(site_id)), None)
     if current is None:
         return _html(pages.not_found(f"site {site_id}"), 404)
-    return _html(pages.site(sites, current, _csrf(request)))
+    return _html(page(sites, current, _csrf(request)))
+
+
+@router.get("/sites/{site_id}")
+async def site_page(request: Request, site_id: str) -> Response:
+    return await _site_page(request, site_id, pages.site)
+
+
+@router.get("/sites/{site_id}/review")
+async def review_page(request: Request, site_id: str) -> Response:
+    """The review queue; the article view below is the same page, its script shows either."""
+    return await _site_page(request, site_id, pages.review)
+
+
+@router.get("/sites/{site_id}/review/{content_id}")
+async def review_article_page(request: Request, site_id: str, content_id: str) -> Response:
+    if not _valid_id(content_id):
+        return _html(pages.not_found(f"article {content_id}"), 404)
+    return await _site_page(request, site_id, pages.review)
 
 
 @router.get("/webhooks")

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
+from api_gateway import article_html, review
 from api_gateway import content_views as cv
-from api_gateway import review
 from api_gateway.auth import CallerDep
 from api_gateway.db import site_of
 from api_gateway.errors import not_found
@@ -189,7 +189,13 @@ async def content_detail(request: Request, caller, content_id: int) -> cv.Conten
         )
         built = [image_out(request)(dict(image._mapping)) for image in images]
         keywords = await conn.run_sync(lambda c: review.keywords_of(c, [content_id]))
-    return cv.ContentDetail(**dict(row._mapping), images=built, keywords=keywords[content_id])
+    pictures = [article_html.Picture(i.id, i.kind, i.url, i.prompt) for i in built]
+    return cv.ContentDetail(
+        **dict(row._mapping),
+        body_html=article_html.render(row.body, pictures),
+        images=built,
+        keywords=keywords[content_id],
+    )
 
 
 @router.get(

@@ -13,9 +13,9 @@ export class ApiError extends Error {
 }
 
 // Calls the API; answers the parsed JSON body or throws ApiError with the server's reason.
-export async function api(method, path, { params = {}, json, text, type } = {}) {
+export async function api(method, path, { params = {}, json, text, type, headers: own } = {}) {
   const query = new URLSearchParams(params).toString();
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...own };
   let body;
   if (method !== "GET") headers["X-CSRF-Token"] = csrf;
   if (json !== undefined) {

@@ -351,13 +351,6 @@ function wire() {
   }
   $("retry-all").addEventListener("click", (e) => retry(null, e.currentTarget));
   $("log-lines").addEventListener("change", loadLog);
-  $("approve-selected").addEventListener("click",
-    () => panels.review(panels.selectedForReview(), "approve", siteId));
-  $("reject-selected").addEventListener("click",
-    () => panels.review(panels.selectedForReview(), "reject", siteId));
-  $("review-all").addEventListener("change", (e) => {
-    for (const box of document.querySelectorAll(".review-pick")) box.checked = e.target.checked;
-  });
   $("import-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const file = $("import-file").files[0];

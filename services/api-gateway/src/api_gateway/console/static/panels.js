@@ -1,51 +1,12 @@
-// The forms of the page: review queue, keyword import, configuration.
-import { ApiError, api, get, post } from "./api.js";
+// The site page's panels: the review count, keyword import, configuration.
+import { ApiError, api, get } from "./api.js";
 import { $, fill, h, say } from "./dom.js";
 
-const REVIEW_PAGE = 20;
-
+// How many articles wait for review; the review view (review.js) reads and decides them.
 export async function loadReview(siteId) {
-  const page = await get("/content", { site_id: siteId, status: "review", limit: REVIEW_PAGE });
-  const details = await Promise.all(page.items.map((c) => get(`/content/${c.id}`)));
-  $("review-all").checked = false;
-  fill($("review-list"), details.length
-    ? details.map((c) => reviewItem(c, siteId))
-    : h("li", { class: "muted" }, "Nothing is waiting for review."));
-}
-
-function reviewItem(content, siteId) {
-  const box = `review-${content.id}`;
-  const images = content.images.filter((i) => i.url);
-  return h("li", { class: "review-item", "data-content": content.id },
-    h("div", { class: "review-head" },
-      h("input", { type: "checkbox", id: box, value: content.id, class: "review-pick" }),
-      h("label", { for: box }, content.title),
-      h("span", { class: "muted" }, `${content.word_count} words`)),
-    images.length ? h("div", { class: "thumbs" }, images.map((i) => h("img", {
-      src: i.url, alt: `${i.kind} image: ${i.prompt}`, width: 120, height: 90,
-    }))) : null,
-    h("div", { class: "controls" },
-      h("button", { type: "button", onclick: () => review([content.id], "approve", siteId),
-        "aria-label": `Approve ${content.title}` }, "Approve"),
-      h("button", { type: "button", class: "secondary",
-        onclick: () => review([content.id], "reject", siteId),
-        "aria-label": `Reject ${content.title}` }, "Reject")));
-}
-
-export async function review(ids, verdict, siteId) {
-  const message = $("review-message");
-  if (!ids.length) return say(message, "Select at least one article first.", "error");
-  const outcomes = await Promise.allSettled(ids.map((id) => post(`/content/${id}/${verdict}`)));
-  const refused = outcomes.filter((o) => o.status === "rejected").map((o) => o.reason.message);
-  const done = ids.length - refused.length;
-  const verb = verdict === "approve" ? "Approved" : "Rejected";
-  say(message, `${verb} ${done} of ${ids.length}.${refused.length ? " " + refused.join("; ") : ""}`,
-    refused.length ? "error" : "ok");
-  await loadReview(siteId);
-}
-
-export function selectedForReview() {
-  return [...document.querySelectorAll(".review-pick:checked")].map((b) => Number(b.value));
+  const { total } = await get("/review_queue", { site_id: siteId, limit: 1 });
+  $("review-summary").textContent = total === 0 ? "Nothing is waiting for review."
+    : `${total} ${total === 1 ? "article waits" : "articles wait"} for review.`;
 }
 
 export async function importKeywords(siteId, file) {
