@@ -32,8 +32,6 @@ _c = t.content.c
 class ContentEdit(BaseModel):
     """A reviewer's edit: a new title, a new body, or both."""
 
-    model_config = {"extra": "forbid"}
-
     model_config = {
         "extra": "forbid",
         "json_schema_extra": {

@@ -153,7 +153,6 @@ async function loadRun() {
     if (run && !ACTIVE.has(run.status)) finish(run.run_id);
   } else if (!state.stream) {
     const history = await loadHistory();
-showDisabledWebhooks();
     state.run = history.length ? await get("/run", { run_id: history[0].run_id }) : null;
   }
 }
