@@ -85,7 +85,7 @@ async def test_a_run_command_and_what_it_decides_are_one_trace_across_the_broker
         s
         for s in finished
         if s.name == f"process {topics.run_commands}"
-        and s.attributes["messaging.message.id"] == str(start.message_id)
+        and s.attributes.get("messaging.message.id") == str(start.message_id)
     )
     assert ids(root) == (tracing.run_trace_id(run_id), f"{tracing.run_root(run_id).span_id:016x}")
     assert ids(handled)[0] == tracing.run_trace_id(run_id)
