@@ -84,12 +84,13 @@ class ConsumerLag:
             await admin.close()
 
 
-class OutboxBacklog:
-    """Unpublished outbox rows of the topics a relay serves, and the age of the oldest one."""
+class RowBacklog:
+    """Rows waiting in a table, and for how long the longest-waiting one has: `query` selects
+    (count, seconds), seconds NULL when no row waits. A negative age (a row due later) is 0."""
 
-    def __init__(self, database_url: str, topics: Iterable[str], rows: Any, age: Any) -> None:
+    def __init__(self, database_url: str, query: sa.Select, rows: Any, age: Any) -> None:
         self.database_url = database_url
-        self.topics = tuple(sorted(set(topics)))
+        self.query = query
         self.rows = rows
         self.age = age
         self._engine: sa.Engine | None = None
@@ -97,25 +98,36 @@ class OutboxBacklog:
     async def poll(self) -> None:
         if self._engine is None:
             self._engine = sa.create_engine(self.database_url, pool_size=1, max_overflow=0)
-        count, oldest = await asyncio.to_thread(self._read)
+        count, waited = await asyncio.to_thread(self._read)
         self.rows.set(count)
-        self.age.set(oldest or 0.0)
+        self.age.set(max(0.0, waited or 0.0))
 
     def _read(self) -> tuple[int, float | None]:
-        o = t.outbox.c
-        query = sa.select(
-            sa.func.count(),
-            sa.func.extract("epoch", sa.func.now() - sa.func.min(o.created_at)),
-        ).where(o.published_at.is_(None), o.topic.in_(self.topics))
         assert self._engine is not None
         with self._engine.connect() as conn:
-            count, oldest = conn.execute(query).one()
-        return count, None if oldest is None else float(oldest)
+            count, waited = conn.execute(self.query).one()
+        return count, None if waited is None else float(waited)
 
     async def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+def seconds_since(column: sa.ColumnElement) -> sa.ColumnElement:
+    """How long ago the earliest value of `column` was, in seconds, by the database's clock."""
+    return sa.func.extract("epoch", sa.func.now() - sa.func.min(column))
+
+
+class OutboxBacklog(RowBacklog):
+    """Unpublished outbox rows of the topics a relay serves, and the age of the oldest one."""
+
+    def __init__(self, database_url: str, topics: Iterable[str], rows: Any, age: Any) -> None:
+        o = t.outbox.c
+        query = sa.select(sa.func.count(), seconds_since(o.created_at)).where(
+            o.published_at.is_(None), o.topic.in_(tuple(sorted(set(topics))))
+        )
+        super().__init__(database_url, query, rows, age)
 
 
 class Monitor:

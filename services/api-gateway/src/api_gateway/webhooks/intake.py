@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api_gateway.webhooks import metrics
 from api_gateway.webhooks.credits_check import low_credit_events
 from api_gateway.webhooks.payloads import SOURCE_EVENTS, WebhookEvent, from_event
-from api_gateway.webhooks.store import enqueue
+from api_gateway.webhooks.store import enqueue_all
 from contracts.codec import UnreadableMessage, decode, type_from_headers
 from contracts.envelope import utcnow
 
@@ -60,10 +60,7 @@ def take(records: Iterable[Any]) -> Taken:
 def write(conn: Connection, taken: Taken, now: datetime) -> dict[str, int]:
     """The deliveries of a batch, in the caller's transaction; how many were new, by type."""
     low = [e for account in sorted(taken.accounts) for e in low_credit_events(conn, now, account)]
-    new: dict[str, int] = {}
-    for event in [*taken.events, *low]:
-        new[event.type] = new.get(event.type, 0) + enqueue(conn, event, now)
-    return new
+    return enqueue_all(conn, [*taken.events, *low], now)
 
 
 class Intake:
@@ -95,8 +92,7 @@ class Intake:
             try:
                 async with self.engine.begin() as conn:
                     new = await conn.run_sync(write, taken, self.clock())
-                for type_, count in new.items():
-                    metrics.ENQUEUED.labels(type_).inc(count)
+                metrics.count_enqueued(new)
                 return
             except Exception:
                 if stop.is_set():

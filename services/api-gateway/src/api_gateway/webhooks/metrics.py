@@ -3,7 +3,6 @@ describes the API process). No per-endpoint, per-account or per-site label."""
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import Any
 
@@ -12,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from api_gateway.webhooks.payloads import WEBHOOK_TYPES
 from contracts.db import tables as t
-from contracts.monitor import ConsumerLag, Monitor
+from contracts.monitor import ConsumerLag, Monitor, RowBacklog, seconds_since
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -65,38 +64,22 @@ for _type in WEBHOOK_TYPES:
     ENQUEUED.labels(_type)
 
 
-class DeliveryBacklog:
+def count_enqueued(new: dict[str, int]) -> None:
+    """Deliveries a committed transaction made, by webhook type."""
+    for type_, count in new.items():
+        ENQUEUED.labels(type_).inc(count)
+
+
+def delivery_backlog(database_url: str) -> RowBacklog:
     """Pending deliveries, and how long the most overdue one has waited past its time."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self._engine: sa.Engine | None = None
-
-    async def poll(self) -> None:
-        if self._engine is None:
-            self._engine = sa.create_engine(self.database_url, pool_size=1, max_overflow=0)
-        count, overdue = await asyncio.to_thread(self._read)
-        PENDING.set(count)
-        OLDEST_DUE.set(max(0.0, overdue or 0.0))
-
-    def _read(self) -> tuple[int, float | None]:
-        d = t.webhook_deliveries.c
-        query = sa.select(
-            sa.func.count(),
-            sa.func.extract("epoch", sa.func.now() - sa.func.min(d.next_attempt_at)),
-        ).where(d.status == "pending")
-        assert self._engine is not None
-        with self._engine.connect() as conn:
-            count, overdue = conn.execute(query).one()
-        return count, None if overdue is None else float(overdue)
-
-    async def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+    d = t.webhook_deliveries.c
+    query = sa.select(sa.func.count(), seconds_since(d.next_attempt_at)).where(
+        d.status == "pending"
+    )
+    return RowBacklog(database_url, query, PENDING, OLDEST_DUE)
 
 
 def watch(settings: Any, group_id: str) -> Monitor:
     groups = {group_id: [settings.topics.run_events]}
     lag = ConsumerLag(settings.kafka_bootstrap_servers, groups, CONSUMER_LAG)
-    return Monitor([lag, DeliveryBacklog(settings.database_url)]).start()
+    return Monitor([lag, delivery_backlog(settings.database_url)]).start()

@@ -76,6 +76,15 @@ def enqueue(conn: Connection, event: WebhookEvent, now: datetime) -> int:
     return len(new.all())
 
 
+def enqueue_all(conn: Connection, events: Sequence[WebhookEvent], now: datetime) -> dict[str, int]:
+    """`enqueue` for each event; how many deliveries were new, by webhook type (for the
+    caller to count once its transaction has committed)."""
+    new: dict[str, int] = {}
+    for event in events:
+        new[event.type] = new.get(event.type, 0) + enqueue(conn, event, now)
+    return new
+
+
 # --- claim -----------------------------------------------------------------------------------
 
 

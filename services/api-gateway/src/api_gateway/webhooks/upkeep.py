@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_gateway.webhooks import metrics
 from api_gateway.webhooks.credits_check import low_credit_events
-from api_gateway.webhooks.store import enqueue
+from api_gateway.webhooks.store import enqueue_all
 from contracts.db import tables as t
 from contracts.envelope import utcnow
 
@@ -28,13 +28,9 @@ PRUNE_ROWS = 1000  # per statement, so no transaction holds many locks
 _d = t.webhook_deliveries.c
 
 
-def warn_low_credits(conn: Connection, now: datetime) -> int:
-    made = 0
-    for event in low_credit_events(conn, now):
-        new = enqueue(conn, event, now)
-        metrics.ENQUEUED.labels(event.type).inc(new)
-        made += new
-    return made
+def warn_low_credits(conn: Connection, now: datetime) -> dict[str, int]:
+    """`credits.low` for every site whose next run is near and unpaid; the new deliveries."""
+    return enqueue_all(conn, low_credit_events(conn, now), now)
 
 
 def prune(conn: Connection, now: datetime, limit: int = PRUNE_ROWS) -> int:
@@ -71,7 +67,9 @@ class Upkeep:
 
     async def once(self) -> tuple[int, int]:
         async with self.engine.begin() as conn:
-            warned = await conn.run_sync(warn_low_credits, self.clock())
+            new = await conn.run_sync(warn_low_credits, self.clock())
+        metrics.count_enqueued(new)
+        warned = sum(new.values())
         pruned = PRUNE_ROWS
         total = 0
         while pruned == PRUNE_ROWS:
