@@ -17,15 +17,13 @@ from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from contracts.db import tables as t
 from contracts.db.pending import FAILURE_BUDGET
 from tests.support.browser import (
-    LAUNCH_ARGS,
     assert_no_csp_violations,
-    chromium_path,
     console_page,
     shoot,
     sign_in,
@@ -56,16 +54,6 @@ document.addEventListener("DOMContentLoaded", () => {
   }).observe(card, { attributes: true, childList: true, subtree: true });
 });
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=chromium_path(), args=LAUNCH_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -13,15 +13,13 @@ from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from api_gateway.run_commands import new_run_id
 from contracts.db import tables as t
 from stage_workers.ai.png import draw_from_prompt
 from tests.support.browser import (
-    LAUNCH_ARGS,
     assert_no_csp_violations,
-    chromium_path,
     console_page,
     shoot,
     sign_in,
@@ -38,16 +36,6 @@ HOSTILE = (
 BODY = (
     "# {title}\n\nWhy it matters.\n\n## First part\n\nSome words here.\n\n## Second part\n\nMore."
 )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=chromium_path(), args=LAUNCH_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
