@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpcore
+import pytest
+import standardwebhooks.webhooks as reference
 
 REASONS = {200: "OK", 204: "No Content", 307: "Temporary Redirect", 410: "Gone", 503: "X"}
 
@@ -76,3 +79,20 @@ def resolver(**table: Sequence[str]):
         return table[host]
 
     return resolve
+
+
+class ReceiverClock(datetime):
+    """The clock `standardwebhooks` checks a timestamp against: this one, set by the tests."""
+
+    at: datetime
+
+    @classmethod
+    def now(cls, tz=None):
+        return cls.at.astimezone(tz)
+
+
+def hold_receiver_clock(monkeypatch: pytest.MonkeyPatch, at: datetime) -> type[ReceiverClock]:
+    """Make the verifier's now `at` for the test (move it with `.at = ...`)."""
+    monkeypatch.setattr(reference, "datetime", ReceiverClock)
+    monkeypatch.setattr(ReceiverClock, "at", at, raising=False)
+    return ReceiverClock

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
-import standardwebhooks.webhooks as reference
 from standardwebhooks import Webhook
 
 from api_gateway.webhooks import client, signing
@@ -19,7 +18,13 @@ from api_gateway.webhooks.attempt import NO_SECRET, attempt
 from api_gateway.webhooks.retry import SCHEDULE
 from api_gateway.webhooks.signing import Secret
 from api_gateway.webhooks.store import Claimed
-from tests.support.webhook_mock import Receiver, http, resolver
+from tests.support.webhook_mock import (
+    Receiver,
+    ReceiverClock,
+    hold_receiver_clock,
+    http,
+    resolver,
+)
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 POLICY = AddressPolicy()
@@ -39,19 +44,9 @@ CLAIMED = Claimed(
 )
 
 
-class ReceiverClock(datetime):
-    at = T0
-
-    @classmethod
-    def now(cls, tz=None):
-        return cls.at.astimezone(tz)
-
-
 @pytest.fixture(autouse=True)
 def receiver_clock(monkeypatch: pytest.MonkeyPatch) -> type[ReceiverClock]:
-    monkeypatch.setattr(reference, "datetime", ReceiverClock)
-    monkeypatch.setattr(ReceiverClock, "at", T0)
-    return ReceiverClock
+    return hold_receiver_clock(monkeypatch, T0)
 
 
 def pool_for(receiver: Receiver):

@@ -9,12 +9,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import standardwebhooks.webhooks as reference
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from api_gateway.webhooks import signing
 from api_gateway.webhooks.signing import Secret
+from tests.support.webhook_mock import ReceiverClock, hold_receiver_clock
 
 NOW = datetime(2026, 12, 6, 12, 0, 0, 250_000, tzinfo=UTC)
 BODY = json.dumps({"type": "run.completed", "timestamp": "2026-12-06T11:59:58Z", "data": {}})
@@ -28,21 +28,9 @@ def secret_of(fill: int) -> str:
 OLD, NEW = secret_of(1), secret_of(2)
 
 
-class ReceiverClock(datetime):
-    """The package checks the timestamp against its clock: this is it, set by the tests."""
-
-    at = NOW
-
-    @classmethod
-    def now(cls, tz=None):
-        return cls.at.astimezone(tz)
-
-
 @pytest.fixture(autouse=True)
 def receiver_clock(monkeypatch: pytest.MonkeyPatch) -> type[ReceiverClock]:
-    monkeypatch.setattr(reference, "datetime", ReceiverClock)
-    monkeypatch.setattr(ReceiverClock, "at", NOW)
-    return ReceiverClock
+    return hold_receiver_clock(monkeypatch, NOW)
 
 
 def delivery(secrets: list[str], at: datetime = NOW, body: str = BODY) -> dict[str, str]:
