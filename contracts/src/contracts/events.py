@@ -237,3 +237,13 @@ COMMAND_OUTCOMES: tuple[type[Payload], ...] = (
     RunResumed,
     RunCancelled,
 )
+# The events after which a run has ended, each with the status it ends in. Every "has this run
+# ended?" in the services (the fold's FINISHED, the live stream's close, the workers' stop watch,
+# the runs-finished metric, the console) is read from here.
+RUN_ENDINGS: dict[type[Payload], str] = {
+    RunCompleted: "completed",
+    RunCancelled: "cancelled",
+    RunFailed: "failed",
+    RunRejected: "rejected",
+}
+RUN_ENDING_TYPES: frozenset[str] = frozenset(event.TYPE for event in RUN_ENDINGS)

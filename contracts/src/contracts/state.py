@@ -24,7 +24,7 @@ from contracts.values import ItemRef, RunConfig, seconds_between
 RunStatus = Literal["none", "running", "paused", "completed", "cancelled", "failed", "rejected"]
 StageStatus = Literal["pending", "running", "completed", "failed"]
 ACTIVE: frozenset[str] = frozenset({"running", "paused"})
-FINISHED: frozenset[str] = frozenset({"completed", "cancelled", "failed", "rejected"})
+FINISHED: frozenset[str] = frozenset(ev.RUN_ENDINGS.values())
 # Persistent (structurally shared) sets and maps: adding an item or a batch costs O(log n)
 # instead of copying the whole collection, so folding a stage stays linear in its events.
 _NO_IDS: PSet[int] = pset()

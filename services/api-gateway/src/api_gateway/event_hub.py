@@ -30,9 +30,6 @@ from contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
-RUN_ENDINGS = frozenset(
-    {ev.RunCompleted.TYPE, ev.RunCancelled.TYPE, ev.RunFailed.TYPE, ev.RunRejected.TYPE}
-)
 COMMAND_OUTCOMES = frozenset(outcome.TYPE for outcome in ev.COMMAND_OUTCOMES)
 MAX_RUNS_SEEN = 10_000
 BUFFER_BYTES = 64 * 1024

@@ -58,7 +58,6 @@ dead_letters = counter(
 scheduled_starts = counter("orchestrator_scheduled_starts_total", "Scheduled slots claimed")
 
 TRIGGERS = ("manual", "scheduled")
-FINISHED = {ev.RunCompleted: "completed", ev.RunFailed: "failed", ev.RunCancelled: "cancelled"}
 runs_started = counter("automation_runs_started_total", "Runs started, by trigger", ["trigger"])
 runs_finished = counter(
     "automation_runs_finished_total", "Runs ended, by status and trigger", ["status", "trigger"]
@@ -76,7 +75,7 @@ consumer_lag = gauge(
 )
 for _trigger in TRIGGERS:  # every series exists from the start, at zero
     runs_started.labels(_trigger)
-    for _status in FINISHED.values():
+    for _status in ev.RUN_ENDINGS.values():
         runs_finished.labels(_status, _trigger)
 for _status in ("running", "paused"):
     active_runs.labels(_status)
@@ -91,7 +90,8 @@ def run_event(message: Envelope, before: RunState | None) -> None:
         case ev.RunStarted(trigger=trigger):
             runs_started.labels(trigger).inc()
         case ev.RunCompleted() | ev.RunFailed() | ev.RunCancelled() if before is not None:
-            runs_finished.labels(FINISHED[type(message.data)], before.trigger or "manual").inc()
+            status = ev.RUN_ENDINGS[type(message.data)]
+            runs_finished.labels(status, before.trigger or "manual").inc()
         case ev.StageCompleted(stage=n) | ev.StageFailed(stage=n) if before is not None:
             status = "completed" if isinstance(message.data, ev.StageCompleted) else "failed"
             elapsed = seconds_between(before.stage(n).started_at, message.time)

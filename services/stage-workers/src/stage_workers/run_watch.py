@@ -23,19 +23,13 @@ from sqlalchemy.engine import Connection
 
 from contracts.codec import UnreadableMessage, decode, type_from_headers
 from contracts.db import tables as t
-from contracts.events import RunCancelled, RunCompleted, RunFailed, RunPaused, RunResumed
+from contracts.events import RUN_ENDING_TYPES, RunPaused, RunResumed
 from stage_workers.pump import CommitPace
 
 log = logging.getLogger(__name__)
 
-# Event type -> whether the run is stopped after it.
-STOPS = {
-    RunPaused.TYPE: True,
-    RunResumed.TYPE: False,
-    RunCancelled.TYPE: True,
-    RunFailed.TYPE: True,
-    RunCompleted.TYPE: True,
-}
+# Event type -> whether the run is stopped after it: paused or ended.
+STOPS = {RunPaused.TYPE: True, RunResumed.TYPE: False} | dict.fromkeys(RUN_ENDING_TYPES, True)
 WATCH_GROUP = "automation-stage-workers-run-watch"
 # Runs whose last word this process keeps in memory; older ones are read from the table.
 HEARD_RUNS = 10_000

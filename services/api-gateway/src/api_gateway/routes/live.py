@@ -24,9 +24,10 @@ from api_gateway.accounts import Caller
 from api_gateway.auth import CallerDep, still_signed_in
 from api_gateway.db import run_of
 from api_gateway.errors import ApiError, ErrorBody, not_found
-from api_gateway.event_hub import RUN_ENDINGS, FellBehind, Follower, RunEventHub
+from api_gateway.event_hub import FellBehind, Follower, RunEventHub
 from api_gateway.live_replay import Replayer
 from api_gateway.params import RunIdPath
+from contracts import events as ev
 from contracts.envelope import Envelope
 from contracts.state import FINISHED
 
@@ -157,7 +158,7 @@ class RunStream:
     def _sent(self, offset: int, message: Envelope) -> str:
         self.next_offset = offset + 1
         self.sent = time.monotonic()
-        self.ended = message.type in RUN_ENDINGS
+        self.ended = message.type in ev.RUN_ENDING_TYPES
         return sse(offset, message)
 
 
