@@ -6,6 +6,7 @@ no failed item, nothing is paid twice, and no AI call is made twice."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import httpx
@@ -220,8 +221,13 @@ async def test_a_worker_killed_while_the_circuit_is_open_leaves_nothing_behind(
     fake.outage(503)
     await pipeline.wait_for(run_id, lambda s: s.stage(4).waiting is not None, 60)
     first.kill9()
-    services.start("workers-again", "stage-worker", env=env)
-    await asyncio.sleep(3)
+    again = services.start("workers-again", "stage-worker", env=env)
+
+    def held_back() -> bool:  # the new worker's calls meet the circuit the outage opened
+        line = r"^stage_worker_ai_provider_unavailable\{.*\} 1\.0$"
+        return re.search(line, again.metrics(), re.M) is not None
+
+    await asyncio.to_thread(wait_until, held_back, timeout=60, what="the new worker held back")
     fake.outage(None)
     state = await pipeline.finished(run_id, timeout=420)
 
@@ -252,6 +258,9 @@ async def test_a_worker_killed_while_it_holds_reservations_gives_them_back(
     # Only calls in flight at the kill can be made again: their answers died with the worker.
     assert stats["repeats"] <= CONCURRENT.stage_concurrency, stats
     assert stats["rate_limited"] <= 0.05 * stats["calls"], stats
-    await asyncio.sleep(1.5)  # a second refills a bucket from empty
-    rows = lanes_of(db, fake)
-    assert rows and all(whole(row, per_minute) for row in rows), rows
+
+    def given_back() -> list[sa.Row]:  # a bucket refills from empty in a second
+        rows = lanes_of(db, fake)
+        return rows if rows and all(whole(row, per_minute) for row in rows) else []
+
+    await asyncio.to_thread(wait_until, given_back, timeout=10, what="the reservations back")
