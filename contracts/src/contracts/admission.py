@@ -1,9 +1,11 @@
 """Whether a run may start: one active run per site, and credits of at least 1.2 x the estimate;
 and whether a paused run may resume: credits for at least the next item of its stage.
 
-The gateway asks before it sends StartRun, for an early answer from its read model; the
-orchestrator asks again on the state it folded, and its answer is the one that holds. Both refuse
-with the same RunRejected, so a refusal reads the same whichever of the two gave it.
+A start is checked twice: the gateway asks before it sends StartRun, for an early answer from
+its read model; the orchestrator asks again on the state it folded, and its answer is the one
+that holds. Both refuse with the same RunRejected, so a refusal reads the same whichever of the
+two gave it. A resume is checked once, by whoever asks for it: the gateway before it sends
+ResumeRun, the orchestrator's credit watch before it resumes a run that paused for credits.
 """
 
 from __future__ import annotations
