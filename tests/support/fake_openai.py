@@ -26,12 +26,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from stage_workers.ai.png import draw_from_prompt
+from tests.support.fake_batches import FakeBatches
 
 KINDS = ("requests", "tokens")
 LIMIT_NAMES = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}
 HEADER_MODES = ("full", "none", "minus_one")
 CONTROL_KEYS = {"rpm", "tpm", "model", "outage", "outage_seconds", "latency_seconds"}
-CONTROL_KEYS |= {"header_mode", "reset_stats"}
+CONTROL_KEYS |= {"header_mode", "reset_stats", "batch_completion_seconds", "batch_expire_after"}
+CONTROL_KEYS |= {"batch_failing_ids"}
 COUNTERS = ("calls", "answered", "rate_limited", "unavailable", "repeats")
 DEFAULT_COMPLETION_TOKENS = 1000  # counted for the answer of a chat call naming no max_tokens
 IMAGE_COST_TOKENS = 100
@@ -117,6 +119,15 @@ class Reply:
     outcome: str | None = None  # the counter it adds to
 
 
+@dataclass
+class Raw:
+    """File content, sent as it is."""
+
+    content: bytes
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class FakeOpenAI:
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, port: int = 0) -> None:
         self.failures: deque[int] = deque()  # statuses to answer before succeeding
@@ -135,6 +146,7 @@ class FakeOpenAI:
         self._outage_models: frozenset[str] | None = None  # None: every model is out
         self._outage_until: float | None = None
         self._prefixes: set[str] = set()
+        self.batches = FakeBatches(self._batch_answer, clock)
         self.reset_stats()
         self.server = _Server(("127.0.0.1", port), _Handler)
         self.server.fake = self
@@ -199,7 +211,9 @@ class FakeOpenAI:
 
     def stats(self) -> dict:
         with self._lock:
-            return {**self._counts, "by_path": dict(self._by_path)}
+            counts = {**self._counts, "by_path": dict(self._by_path)}
+        batches = {"batches_created": len(self.batches.batches)}
+        return counts | batches | {"batch_answered": self.batches.answered}
 
     def answer_times(self) -> list[tuple[float, str]]:
         """(clock time, model) of every call let through, in order: the pace the limits saw."""
@@ -228,6 +242,12 @@ class FakeOpenAI:
             self.header_mode = settings["header_mode"]
         if settings.get("reset_stats"):
             self.reset_stats()
+        if "batch_completion_seconds" in settings:
+            self.batches.completion_seconds = float(settings["batch_completion_seconds"])
+        if "batch_expire_after" in settings:
+            self.batches.expire_after = settings["batch_expire_after"]
+        if "batch_failing_ids" in settings:
+            self.batches.failing_ids = set(settings["batch_failing_ids"])
 
     def _answer(self, path: str, body: Any) -> Reply:
         with self._lock:
@@ -248,6 +268,11 @@ class FakeOpenAI:
                 self._answer_times.append((self._clock(), str(body.get("model", ""))))
             return reply
 
+    def _batch_answer(self, path: str, body: dict) -> dict:
+        """A request of a batch, answered as the synchronous call would be, outside the limits."""
+        with self._lock:
+            return self._chat(body) if path.endswith("/chat/completions") else image_answer(body)
+
     def _decide(self, path: str, body: dict) -> Reply:
         if self.failures:
             status = self.failures.popleft()
@@ -256,13 +281,8 @@ class FakeOpenAI:
             error = error_body(f"scripted {status}", code or "x", code)
             return Reply(status, error, outcome=outcome)
         now = self._clock()
-        if self._outage_until is not None and now >= self._outage_until:
-            self._outage = self._outage_until = None
-        out = self._outage_models is None or str(body.get("model")) in self._outage_models
-        if self._outage is not None and out:
-            hang = self._outage == "hang"
-            status, delay = (503, self.hang_seconds) if hang else (int(self._outage), 0.0)
-            return Reply(status, error_body(OVERLOADED, "server_error"), {}, delay, "unavailable")
+        if (outage := self._outage_reply(str(body.get("model")), now)) is not None:
+            return outage
         if path.endswith("/chat/completions"):
             make, cost = self._chat, chat_cost(body)
         elif path.endswith("/images/generations"):
@@ -271,6 +291,25 @@ class FakeOpenAI:
             return Reply(404, error_body(f"Invalid URL (POST {path})", "invalid_request_error"))
         refusal, headers = self._admit(str(body.get("model", "")), cost, now)
         return refusal or Reply(200, make(body), headers, self.latency_seconds, "answered")
+
+    def _outage_reply(self, model: str | None, now: float) -> Reply | None:
+        """The answer of an outage, if one is on for `model` (None: the Batch API, out only when
+        every model is)."""
+        if self._outage_until is not None and now >= self._outage_until:
+            self._outage = self._outage_until = None
+        out = self._outage_models is None or (model is not None and model in self._outage_models)
+        if self._outage is None or not out:
+            return None
+        hang = self._outage == "hang"
+        status, delay = (503, self.hang_seconds) if hang else (int(self._outage), 0.0)
+        return Reply(status, error_body(OVERLOADED, "server_error"), {}, delay, "unavailable")
+
+    def batch_outage(self) -> Reply | None:
+        with self._lock:
+            outage = self._outage_reply(None, self._clock())
+            if outage is not None:
+                self._counts["unavailable"] += 1
+            return outage
 
     def _admit(self, model: str, cost: int, now: float) -> tuple[Reply | None, dict[str, str]]:
         """Spend the call's request and tokens and give the answer's headers, or refuse the call
@@ -353,15 +392,27 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        if self.path == "/_stats":
+        if self.server.fake.batches.handles(self.path):
+            if (outage := self.server.fake.batch_outage()) is not None:
+                return self._send(outage)
+            status, document = self.server.fake.batches.get(self.path)
+            self._send(Reply(status, document) if isinstance(document, dict) else Raw(document))
+        elif self.path == "/_stats":
             self._send(Reply(200, self.server.fake.stats()))
         else:
             self._send(Reply(404, error_body("Not found.", "invalid_request_error")))
 
     def do_POST(self) -> None:
         fake = self.server.fake
+        data = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if fake.batches.handles(self.path):
+            if (outage := fake.batch_outage()) is not None:
+                fake._stopping.wait(outage.delay)
+                return self._send(outage)
+            content_type = self.headers.get("content-type", "")
+            return self._send(Reply(*fake.batches.post(self.path, content_type, data)))
         try:
-            body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
+            body = json.loads(data)
         except ValueError:
             body = None
         if self.path != "/_control":
@@ -374,9 +425,12 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, TypeError, AttributeError) as error:
             self._send(Reply(400, error_body(str(error), "invalid_request_error")))
 
-    def _send(self, reply: Reply) -> None:
-        data = json.dumps(reply.document).encode()
-        headers = {"content-type": "application/json", "content-length": str(len(data))}
+    def _send(self, reply: Reply | Raw) -> None:
+        if isinstance(reply, Raw):
+            data, kind = reply.content, "application/octet-stream"
+        else:
+            data, kind = json.dumps(reply.document).encode(), "application/json"
+        headers = {"content-type": kind, "content-length": str(len(data))}
         try:
             self.send_response(reply.status)
             for name, value in (headers | reply.headers).items():
