@@ -105,7 +105,7 @@ class FakeBatches:
         self.failing_ids: set[str] = set()
         self.expire_after: int | None = None
         self.webhook: tuple[str, str] | None = None
-        self.answered = 0  # requests answered inside batches, over all batches
+        self.created = self.answered = 0  # batches created, requests answered in them
 
     # --- HTTP ------------------------------------------------------------------------------------
 
@@ -191,6 +191,7 @@ class FakeBatches:
             due_at=now + self.completion_seconds,
         )
         self.batches[batch.id] = batch
+        self.created += 1
         return 200, self._document(batch)
 
     def _cancel(self, batch: Batch) -> tuple[int, dict]:

@@ -212,8 +212,7 @@ class FakeOpenAI:
     def stats(self) -> dict:
         with self._lock:
             counts = {**self._counts, "by_path": dict(self._by_path)}
-        batches = {"batches_created": len(self.batches.batches)}
-        return counts | batches | {"batch_answered": self.batches.answered}
+        return counts | {"batches": self.batches.created, "batch_answers": self.batches.answered}
 
     def answer_times(self) -> list[tuple[float, str]]:
         """(clock time, model) of every call let through, in order: the pace the limits saw."""
@@ -223,6 +222,7 @@ class FakeOpenAI:
     def reset_stats(self) -> None:
         with self._lock:
             self._counts = dict.fromkeys(COUNTERS, 0)
+            self.batches.created = self.batches.answered = 0
             self._by_path: Counter[str] = Counter()
             self._answered: set[tuple[str, str]] = set()
             self._answer_times: list[tuple[float, str]] = []

@@ -90,7 +90,7 @@ def test_a_batch_is_answered_once_due_with_the_synchronous_content(client, fake,
     synchronous = client.chat.completions.create(**lines[1]["body"])
     assert answer["choices"][0]["message"]["content"] == synchronous.choices[0].message.content
     assert answer["usage"]["completion_tokens"] > 0
-    assert fake.stats()["batch_answered"] == 3 and fake.stats()["batches_created"] == 1
+    assert fake.stats()["batch_answers"] == 3 and fake.stats()["batches"] == 1
 
 
 def test_failing_requests_and_expiry_land_in_the_error_file(client, fake, clock):

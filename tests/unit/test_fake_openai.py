@@ -465,10 +465,13 @@ async def test_stats_count_calls_answers_refusals_outages_and_repeats(fake, clie
         "unavailable": 1,
         "repeats": 2,
         "by_path": {CHAT: 5, IMAGES: 2},
+        "batches": 0,
+        "batch_answers": 0,
     }
     fake.reset_stats()
     assert fake.stats() == dict.fromkeys(
-        ["calls", "answered", "rate_limited", "unavailable", "repeats"], 0
+        ["calls", "answered", "rate_limited", "unavailable", "repeats", "batches", "batch_answers"],
+        0,
     ) | {"by_path": {}}
     clock.advance(1)
     await chat(client, "same", model="other")  # the past answers are forgotten too
