@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
-from api_gateway import accounts
 from contracts.db import tables as t
 from contracts.events import StageProviderRecovered, StageWaitingForProvider
 from contracts.values import RunConfig
 from stage_workers.gate.lane import Budget, LaneState, Rules, Share, refill
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.outcomes import assert_whole_and_unique, expected_credits
-from tests.support.pipeline import Pipeline, Site, charged, counts, new_site
+from tests.support.pipeline import Pipeline, Site, api_client, charged, counts, new_site
 from tests.support.services import free_port
 from tests.support.wait import wait_until
 
@@ -98,17 +95,6 @@ async def test_three_sites_far_over_the_request_budget_complete_without_a_failed
     recorded = calls_by_outcome(db, run_ids)
     assert recorded["answered"] == stats["answered"]
     assert recorded.get("rate_limited", 0) == stats["rate_limited"]
-
-
-def api_client(db: sa.Engine, site: Site, port: int) -> httpx.Client:
-    with db.begin() as conn:
-        user_id = accounts.create_user(conn, site.account_id, f"{uuid.uuid4().hex}@e2e", "e2e")
-        token = accounts.issue_token(conn, user_id, "e2e").token
-    return httpx.Client(
-        base_url=f"http://127.0.0.1:{port}/api/v1/automation",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
 
 
 async def test_a_minute_long_outage_in_stage_4_is_waited_out(db, pipeline, services, fake):

@@ -10,13 +10,14 @@ from contracts import commands as cmd
 from contracts import events as ev
 from contracts.credits import estimate
 from contracts.db.pending import pending_work
+from contracts.state import RunState
 from contracts.values import RunConfig
 from tests.support.outcomes import (
     assert_nothing_half_written_nor_charged_twice,
     assert_whole_and_unique,
     expected_credits,
 )
-from tests.support.pipeline import Pipeline, balance, charged, command, counts, new_site
+from tests.support.pipeline import Pipeline, Site, balance, charged, command, counts, new_site
 from tests.support.wait import wait_until
 
 FAST = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
@@ -32,6 +33,25 @@ def engine_up(services, worker_env: dict | None = None):
         services.start("orchestrator", "orchestrator", env=FAST),
         services.start("workers", "stage-worker", env=worker_env),
     )
+
+
+async def stopped_in_stage_4(
+    pipeline: Pipeline, site: Site, stop: type[cmd.PauseRun | cmd.CancelRun], status: str
+) -> tuple[str, RunState]:
+    """Starts a run, sends `stop` once stage 4 has written two articles, and waits for the
+    stage-4 batch in flight then to end: the run's id and its state when it first said
+    `status`."""
+    run_id = await pipeline.start(site)
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
+    await pipeline.send(command(site, stop(run_id=run_id), run_id))
+    stopped = await pipeline.wait_for(run_id, lambda s: s.status == status)
+    await pipeline.wait_for(
+        run_id,
+        lambda s: not s.stage(4).in_flight(),
+        timeout=60,
+        what=f"the stage-4 batch in flight when the run was {status} to end",
+    )
+    return run_id, stopped
 
 
 async def test_hundred_keywords_go_through_all_seven_stages(db, pipeline, services):
@@ -84,20 +104,11 @@ async def test_pause_in_stage_4_then_resume_ends_as_an_uninterrupted_run(db, pip
     plain, paused = new_site(db, 20, 10_000), new_site(db, 20, 10_000)
 
     reference = await pipeline.finished(await pipeline.start(plain))
-    run_id = await pipeline.start(paused)
-    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
-    await pipeline.send(command(paused, cmd.PauseRun(run_id=run_id), run_id))
-    held = await pipeline.wait_for(run_id, lambda s: s.status == "paused")
-    # The batch in flight at the pause ends after its current item...
-    await pipeline.wait_for(
-        run_id,
-        lambda s: not s.stage(4).in_flight(),
-        timeout=60,
-        what="the stage-4 batch in flight at the pause to end",
-    )
-    # ...and a command sent after that is answered once the orchestrator has taken the batch's
-    # end (one consumer reads both topics; the end came first) and ticked the paused run:
-    # whatever it would have started by then is on the stream ahead of the answer.
+    run_id, held = await stopped_in_stage_4(pipeline, paused, cmd.PauseRun, "paused")
+    # The batch in flight at the pause has ended after its current item, and a command sent now
+    # is answered once the orchestrator has taken the batch's end (one consumer reads both
+    # topics; the end came first) and ticked the paused run: whatever it would have started by
+    # then is on the stream ahead of the answer.
     repeat = await pipeline.answer(command(paused, cmd.PauseRun(run_id=run_id), run_id))
     assert isinstance(repeat.data, ev.CommandRejected) and repeat.data.status == "paused"
     still = await pipeline.state(run_id)
@@ -123,18 +134,9 @@ async def test_cancel_mid_stage_leaves_nothing_half_written_and_frees_the_site(
     # time from the second article to the cancel landing, however loaded the machine is.
     engine_up(services, {"OFFLINE_LATENCY_MS": "300"})
     site = new_site(db, 20, 10_000)
-    run_id = await pipeline.start(site)
-    await pipeline.wait_for(run_id, lambda s: s.stage(4).processed_count >= 2)
-    await pipeline.send(command(site, cmd.CancelRun(run_id=run_id), run_id))
-    state = await pipeline.wait_for(run_id, lambda s: s.status == "cancelled")
     # The item in flight at the cancel may still land: its batch then ends, and the batch's end
     # is sent from the outbox only once its writes are committed.
-    await pipeline.wait_for(
-        run_id,
-        lambda s: not s.stage(4).in_flight(),
-        timeout=60,
-        what="the stage-4 batch in flight at the cancel to end",
-    )
+    _, state = await stopped_in_stage_4(pipeline, site, cmd.CancelRun, "cancelled")
     made = counts(db, site.site_id)
     assert 2 <= made["content"] < made["tasks"]
     assert made["images"] == 0 or state.stage(5).status != "pending"

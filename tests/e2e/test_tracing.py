@@ -7,20 +7,16 @@ gateway's run_now span, whose ids every service derives from the run id alone.""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
-import httpx
 import pytest
-import sqlalchemy as sa
 
-from api_gateway import accounts
 from contracts import tracing
 from contracts.events import RunCompleted
 from contracts.topics import STAGE_NUMBERS
 from tests.support.otlp import Collector, ReceivedSpan
-from tests.support.pipeline import Pipeline, Site, new_site
+from tests.support.pipeline import Pipeline, api_client, new_site
 from tests.support.services import free_port
 from tests.support.wait import WaitTimeout, wait_until
 
@@ -33,17 +29,6 @@ TRACED_SERVICES = {"api-gateway", "orchestrator", "stage-workers", "log-sink"}
 def collector() -> Iterator[Collector]:
     with Collector() as receiver:
         yield receiver
-
-
-def api_client(db: sa.Engine, site: Site, port: int) -> httpx.Client:
-    with db.begin() as conn:
-        user_id = accounts.create_user(conn, site.account_id, f"{uuid.uuid4().hex}@e2e", "e2e")
-        token = accounts.issue_token(conn, user_id, "e2e").token
-    return httpx.Client(
-        base_url=f"http://127.0.0.1:{port}{API}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
 
 
 async def test_a_runs_spans_from_every_process_form_one_trace(

@@ -163,19 +163,20 @@ def test_update_config_without_a_json_body_is_400(tenant):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/config",
-        "/estimate",
-        "/pipeline_overview",
-        "/current_run",
-        "/history",
-        "/current_processing",
-        "/clusters",
-        "/keywords",
-    ],
+# Reads of one site's state, each named by `site_id`.
+SITE_READS = (
+    "/config",
+    "/estimate",
+    "/pipeline_overview",
+    "/current_run",
+    "/history",
+    "/current_processing",
+    "/clusters",
+    "/keywords",
 )
+
+
+@pytest.mark.parametrize("path", SITE_READS)
 def test_site_calls_need_a_site_id(tenant, path):
     missing = tenant.get(path)
     assert missing.status_code == 400
@@ -792,14 +793,7 @@ def test_one_account_can_neither_read_nor_change_the_others(
     (log_folder / "automation_run.log").write_text("secret\n")
     site = tenant.site_id
     reads = [
-        "/config",
-        "/estimate",
-        "/pipeline_overview",
-        "/current_run",
-        "/history",
-        "/current_processing",
-        "/keywords",
-        "/clusters",
+        *SITE_READS,
         "/ideas",
         "/tasks",
         "/content",

@@ -27,6 +27,7 @@ from contracts.envelope import new_message
 from tests.support.kafka import publish
 from tests.support.pipeline import new_site
 from tests.support.wait import wait_until
+from tests.support.webhook_rows import insert_attempt, insert_delivery
 from tests.support.webhooks import Endpoints, Receiver, attempts, deliveries, serving
 
 LOCAL = AddressPolicy.of(allow_http=True, allowed_networks=["127.0.0.0/8"])
@@ -298,30 +299,20 @@ async def test_ended_deliveries_older_than_thirty_days_are_pruned_with_their_att
     site = new_site(db, keyword_count=0, credits=0)
     endpoint, _ = hooks.add(site.account_id, "https://hooks.example/p", ["run.failed"])
     clock = Clock()
-    old, recent, waiting = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    with db.begin() as conn:
-        rows = [
-            (old, "delivered", None, clock.now - KEPT - timedelta(hours=1)),
-            (recent, "failed", None, clock.now - KEPT + timedelta(hours=1)),
-            (waiting, "pending", clock.now, clock.now - KEPT - timedelta(days=3)),
-        ]
-        for id_, status, next_at, updated in rows:
-            conn.execute(
-                sa.insert(t.webhook_deliveries).values(
-                    id=id_,
-                    endpoint_id=endpoint,
-                    event_type="run.failed",
-                    body="{}",
-                    status=status,
-                    next_attempt_at=next_at,
-                    updated_at=updated,
-                )
-            )
-        conn.execute(
-            sa.insert(t.webhook_attempts).values(
-                delivery_id=old, attempt=1, at=clock.now, outcome="delivered", latency_ms=3
-            )
-        )
+    old = insert_delivery(
+        db, endpoint, "delivered", updated_at=clock.now - KEPT - timedelta(hours=1)
+    )
+    recent = insert_delivery(
+        db, endpoint, "failed", updated_at=clock.now - KEPT + timedelta(hours=1)
+    )
+    waiting = insert_delivery(
+        db,
+        endpoint,
+        "pending",
+        next_attempt_at=clock.now,
+        updated_at=clock.now - KEPT - timedelta(days=3),
+    )
+    insert_attempt(db, old, 1, at=clock.now, outcome="delivered", status=None, latency_ms=3)
     await Upkeep(engine, clock=clock).once()
     assert {r.id for r in deliveries(db, endpoint)} == {recent, waiting}
     assert attempts(db, old) == []

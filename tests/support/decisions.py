@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from contracts import commands as cmd
 from contracts import events as ev
-from contracts.envelope import Envelope, Payload, new_message
+from contracts.envelope import Envelope, Payload
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Limits, Outgoing, on_command, tick
 from orchestrator.handlers import remember
 from orchestrator.sites import SiteState
+from tests.support import runs
 
 ACCOUNT, SITE = 5, 501
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -38,14 +39,7 @@ class Harness:
         self.now += timedelta(seconds=seconds)
 
     def envelope(self, payload: Payload, run_id: str | None = None) -> Envelope:
-        return new_message(
-            payload,
-            source="/tests",
-            account_id=ACCOUNT,
-            site_id=SITE,
-            run_id=run_id,
-            time=self.now,
-        )
+        return runs.envelope(payload, run_id, self.now, account_id=ACCOUNT, site_id=SITE)
 
     def emit(self, decided: list[Outgoing]) -> list[Outgoing]:
         self.stream += [out.message for out in decided if out.is_event]

@@ -207,12 +207,18 @@ def seed_content(db: sa.Engine, tenant: Tenant, media_dir: Path, status: str = "
     }
 
 
-def run_event(tenant: Tenant, run_id: str, payload: Payload, caused_by: Envelope | None = None):
+def run_event(
+    owner: Tenant | Envelope,
+    run_id: str | None,
+    payload: Payload,
+    caused_by: Envelope | None = None,
+) -> Envelope:
+    """A run event as the orchestrator sends it, of the owner's account and site."""
     return new_message(
         payload,
         source=ORCHESTRATOR,
-        account_id=tenant.account_id,
-        site_id=tenant.site_id,
+        account_id=owner.account_id,
+        site_id=owner.site_id,
         run_id=run_id,
         caused_by=caused_by,
     )
@@ -287,22 +293,9 @@ class FakeOrchestrator:
         self.received.append(command)
         payload = self.answer(command)
         if payload is not None:
-            outcome = new_message(
-                payload,
-                source=ORCHESTRATOR,
-                account_id=command.account_id,
-                site_id=command.site_id,
-                run_id=command.run_id,
-                caused_by=command,
-            )
+            outcome = run_event(command, command.run_id, payload, caused_by=command)
             await publish(self.bootstrap, self.topics.run_events, outcome)
             if self.complete_runs and isinstance(payload, ev.RunStarted):
-                done = new_message(
-                    ev.RunCompleted(credits_used=0),
-                    source=ORCHESTRATOR,
-                    account_id=command.account_id,
-                    site_id=command.site_id,
-                    run_id=command.run_id,
-                    caused_by=outcome,
-                )
+                completed = ev.RunCompleted(credits_used=0)
+                done = run_event(command, command.run_id, completed, caused_by=outcome)
                 await publish(self.bootstrap, self.topics.run_events, done)

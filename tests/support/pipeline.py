@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -68,6 +69,19 @@ def new_site(engine: sa.Engine, keyword_count: int, credits: int) -> Site:
         site_id = accounts.create_site(conn, account_id, "e2e site")
         keywords.import_keywords(conn, site_id, sample_keywords(keyword_count))
     return Site(account_id, site_id)
+
+
+def api_client(engine: sa.Engine, site: Site, port: int) -> httpx.Client:
+    """A client of the automation API on a gateway at `port`, signed in as a new user of the
+    site's account."""
+    with engine.begin() as conn:
+        user_id = accounts.create_user(conn, site.account_id, f"{uuid.uuid4().hex}@e2e", "e2e")
+        token = accounts.issue_token(conn, user_id, "e2e").token
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}/api/v1/automation",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
 
 
 def command(site: Site, payload: Payload, run_id: str | None = None) -> Envelope:

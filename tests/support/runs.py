@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from contracts import events as ev
-from contracts.envelope import Envelope, deterministic_id, new_message
+from contracts.envelope import Envelope, Payload, deterministic_id, new_message
 from contracts.values import ItemRef
 
 ACCOUNT, SITE = 7, 42
@@ -22,14 +23,27 @@ class Clock:
 
 
 def message(payload, run_id: str, clock: Clock, *, seq: int) -> Envelope:
+    return envelope(payload, run_id, clock.tick(), message_id=deterministic_id(run_id, seq))
+
+
+def envelope(
+    payload: Payload,
+    run_id: str | None,
+    time: datetime,
+    *,
+    account_id: int = ACCOUNT,
+    site_id: int = SITE,
+    message_id: UUID | None = None,
+) -> Envelope:
+    """A message of the test site, as a service would send it, at a time the test chose."""
     return new_message(
         payload,
         source="/tests",
-        account_id=ACCOUNT,
-        site_id=SITE,
+        account_id=account_id,
+        site_id=site_id,
         run_id=run_id,
-        message_id=deterministic_id(run_id, seq),
-        time=clock.tick(),
+        message_id=message_id,
+        time=time,
     )
 
 

@@ -44,23 +44,22 @@ def insert_delivery(
     created_at: datetime | None = None,
     **values: object,
 ) -> UUID:
-    """A delivery as the webhooks process leaves it; pending ones are due now."""
-    delivery_id = uuid4()
+    """A delivery as the webhooks process leaves it; pending ones are due now. `values` set
+    other columns, or these (`next_attempt_at`) otherwise."""
     now = datetime.now(UTC)
+    row = {
+        "id": uuid4(),
+        "endpoint_id": endpoint_id,
+        "event_type": "run.failed",
+        "body": '{"type":"run.failed"}',
+        "status": status,
+        "next_attempt_at": now if status == "pending" else None,
+        "created_at": created_at or now,
+    }
+    row.update(values)
     with db.begin() as conn:
-        conn.execute(
-            sa.insert(t.webhook_deliveries).values(
-                id=delivery_id,
-                endpoint_id=endpoint_id,
-                event_type="run.failed",
-                body='{"type":"run.failed"}',
-                status=status,
-                next_attempt_at=now if status == "pending" else None,
-                created_at=created_at or now,
-                **values,
-            )
-        )
-    return delivery_id
+        conn.execute(sa.insert(t.webhook_deliveries).values(row))
+    return row["id"]
 
 
 def insert_attempt(db: sa.Engine, delivery_id: UUID, attempt: int, **values: object) -> None:

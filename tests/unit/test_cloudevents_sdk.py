@@ -24,6 +24,7 @@ from contracts.events import RunPaused, StageItemProcessed
 from contracts.outbox import enqueue, payload_bytes, sent_headers
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Outgoing
+from tests.support.outbox import OutboxConnection
 
 NOW = datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
 RUN = "run_20261122_083015_manual_abc123"
@@ -75,17 +76,6 @@ def item_processed() -> Envelope:
 def direct(envelope: Envelope, key: bytes | None = None) -> Record:
     """Sent by a producer (gateway, orchestrator, scheduler): encode + kafka_headers."""
     return Record(key=key or envelope.key, value=encode(envelope), headers=kafka_headers(envelope))
-
-
-class OutboxConnection:
-    """Takes the row `enqueue` inserts, as the outbox table would keep it."""
-
-    def __init__(self) -> None:
-        self.row: dict[str, Any] = {}
-
-    def execute(self, _statement, row: dict[str, Any]):
-        self.row = row
-        return SimpleNamespace(first=lambda: (1,))
 
 
 def stored(envelope: Envelope) -> dict[str, Any]:

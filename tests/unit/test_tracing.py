@@ -33,6 +33,7 @@ from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.gate.calls import SCOPE, CallScope
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.otlp import Collector
+from tests.support.outbox import OutboxConnection
 from tests.support.runs import T0
 from tests.support.tracing import recorded_spans
 
@@ -225,15 +226,6 @@ def test_a_dead_letter_continues_the_refused_records_trace_traced_or_not(spans):
 
 
 # --- the outbox -----------------------------------------------------------------------------
-
-
-class OutboxConnection:
-    def __init__(self) -> None:
-        self.row: dict[str, Any] = {}
-
-    def execute(self, _statement, row: dict[str, Any]):
-        self.row = row
-        return SimpleNamespace(first=lambda: (1,))
 
 
 def test_an_outbox_row_keeps_the_context_of_the_span_that_enqueued_it(spans):

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
 
@@ -69,6 +69,11 @@ class ImportResult:
     duplicate_rows: list[str] = field(default_factory=list)
 
 
+# A row as found in the body: where it is ("line 3", "[2]"), its values, and the reason it
+# cannot be read at all (None if it can).
+Found = tuple[str, object, str | None]
+
+
 def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
     """Rows with a `keyword` column (volume and difficulty optional, header in any letter case);
     errors name the line. A quote left open is an error (csv.Error), not the rest of the file
@@ -83,18 +88,16 @@ def parse_csv(text: str) -> tuple[list[KeywordIn], list[str]]:
     if twice:
         raise NotKeywords(f"the CSV header names the column '{twice[0]}' more than once")
     reader.fieldnames = header
-    rows, errors = [], []
+    return _read_rows(_csv_rows(reader), strict=False)
+
+
+def _csv_rows(reader: csv.DictReader) -> Iterator[Found]:
     for raw in reader:
-        line = reader.line_num
+        where = f"line {reader.line_num}"
         if None in raw:
-            errors.append(f"line {line}: more values than the header has columns")
-            continue
-        values = {k: v.strip() for k, v in raw.items() if k and v is not None and v.strip()}
-        try:
-            rows.append(KeywordIn.read(values, f"line {line}", strict=False))
-        except ValidationError as exc:
-            errors.append(f"line {line}: " + _messages(exc))
-    return rows, errors
+            yield where, raw, "more values than the header has columns"
+        else:
+            yield where, {k: v.strip() for k, v in raw.items() if k and v and v.strip()}, None
 
 
 def _column(name: str) -> str:
@@ -147,15 +150,25 @@ def parse_json(document: object) -> tuple[list[KeywordIn], list[str]]:
         document = document["keywords"]
     if not isinstance(document, list):
         raise NotKeywords('JSON body must be a list of keywords (or {"keywords": [...]})')
+    not_a_row = 'a row must be an object such as {"keyword": "..."}'
+    found = (
+        (f"[{index}]", raw, None if isinstance(raw, dict) else not_a_row)
+        for index, raw in enumerate(document)
+    )
+    return _read_rows(found, strict=True)
+
+
+def _read_rows(found: Iterable[Found], *, strict: bool) -> tuple[list[KeywordIn], list[str]]:
+    """The rows that read as keywords, in order, and an error naming where for each other one."""
     rows, errors = [], []
-    for index, raw in enumerate(document):
-        if not isinstance(raw, dict):
-            errors.append(f'[{index}]: a row must be an object such as {{"keyword": "..."}}')
-            continue
-        try:
-            rows.append(KeywordIn.read(raw, f"[{index}]", strict=True))
-        except ValidationError as exc:
-            errors.append(f"[{index}]: " + _messages(exc))
+    for where, values, problem in found:
+        if problem is None:
+            try:
+                rows.append(KeywordIn.read(values, where, strict=strict))
+                continue
+            except ValidationError as exc:
+                problem = _messages(exc)
+        errors.append(f"{where}: {problem}")
     return rows, errors
 
 

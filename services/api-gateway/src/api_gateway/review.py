@@ -92,23 +92,21 @@ def version_of(if_match: str | None) -> int | None:
 
 
 def stale(content_id: int, sent: int, current: int) -> ApiError:
-    return ApiError(
-        409,
+    return _stale(
         f"content {content_id} changed since version {sent}: it is version {current} now; "
-        "read it again and redo the change",
-        code="stale",
-        field="if-match",
+        "read it again and redo the change"
     )
 
 
 def disagree(content_id: int, tagged: int, stated: int) -> ApiError:
-    return ApiError(
-        409,
+    return _stale(
         f"If-Match names version {tagged} of content {content_id}, the body version {stated}: "
-        "send the one you read",
-        code="stale",
-        field="if-match",
+        "send the one you read"
     )
+
+
+def _stale(detail: str) -> ApiError:
+    return ApiError(409, detail, code="stale", field="if-match")
 
 
 def owned(caller: Caller, content_id: int) -> sa.Select:

@@ -31,13 +31,27 @@ _URL = (
     "(not loopback, private, link-local, shared, reserved or a cloud metadata address) unless "
     "WEBHOOK_ALLOWED_NETWORKS opens its range; checked on save and again at every attempt."
 )
-_TYPES = (
-    "The webhook types it gets, each once: run.completed, run.failed, run.paused (with its "
-    "reason), run.cancelled, review.ready (articles wait for review), credits.low (the balance "
-    "will not pay for the next scheduled run), endpoint.disabled (another endpoint of the "
-    "account was disabled)."
+# A new endpoint and a change read the subscription's two lists by the same rules; a change may
+# also leave `event_types` out (null).
+_EVENT_TYPES = Field(
+    min_length=1,
+    max_length=len(WEBHOOK_TYPES),
+    json_schema_extra={"uniqueItems": True},
+    description="The webhook types it gets, each once: run.completed, run.failed, run.paused "
+    "(with its reason), run.cancelled, review.ready (articles wait for review), credits.low (the "
+    "balance will not pay for the next scheduled run), endpoint.disabled (another endpoint of "
+    "the account was disabled).",
 )
-_SITES = "Sites of your account whose events it gets, each once; null: every site, later ones too."
+SiteIds = Annotated[
+    list[SiteIdItem] | None,
+    Field(
+        min_length=1,
+        max_length=MAX_SITES,
+        json_schema_extra={"uniqueItems": True},
+        description="Sites of your account whose events it gets, each once; null: every site, "
+        "later ones too.",
+    ),
+]
 
 
 def _unique(values: list | None) -> list | None:
@@ -52,14 +66,8 @@ class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     url: str = Field(min_length=1, max_length=MAX_URL_LENGTH, description=_URL)
-    event_types: list[SubscribableType] = Field(
-        min_length=1, max_length=len(WEBHOOK_TYPES), json_schema_extra={"uniqueItems": True},
-        description=_TYPES,
-    )  # fmt: skip
-    site_ids: list[SiteIdItem] | None = Field(
-        None, min_length=1, max_length=MAX_SITES, json_schema_extra={"uniqueItems": True},
-        description=_SITES,
-    )  # fmt: skip
+    event_types: Annotated[list[SubscribableType], _EVENT_TYPES]
+    site_ids: SiteIds = None
     description: str = Field("", max_length=MAX_DESCRIPTION, description="For people.")
 
     _unique_lists = field_validator("event_types", "site_ids")(_unique)
@@ -72,14 +80,8 @@ class EndpointChange(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     url: str | None = Field(None, min_length=1, max_length=MAX_URL_LENGTH, description=_URL)
-    event_types: list[SubscribableType] | None = Field(
-        None, min_length=1, max_length=len(WEBHOOK_TYPES), json_schema_extra={"uniqueItems": True},
-        description=_TYPES,
-    )  # fmt: skip
-    site_ids: list[SiteIdItem] | None = Field(
-        None, min_length=1, max_length=MAX_SITES, json_schema_extra={"uniqueItems": True},
-        description=_SITES,
-    )  # fmt: skip
+    event_types: Annotated[list[SubscribableType] | None, _EVENT_TYPES] = None
+    site_ids: SiteIds = None
     description: str | None = Field(None, max_length=MAX_DESCRIPTION)
     enabled: bool | None = Field(
         None,

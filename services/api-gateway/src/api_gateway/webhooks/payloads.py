@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from uuid import UUID, uuid5
 
 from contracts import events as ev
@@ -31,14 +31,8 @@ WebhookType = Literal[
     "endpoint.disabled",
     "webhook.test",
 ]
-WEBHOOK_TYPES: tuple[WebhookType, ...] = (
-    "run.completed",
-    "run.failed",
-    "run.paused",
-    "run.cancelled",
-    "review.ready",
-    "credits.low",
-    "endpoint.disabled",
+WEBHOOK_TYPES: tuple[WebhookType, ...] = tuple(
+    kind for kind in get_args(WebhookType) if kind != "webhook.test"
 )
 # The run events a webhook is made from: the consumer decodes these and skips every other
 # record by its `type` header.
@@ -46,12 +40,7 @@ SOURCE_EVENTS: frozenset[str] = frozenset(
     (ev.RunCompleted.TYPE, ev.RunFailed.TYPE, ev.RunPaused.TYPE, ev.RunCancelled.TYPE)
 )
 PauseReason = Literal["requested", "insufficient_credits", "ai_provider_unavailable", "other"]
-PAUSE_REASONS: tuple[PauseReason, ...] = (
-    "requested",
-    "insufficient_credits",
-    "ai_provider_unavailable",
-    "other",
-)
+PAUSE_REASONS: tuple[PauseReason, ...] = get_args(PauseReason)
 ID_NAMESPACE = UUID("2d0c61e7-3a55-4c8e-9d0b-51f4a2f6c7e3")
 
 
