@@ -10,7 +10,7 @@ from contracts import events as ev
 from contracts.envelope import Envelope, Payload, new_message
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Limits, Outgoing, on_command, tick
-from orchestrator.handlers import remember
+from orchestrator.transitions import remember
 from orchestrator.sites import SiteState
 
 ACCOUNT, SITE = 5, 501
