@@ -10,8 +10,8 @@ from contracts import events as ev
 from contracts.envelope import Envelope, Payload, new_message
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Limits, Outgoing, on_command, tick
-from orchestrator.transitions import remember
 from orchestrator.sites import SiteState
+from orchestrator.transitions import remember
 
 ACCOUNT, SITE = 5, 501
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

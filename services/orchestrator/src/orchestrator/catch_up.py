@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -20,30 +21,23 @@ from orchestrator.snapshotting import Snapshotting
 log = logging.getLogger("orchestrator")
 
 
+@dataclass(eq=False)
 class CatchUp(ConsumerRebalanceListener):
-    def __init__(
-        self,
-        consumer: AIOKafkaConsumer,
-        topics: Topics,
-        sites: Sites,
-        snapshotting: Snapshotting,
-        *,
-        flush: Callable[[], Awaitable[bool]],
-        caught_up: Callable[[], Awaitable[None]],
-    ) -> None:
-        """`flush()`: send and commit what is pending, True if it could. `caught_up()`: every
-        assigned partition is folded to the end it had on assignment."""
-        self.consumer = consumer
-        self.topics = topics
-        self.sites = sites
-        self.snapshotting = snapshotting
-        self.flush = flush
-        self.caught_up = caught_up
-        self.ready = False
-        self.ends: dict[TopicPartition, int] = {}
-        self.held_commands: list[TopicPartition] = []
-        self.started = 0.0
-        self.events = 0  # folded by this catch-up
+    """`flush()`: send and commit what is pending, True if it could. `caught_up()`: called once
+    every assigned partition is folded to the end it had on assignment."""
+
+    consumer: AIOKafkaConsumer
+    topics: Topics
+    sites: Sites
+    snapshotting: Snapshotting
+    flush: Callable[[], Awaitable[bool]]
+    caught_up: Callable[[], Awaitable[None]]
+    ready: bool = False
+    # The run-events partitions still folding, and the end each must reach.
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+    held_commands: list[TopicPartition] = field(default_factory=list)
+    started: float = 0.0
+    events: int = 0  # folded by this catch-up
 
     def set_ready(self, ready: bool) -> None:
         self.ready = ready

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -28,32 +29,27 @@ log = logging.getLogger("orchestrator")
 NOT_READY_POLL_SECONDS = 0.2
 
 
+@dataclass(eq=False)
 class Runner:
-    def __init__(
-        self,
-        settings: Settings,
-        ports: Ports,
-        consumer: AIOKafkaConsumer,
-        outputs: KafkaOutputs,
-        snapshotting: Snapshotting,
-        on_close: Callable[[], None],
-    ) -> None:
-        self.settings = settings
-        self.ports = ports
-        self.consumer = consumer
-        self.outputs = outputs
-        self.snapshotting = snapshotting
-        self.on_close = on_close
-        self.topics = ports.topics
-        self.offsets: dict[TopicPartition, int] = {}  # run commands handled, not committed
-        self.stopping = asyncio.Event()
+    settings: Settings
+    ports: Ports
+    consumer: AIOKafkaConsumer
+    outputs: KafkaOutputs
+    snapshotting: Snapshotting
+    on_close: Callable[[], None]
+    # Run commands handled and not committed yet: partition -> the next offset.
+    offsets: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self.topics = self.ports.topics
         self.catch_up = CatchUp(
-            consumer,
+            self.consumer,
             self.topics,
-            ports.sites,
-            snapshotting,
+            self.ports.sites,
+            self.snapshotting,
             flush=self.flush_quietly,
-            caught_up=lambda: handlers.on_tick(ports),
+            caught_up=lambda: handlers.on_tick(self.ports),
         )
 
     @property

@@ -17,6 +17,7 @@ from contracts.db.tables.schema import (
     id_column,
     metadata,
     one_of,
+    site_id,
     updated_at,
 )
 from contracts.values import (
@@ -95,12 +96,7 @@ sites = sa.Table(
 automation_configs = sa.Table(
     "automation_configs",
     metadata,
-    sa.Column(
-        "site_id",
-        sa.BigInteger,
-        sa.ForeignKey("sites.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    site_id(primary_key=True),
     sa.Column("is_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("frequency", sa.Text, nullable=False, server_default="daily"),
     # HH:MM in the site's time zone.

@@ -5,19 +5,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA
 
-from contracts.db.tables.schema import metadata
+from contracts.db.tables.schema import metadata, site_id
 
 # One row per site and schedule slot: the replica whose insert lands starts the slot's run, so a
 # slot starts one run however many orchestrators are up.
 schedule_slots = sa.Table(
     "schedule_slots",
     metadata,
-    sa.Column(
-        "site_id",
-        sa.BigInteger,
-        sa.ForeignKey("sites.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    site_id(primary_key=True),
     sa.Column("slot_at", sa.DateTime(timezone=True), primary_key=True),
     sa.Column("run_id", sa.Text, nullable=False),
     sa.Column(

@@ -41,9 +41,14 @@ def updated_at() -> sa.Column:
     )
 
 
-def site_id() -> sa.Column:
+def site_id(*, primary_key: bool = False) -> sa.Column:
+    """The site the row belongs to; deleting the site deletes the row."""
     return sa.Column(
-        "site_id", sa.BigInteger, sa.ForeignKey("sites.id", ondelete="CASCADE"), nullable=False
+        "site_id",
+        sa.BigInteger,
+        sa.ForeignKey("sites.id", ondelete="CASCADE"),
+        nullable=False,
+        primary_key=primary_key,
     )
 
 
