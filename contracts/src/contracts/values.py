@@ -1,4 +1,5 @@
-"""Small value types shared by commands, events and the fold."""
+"""Small value types shared by commands, events and the fold, and the bounds of a site's
+automation config (one home for the API, RunConfig and the table's CHECKs)."""
 
 from __future__ import annotations
 
