@@ -18,7 +18,7 @@ from contracts.codec import decode
 from contracts.dead_letter import DeadLetter
 from contracts.envelope import new_message
 from contracts.values import RunConfig
-from orchestrator.app import Orchestrator
+from orchestrator.bootstrap import bootstrap
 from orchestrator.settings import Settings
 from tests.support.kafka import end_offsets, publish, read_until
 from tests.support.tracing import recorded_spans
@@ -57,7 +57,7 @@ async def test_a_run_command_and_what_it_decides_are_one_trace_across_the_broker
         run_id=run_id,
     )
     with recorded_spans() as spans:
-        orchestrator = Orchestrator(settings, topics)
+        orchestrator = bootstrap(settings)
         running = asyncio.create_task(orchestrator.run())
         try:
 

@@ -10,8 +10,8 @@ from contracts import events as ev
 from contracts.envelope import Envelope, Payload
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Limits, Outgoing, on_command, tick
-from orchestrator.handlers import remember
 from orchestrator.sites import SiteState
+from orchestrator.transitions import remember
 from tests.support import runs
 
 ACCOUNT, SITE = 5, 501

@@ -13,9 +13,9 @@ from contracts.codec import encode
 from contracts.envelope import Envelope
 from contracts.topics import Topics
 from contracts.values import ItemRef
-from log_sink.consumer import LiveSink
 from log_sink.projection import Projector
 from log_sink.read_model import stage_row
+from log_sink.runner import LiveSink
 from tests.support.runs import T0, Clock, message
 
 RUN = "run_20261102_090000_manual_live"

@@ -1,10 +1,11 @@
-"""Small value types shared by commands, events and the fold."""
+"""Small value types shared by commands, events and the fold, and the bounds of a site's
+automation config (one home for the API, RunConfig and the table's CHECKs)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,29 @@ Trigger = Literal["manual", "scheduled"]
 DEFAULT_BATCH_SIZES: Mapping[int, int] = {1: 20, 2: 1, 3: 20, 4: 1, 5: 1, 6: 1}
 BATCHED_STAGES = tuple(DEFAULT_BATCH_SIZES)
 StageType = Literal["AI", "Local", "Manual"]
+
+
+class Bounds(NamedTuple):
+    """An inclusive range of a configuration number. Each bound below is written once: RunConfig
+    validates with it, the gateway's config API does, and the automation_configs CHECK
+    constraints are built from it (so changing one is a migration too)."""
+
+    low: int
+    high: int
+
+
+BATCH_SIZE_RANGE = Bounds(1, 500)
+DELAY_RANGE_SECONDS = Bounds(0, 3600)
+CONCURRENCY_RANGE = Bounds(1, 32)
+
+# How often a scheduled site runs, and at what local time (HH:MM, 24-hour).
+Frequency = Literal["daily", "weekly", "monthly"]
+FREQUENCIES: tuple[Frequency, ...] = get_args(Frequency)
+SCHEDULED_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+BatchSize = Annotated[int, Field(ge=BATCH_SIZE_RANGE.low, le=BATCH_SIZE_RANGE.high)]
+Delay = Annotated[int, Field(ge=DELAY_RANGE_SECONDS.low, le=DELAY_RANGE_SECONDS.high)]
+Concurrency = Annotated[int, Field(ge=CONCURRENCY_RANGE.low, le=CONCURRENCY_RANGE.high)]
 
 # SPEC's run id: run_YYYYMMDD_HHMMSS_<trigger>_<hex that keeps it unique>. The gateway validates
 # ids against the pattern before it looks anything up, so both live here, beside each other.
@@ -53,15 +77,13 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    batch_sizes: dict[int, int] = Field(
+    batch_sizes: dict[int, BatchSize] = Field(
         default_factory=lambda: dict(DEFAULT_BATCH_SIZES),
         description="Items per batch for stages 1-6.",
     )
-    within_stage_delay: int = Field(0, ge=0, le=3600, description="Seconds between batches.")
-    between_stage_delay: int = Field(0, ge=0, le=3600, description="Seconds between stages.")
-    stage_concurrency: int = Field(
-        1, ge=1, le=32, description="Batches of one stage in flight at once."
-    )
+    within_stage_delay: Delay = Field(0, description="Seconds between batches.")
+    between_stage_delay: Delay = Field(0, description="Seconds between stages.")
+    stage_concurrency: Concurrency = Field(1, description="Batches of one stage in flight at once.")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RunConfig:

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial, wraps
+from functools import wraps
 from typing import Any
 
 from fastapi import FastAPI, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The service's own registry, so that services imported into one process (the test suite) do
-# not clash on names they share, such as automation_service_ready.
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-counter = partial(Counter, registry=REGISTRY)
-gauge = partial(Gauge, registry=REGISTRY)
-histogram = partial(Histogram, registry=REGISTRY)
+from contracts.metrics import ServiceMetrics
 
-READY = gauge("automation_service_ready", "1 once the run-event consumer is assigned")
+METRICS = ServiceMetrics(ready="1 once the run-event consumer is assigned")
+REGISTRY = METRICS.registry
+counter, gauge, histogram = METRICS.counter, METRICS.gauge, METRICS.histogram
+READY = METRICS.ready
 REQUESTS = counter(
     "automation_gateway_requests_total", "HTTP requests", ["method", "route", "status"]
 )

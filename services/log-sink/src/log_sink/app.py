@@ -1,4 +1,5 @@
-"""Wiring: `log-sink` (or `log-sink serve`) runs the sink; `log-sink rebuild` regenerates runs.
+"""The log-sink process: `log-sink` (or `log-sink serve`) runs the sink that bootstrap.py wires;
+`log-sink rebuild` regenerates runs.
 
 log-sink rebuild --run RUN_ID [--run ...]   rewrite those runs' folders (and mirror)
 log-sink rebuild --all                      rewrite every run folder and the diagnostic log
@@ -13,14 +14,13 @@ import signal
 from typing import Annotated
 
 import typer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import start_http_server
 
 from contracts import tracing
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from log_sink import metrics
-from log_sink.consumer import LiveSink
+from log_sink.bootstrap import bootstrap
 from log_sink.outputs import Outputs
 from log_sink.rebuild import rebuild
 from log_sink.settings import Settings
@@ -41,41 +41,13 @@ async def serve(settings: Settings) -> None:
     start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     metrics.watch(settings)
     _migrate(settings)
-    database = sync_engine(settings.database_url, pool_pre_ping=True)
-    topics = settings.topics
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
-    )
-    outputs = Outputs(settings.log_base_dir, settings.log_mirror_dir, database)
-    sink = LiveSink(
-        consumer,
-        producer,
-        outputs,
-        topics,
-        settings.group_id,
-        settings.flush_interval_seconds,
-        settings.retry_interval_seconds,
-    )
+    service = bootstrap(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    await producer.start()
-    await consumer.start()
     log.info("log-sink writing to %s (mirror %s)", settings.log_base_dir, settings.log_mirror_dir)
-    try:
-        await sink.run(stopping)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-        database.dispose()
+    await service.run(stopping)
 
 
 def run_rebuild(

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from contracts.metrics import ServiceMetrics
+from contracts.monitor import Monitor
 
-from contracts.monitor import ConsumerLag, Monitor
-
-# The service's own registry, so that services imported into one process (the test suite) do
-# not clash on names they share, such as automation_service_ready.
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-counter = partial(Counter, registry=REGISTRY)
-gauge = partial(Gauge, registry=REGISTRY)
-histogram = partial(Histogram, registry=REGISTRY)
-
-READY = gauge("automation_service_ready", "1 once partitions are assigned and replayed.")
+METRICS = ServiceMetrics(ready="1 once partitions are assigned and replayed.")
+REGISTRY = METRICS.registry
+counter, gauge = METRICS.counter, METRICS.gauge
+READY = METRICS.ready
+DEAD_LETTERS = METRICS.dead_letters
 EVENTS = counter("automation_log_sink_events_total", "Run events consumed.", ["outcome"])
 LINES = counter("automation_log_sink_lines_written_total", "Lines appended to files.", ["kind"])
 WRITE_ERRORS = counter(
@@ -30,16 +24,6 @@ PENDING_RUNS = gauge(
 )
 ACTIVE_RUNS = gauge("automation_log_sink_active_runs", "Runs held in memory.")
 LAG = gauge("automation_log_sink_lag_records", "Records between the read position and the end.")
-DEAD_LETTERS = counter(
-    "automation_dead_letters_total",
-    "Records this service could not read and sent to the dead-letter topic, by source topic.",
-    ["topic"],
-)
-CONSUMER_LAG = gauge(
-    "automation_consumer_lag_records",
-    "Records between a consumer group's committed offsets and the end of the topic.",
-    ["group", "topic"],
-)
 for _target in ("diagnostic", "files", "mirror", "read_model"):  # at zero from the start
     WRITE_ERRORS.labels(_target)
 
@@ -47,6 +31,5 @@ for _target in ("diagnostic", "files", "mirror", "read_model"):  # at zero from 
 def watch(settings: Any) -> Monitor:
     """Poll the committed lag of the sink's group on the run-event topic."""
     topic = settings.topics.run_events
-    DEAD_LETTERS.labels(topic)
-    groups = {settings.group_id: [topic]}
-    return Monitor([ConsumerLag(settings.kafka_bootstrap_servers, groups, CONSUMER_LAG)]).start()
+    METRICS.reads([topic])
+    return METRICS.watch(settings.kafka_bootstrap_servers, {settings.group_id: [topic]})

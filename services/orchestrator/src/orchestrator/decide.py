@@ -1,5 +1,6 @@
 """The orchestrator's decisions, pure: state plus a command (or the clock) in, messages out.
-The state and the notes are immutable; handlers.py folds in what comes out.
+The state and the notes are immutable; a caller folds in what comes out (transitions.py, and
+`tick` itself, which folds its own events to decide the next step).
 
 Every message decided here has a deterministic id, so deciding again after a restart or a
 redelivery yields the same message, which every consumer recognises as a repeat.

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from contracts import events as ev
 from contracts.envelope import Envelope
-from contracts.monitor import ConsumerLag, Monitor
+from contracts.metrics import ServiceMetrics
+from contracts.monitor import Monitor
 from contracts.state import RunState
 from contracts.values import seconds_between
 
-# The service's own registry, so that services imported into one process (the test suite) do
-# not clash on names they share, such as automation_service_ready.
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-counter = partial(Counter, registry=REGISTRY)
-gauge = partial(Gauge, registry=REGISTRY)
-histogram = partial(Histogram, registry=REGISTRY)
-
-ready = gauge("automation_service_ready", "1 once partitions are assigned and state caught up")
+METRICS = ServiceMetrics(ready="1 once partitions are assigned and state caught up")
+REGISTRY = METRICS.registry
+counter, gauge, histogram = METRICS.counter, METRICS.gauge, METRICS.histogram
+ready = METRICS.ready
+dead_letters = METRICS.dead_letters
 commands = counter(
     "orchestrator_commands_total", "Run commands handled, by type and outcome", ["type", "outcome"]
 )
@@ -50,11 +44,6 @@ decide_seconds = histogram(
     "Time spent in a decision (command or tick)",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1),
 )
-dead_letters = counter(
-    "automation_dead_letters_total",
-    "Records this service could not read and sent to the dead-letter topic, by source topic",
-    ["topic"],
-)
 scheduled_starts = counter("orchestrator_scheduled_starts_total", "Scheduled slots claimed")
 
 TRIGGERS = ("manual", "scheduled")
@@ -67,11 +56,6 @@ stage_seconds = histogram(
     "From a stage's start to its end, by stage and how it ended",
     ["stage", "status"],
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200),
-)
-consumer_lag = gauge(
-    "automation_consumer_lag_records",
-    "Records between a consumer group's committed offsets and the end of the topic",
-    ["group", "topic"],
 )
 for _trigger in TRIGGERS:  # every series exists from the start, at zero
     runs_started.labels(_trigger)
@@ -109,7 +93,6 @@ def watch(settings: Any) -> Monitor:
     """Poll the lag of the run-command topic (the orchestrator's run-event offsets are never
     committed: it replays that topic on every assignment)."""
     topics = settings.topics
-    for topic in (topics.run_commands, topics.run_events):
-        dead_letters.labels(topic)
+    METRICS.reads([topics.run_commands, topics.run_events])
     groups = {settings.group_id: [topics.run_commands]}
-    return Monitor([ConsumerLag(settings.kafka_bootstrap_servers, groups, consumer_lag)]).start()
+    return METRICS.watch(settings.kafka_bootstrap_servers, groups)

@@ -1,8 +1,9 @@
 """When and how the orchestrator snapshots its fold (docs/adr/0013): the offset folded to in each
-owned run-events partition, the cadence, and the one write in flight. The app tells it what
-was folded and when partitions come and go; it restores the sites of assigned partitions, and
-takes snapshots only when `settled()` says the state holds nothing the stream might not get
-(every output acknowledged, no keep in progress). Knows partitions as numbers, not Kafka."""
+owned run-events partition, the cadence, and the one write in flight. The runner tells it what
+was folded, and the catch-up when partitions come and go; it restores the sites of assigned
+partitions, and takes snapshots only when `settled()` says the state holds nothing the stream
+might not get (every output acknowledged, no hand-over open). Knows partitions as numbers, not
+Kafka."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class Snapshotting:
         )
         return cls(store, sites, settings, settled)
 
-    # --- what the app tells ----------------------------------------------------------------
+    # --- what the runner tells -------------------------------------------------------------
 
     async def restore(self, partitions: list[int], ends: dict[int, int]) -> dict[int, int]:
         """Put back the sites of each partition from its newest snapshot that can be read;

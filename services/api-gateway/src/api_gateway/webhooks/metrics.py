@@ -3,23 +3,19 @@ describes the API process). No per-endpoint, per-account or per-site label."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from api_gateway.webhooks.payloads import WEBHOOK_TYPES
 from contracts.db import tables as t
-from contracts.monitor import ConsumerLag, Monitor, RowBacklog, seconds_since
+from contracts.metrics import ServiceMetrics
+from contracts.monitor import Monitor, RowBacklog, seconds_since
 
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-counter = partial(Counter, registry=REGISTRY)
-gauge = partial(Gauge, registry=REGISTRY)
-histogram = partial(Histogram, registry=REGISTRY)
-
-READY = gauge("automation_service_ready", "1 once the run-event consumer is assigned")
+METRICS = ServiceMetrics(ready="1 once the run-event consumer is assigned")
+REGISTRY = METRICS.registry
+counter, gauge, histogram = METRICS.counter, METRICS.gauge, METRICS.histogram
+READY = METRICS.ready
 ENQUEUED = counter(
     "automation_webhook_deliveries_enqueued_total",
     "Deliveries made from events (one per endpoint that wants the event), by webhook type",
@@ -50,11 +46,6 @@ UNREADABLE = counter(
     "automation_webhook_unreadable_events_total",
     "Run events of a webhook's type this process could not read (skipped)",
 )
-CONSUMER_LAG = gauge(
-    "automation_consumer_lag_records",
-    "Records between a consumer group's committed offsets and the end of the topic.",
-    ["group", "topic"],
-)
 # Every series at zero from the start, so increase() sees its first step and the dashboard's
 # panels answer before the first delivery.
 for _outcome in ("delivered", "failed", "refused"):
@@ -81,5 +72,6 @@ def delivery_backlog(database_url: str) -> RowBacklog:
 
 def watch(settings: Any, group_id: str) -> Monitor:
     groups = {group_id: [settings.topics.run_events]}
-    lag = ConsumerLag(settings.kafka_bootstrap_servers, groups, CONSUMER_LAG)
-    return Monitor([lag, delivery_backlog(settings.database_url)]).start()
+    return METRICS.watch(
+        settings.kafka_bootstrap_servers, groups, delivery_backlog(settings.database_url)
+    )

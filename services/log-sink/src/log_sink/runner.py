@@ -1,4 +1,9 @@
-"""The live sink: replays its partitions of the event stream from the beginning, then follows.
+"""The live sink, the log-sink's runner: replays its partitions of the event stream from the
+beginning, then follows. Each event goes through the projection (projection.py, pure: the fold
+and the rendered lines); the outputs write what changed.
+
+A plain aiokafka loop (docs/adr/0006, 0022): it seeks to the beginning on every assignment and
+must know when the replay reached the ends it noted.
 
 Replaying on every assignment is what makes a kill -9 harmless: the fold and every rendered line
 are rebuilt in memory, and files only receive the lines they do not have yet. Committed offsets
