@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
@@ -17,13 +17,11 @@ from contracts.credits import StartCheck
 from contracts.db import tables as t
 from contracts.envelope import utcnow
 from contracts.schedule import next_slot
-from contracts.values import RunConfig
+from contracts.values import SCHEDULED_TIME_PATTERN, Frequency, RunConfig
 
 BATCH_MIN, BATCH_MAX = t.BATCH_SIZE_RANGE
 DELAY_MIN, DELAY_MAX = t.DELAY_RANGE_SECONDS
 CONCURRENCY_MIN, CONCURRENCY_MAX = t.CONCURRENCY_RANGE
-HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-Frequency = Literal["daily", "weekly", "monthly"]
 SCHEDULE_FIELDS = frozenset({"is_enabled", "frequency", "scheduled_time", "timezone"})
 
 
@@ -84,7 +82,9 @@ class ConfigUpdate(BaseModel):
 
     is_enabled: bool | None = None
     frequency: Frequency | None = None
-    scheduled_time: str | None = Field(None, pattern=HH_MM, description="HH:MM, 24-hour.")
+    scheduled_time: str | None = Field(
+        None, pattern=SCHEDULED_TIME_PATTERN, description="HH:MM, 24-hour."
+    )
     timezone: TimeZone | None = Field(
         None, description="IANA zone, e.g. Europe/Berlin: one of the tzdata package's names."
     )
