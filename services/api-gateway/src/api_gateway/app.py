@@ -35,6 +35,7 @@ from api_gateway.routes import (
     review,
     run_control,
     run_status,
+    vocabulary,
     webhooks,
 )
 from api_gateway.run_commands import CommandSender
@@ -97,6 +98,7 @@ def api_router() -> APIRouter:
         review,
         live,
         webhooks,
+        vocabulary,
     )
     for module in modules:
         api.include_router(module.router)

@@ -7,9 +7,10 @@ import * as panels from "./panels.js";
 import * as views from "./views.js";
 
 const { siteId } = JSON.parse($("console").dataset.boot);
+const vocabulary = await get("/vocabulary");
 const POLL_MS = 10000;      // only while the live stream is down
 const IDLE_CHECK_MS = 30000; // notices runs started elsewhere (schedule, API)
-const ACTIVE = new Set(["running", "paused"]);
+const ACTIVE = new Set(vocabulary.active_statuses);
 const dismissedKey = `console.dismissed.${siteId}`;
 
 const state = {
@@ -206,7 +207,8 @@ function follow(runId) {
   if (state.stream && state.stream.runId === runId) return;
   if (state.stream) state.stream.close();
   state.live = { runId, stage: 0, total: 0, settled: new Set(), status: null };
-  state.stream = new RunStream(runId, { onEvent, onUp: streamUp, onDown: streamDown });
+  state.stream = new RunStream(runId, vocabulary,
+    { onEvent, onUp: streamUp, onDown: streamDown });
 }
 
 function streamUp(afterDrop) {
@@ -238,11 +240,9 @@ function onEvent(type, event) {
     if (state.run) state.run.status = live.status;
   }
   if (isActive()) { renderProcessing(); renderStages(); }
-  if (live.ended || !isEnding(type)) refresh();
+  if (live.ended || !(type in vocabulary.run_endings || type === "run.finished")) refresh();
   else finish(live.runId);
 }
-
-const isEnding = (type) => /run\.(completed|cancelled|failed|rejected|finished)$/.test(type);
 
 // The stream (or a reload) said the run ended; the read model follows a moment later. Once
 // per run: the stream and a reload can both notice the end. A dismissal made meanwhile holds,
@@ -357,7 +357,7 @@ function wire() {
   });
   $("config-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    panels.saveConfig(siteId).then((config) => {
+    panels.saveConfig(siteId, vocabulary).then((config) => {
       if (config) state.resumeWhenFunded = config.resume_when_funded;
     });
   });
@@ -367,7 +367,7 @@ function wire() {
 wire();
 refresh().then(() => { if (!state.stream) say($("live-status"), "Idle"); });
 panels.loadReview(siteId);
-panels.loadConfig(siteId).then((config) => {
+panels.loadConfig(siteId, vocabulary).then((config) => {
   state.resumeWhenFunded = config.resume_when_funded;
 });
 loadHistory();

@@ -1,24 +1,15 @@
 // A run's live events over server-sent events. The browser reconnects by itself with
 // Last-Event-ID; if it gives up, the stream is opened anew after a pause. While it is down the
 // caller is told, so it can poll slowly until it is back. A stream opened anew replays events
-// already seen: the caller's handling of an event must not care.
-const TYPES = [
-  "automation.run.started", "automation.run.paused", "automation.run.resumed",
-  "automation.run.cancelled", "automation.run.completed", "automation.run.failed",
-  "automation.run.rejected", "automation.run.command-rejected",
-  "automation.stage.started", "automation.stage.batch-dispatched",
-  "automation.stage.item-processed", "automation.stage.item-failed",
-  "automation.stage.batch-completed", "automation.stage.completed", "automation.stage.failed",
-];
-const ENDINGS = new Set([
-  "automation.run.completed", "automation.run.cancelled", "automation.run.failed",
-  "automation.run.rejected", "run.finished",
-]);
+// already seen: the caller's handling of an event must not care. The event types and the run's
+// endings come from the server's vocabulary (GET vocabulary).
 const REOPEN_MS = [1000, 2000, 5000, 10000];
 
 export class RunStream {
-  constructor(runId, { onEvent, onUp, onDown }) {
+  constructor(runId, vocabulary, { onEvent, onUp, onDown }) {
     this.runId = runId;
+    this.types = [...vocabulary.event_types, "run.finished"];
+    this.endings = new Set([...Object.keys(vocabulary.run_endings), "run.finished"]);
     this.handlers = { onEvent, onUp, onDown };
     this.failures = 0;
     this.down = false;
@@ -35,7 +26,7 @@ export class RunStream {
       this.down = false;
     };
     source.onerror = () => this.dropped(source);
-    for (const type of [...TYPES, "run.finished"]) {
+    for (const type of this.types) {
       source.addEventListener(type, (message) => this.receive(type, message));
     }
   }
@@ -43,7 +34,7 @@ export class RunStream {
   receive(type, message) {
     const event = JSON.parse(message.data);
     this.handlers.onEvent(type, event);
-    if (ENDINGS.has(type)) this.close();
+    if (this.endings.has(type)) this.close();
   }
 
   dropped(source) {
