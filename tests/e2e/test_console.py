@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -53,6 +54,13 @@ document.addEventListener("DOMContentLoaded", () => {
     if (document.getElementById("no-items")) window.__noItems.add(stage);
   }).observe(card, { attributes: true, childList: true, subtree: true });
 });
+window.__snapshots = 0;
+window.EventSource = class extends window.EventSource {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("run.snapshot", () => { window.__snapshots += 1; });
+  }
+};
 """
 
 
@@ -157,9 +165,19 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     assert settled_paused_card(page, tenant.site_id) == paused
     shoot(page, "04-paused")
 
+    # From here to the end the page renders the stream's snapshots: it reads no run or
+    # processing state besides them, and a snapshot costs it at most one request (the end, once,
+    # a few more: figures, estimate, log, history, review count).
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if f"{API}/" in r.url else None)
+    snapshots_before = page.evaluate("() => window.__snapshots")
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#run-message")).to_contain_text("running")
     expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
+    snapshots = page.evaluate("() => window.__snapshots") - snapshots_before
+    reads = [u for u in asked if "/events" not in u and "/resume" not in u]
+    assert not [u for u in reads if re.search(r"/(current_run|current_processing|run)\?", u)]
+    assert snapshots > 10 and len(reads) <= snapshots + 5, (snapshots, reads)
     expect(page.locator("#processing")).to_have_attribute("data-state", "finished")
     expect(page.locator("#stages .tag.status-done")).to_have_count(7)
     expect(page.locator("#log")).to_contain_text("completed")

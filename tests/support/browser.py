@@ -66,6 +66,7 @@ def console_page(
 
     context.on("console", on_console)
     page = context.new_page()
+    page.on("pageerror", lambda error: print(f"page error on {page.url}: {error}"))  # in -s output
     page.set_default_timeout(30_000)
     yield page
     context.close()
