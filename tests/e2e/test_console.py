@@ -167,7 +167,7 @@ def test_an_operator_runs_the_pipeline_from_the_console(
 
     # From here to the end the page renders the stream's snapshots: it reads no run or
     # processing state besides them, and a snapshot costs it at most one request (the end, once,
-    # a few more: figures, estimate, log, history, review count).
+    # a few more: figures, estimate, log, review count).
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if f"{API}/" in r.url else None)
     snapshots_before = page.evaluate("() => window.__snapshots")
@@ -213,15 +213,17 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     page.get_by_role("button", name="Reject", exact=True).click()
     expect(page.locator("#review-message")).to_have_text("Rejected 2 of 2.")
     expect(page.locator(".review-item")).to_have_count(waiting - 2)
-    page.goto(f"/sites/{tenant.site_id}")
+    page.goto(f"/sites/{tenant.site_id}/history")
 
-    page.locator("#history tbody button").first.click()
+    page.locator("#history tbody a").first.click()
+    expect(page).to_have_url(re.compile(rf"/sites/{tenant.site_id}/history/run_"))
     expect(page.locator("#run-stages tbody tr")).to_have_count(7)
     expect(page.locator("#detail-h")).to_be_focused()
     # What the AI cost beside the credits: the offline provider is free, and priced as such.
     expect(page.locator("#run-cost tbody tr")).to_have_count(7)
     expect(page.locator("#run-cost tfoot")).to_contain_text("$0.0000")
     expect(page.locator("#run-cost")).not_to_contain_text("unknown")
+    page.get_by_role("link", name="Run", exact=True).click()
     page.get_by_role("button", name="Dismiss").click()
     expect(page.locator("#processing")).to_have_attribute("data-state", "idle")
 
@@ -257,7 +259,13 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(
     page.keyboard.type(tenant.token)
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"/sites/{tenant.site_id}")
+    expect(page.locator("#live-status")).not_to_have_text("Connecting…")  # the script is up
+    # The configuration is a view of its own, reached by keyboard from the views' links.
+    page.get_by_role("link", name="Configuration").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"/sites/{tenant.site_id}/config")
     expect(page.locator("#cfg-stage_concurrency")).to_be_visible()
+    expect(page.locator("#config-h")).to_be_focused()
 
     unlabelled = page.evaluate(
         "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
@@ -269,12 +277,11 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(
         "site-picker",
         "Open",
         "Sign out",
-        "run-now",
-        "log-lines",
-        "log",
-        "open-review",
-        "import-file",
-        "Import",
+        "Run",
+        "Review",
+        "Content",
+        "History",
+        "Usage",
         "cfg-is_enabled",
         "cfg-frequency",
         "cfg-stage_concurrency",
@@ -291,6 +298,11 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(
     page.keyboard.press("Enter")
     expect(page.locator("#config-message")).to_have_text("Saved.")
     expect(page.locator("#cfg-stage_1_batch_size-error")).to_have_text("")
+    page.go_back()
+    expect(page).to_have_url(f"/sites/{tenant.site_id}")
+    reached = focus_order(page)
+    for control in ("run-now", "log-lines", "log", "open-review", "import-file", "Import"):
+        assert control in reached, f"Tab never reaches {control}: {reached}"
 
     page.locator("#run-now").focus()
     page.keyboard.press("Enter")
@@ -465,7 +477,7 @@ def test_an_operator_manages_webhooks_from_the_console(
     try:
         sign_in(page, tenant.token, tenant.site_id)
         page.get_by_role("link", name="Webhooks").click()
-        expect(page).to_have_url("/webhooks")
+        expect(page).to_have_url(f"/sites/{tenant.site_id}/webhooks")
         expect(page.locator("#endpoints")).to_have_text("No endpoints yet.")
 
         page.get_by_label("URL (https)").fill("https://127.0.0.1/hooks")

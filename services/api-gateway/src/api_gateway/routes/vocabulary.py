@@ -5,6 +5,7 @@ live stream, read from where the services define them instead of copied into eac
 - the run endings (event type -> the status the run ends in), from contracts.events.RUN_ENDINGS;
 - the run statuses, the active ones and the stage statuses, from the read model's answers;
 - the seven stages, from contracts.stages.STAGES;
+- the statuses each content listing filters by, from the listings' own types;
 - the config fields update_config takes, with their kind, bounds and choices, from the JSON
   schema of its pydantic model (ConfigUpdate); only the label a person reads is added here.
 """
@@ -17,6 +18,7 @@ from typing import Any, Literal, get_args
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from api_gateway import content_views as cv
 from api_gateway import run_views
 from api_gateway.auth import CallerDep
 from api_gateway.site_config import ConfigUpdate
@@ -69,6 +71,10 @@ class Vocabulary(BaseModel):
     stage_statuses: list[str]
     stages: list[StageName]
     config_fields: list[ConfigField] = Field(description="What update_config takes, in order.")
+    content_statuses: dict[str, list[str]] = Field(
+        description="The statuses each listing (keywords, clusters, ideas, tasks, content, "
+        "images) filters by."
+    )
 
 
 def _config_field(name: str, schema: dict[str, Any]) -> ConfigField:
@@ -96,6 +102,14 @@ def vocabulary() -> Vocabulary:
         stage_statuses=list(get_args(run_views.StageStatus)),
         stages=[StageName(number=s.number, name=s.name, type=s.type) for s in STAGES.values()],
         config_fields=[_config_field(name, schema) for name, schema in fields.items()],
+        content_statuses={
+            "keywords": list(get_args(cv.KeywordStatus)),
+            "clusters": list(get_args(cv.ClusterStatus)),
+            "ideas": list(get_args(cv.IdeaStatus)),
+            "tasks": list(get_args(cv.TaskStatus)),
+            "content": list(get_args(cv.ContentStatus)),
+            "images": list(get_args(cv.ImageStatus)),
+        },
     )
 
 

@@ -5,8 +5,11 @@
 import { ApiError, get, post } from "./api.js";
 import { showDisabledWebhooks } from "./banner.js";
 import { $, fill, h, say } from "./dom.js";
+import * as content from "./content.js";
+import * as history from "./history.js";
 import { RunStream } from "./live.js";
 import * as panels from "./panels.js";
+import * as usage from "./usage.js";
 import * as views from "./views.js";
 
 const { siteId } = JSON.parse($("console").dataset.boot);
@@ -133,17 +136,9 @@ async function loadRun() {
   } else if (state.stream) {
     ended(await get("/run", { run_id: state.stream.runId }));
   } else {
-    const history = await loadHistory();
-    state.run = history.length ? await get("/run", { run_id: history[0].run_id }) : null;
+    const { runs } = await get("/history", { site_id: siteId, limit: 1 });
+    state.run = runs.length ? await get("/run", { run_id: runs[0].run_id }) : null;
   }
-}
-
-async function loadHistory() {
-  const { runs } = await get("/history", { site_id: siteId });
-  fill($("history").tBodies[0], runs.length
-    ? runs.map((run) => views.historyRow(run, openDetail))
-    : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No runs yet.")));
-  return runs;
 }
 
 async function loadLog() {
@@ -227,7 +222,6 @@ function ended(run) {
   render();
   loadOverview().then(render, () => null);
   loadLog();
-  loadHistory();
   panels.loadReview(siteId);
 }
 
@@ -293,16 +287,53 @@ function releasedText(released, stage) {
   return `Released ${items}${where}; runs will pick ${released === 1 ? "it" : "them"} again.`;
 }
 
-// The run's figures, its cost per stage and its log. Without the cost figures the rest still
-// opens: the table then says they could not be read.
-async function openDetail(runId) {
-  const [run, log, cost] = await Promise.all([
-    get("/run", { run_id: runId }), get("/logs", { run_id: runId, lines: 200 }),
-    get("/run_cost", { run_id: runId }).catch(() => null),
-  ]);
-  const close = () => fill($("run-detail"));
-  fill($("run-detail"), views.runDetail(run, log.lines, close, cost));
-  $("detail-h").focus();
+// ---- views -----------------------------------------------------------------------------
+// Each view of the page has its own address under /sites/{id} (the run at the root; content,
+// history and a run's detail, config, usage). Links between them move through
+// history.pushState, so back and forward work; an address opened afresh shows the same view.
+const base = `/sites/${siteId}`;
+const shown = {
+  run: () => {},
+  content: () => content.show(siteId, vocabulary),
+  history: (runId) => history.show(siteId, vocabulary, runId),
+  config: () => {},
+  usage: () => usage.show(siteId),
+};
+
+function route(moved) {
+  const [name, detail] = window.location.pathname.slice(base.length + 1).split("/");
+  const view = name || "run";
+  for (const section of document.querySelectorAll("main [data-view]")) {
+    section.hidden = section.dataset.view !== view;
+  }
+  for (const link of document.querySelectorAll("nav.views a")) {
+    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  const title = document.querySelector(`nav.views a[data-view="${view}"]`).textContent;
+  document.title = `${title} · ${document.title.split(" · ").slice(1).join(" · ")}`;
+  $("view-name").textContent = view === "run" ? "" : `· ${title}`;
+  Promise.resolve(shown[view](detail)).then(() => {
+    const heading = document.querySelector(`[data-view="${view}"] h2`);
+    if (moved && heading && !(detail && view === "history")) heading.focus();
+  }).catch((error) => say($("live-status"), error.message, "error"));
+}
+
+function go(address) {
+  window.history.pushState(null, "", address);
+  route(true);
+}
+
+// A click on a link to another view of this page (not to review or webhooks, their own pages).
+function followLink(event) {
+  const link = event.target.closest("a[href]");
+  if (!link || event.button || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  const url = new URL(link.href, window.location.href);
+  const view = url.pathname.slice(base.length + 1).split("/")[0];
+  if (url.origin !== window.location.origin || !(url.pathname === base
+    || (url.pathname.startsWith(`${base}/`) && view in shown))) return;
+  event.preventDefault();
+  go(url.pathname + url.search);
 }
 
 function wire() {
@@ -323,14 +354,24 @@ function wire() {
       if (config) state.resumeWhenFunded = config.resume_when_funded;
     });
   });
+  $("content-search").addEventListener("submit", (e) => {
+    e.preventDefault();
+    go(content.searched(siteId));
+  });
+  $("history-filter").addEventListener("submit", (e) => {
+    e.preventDefault();
+    go(history.filtered(siteId));
+  });
+  document.addEventListener("click", followLink);
+  window.addEventListener("popstate", () => route(false));
   setInterval(() => { if (!state.stream) refresh(); }, IDLE_CHECK_MS);
 }
 
 wire();
+route(false);
 refresh().then(() => { if (!state.stream) say($("live-status"), "Idle"); });
 panels.loadReview(siteId);
 panels.loadConfig(siteId, vocabulary).then((config) => {
   state.resumeWhenFunded = config.resume_when_funded;
 });
-loadHistory();
 showDisabledWebhooks();

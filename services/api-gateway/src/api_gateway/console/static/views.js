@@ -113,11 +113,10 @@ export function resultCard(run, onDismiss) {
   ];
 }
 
-export function historyRow(run, onOpen) {
+export function historyRow(run, base) {
   return h("tr", {},
-    h("td", {}, h("button", {
-      type: "button", class: "link", onclick: () => onOpen(run.run_id),
-      "aria-label": `Details of ${run.run_id}`,
+    h("td", {}, h("a", {
+      href: `${base}/history/${run.run_id}`, "aria-label": `Details of ${run.run_id}`,
     }, run.run_id)),
     h("td", {}, h("span", { class: `tag run-${run.status}` }, run.status)),
     h("td", {}, run.trigger),
@@ -126,11 +125,11 @@ export function historyRow(run, onOpen) {
     h("td", {}, run.credits_used));
 }
 
-export function runDetail(run, lines, onClose, cost) {
+export function runDetail(run, lines, back, cost) {
   return h("article", { class: "detail", "aria-labelledby": "detail-h" },
     h("div", { class: "section-head" },
       h("h3", { id: "detail-h", tabindex: "-1" }, `Run ${run.run_id}`),
-      h("button", { type: "button", class: "secondary", onclick: onClose }, "Close")),
+      h("a", { href: back }, "All runs")),
     h("p", {}, `${run.status} · ${run.trigger} · started ${when(run.started_at)} · `
       + `ended ${when(run.ended_at)} · ${run.credits_used} credits`),
     run.error ? h("p", { class: "error" }, run.error) : null,
