@@ -223,6 +223,16 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     expect(page.locator("#run-cost tbody tr")).to_have_count(7)
     expect(page.locator("#run-cost tfoot")).to_contain_text("$0.0000")
     expect(page.locator("#run-cost")).not_to_contain_text("unknown")
+    # The finished run's timeline, drawn by the server from its events: seven stage lanes.
+    page.wait_for_function(
+        "() => { const i = document.getElementById('timeline'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
+    expect(page.locator("#timeline")).to_have_attribute("alt", re.compile("stage 7 completed"))
+    expect(page.locator("#failed-items")).to_have_text("No item failed.")
+    svg = page.request.get(page.locator("#timeline").get_attribute("src")).text()
+    assert svg.count("<title>stage ") == 7 and "Items in flight" in svg
+    shoot(page, "07-run-detail")
     page.get_by_role("link", name="Run", exact=True).click()
     page.get_by_role("button", name="Dismiss").click()
     expect(page.locator("#processing")).to_have_attribute("data-state", "idle")
@@ -230,7 +240,7 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     foreign = page.goto(f"/sites/{other.site_id}")
     assert foreign is not None and foreign.status == 404
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
-    shoot(page, "07-foreign-site")
+    shoot(page, "08-foreign-site")
     assert_no_csp_violations(page, csp_violations)
 
 

@@ -26,6 +26,7 @@ from api_gateway.head import HeadAsGet
 from api_gateway.live_replay import Replayer
 from api_gateway.request_spans import RequestSpans
 from api_gateway.routes import (
+    charts,
     config,
     content,
     costs,
@@ -99,6 +100,7 @@ def api_router() -> APIRouter:
         live,
         webhooks,
         vocabulary,
+        charts,
     )
     for module in modules:
         api.include_router(module.router)

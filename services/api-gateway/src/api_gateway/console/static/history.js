@@ -41,13 +41,33 @@ export function filtered(siteId, offset = 0) {
   return `/sites/${siteId}/history${String(next) ? `?${next}` : ""}`;
 }
 
-// The run's figures, its cost per stage and its log. Without the cost figures the rest still
-// opens: the table then says they could not be read.
+// The run's timeline (an SVG the server draws from the run's events), its figures and cost per
+// stage, the items that failed with their reasons, and its log. Without the cost figures or
+// the timeline the rest still opens.
 async function detail(runId, back) {
-  const [run, log, cost] = await Promise.all([
+  const [run, log, cost, timeline] = await Promise.all([
     get("/run", { run_id: runId }), get("/logs", { run_id: runId, lines: 200 }),
     get("/run_cost", { run_id: runId }).catch(() => null),
+    get("/run_timeline", { run_id: runId }).catch(() => null),
   ]);
-  fill($("run-detail"), views.runDetail(run, log.lines, back, cost));
+  fill($("run-detail"), views.runDetail(run, log.lines, back, cost, timeline && [
+    h("figure", { class: "chart" },
+      h("img", { id: "timeline", src: `/api/v1/automation/run_timeline.svg?run_id=${runId}`,
+        alt: timelineText(timeline) }),
+      h("figcaption", {}, `Timeline of ${runId}: stages, pauses, waits, items in flight`)),
+    h("h4", {}, "Failed items"),
+    timeline.failed_items.length
+      ? h("ul", { id: "failed-items" }, timeline.failed_items.map((f) => h("li", {},
+        `Stage ${f.stage}: ${f.title} (#${f.item_id}): ${f.error}`)))
+      : h("p", { class: "muted", id: "failed-items" }, "No item failed."),
+  ]));
   $("detail-h").focus();
+}
+
+// What the timeline shows, in words, for who cannot see it.
+function timelineText(t) {
+  const stages = t.stages.map((s) => `stage ${s.stage} ${s.status} from ${s.started_at} to `
+    + `${s.ended_at || "now"}`);
+  return `Timeline: ${stages.join("; ") || "no stage started"}; ${t.pauses.length} pauses, `
+    + `${t.waits.length} waits for the provider.`;
 }

@@ -17,6 +17,11 @@ export async function show(siteId) {
   const row = (cells, head) => h("tr", {}, cells.map((cell, i) =>
     h(i === 0 || head ? "th" : "td", { scope: head ? "col" : i === 0 ? "row" : null }, cell)));
   fill($("usage"),
+    h("figure", { class: "chart" }, h("img", {
+      id: "usage-chart", src: `/api/v1/automation/usage_chart.svg?site_id=${siteId}`,
+      alt: `Credits and money per day from ${report.from_day} to ${report.to_day}; `
+        + "the table below has the figures.",
+    })),
     h("p", {}, `${report.from_day} to ${report.to_day}: ${report.total.credits_charged} credits, `
       + `${money(report.total)}, ${report.total.runs_started} runs.`),
     h("div", { class: "table-wrap" }, h("table", { id: "usage-days" },

@@ -125,7 +125,7 @@ export function historyRow(run, base) {
     h("td", {}, run.credits_used));
 }
 
-export function runDetail(run, lines, back, cost) {
+export function runDetail(run, lines, back, cost, timeline) {
   return h("article", { class: "detail", "aria-labelledby": "detail-h" },
     h("div", { class: "section-head" },
       h("h3", { id: "detail-h", tabindex: "-1" }, `Run ${run.run_id}`),
@@ -133,6 +133,7 @@ export function runDetail(run, lines, back, cost) {
     h("p", {}, `${run.status} · ${run.trigger} · started ${when(run.started_at)} · `
       + `ended ${when(run.ended_at)} · ${run.credits_used} credits`),
     run.error ? h("p", { class: "error" }, run.error) : null,
+    timeline,
     h("div", { class: "table-wrap" }, h("table", { id: "run-stages" },
       h("thead", {}, h("tr", {}, ["Stage", "Status", "In", "Out", "Failed", "Credits", "Time"]
         .map((title) => h("th", { scope: "col" }, title)))),
