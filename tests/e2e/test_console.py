@@ -24,6 +24,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from contracts.db import tables as t
 from contracts.db.pending import FAILURE_BUDGET
 from tests.support.browser import (
+    assert_accessible,
     assert_no_csp_violations,
     console_page,
     shoot,
@@ -153,6 +154,7 @@ def test_an_operator_runs_the_pipeline_from_the_console(
         timeout=RUN_SECONDS * 1000,
     )
     shoot(page, "03-running")
+    assert_accessible(page, "run-running")
     page.locator("#pause").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#run-state")).to_have_text("Paused")
@@ -164,6 +166,7 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     expect(page.locator("#run-state")).to_have_text("Paused")
     assert settled_paused_card(page, tenant.site_id) == paused
     shoot(page, "04-paused")
+    assert_accessible(page, "run-paused")
 
     # From here to the end the page renders the stream's snapshots: it reads no run or
     # processing state besides them, and a snapshot costs it at most one request (the end, once,
@@ -233,6 +236,7 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     svg = page.request.get(page.locator("#timeline").get_attribute("src")).text()
     assert svg.count("<title>stage ") == 7 and "Items in flight" in svg
     shoot(page, "07-run-detail")
+    assert_accessible(page, "run-detail")
     page.get_by_role("link", name="Run", exact=True).click()
     page.get_by_role("button", name="Dismiss").click()
     expect(page.locator("#processing")).to_have_attribute("data-state", "idle")

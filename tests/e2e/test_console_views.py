@@ -2,7 +2,9 @@
 (with a run's detail), Configuration, Usage and Webhooks. Moving between them by their links
 keeps the browser's history, so back and forward show each view again, and an address opened
 afresh shows the same view; the content and history filters live in the address too. At 390 px
-no view scrolls sideways. Screenshots of each view land in tmp/artifacts."""
+no view scrolls sideways, and axe-core (vendored from npm, tests/support/axe) finds no serious
+or critical violation on any. Screenshots of each view and axe's results land in
+tmp/artifacts."""
 
 from __future__ import annotations
 
@@ -15,7 +17,13 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from contracts.db import tables as t
-from tests.support.browser import assert_no_csp_violations, console_page, shoot, sign_in
+from tests.support.browser import (
+    assert_accessible,
+    assert_no_csp_violations,
+    console_page,
+    shoot,
+    sign_in,
+)
 from tests.support.content import add_article
 from tests.support.gateway import console_script, insert_run, insert_stage, make_tenant
 from tests.support.services import free_port
@@ -167,7 +175,9 @@ def test_each_view_has_its_address_and_back_and_forward_move_between_them(
     assert_no_csp_violations(page, csp_violations)
 
 
-def test_no_view_scrolls_sideways_at_390_pixels(page, db, views_console):
+def test_every_view_passes_axe_and_fits_390_pixels(page, db, views_console):
+    """axe-core finds no serious or critical violation on any view, and at 390 px no view
+    scrolls sideways."""
     site = site_with_history(db, views_console)
     base = f"/sites/{site.tenant.site_id}"
     sign_in(page, site.tenant.token, site.tenant.site_id)
@@ -181,6 +191,7 @@ def test_no_view_scrolls_sideways_at_390_pixels(page, db, views_console):
         page.goto(f"{base}{path}")
         expect(page.locator("#console")).to_be_visible()
         page.wait_for_load_state("networkidle")
+        assert_accessible(page, re.sub(r"[^a-z]+", "-", name.lower()))
         width = page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= 390, f"{name} scrolls sideways: {width} px"
         shoot(page, f"views-{re.sub(r'[^a-z]+', '-', name.lower())}")

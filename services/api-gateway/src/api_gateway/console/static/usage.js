@@ -24,7 +24,7 @@ export async function show(siteId) {
     })),
     h("p", {}, `${report.from_day} to ${report.to_day}: ${report.total.credits_charged} credits, `
       + `${money(report.total)}, ${report.total.runs_started} runs.`),
-    h("div", { class: "table-wrap" }, h("table", { id: "usage-days" },
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Usage per day" }, h("table", { id: "usage-days" },
       h("caption", {}, "Per UTC day, newest first"),
       h("thead", {}, row(COLUMNS.map(([title]) => title), true)),
       h("tbody", {}, [...report.days].reverse()

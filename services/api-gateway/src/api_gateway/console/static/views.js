@@ -134,7 +134,7 @@ export function runDetail(run, lines, back, cost, timeline) {
       + `ended ${when(run.ended_at)} · ${run.credits_used} credits`),
     run.error ? h("p", { class: "error" }, run.error) : null,
     timeline,
-    h("div", { class: "table-wrap" }, h("table", { id: "run-stages" },
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Stages of the run" }, h("table", { id: "run-stages" },
       h("thead", {}, h("tr", {}, ["Stage", "Status", "In", "Out", "Failed", "Credits", "Time"]
         .map((title) => h("th", { scope: "col" }, title)))),
       h("tbody", {}, run.stages.map((s) => h("tr", {},
@@ -154,7 +154,8 @@ function costTable(runId, cost) {
   if (!cost) return h("p", { class: "muted", id: "cost-missing" }, "Cost figures unavailable.");
   const columns = ["Stage", "Calls", "Retries", "Tokens in / out", "Images", "Money", "Credits",
     "Waited"];
-  return h("div", { class: "table-wrap" }, h("table", { class: "cost", id: "run-cost" },
+  return h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": `Cost of ${runId}` },
+    h("table", { class: "cost", id: "run-cost" },
     h("caption", {}, `Cost of ${runId}`),
     h("thead", {}, h("tr", {}, columns.map((title) => h("th", { scope: "col" }, title)))),
     h("tbody", {}, cost.stages.map((s) => costRow(`${s.stage_number}. ${s.stage_name}`, s))),
