@@ -490,8 +490,8 @@ def test_an_operator_manages_webhooks_from_the_console(
     tenant = make_tenant(db, hooks_console)
     try:
         sign_in(page, tenant.token, tenant.site_id)
-        page.get_by_role("link", name="Webhooks").click()
-        expect(page).to_have_url(f"/sites/{tenant.site_id}/webhooks")
+        page.get_by_role("banner").get_by_role("link", name="Webhooks").click()
+        expect(page).to_have_url("/webhooks")
         expect(page.locator("#endpoints")).to_have_text("No endpoints yet.")
 
         page.get_by_label("URL (https)").fill("https://127.0.0.1/hooks")
