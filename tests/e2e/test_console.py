@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from contracts.db import tables as t
 from contracts.db.pending import FAILURE_BUDGET
 from tests.support.browser import (
+    assert_accessible,
     assert_no_csp_violations,
     console_page,
     shoot,
@@ -53,6 +55,13 @@ document.addEventListener("DOMContentLoaded", () => {
     if (document.getElementById("no-items")) window.__noItems.add(stage);
   }).observe(card, { attributes: true, childList: true, subtree: true });
 });
+window.__snapshots = 0;
+window.EventSource = class extends window.EventSource {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("run.snapshot", () => { window.__snapshots += 1; });
+  }
+};
 """
 
 
@@ -145,6 +154,7 @@ def test_an_operator_runs_the_pipeline_from_the_console(
         timeout=RUN_SECONDS * 1000,
     )
     shoot(page, "03-running")
+    assert_accessible(page, "run-running")
     page.locator("#pause").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#run-state")).to_have_text("Paused")
@@ -156,10 +166,21 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     expect(page.locator("#run-state")).to_have_text("Paused")
     assert settled_paused_card(page, tenant.site_id) == paused
     shoot(page, "04-paused")
+    assert_accessible(page, "run-paused")
 
+    # From here to the end the page renders the stream's snapshots: it reads no run or
+    # processing state besides them, and a snapshot costs it at most one request (the end, once,
+    # a few more: figures, estimate, log, review count).
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if f"{API}/" in r.url else None)
+    snapshots_before = page.evaluate("() => window.__snapshots")
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#run-message")).to_contain_text("running")
     expect(page.locator("#run-result")).to_have_text("Run completed", timeout=RUN_SECONDS * 1000)
+    snapshots = page.evaluate("() => window.__snapshots") - snapshots_before
+    reads = [u for u in asked if "/events" not in u and "/resume" not in u]
+    assert not [u for u in reads if re.search(r"/(current_run|current_processing|run)\?", u)]
+    assert snapshots > 10 and len(reads) <= snapshots + 5, (snapshots, reads)
     expect(page.locator("#processing")).to_have_attribute("data-state", "finished")
     expect(page.locator("#stages .tag.status-done")).to_have_count(7)
     expect(page.locator("#log")).to_contain_text("completed")
@@ -195,22 +216,35 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     page.get_by_role("button", name="Reject", exact=True).click()
     expect(page.locator("#review-message")).to_have_text("Rejected 2 of 2.")
     expect(page.locator(".review-item")).to_have_count(waiting - 2)
-    page.goto(f"/sites/{tenant.site_id}")
+    page.goto(f"/sites/{tenant.site_id}/history")
 
-    page.locator("#history tbody button").first.click()
+    page.locator("#history tbody a").first.click()
+    expect(page).to_have_url(re.compile(rf"/sites/{tenant.site_id}/history/run_"))
     expect(page.locator("#run-stages tbody tr")).to_have_count(7)
     expect(page.locator("#detail-h")).to_be_focused()
     # What the AI cost beside the credits: the offline provider is free, and priced as such.
     expect(page.locator("#run-cost tbody tr")).to_have_count(7)
     expect(page.locator("#run-cost tfoot")).to_contain_text("$0.0000")
     expect(page.locator("#run-cost")).not_to_contain_text("unknown")
+    # The finished run's timeline, drawn by the server from its events: seven stage lanes.
+    page.wait_for_function(
+        "() => { const i = document.getElementById('timeline'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
+    expect(page.locator("#timeline")).to_have_attribute("alt", re.compile("stage 7 completed"))
+    expect(page.locator("#failed-items")).to_have_text("No item failed.")
+    svg = page.request.get(page.locator("#timeline").get_attribute("src")).text()
+    assert svg.count("<title>stage ") == 7 and "Items in flight" in svg
+    shoot(page, "07-run-detail")
+    assert_accessible(page, "run-detail")
+    page.get_by_role("link", name="Run", exact=True).click()
     page.get_by_role("button", name="Dismiss").click()
     expect(page.locator("#processing")).to_have_attribute("data-state", "idle")
 
     foreign = page.goto(f"/sites/{other.site_id}")
     assert foreign is not None and foreign.status == 404
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
-    shoot(page, "07-foreign-site")
+    shoot(page, "08-foreign-site")
     assert_no_csp_violations(page, csp_violations)
 
 
@@ -239,7 +273,13 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(
     page.keyboard.type(tenant.token)
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"/sites/{tenant.site_id}")
+    expect(page.locator("#live-status")).not_to_have_text("Connecting…")  # the script is up
+    # The configuration is a view of its own, reached by keyboard from the views' links.
+    page.get_by_role("link", name="Configuration").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"/sites/{tenant.site_id}/config")
     expect(page.locator("#cfg-stage_concurrency")).to_be_visible()
+    expect(page.locator("#config-h")).to_be_focused()
 
     unlabelled = page.evaluate(
         "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
@@ -251,12 +291,11 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(
         "site-picker",
         "Open",
         "Sign out",
-        "run-now",
-        "log-lines",
-        "log",
-        "open-review",
-        "import-file",
-        "Import",
+        "Run",
+        "Review",
+        "Content",
+        "History",
+        "Usage",
         "cfg-is_enabled",
         "cfg-frequency",
         "cfg-stage_concurrency",
@@ -273,6 +312,11 @@ def test_keyboard_alone_labels_phone_width_and_empty_stages(
     page.keyboard.press("Enter")
     expect(page.locator("#config-message")).to_have_text("Saved.")
     expect(page.locator("#cfg-stage_1_batch_size-error")).to_have_text("")
+    page.go_back()
+    expect(page).to_have_url(f"/sites/{tenant.site_id}")
+    reached = focus_order(page)
+    for control in ("run-now", "log-lines", "log", "open-review", "import-file", "Import"):
+        assert control in reached, f"Tab never reaches {control}: {reached}"
 
     page.locator("#run-now").focus()
     page.keyboard.press("Enter")
@@ -446,7 +490,7 @@ def test_an_operator_manages_webhooks_from_the_console(
     tenant = make_tenant(db, hooks_console)
     try:
         sign_in(page, tenant.token, tenant.site_id)
-        page.get_by_role("link", name="Webhooks").click()
+        page.get_by_role("banner").get_by_role("link", name="Webhooks").click()
         expect(page).to_have_url("/webhooks")
         expect(page.locator("#endpoints")).to_have_text("No endpoints yet.")
 

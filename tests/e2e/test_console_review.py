@@ -19,6 +19,7 @@ from api_gateway.run_commands import new_run_id
 from contracts.db import tables as t
 from stage_workers.ai.png import draw_from_prompt
 from tests.support.browser import (
+    assert_accessible,
     assert_no_csp_violations,
     console_page,
     shoot,
@@ -143,6 +144,7 @@ def test_a_reviewer_reads_edits_and_approves_an_article(
     )
     no_sideways_scroll(page)
     shoot(page, "20-review-queue")
+    assert_accessible(page, "review-queue")
 
     line.get_by_role("link", name="What is SEO").click()
     expect(page).to_have_url(f"/sites/{tenant.site_id}/review/{first}")
@@ -163,6 +165,7 @@ def test_a_reviewer_reads_edits_and_approves_an_article(
     expect(page.locator("#position")).to_have_text("1 of 2")
     no_sideways_scroll(page)
     shoot(page, "21-review-article")
+    assert_accessible(page, "review-article")
 
     page.get_by_role("button", name="Edit").click()
     expect(page.get_by_label("Title", exact=True)).to_be_focused()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import httpx
+import sqlalchemy as sa
 
 from api_gateway import accounts
 from api_gateway.run_commands import new_run_id
 from contracts import events as ev
+from contracts.db import tables as t
 from contracts.values import ItemRef
 from tests.support.gateway import (
     API,
@@ -153,3 +155,137 @@ async def test_the_gateway_leaves_no_consumer_group_behind(gateway, kafka_bootst
     finally:
         await admin.close()
     assert [g for g in groups if g.startswith(f"{topics.namespace}automation-gateway")] == []
+
+
+def _snapshots(events: list[dict]) -> list[dict]:
+    return [json.loads(e["data"]) for e in events if e.get("event") == "run.snapshot"]
+
+
+async def test_asked_for_snapshots_the_stream_pushes_the_run_as_its_events_leave_it(
+    db, stack, topics, gateway, tenant
+):
+    """With snapshot=true each live event is followed by the run and its current stage as
+    `run` and `current_processing` answer them (folded from the events sent so far); a stream
+    resumed with Last-Event-ID counts the events it does not resend; without the parameter the
+    stream sends what it always sent."""
+    run_id = new_run_id()
+    items = [ItemRef(id=i, title=f"keyword {i}") for i in range(1, 11)]
+    started = run_event(tenant, run_id, ev.RunStarted(trigger="manual", estimate=7))
+    stage = run_event(tenant, run_id, ev.StageStarted(stage=1, items=tuple(items)))
+    processed = [
+        run_event(tenant, run_id, ev.StageItemProcessed(stage=1, batch_id="b", item=i, total=10))
+        for i in items
+    ]
+    first, *_ = await publish(
+        stack.kafka_bootstrap, topics.run_events, started, stage, *processed[:4]
+    )
+    insert_run(
+        db, tenant, run_id=run_id, stream_partition=first.partition, first_offset=first.offset
+    )
+    asking = httpx.Client(
+        base_url=tenant.client.base_url,
+        headers=dict(tenant.client.headers),
+        params={"snapshot": "true"},
+        timeout=30,
+    )
+    live, live_events = start_listener(asking, run_id)
+    plain, plain_events = start_listener(tenant.client, run_id)
+    wait_until(lambda: len(_snapshots(live_events)) >= 1, what="the snapshot after the past")
+    [after_past] = _snapshots(live_events)
+    assert after_past["run"]["run_id"] == run_id and after_past["run"]["status"] == "running"
+    assert after_past["run"]["estimate"] == 7
+    p = after_past["processing"]
+    assert (p["stage_number"], p["stage_status"], p["total_items"]) == (1, "running", 10)
+    assert (p["processed_items"], p["remaining_count"]) == (4, 6)
+    assert [i["id"] for i in p["up_next"]] == [5, 6, 7, 8, 9, 10]
+    assert after_past["run"]["stages"][0]["items_in"] == 10
+
+    last_sent = [e for e in live_events if "id" in e][-1]["id"]
+    resumed, resumed_events = start_listener(asking, run_id, headers={"Last-Event-ID": last_sent})
+    wait_until(lambda: len(_snapshots(resumed_events)) >= 1, what="a resumed stream's snapshot")
+    assert _snapshots(resumed_events)[0]["processing"]["processed_items"] == 4
+    assert not [e for e in resumed_events if "id" in e], "nothing resent"
+
+    paused = run_event(tenant, run_id, ev.RunPaused(reason="requested"))
+    await publish(stack.kafka_bootstrap, topics.run_events, paused)
+    wait_until(
+        lambda: _snapshots(live_events)[-1]["run"]["status"] == "paused", what="the pause pushed"
+    )
+    assert _snapshots(live_events)[-1]["run"]["pause_reason"] == "requested"
+    resumed_run = run_event(tenant, run_id, ev.RunResumed())
+    ending = run_event(tenant, run_id, ev.RunCompleted(credits_used=2))
+    await publish(stack.kafka_bootstrap, topics.run_events, resumed_run, *processed[4:], ending)
+    for thread in (live, plain, resumed):
+        thread.join(30)
+        assert not thread.is_alive(), "the stream ends with the run"
+    final = _snapshots(live_events)[-1]
+    assert live_events[-1]["event"] == "run.snapshot" and final["run"]["status"] == "completed"
+    assert final["processing"]["processed_items"] == 10
+    assert final == _snapshots(resumed_events)[-1]
+    # Every live event is followed by at most one snapshot, never preceded by none at all.
+    assert len(_snapshots(live_events)) <= len([e for e in live_events if "id" in e]) + 1
+    assert _snapshots(plain_events) == []
+    assert [e["id"] for e in plain_events] == [e["id"] for e in live_events if "id" in e]
+
+    # A finished run's stream: its past, then one snapshot.
+    with db.begin() as conn:
+        conn.execute(
+            sa.update(t.automation_runs)
+            .where(t.automation_runs.c.run_id == run_id)
+            .values(status="completed")
+        )
+    again, again_events = start_listener(asking, run_id)
+    again.join(30)
+    assert [e["event"] for e in again_events[-2:]] == ["automation.run.completed", "run.snapshot"]
+    assert _snapshots(again_events)[-1] == final
+
+
+def test_the_snapshot_rows_are_the_log_sinks_rows():
+    """The stream's snapshot is built from the rows the log-sink writes for the same fold, so
+    it is what current_processing answers once the read model has caught up."""
+    from datetime import UTC, datetime, timedelta
+
+    from api_gateway.routes import live_snapshot
+    from contracts.state import fold
+    from log_sink import read_model
+
+    run_id = new_run_id()
+    tenant = type("T", (), {"account_id": 1, "site_id": 2})()
+    items = tuple(ItemRef(id=i, title=f"k{i}") for i in range(1, 31))
+    lease = datetime.now(UTC) + timedelta(minutes=5)
+    events = [
+        run_event(tenant, run_id, ev.RunStarted(trigger="manual", estimate=3)),
+        run_event(tenant, run_id, ev.StageStarted(stage=1, items=items)),
+        run_event(
+            tenant,
+            run_id,
+            ev.StageBatchDispatched(
+                stage=1, batch_id="b1", item_ids=(1, 2, 3), attempt=1, lease_until=lease
+            ),
+        ),
+        run_event(
+            tenant,
+            run_id,
+            ev.StageItemProcessed(stage=1, batch_id="b1", item=items[0], total=30, credits=1),
+        ),
+        run_event(
+            tenant,
+            run_id,
+            ev.StageItemFailed(stage=1, batch_id="b1", item=items[1], error="boom"),
+        ),
+    ]
+    folder = live_snapshot.Folder()
+    for message in events:
+        folder.add(message)
+    state = fold(events)
+    assert folder.state == state
+    for n in range(1, 8):
+        assert live_snapshot.stage_row(run_id, state.stage(n)) == read_model.stage_row(
+            run_id, state.stage(n)
+        )
+    row = read_model.run_row(state, 3)
+    assert {k: row[k] for k in live_snapshot.run_row(state, 3)} == live_snapshot.run_row(state, 3)
+    snapshot = folder.snapshot()
+    assert snapshot is not None
+    assert [i.id for i in snapshot.processing.currently_processing] == [3]
+    assert (snapshot.processing.processed_items, snapshot.processing.failed_items) == (1, 1)

@@ -4,6 +4,8 @@ refused, signing in, and a folder for the screenshots the tests save."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -66,6 +68,7 @@ def console_page(
 
     context.on("console", on_console)
     page = context.new_page()
+    page.on("pageerror", lambda error: print(f"page error on {page.url}: {error}"))  # in -s output
     page.set_default_timeout(30_000)
     yield page
     context.close()
@@ -95,3 +98,27 @@ def sign_in(page: Page, token: str, site_id: int) -> None:
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"/sites/{site_id}")
     expect(page.locator("#live-status")).not_to_have_text("Connecting…")
+
+
+# axe-core from npm (tests/support/axe/README.md says which and how to update it).
+AXE = Path(__file__).parent / "axe" / "axe.min.js"
+AXE_SHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"
+BLOCKING = ("serious", "critical")
+
+
+def assert_accessible(page: Page, name: str) -> None:
+    """axe-core on the page as it shows now: no serious or critical violation. The full result
+    is kept beside the screenshots (axe-NAME.json). The script is evaluated through the
+    browser's debugging protocol, which the page's Content-Security-Policy does not govern."""
+    source = AXE.read_bytes()
+    assert hashlib.sha256(source).hexdigest() == AXE_SHA256, "tests/support/axe changed"
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(source.decode("utf-8"))
+    result = page.evaluate("() => axe.run(document, { resultTypes: ['violations'] })")
+    (artifacts_dir() / f"axe-{name}.json").write_text(json.dumps(result["violations"], indent=1))
+    blocking = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in result["violations"]
+        if v["impact"] in BLOCKING
+    ]
+    assert blocking == [], f"axe on {name}: " + "; ".join(blocking)

@@ -26,6 +26,7 @@ from api_gateway.head import HeadAsGet
 from api_gateway.live_replay import Replayer
 from api_gateway.request_spans import RequestSpans
 from api_gateway.routes import (
+    charts,
     config,
     content,
     costs,
@@ -35,6 +36,7 @@ from api_gateway.routes import (
     review,
     run_control,
     run_status,
+    vocabulary,
     webhooks,
 )
 from api_gateway.run_commands import CommandSender
@@ -97,6 +99,8 @@ def api_router() -> APIRouter:
         review,
         live,
         webhooks,
+        vocabulary,
+        charts,
     )
     for module in modules:
         api.include_router(module.router)

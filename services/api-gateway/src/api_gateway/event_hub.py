@@ -143,6 +143,11 @@ class RunEventHub:
         self._followers.setdefault(run_id, set()).add(follower)
         return follower
 
+    def position(self, partition: int) -> int:
+        """The offset of the next event this gateway will read on the partition: every event
+        before it was handed out, and can be read from the topic."""
+        return self._next_offset.get(partition, 0)
+
     def unfollow(self, follower: Follower) -> None:
         followers = self._followers.get(follower.run_id)
         if followers is not None:

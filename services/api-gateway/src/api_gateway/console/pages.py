@@ -29,6 +29,34 @@ TYPE_LABELS = {
 }
 
 
+# The views of a site, each at its own address: (path after /sites/{id}, name). The run view
+# and the ones after it up to Usage are one page (site.html, console.js); Review and Webhooks
+# are pages of their own.
+VIEWS = (
+    ("", "Run"),
+    ("/review", "Review"),
+    ("/content", "Content"),
+    ("/history", "History"),
+    ("/config", "Configuration"),
+    ("/usage", "Usage"),
+    ("/webhooks", "Webhooks"),
+)
+
+
+def nav(site_id: int | None, current: str) -> str:
+    """The views' links, the current one marked; without a site (the account's webhooks page
+    reached from elsewhere) only Webhooks."""
+    if site_id is None:
+        return ""
+    mark = ' aria-current="page"'
+    links = "".join(
+        f'<li><a href="/sites/{site_id}{path}" data-view="{path.strip("/") or "run"}"'
+        f"{mark if path == current else ''}>{name}</a></li>"
+        for path, name in VIEWS
+    )
+    return f'<nav class="views" aria-label="Views of this site"><ul>{links}</ul></nav>'
+
+
 @cache
 def _template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text(encoding="utf-8"))
@@ -55,7 +83,7 @@ def no_sites(csrf: str) -> str:
     return _page("No sites", _template("no_sites.html").substitute(csrf=escape(csrf)))
 
 
-def site(sites: Sequence[Row], current: Row, csrf: str) -> str:
+def site(sites: Sequence[Row], current: Row, csrf: str, view: str = "") -> str:
     options = "".join(
         f'<option value="{s.id}"{" selected" if s.id == current.id else ""}>'
         f"{escape(s.name)}</option>"
@@ -64,12 +92,14 @@ def site(sites: Sequence[Row], current: Row, csrf: str) -> str:
     boot = {"siteId": current.id, "siteName": current.name}
     body = _template("site.html").substitute(
         site_id=current.id,
+        nav=nav(current.id, view),
         options=options,
         csrf=escape(csrf),
         site_name=escape(current.name),
         boot=escape(json.dumps(boot)),
     )
-    return _page(f"{current.name} · Automation", body)
+    name = dict(VIEWS).get(view, "Run")
+    return _page(f"{name} · {current.name} · Automation", body)
 
 
 def review(sites: Sequence[Row], current: Row, csrf: str) -> str:
@@ -78,6 +108,7 @@ def review(sites: Sequence[Row], current: Row, csrf: str) -> str:
     boot = {"siteId": current.id, "siteName": current.name}
     body = _template("review.html").substitute(
         site_id=current.id,
+        nav=nav(current.id, "/review"),
         csrf=escape(csrf),
         site_name=escape(current.name),
         boot=escape(json.dumps(boot)),
@@ -93,7 +124,7 @@ def _check(name: str, value: object, label: str, prefix: str) -> str:
     )
 
 
-def webhooks(sites: Sequence[Row], csrf: str) -> str:
+def webhooks(sites: Sequence[Row], csrf: str, site_id: int | None = None) -> str:
     """The account's webhooks: the types and sites a new endpoint may choose are in the form;
     the rest comes from the API."""
     types = "".join(
@@ -103,6 +134,10 @@ def webhooks(sites: Sequence[Row], csrf: str) -> str:
     choices = "".join(_check("site_ids", s.id, escape(s.name), "hook-site") for s in sites)
     boot = {"sites": [{"id": s.id, "name": s.name} for s in sites]}
     body = _template("webhooks.html").substitute(
-        csrf=escape(csrf), types=types, sites=choices, boot=escape(json.dumps(boot))
+        csrf=escape(csrf),
+        types=types,
+        sites=choices,
+        boot=escape(json.dumps(boot)),
+        nav=nav(site_id, "/webhooks"),
     )
     return _page("Webhooks · Automation", body)

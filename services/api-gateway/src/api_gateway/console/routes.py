@@ -8,6 +8,8 @@ the API checks tenancy and, for changes, the CSRF token (see auth).
 
 from __future__ import annotations
 
+import re
+from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,13 +21,15 @@ from api_gateway import accounts
 from api_gateway.auth import csrf_ok, session_caller, signer
 from api_gateway.console import pages
 from api_gateway.errors import ApiError
-from api_gateway.params import MAX_ID
+from api_gateway.params import MAX_ID, RUN_ID_PATTERN
 from api_gateway.session import COOKIE_NAME, CSRF_FIELD
 
 router = APIRouter(include_in_schema=False)
 STATIC = StaticFiles(directory=Path(__file__).parent / "static")
 MAX_FORM_BYTES = 4096
 NO_STORE = {"Cache-Control": "no-store"}
+SITE_VIEWS = frozenset({"content", "history", "config", "usage"})
+RUN_ID = re.compile(RUN_ID_PATTERN.strip("^$"))
 
 
 def _html(body: str, status: int = 200) -> HTMLResponse:
@@ -132,6 +136,22 @@ async def site_page(request: Request, site_id: str) -> Response:
     return await _site_page(request, site_id, pages.site)
 
 
+@router.get("/sites/{site_id}/history/{run_id}")
+async def run_detail_page(request: Request, site_id: str, run_id: str) -> Response:
+    """One run's detail in the history view (the script reads the run from the API)."""
+    if not RUN_ID.fullmatch(run_id):
+        return _html(pages.not_found(f"run {run_id}"), 404)
+    return await _site_page(request, site_id, partial(pages.site, view="/history"))
+
+
+@router.get("/sites/{site_id}/webhooks")
+async def site_webhooks_page(request: Request, site_id: str) -> Response:
+    """The account's webhooks, reached from a site's views (its links stay on the page)."""
+    return await _site_page(
+        request, site_id, lambda sites, current, csrf: pages.webhooks(sites, csrf, current.id)
+    )
+
+
 @router.get("/sites/{site_id}/review")
 async def review_page(request: Request, site_id: str) -> Response:
     """The review queue; the article view below is the same page, its script shows either."""
@@ -143,6 +163,15 @@ async def review_article_page(request: Request, site_id: str, content_id: str) -
     if not _valid_id(content_id):
         return _html(pages.not_found(f"article {content_id}"), 404)
     return await _site_page(request, site_id, pages.review)
+
+
+@router.get("/sites/{site_id}/{view}")
+async def site_view_page(request: Request, site_id: str, view: str) -> Response:
+    """A view of the site page (content, history, config, usage): the same shell, its script
+    shows the view the address names. Review and webhooks have routes of their own."""
+    if view not in SITE_VIEWS:
+        return _html(pages.not_found(f"view {view}"), 404)
+    return await _site_page(request, site_id, partial(pages.site, view=f"/{view}"))
 
 
 @router.get("/webhooks")

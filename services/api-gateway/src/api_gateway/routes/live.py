@@ -6,6 +6,14 @@ after the run's last event. Each SSE `id` is the event's offset on the topic, th
 every gateway instance and after restarts, so a reconnecting client sends `Last-Event-ID` and
 gets only what it missed. A stream checks every few seconds that its token or console session
 still stands, and ends with `stream.ended` once it does not.
+
+Asked with `snapshot=true`, the stream also pushes `run.snapshot` (see live_snapshot): the run
+and its current stage as `run` and `current_processing` answer them, folded from the run's
+events up to the last one sent. One follows the replayed past and one each live event (or each
+burst of events that arrive together); the last follows the run's ending (or precedes
+`run.finished`). It carries no `id`, so Last-Event-ID still names the last run event; a
+resumed stream folds the events it does not resend. Without the parameter the stream is as it
+always was.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api_gateway import metrics
@@ -27,6 +35,8 @@ from api_gateway.errors import ApiError, ErrorBody, not_found
 from api_gateway.event_hub import FellBehind, Follower, RunEventHub
 from api_gateway.live_replay import Replayer
 from api_gateway.params import RunIdPath
+from api_gateway.routes.live_snapshot import EVENT as SNAPSHOT
+from api_gateway.routes.live_snapshot import Folder
 from contracts import events as ev
 from contracts.envelope import Envelope
 from contracts.state import FINISHED
@@ -41,8 +51,16 @@ SSE_EVENT = {
     "required": ["data"],
     "properties": {
         "id": {"type": "string", "description": "Position of the event in the run."},
-        "event": {"type": "string", "description": "The run event's type."},
-        "data": {"type": "string", "description": "JSON: {type, time, run_id, data}."},
+        "event": {
+            "type": "string",
+            "description": "The run event's type; with snapshot=true also `run.snapshot`; "
+            "`run.finished` for a finished run, `stream.ended` when the session ended.",
+        },
+        "data": {
+            "type": "string",
+            "description": "JSON: {type, time, run_id, data} for a run event; for "
+            "`run.snapshot` {run, processing}: the RunDetail and ProcessingState schemas.",
+        },
         "retry": {"type": "integer"},
     },
 }
@@ -91,7 +109,9 @@ class Where:
 class RunStream:
     """One client's stream of one run: the past from the topic, then the hub's new events."""
 
-    def __init__(self, request: Request, caller: Caller, run_id: str, where: Where) -> None:
+    def __init__(
+        self, request: Request, caller: Caller, run_id: str, where: Where, snapshot: bool = False
+    ) -> None:
         self.request = request
         self.caller = caller
         self.run_id = run_id
@@ -99,6 +119,8 @@ class RunStream:
         self.hub: RunEventHub = request.app.state.hub
         self.replayer: Replayer = request.app.state.replayer
         self.next_offset = where.first_offset
+        self.folder = Folder() if snapshot else None
+        self.folded = where.first_offset  # the offset of the next event to fold
         self.ended = False
         self.checked = self.sent = time.monotonic()
 
@@ -115,10 +137,13 @@ class RunStream:
                     # An id past the end of the topic was never handed out: start over.
                     self.next_offset = self.where.first_offset
                 try:
+                    await self._fold_unsent(min(self.next_offset, follower.start))
                     if self.next_offset < follower.start:
                         metrics.LIVE_REPLAYS.labels(reason).inc()
                         async for line in self._past(follower.start):
                             yield line
+                    if self.folder is not None:
+                        yield self._snapshot()
                     if not self.ended and finished_status is not None:
                         yield _event("run.finished", {"status": finished_status})
                         return
@@ -130,6 +155,28 @@ class RunStream:
                     self.hub.unfollow(follower)
         finally:
             metrics.LIVE_STREAMS.dec()
+
+    async def _fold_unsent(self, end: int) -> None:
+        """Folds the events before the resume point, which the client has and is not resent."""
+        if self.folder is None or self.folded >= end:
+            return
+        past = self.replayer.read(self.run_id, self.where.partition, self.folded, end)
+        async with aclosing(past) as events:
+            async for offset, message in events:
+                self._fold(offset, message)
+        self.folded = max(self.folded, end)
+
+    def _fold(self, offset: int, message: Envelope) -> None:
+        if self.folder is not None and offset >= self.folded:
+            self.folder.add(message)
+            self.folded = offset + 1
+
+    def _snapshot(self) -> str:
+        assert self.folder is not None
+        snapshot = self.folder.snapshot()
+        if snapshot is None:
+            return ": no snapshot before the run's first event\n\n"
+        return f"event: {SNAPSHOT}\ndata: {snapshot.model_dump_json()}\n\n"
 
     async def _past(self, end: int) -> AsyncIterator[str]:
         past = self.replayer.read(self.run_id, self.where.partition, self.next_offset, end)
@@ -151,11 +198,14 @@ class RunStream:
                     return
             if arrived is not None and arrived[0] >= self.next_offset:
                 yield self._sent(*arrived)
+                if self.folder is not None and not follower.events:
+                    yield self._snapshot()  # after the last of the events that came together
             elif arrived is None and now - self.sent >= KEEPALIVE_SECONDS:
                 self.sent = now
                 yield ": keep-alive\n\n"
 
     def _sent(self, offset: int, message: Envelope) -> str:
+        self._fold(offset, message)
         self.next_offset = offset + 1
         self.sent = time.monotonic()
         self.ended = message.type in ev.RUN_ENDING_TYPES
@@ -177,6 +227,11 @@ async def run_events(
     caller: CallerDep,
     run_id: RunIdPath,
     last_event_id: str | None = Header(None, max_length=20),
+    snapshot: bool = Query(
+        False,
+        description="Also push `run.snapshot` events: the run and its current stage as `run` "
+        "and `current_processing` answer them, after the past and after each live event.",
+    ),
 ) -> EventStreamResponse:
     hub: RunEventHub = request.app.state.hub
     async with request.app.state.engine.connect() as conn:
@@ -195,7 +250,9 @@ async def run_events(
         return EventStreamResponse(_finished_only(finished), headers={"Cache-Control": "no-cache"})
     else:
         raise ApiError(503, f"the events of run {run_id} are not located yet; try again shortly")
-    stream = RunStream(request, caller, run_id, where).lines(finished, _resume_from(last_event_id))
+    stream = RunStream(request, caller, run_id, where, snapshot).lines(
+        finished, _resume_from(last_event_id)
+    )
     return EventStreamResponse(stream, headers={"Cache-Control": "no-cache"})
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
@@ -11,9 +13,11 @@ from api_gateway import run_views
 from api_gateway.auth import CallerDep
 from api_gateway.db import DbConn, known_run, site_of, site_run
 from api_gateway.errors import not_found
-from api_gateway.params import RUN_ID_PATTERN, RunId, SiteId, WholeNumber
+from api_gateway.params import RUN_ID_PATTERN, Day, Limit, Offset, RunId, SiteId, WholeNumber
 from api_gateway.run_logs import main_log_tail
-from api_gateway.run_views import CurrentRun, History, ProcessingState, RunDetail
+from api_gateway.run_views import CurrentRun, ProcessingState, RunDetail, RunSummary
+from contracts.db import tables as t
+from contracts.values import Trigger
 
 router = APIRouter(tags=["runs"])
 OptionalRunId = Annotated[
@@ -23,6 +27,12 @@ OptionalRunId = Annotated[
 Lines = Annotated[
     int, Query(ge=1, le=1000, description="How many lines from the end."), WholeNumber
 ]
+
+
+class History(BaseModel):
+    site_id: int
+    runs: list[RunSummary] = Field(description="Newest first.")
+    total: int = Field(description="How many runs the filters match.")
 
 
 class LogTail(BaseModel):
@@ -38,10 +48,46 @@ async def current_run(caller: CallerDep, conn: DbConn, site_id: SiteId) -> Curre
     return CurrentRun(site_id=site_id, run=detail)
 
 
-@router.get("/history", response_model=History, summary="The last 20 runs")
-async def history(caller: CallerDep, conn: DbConn, site_id: SiteId) -> History:
+@router.get(
+    "/history",
+    response_model=History,
+    summary="The last 20 runs, or a page of those with a status, trigger and days",
+    description="Without filters: the last 20 runs. `status`, `trigger`, `from` and `to` (UTC "
+    "days the run started on, both included) narrow the list; `limit` and `offset` page it, "
+    "newest first. Rejected starts are never listed.",
+)
+async def history(
+    caller: CallerDep,
+    conn: DbConn,
+    site_id: SiteId,
+    status: Annotated[run_views.RunStatus | None, Query(description="Only this status.")] = None,
+    trigger: Annotated[Trigger | None, Query(description="Only this trigger.")] = None,
+    from_day: Annotated[Day | None, Query(alias="from", description="First day.")] = None,
+    to_day: Annotated[Day | None, Query(alias="to", description="Last day.")] = None,
+    limit: Limit = run_views.HISTORY_LENGTH,
+    offset: Offset = 0,
+) -> History:
     await site_of(conn, caller, site_id)
-    return History(site_id=site_id, runs=await run_views.history(conn, site_id))
+    r = t.automation_runs.c
+    where = [r.site_id == site_id, r.status != "rejected"]
+    if status is not None:
+        where.append(r.status == status)
+    if trigger is not None:
+        where.append(r.trigger == trigger)
+    if from_day is not None:
+        where.append(r.started_at >= datetime.combine(from_day, time(), UTC))
+    if to_day is not None:
+        where.append(r.started_at < datetime.combine(to_day + timedelta(days=1), time(), UTC))
+    count = sa.select(sa.func.count()).select_from(t.automation_runs).where(*where)
+    total = await conn.scalar(count)
+    rows = await conn.execute(
+        sa.select(t.automation_runs)
+        .where(*where)
+        .order_by(r.started_at.desc().nulls_last(), r.run_id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return History(site_id=site_id, runs=[run_views.summary(row) for row in rows], total=total)
 
 
 @router.get(

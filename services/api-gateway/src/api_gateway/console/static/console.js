@@ -1,55 +1,47 @@
 // The site page: loads what the API knows, follows the active run live, and wires the controls.
+// While a run is followed, the run and its current stage are what the stream's snapshots say
+// (runs/{id}/events?snapshot=true, folded on the server from the run's events): the page renders
+// each as it comes and merges nothing. The read model is read when no stream brings the run.
 import { ApiError, get, post } from "./api.js";
 import { showDisabledWebhooks } from "./banner.js";
 import { $, fill, h, say } from "./dom.js";
+import * as content from "./content.js";
+import * as history from "./history.js";
 import { RunStream } from "./live.js";
 import * as panels from "./panels.js";
+import * as usage from "./usage.js";
 import * as views from "./views.js";
 
 const { siteId } = JSON.parse($("console").dataset.boot);
+const vocabulary = await get("/vocabulary");
 const POLL_MS = 10000;      // only while the live stream is down
 const IDLE_CHECK_MS = 30000; // notices runs started elsewhere (schedule, API)
-const ACTIVE = new Set(["running", "paused"]);
+const ACTIVE = new Set(vocabulary.active_statuses);
 const dismissedKey = `console.dismissed.${siteId}`;
 
 const state = {
   run: null,          // RunDetail of the active run, or of the last one shown
-  processing: null,   // ProcessingState from the read model
-  live: null,         // {runId, stage, total, settled: Set} counted from the stream
+  processing: null,   // ProcessingState of that run's current stage
   overview: null, estimate: null, stream: null, poll: null, refreshing: null,
-  behind: 0,          // reloads in a row where the read model lagged what the stream said
+  reading: null,      // the one request a snapshot may cost: in flight, or null
   retrying: false,    // a retry_failed call is in flight
   resumeWhenFunded: false, // the site's setting: a run paused for credits resumes by itself
 };
-const MAX_BEHIND = 40; // then the read model is believed, stream or not
 
 const isActive = () => state.run && ACTIVE.has(state.run.status);
+const following = () => state.stream && !state.stream.down;
 
 // ---- rendering -------------------------------------------------------------------------
 
-function progress() {
-  const run = state.run;
-  const p = state.processing && state.processing.run_id === run.run_id ? state.processing : null;
-  const live = state.live && state.live.runId === run.run_id ? state.live : null;
-  const stage = Math.max(p ? p.stage_number : 0, live ? live.stage : 0, run.current_stage);
-  const fromServer = p && p.stage_number === stage ? p : null;
-  const fromStream = live && live.stage === stage ? live : null;
-  const info = state.overview ? state.overview.stages[stage - 1] : null;
+// Before the first snapshot of a run just started: its first stage, nothing counted yet.
+function processing() {
+  const p = state.processing;
+  if (p && p.run_id === state.run.run_id) return p;
+  const stage = vocabulary.stages[Math.max(state.run.current_stage, 1) - 1];
   return {
-    run_status: run.status, pause_reason: run.pause_reason, stage_number: stage,
-    resumes_by_itself: run.status === "paused" && state.resumeWhenFunded
-      && (run.pause_reason || "").startsWith("insufficient_credits"),
-    stage_name: info ? info.stage_name : `Stage ${stage}`,
-    stage_type: info ? info.stage_type : "AI",
-    stage_status: fromServer ? fromServer.stage_status : fromStream ? "running" : "pending",
-    total: Math.max(fromServer ? fromServer.total_items : 0, fromStream ? fromStream.total : 0),
-    settled: Math.max(
-      fromServer ? fromServer.processed_items + fromServer.failed_items : 0,
-      fromStream ? fromStream.settled.size : 0),
-    currently_processing: fromServer ? fromServer.currently_processing : [],
-    up_next: fromServer ? fromServer.up_next : [],
-    remaining_count: fromServer ? fromServer.remaining_count : 0,
-    waiting_for_provider: fromServer ? fromServer.waiting_for_provider : null,
+    stage_number: stage.number, stage_name: stage.name, stage_type: stage.type,
+    stage_status: "pending", total_items: 0, processed_items: 0, failed_items: 0,
+    percentage: 0, currently_processing: [], up_next: [], remaining_count: 0,
   };
 }
 
@@ -57,11 +49,14 @@ function renderProcessing() {
   const card = $("processing");
   const body = $("processing-body");
   if (isActive()) {
-    const p = progress();
+    const p = processing();
+    const run = state.run;
     Object.assign(card.dataset, {
-      state: p.run_status, stage: p.stage_number, processed: p.settled, total: p.total,
+      state: run.status, stage: p.stage_number, total: p.total_items,
+      processed: p.processed_items + p.failed_items,
     });
-    fill(body, views.processingCard(p));
+    fill(body, views.processingCard(p, run, run.status === "paused" && state.resumeWhenFunded
+      && (run.pause_reason || "").startsWith("insufficient_credits")));
   } else if (state.run && localStorage.getItem(dismissedKey) !== state.run.run_id) {
     card.dataset.state = "finished";
     fill(body, views.resultCard(state.run, dismiss));
@@ -80,14 +75,10 @@ function dismiss() {
 function renderStages() {
   if (!state.overview) return;
   const results = state.run ? state.run.stages : [];
-  const now = isActive() ? progress().stage_number : 0;
   // The cards are built anew on every update: a Retry button that had the focus gets it back.
   const focused = document.activeElement && document.activeElement.dataset.retry;
-  fill($("stages"), state.overview.stages.map((stage) => {
-    const result = results.find((r) => r.stage_number === stage.stage_number);
-    const running = stage.stage_number === now && (!result || result.status === "pending");
-    return views.stageCard(stage, running ? { ...result, status: "running" } : result, retry);
-  }));
+  fill($("stages"), state.overview.stages.map((stage) => views.stageCard(stage,
+    results.find((r) => r.stage_number === stage.stage_number), retry)));
   const again = focused && retryButton(focused);
   if (again) again.focus();
   $("retry-all").hidden = !state.overview.stages.some((stage) => stage.held_back > 0);
@@ -130,39 +121,24 @@ async function loadOverview() {
   ]);
 }
 
+// The run from the read model: the active one (then followed live), else the last one. A run
+// the page followed and the read model no longer calls active has ended while the stream was
+// down: it is read once more, finished.
 async function loadRun() {
+  if (following()) return; // the stream's snapshots bring the run
   const current = await get("/current_run", { site_id: siteId });
-  if (!current.run) state.behind = 0; // no active run: nothing left to catch up with
   if (current.run) {
-    const heard = state.live && state.live.runId === current.run.run_id ? state.live.status : null;
-    if (heard && current.run.status !== heard && state.behind < MAX_BEHIND) {
-      // The stream said paused or resumed before the read model wrote it: keep what was heard
-      // and look again shortly, or the card would show the older status until the next event.
-      current.run.status = heard;
-      state.behind += 1;
-    } else {
-      state.behind = 0;
-    }
     state.run = current.run;
     state.processing = await get("/current_processing", {
       site_id: siteId, run_id: current.run.run_id,
     }).catch(() => null);
     follow(current.run.run_id);
-  } else if (isActive() && state.stream && state.live.ended === undefined) {
-    const run = await get("/run", { run_id: state.run.run_id }).catch(() => null);
-    if (run && !ACTIVE.has(run.status)) finish(run.run_id);
-  } else if (!state.stream) {
-    const history = await loadHistory();
-    state.run = history.length ? await get("/run", { run_id: history[0].run_id }) : null;
+  } else if (state.stream) {
+    ended(await get("/run", { run_id: state.stream.runId }));
+  } else {
+    const { runs } = await get("/history", { site_id: siteId, limit: 1 });
+    state.run = runs.length ? await get("/run", { run_id: runs[0].run_id }) : null;
   }
-}
-
-async function loadHistory() {
-  const { runs } = await get("/history", { site_id: siteId });
-  fill($("history").tBodies[0], runs.length
-    ? runs.map((run) => views.historyRow(run, openDetail))
-    : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No runs yet.")));
-  return runs;
 }
 
 async function loadLog() {
@@ -176,7 +152,7 @@ async function loadLog() {
   if (atEnd) pre.scrollTop = pre.scrollHeight;
 }
 
-// Reloads the run's view; calls that arrive meanwhile fold into one more reload afterwards.
+// Reloads the page from the read model; calls that arrive meanwhile fold into one more reload.
 function refresh() {
   if (state.refreshing) { state.again = true; return state.refreshing; }
   state.refreshing = (async () => {
@@ -188,16 +164,10 @@ function refresh() {
       if (!(error instanceof ApiError)) throw error;
     } finally {
       state.refreshing = null;
-      if (state.again || state.behind) { state.again = false; setTimeout(refresh, 250); }
+      if (state.again) { state.again = false; setTimeout(refresh, 250); }
     }
   })();
   return state.refreshing;
-}
-
-// A reload that starts after a change: one begun before it would show the old state.
-async function refreshAfterChange() {
-  await state.refreshing;
-  await refresh();
 }
 
 // ---- live ------------------------------------------------------------------------------
@@ -205,15 +175,13 @@ async function refreshAfterChange() {
 function follow(runId) {
   if (state.stream && state.stream.runId === runId) return;
   if (state.stream) state.stream.close();
-  state.live = { runId, stage: 0, total: 0, settled: new Set(), status: null };
-  state.stream = new RunStream(runId, { onEvent, onUp: streamUp, onDown: streamDown });
+  state.stream = new RunStream(runId, ACTIVE, { onSnapshot, onUp: streamUp, onDown: streamDown });
 }
 
-function streamUp(afterDrop) {
+function streamUp() {
   say($("live-status"), "Live");
   clearInterval(state.poll);
   state.poll = null;
-  if (afterDrop) refresh(); // what happened while it was down
 }
 
 function streamDown() {
@@ -221,50 +189,40 @@ function streamDown() {
   if (!state.poll) state.poll = setInterval(refresh, POLL_MS);
 }
 
-function onEvent(type, event) {
-  const live = state.live;
-  const data = event.data || {};
-  if (type === "automation.stage.started") {
-    if (data.stage !== live.stage) Object.assign(live, { stage: data.stage, settled: new Set() });
-    live.total = data.items.length;
-  } else if (type.endsWith("item-processed") || type.endsWith("item-failed")) {
-    if (data.stage > live.stage) Object.assign(live, { stage: data.stage, settled: new Set() });
-    if (data.stage === live.stage) {
-      live.settled.add(data.item.id);
-      if (data.total !== undefined) live.total = data.total;
-    }
-  } else if (type === "automation.run.paused" || type === "automation.run.resumed") {
-    live.status = type.endsWith("paused") ? "paused" : "running";
-    if (state.run) state.run.status = live.status;
+// One snapshot: rendered as it is. It costs at most one request, never two at once: the stage
+// figures when the run moved to another stage or changed status, else the log's tail.
+function onSnapshot(snapshot) {
+  if (!snapshot) { // the stream knew only that the run had finished
+    get("/run", { run_id: state.stream.runId }).then(ended, () => null);
+    return;
   }
-  if (isActive()) { renderProcessing(); renderStages(); }
-  if (live.ended || !isEnding(type)) refresh();
-  else finish(live.runId);
+  const before = state.run;
+  state.run = snapshot.run;
+  state.processing = snapshot.processing;
+  if (!ACTIVE.has(snapshot.run.status)) { ended(snapshot.run); return; }
+  render();
+  const moved = !before || before.current_stage !== state.run.current_stage
+    || before.status !== state.run.status;
+  if (state.reading) return;
+  state.reading = (moved ? get("/pipeline_overview", { site_id: siteId }).then((overview) => {
+    state.overview = overview;
+    renderStages();
+  }) : loadLog()).catch(() => null).finally(() => { state.reading = null; });
 }
 
-const isEnding = (type) => /run\.(completed|cancelled|failed|rejected|finished)$/.test(type);
-
-// The stream (or a reload) said the run ended; the read model follows a moment later. Once
-// per run: the stream and a reload can both notice the end. A dismissal made meanwhile holds,
-// as it names the run it dismissed.
-async function finish(runId) {
-  if (!state.live || state.live.runId !== runId || state.live.ended) return;
-  state.live.ended = true;
+// The run has ended: its result card, then once the panels that the run changed.
+function ended(run) {
   if (state.stream) state.stream.close();
   state.stream = null;
+  clearInterval(state.poll);
+  state.poll = null;
+  state.run = run;
   say($("live-status"), "Run ended");
   say($("run-message"), "");
-  for (let attempt = 0; attempt < 40; attempt += 1) {
-    const run = await get("/run", { run_id: runId }).catch(() => null);
-    if (run && !ACTIVE.has(run.status)) {
-      state.run = run;
-      await loadOverview();
-      render();
-      await Promise.all([loadLog(), loadHistory(), panels.loadReview(siteId)]);
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250 * Math.min(attempt + 1, 8)));
-  }
+  render();
+  loadOverview().then(render, () => null);
+  loadLog();
+  panels.loadReview(siteId);
 }
 
 // ---- actions ---------------------------------------------------------------------------
@@ -277,7 +235,8 @@ async function act(button, work) {
   } catch (error) {
     say(message, error.message, "error");
   } finally {
-    await refreshAfterChange();
+    if (following()) renderControls(); // the stream's next snapshot brings the change
+    else await refresh();
   }
 }
 
@@ -293,10 +252,7 @@ async function runNow() {
 
 async function control(verb) {
   const done = await post(`/${verb}`, { run_id: state.run.run_id });
-  state.run.status = done.status;
-  if (state.live && state.live.runId === done.run_id && ACTIVE.has(done.status)) {
-    state.live.status = done.status;
-  }
+  if (ACTIVE.has(done.status)) state.run.status = done.status; // an end comes as a snapshot
   render();
   return `Run ${done.run_id} is ${done.status}.`;
 }
@@ -318,7 +274,7 @@ async function retry(stage, button) {
   } finally {
     state.retrying = false;
     button.disabled = false;
-    await refreshAfterChange();
+    await loadOverview().then(render, () => null);
     const again = stage ? retryButton(stage) : $("retry-all");
     (again && !again.hidden ? again : $("stages-h")).focus();
   }
@@ -331,16 +287,53 @@ function releasedText(released, stage) {
   return `Released ${items}${where}; runs will pick ${released === 1 ? "it" : "them"} again.`;
 }
 
-// The run's figures, its cost per stage and its log. Without the cost figures the rest still
-// opens: the table then says they could not be read.
-async function openDetail(runId) {
-  const [run, log, cost] = await Promise.all([
-    get("/run", { run_id: runId }), get("/logs", { run_id: runId, lines: 200 }),
-    get("/run_cost", { run_id: runId }).catch(() => null),
-  ]);
-  const close = () => fill($("run-detail"));
-  fill($("run-detail"), views.runDetail(run, log.lines, close, cost));
-  $("detail-h").focus();
+// ---- views -----------------------------------------------------------------------------
+// Each view of the page has its own address under /sites/{id} (the run at the root; content,
+// history and a run's detail, config, usage). Links between them move through
+// history.pushState, so back and forward work; an address opened afresh shows the same view.
+const base = `/sites/${siteId}`;
+const shown = {
+  run: () => {},
+  content: () => content.show(siteId, vocabulary),
+  history: (runId) => history.show(siteId, vocabulary, runId),
+  config: () => {},
+  usage: () => usage.show(siteId),
+};
+
+function route(moved) {
+  const [name, detail] = window.location.pathname.slice(base.length + 1).split("/");
+  const view = name || "run";
+  for (const section of document.querySelectorAll("main [data-view]")) {
+    section.hidden = section.dataset.view !== view;
+  }
+  for (const link of document.querySelectorAll("nav.views a")) {
+    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  const title = document.querySelector(`nav.views a[data-view="${view}"]`).textContent;
+  document.title = `${title} · ${document.title.split(" · ").slice(1).join(" · ")}`;
+  $("view-name").textContent = view === "run" ? "" : `· ${title}`;
+  Promise.resolve(shown[view](detail)).then(() => {
+    const heading = document.querySelector(`[data-view="${view}"] h2`);
+    if (moved && heading && !(detail && view === "history")) heading.focus();
+  }).catch((error) => say($("live-status"), error.message, "error"));
+}
+
+function go(address) {
+  window.history.pushState(null, "", address);
+  route(true);
+}
+
+// A click on a link to another view of this page (not to review or webhooks, their own pages).
+function followLink(event) {
+  const link = event.target.closest("a[href]");
+  if (!link || event.button || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  const url = new URL(link.href, window.location.href);
+  const view = url.pathname.slice(base.length + 1).split("/")[0];
+  if (url.origin !== window.location.origin || !(url.pathname === base
+    || (url.pathname.startsWith(`${base}/`) && view in shown))) return;
+  event.preventDefault();
+  go(url.pathname + url.search);
 }
 
 function wire() {
@@ -357,18 +350,28 @@ function wire() {
   });
   $("config-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    panels.saveConfig(siteId).then((config) => {
+    panels.saveConfig(siteId, vocabulary).then((config) => {
       if (config) state.resumeWhenFunded = config.resume_when_funded;
     });
   });
+  $("content-search").addEventListener("submit", (e) => {
+    e.preventDefault();
+    go(content.searched(siteId));
+  });
+  $("history-filter").addEventListener("submit", (e) => {
+    e.preventDefault();
+    go(history.filtered(siteId));
+  });
+  document.addEventListener("click", followLink);
+  window.addEventListener("popstate", () => route(false));
   setInterval(() => { if (!state.stream) refresh(); }, IDLE_CHECK_MS);
 }
 
 wire();
+route(false);
 refresh().then(() => { if (!state.stream) say($("live-status"), "Idle"); });
 panels.loadReview(siteId);
-panels.loadConfig(siteId).then((config) => {
+panels.loadConfig(siteId, vocabulary).then((config) => {
   state.resumeWhenFunded = config.resume_when_funded;
 });
-loadHistory();
 showDisabledWebhooks();

@@ -1,25 +1,16 @@
-// A run's live events over server-sent events. The browser reconnects by itself with
-// Last-Event-ID; if it gives up, the stream is opened anew after a pause. While it is down the
-// caller is told, so it can poll slowly until it is back. A stream opened anew replays events
-// already seen: the caller's handling of an event must not care.
-const TYPES = [
-  "automation.run.started", "automation.run.paused", "automation.run.resumed",
-  "automation.run.cancelled", "automation.run.completed", "automation.run.failed",
-  "automation.run.rejected", "automation.run.command-rejected",
-  "automation.stage.started", "automation.stage.batch-dispatched",
-  "automation.stage.item-processed", "automation.stage.item-failed",
-  "automation.stage.batch-completed", "automation.stage.completed", "automation.stage.failed",
-];
-const ENDINGS = new Set([
-  "automation.run.completed", "automation.run.cancelled", "automation.run.failed",
-  "automation.run.rejected", "run.finished",
-]);
+// A run's live snapshots over server-sent events: `runs/{id}/events?snapshot=true` sends, after
+// the run's past and after each of its events, the run and its current stage as `run.snapshot`
+// ({run, processing}), and `run.finished` for a finished run it cannot replay. The browser
+// reconnects by itself with Last-Event-ID (the server folds what it does not resend); if it
+// gives up, the stream is opened anew after a pause. While it is down the caller is told, so it
+// can poll slowly until it is back. The stream closes once a snapshot's run is not active.
 const REOPEN_MS = [1000, 2000, 5000, 10000];
 
 export class RunStream {
-  constructor(runId, { onEvent, onUp, onDown }) {
+  constructor(runId, active, { onSnapshot, onUp, onDown }) {
     this.runId = runId;
-    this.handlers = { onEvent, onUp, onDown };
+    this.active = active;
+    this.handlers = { onSnapshot, onUp, onDown };
     this.failures = 0;
     this.down = false;
     this.closed = false;
@@ -27,23 +18,24 @@ export class RunStream {
   }
 
   open() {
-    const source = new EventSource(`/api/v1/automation/runs/${encodeURIComponent(this.runId)}/events`);
+    const run = encodeURIComponent(this.runId);
+    const source = new EventSource(`/api/v1/automation/runs/${run}/events?snapshot=true`);
     this.source = source;
     source.onopen = () => {
       this.failures = 0;
-      this.handlers.onUp(this.down);
       this.down = false;
+      this.handlers.onUp();
     };
     source.onerror = () => this.dropped(source);
-    for (const type of [...TYPES, "run.finished"]) {
-      source.addEventListener(type, (message) => this.receive(type, message));
-    }
-  }
-
-  receive(type, message) {
-    const event = JSON.parse(message.data);
-    this.handlers.onEvent(type, event);
-    if (ENDINGS.has(type)) this.close();
+    source.addEventListener("run.snapshot", (message) => {
+      const snapshot = JSON.parse(message.data);
+      if (!this.active.has(snapshot.run.status)) this.close();
+      this.handlers.onSnapshot(snapshot);
+    });
+    source.addEventListener("run.finished", () => {
+      this.close();
+      this.handlers.onSnapshot(null);
+    });
   }
 
   dropped(source) {

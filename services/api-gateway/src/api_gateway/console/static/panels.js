@@ -27,56 +27,46 @@ export async function importKeywords(siteId, file) {
   }
 }
 
-const FIELDS = [
-  ["is_enabled", "Scheduled runs enabled", "checkbox"],
-  ["frequency", "Frequency", ["daily", "weekly", "monthly"]],
-  ["scheduled_time", "Time (HH:MM)", "text"],
-  ["timezone", "Time zone", "text"],
-  ...[1, 2, 3, 4, 5, 6].map((n) => [`stage_${n}_batch_size`, `Stage ${n} batch size`, "number"]),
-  ["within_stage_delay", "Delay within a stage (s)", "number"],
-  ["between_stage_delay", "Delay between stages (s)", "number"],
-  ["stage_concurrency", "Concurrency (batches in flight)", "number"],
-  ["start_check", "A start needs 1.2 × the", ["pending", "projected"]],
-  ["resume_when_funded", "Resume a run paused for credits once they are added", "checkbox"],
-];
-
-function field([name, label, kind], value) {
-  const id = `cfg-${name}`;
+// One input per field of update_config, made from the server's vocabulary (kind, bounds,
+// choices): a list becomes a select, a number an input with its bounds.
+function field(f, value) {
+  const id = `cfg-${f.name}`;
   const error = h("span", { class: "field-error", id: `${id}-error`, "aria-live": "polite" });
-  const common = { id, name, "aria-describedby": `${id}-error` };
+  const common = { id, name: f.name, "aria-describedby": `${id}-error` };
   let input;
-  if (kind === "checkbox") input = h("input", { ...common, type: "checkbox", checked: value });
-  else if (Array.isArray(kind)) {
-    input = h("select", common, kind.map((o) => h("option", { value: o, selected: o === value }, o)));
-  } else {
-    input = h("input", { ...common, type: kind === "number" ? "number" : "text",
-      inputmode: kind === "number" ? "numeric" : undefined, value });
-  }
-  return h("div", { class: `field${kind === "checkbox" ? " check" : ""}` },
-    h("label", { for: id }, label), input, error);
+  if (f.kind === "boolean") input = h("input", { ...common, type: "checkbox", checked: value });
+  else if (f.choices) {
+    input = h("select", common,
+      f.choices.map((o) => h("option", { value: o, selected: o === value }, o)));
+  } else if (f.kind === "integer") {
+    input = h("input", { ...common, type: "number", inputmode: "numeric", value,
+      min: f.minimum, max: f.maximum });
+  } else input = h("input", { ...common, type: "text", value, pattern: f.pattern });
+  return h("div", { class: `field${f.kind === "boolean" ? " check" : ""}` },
+    h("label", { for: id }, f.label), input, error);
 }
 
-export async function loadConfig(siteId) {
+export async function loadConfig(siteId, vocabulary) {
   const config = await get("/config", { site_id: siteId });
-  fill($("config-fields"), FIELDS.map((f) => field(f, config[f[0]])),
+  fill($("config-fields"), vocabulary.config_fields.map((f) => field(f, config[f.name])),
     h("p", { class: "muted wide" }, `Next scheduled run: ${config.next_run_at || "none"}`));
   return config;
 }
 
-export async function saveConfig(siteId) {
+export async function saveConfig(siteId, vocabulary) {
   const change = {};
-  for (const [name, , kind] of FIELDS) {
+  for (const { name, kind } of vocabulary.config_fields) {
     const input = $(`cfg-${name}`);
     $(`cfg-${name}-error`).textContent = "";
     input.removeAttribute("aria-invalid");
-    if (kind === "checkbox") change[name] = input.checked;
-    else if (kind === "number") change[name] = input.value === "" ? null : Number(input.value);
+    if (kind === "boolean") change[name] = input.checked;
+    else if (kind === "integer") change[name] = input.value === "" ? null : Number(input.value);
     else change[name] = input.value;
   }
   try {
     await api("PUT", "/update_config", { params: { site_id: siteId }, json: change });
     say($("config-message"), "Saved.");
-    return await loadConfig(siteId);
+    return await loadConfig(siteId, vocabulary);
   } catch (error) {
     const name = error instanceof ApiError && error.field;
     if (name && $(`cfg-${name}`)) {

@@ -52,22 +52,21 @@ function items(title, list) {
       : h("p", { class: "muted" }, "none"));
 }
 
-// progress: {run_id, run_status, pause_reason, stage_number, stage_name, stage_type,
-//            stage_status, total, settled, currently_processing, up_next, remaining_count,
-//            waiting_for_provider}
-export function processingCard(p) {
-  const pct = p.total ? Math.min(100, Math.round((1000 * p.settled) / p.total) / 10) : 0;
-  const paused = p.run_status === "paused";
-  const empty = p.total === 0 && p.stage_status !== "pending";
+// The current stage as current_processing answers it (p: ProcessingState), of the run (for its
+// pause reason); resumes: the run waits for credits and resumes by itself once they are added.
+export function processingCard(p, run, resumes) {
+  const settled = p.processed_items + p.failed_items;
+  const paused = run.status === "paused";
+  const empty = p.total_items === 0 && p.stage_status !== "pending";
   return [
     h("div", { class: "proc-head" },
       h("strong", {}, `Stage ${p.stage_number} · ${p.stage_name}`),
       h("span", { class: `tag type-${p.stage_type.toLowerCase()}` }, p.stage_type),
-      h("span", { class: `tag run-${p.run_status}`, id: "run-state" },
+      h("span", { class: `tag run-${run.status}`, id: "run-state" },
         paused ? "Paused" : "Running"),
-      paused && p.pause_reason && p.pause_reason !== "requested"
-        ? h("span", { class: "muted" }, p.pause_reason) : null),
-    p.resumes_by_itself
+      paused && run.pause_reason && run.pause_reason !== "requested"
+        ? h("span", { class: "muted" }, run.pause_reason) : null),
+    resumes
       ? h("p", { class: "muted", id: "resumes-by-itself" },
         "Resumes by itself once credits are added.") : null,
     p.waiting_for_provider ? providerWait(p.waiting_for_provider) : null,
@@ -77,11 +76,11 @@ export function processingCard(p) {
         h("div", {
           class: `bar${paused ? " paused" : ""}`, role: "progressbar",
           "aria-label": `Stage ${p.stage_number} progress`, "aria-valuemin": 0,
-          "aria-valuemax": 100, "aria-valuenow": pct,
-          "aria-valuetext": `${p.settled} of ${p.total} items`,
-        }, h("span", { style: { width: `${pct}%` } })),
-        h("p", { class: "counts", id: "proc-counts" },
-          `${p.settled} / ${p.total} items · ${pct}% · ${p.remaining_count} remaining`),
+          "aria-valuemax": 100, "aria-valuenow": p.percentage,
+          "aria-valuetext": `${settled} of ${p.total_items} items`,
+        }, h("span", { style: { width: `${p.percentage}%` } })),
+        h("p", { class: "counts", id: "proc-counts" }, `${settled} / ${p.total_items} items · `
+          + `${p.percentage}% · ${p.remaining_count} remaining`),
       ],
     h("div", { class: "item-lists" },
       items("In progress", p.currently_processing),
@@ -114,11 +113,10 @@ export function resultCard(run, onDismiss) {
   ];
 }
 
-export function historyRow(run, onOpen) {
+export function historyRow(run, base) {
   return h("tr", {},
-    h("td", {}, h("button", {
-      type: "button", class: "link", onclick: () => onOpen(run.run_id),
-      "aria-label": `Details of ${run.run_id}`,
+    h("td", {}, h("a", {
+      href: `${base}/history/${run.run_id}`, "aria-label": `Details of ${run.run_id}`,
     }, run.run_id)),
     h("td", {}, h("span", { class: `tag run-${run.status}` }, run.status)),
     h("td", {}, run.trigger),
@@ -127,15 +125,16 @@ export function historyRow(run, onOpen) {
     h("td", {}, run.credits_used));
 }
 
-export function runDetail(run, lines, onClose, cost) {
+export function runDetail(run, lines, back, cost, timeline) {
   return h("article", { class: "detail", "aria-labelledby": "detail-h" },
     h("div", { class: "section-head" },
       h("h3", { id: "detail-h", tabindex: "-1" }, `Run ${run.run_id}`),
-      h("button", { type: "button", class: "secondary", onclick: onClose }, "Close")),
+      h("a", { href: back }, "All runs")),
     h("p", {}, `${run.status} · ${run.trigger} · started ${when(run.started_at)} · `
       + `ended ${when(run.ended_at)} · ${run.credits_used} credits`),
     run.error ? h("p", { class: "error" }, run.error) : null,
-    h("div", { class: "table-wrap" }, h("table", { id: "run-stages" },
+    timeline,
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Stages of the run" }, h("table", { id: "run-stages" },
       h("thead", {}, h("tr", {}, ["Stage", "Status", "In", "Out", "Failed", "Credits", "Time"]
         .map((title) => h("th", { scope: "col" }, title)))),
       h("tbody", {}, run.stages.map((s) => h("tr", {},
@@ -155,7 +154,8 @@ function costTable(runId, cost) {
   if (!cost) return h("p", { class: "muted", id: "cost-missing" }, "Cost figures unavailable.");
   const columns = ["Stage", "Calls", "Retries", "Tokens in / out", "Images", "Money", "Credits",
     "Waited"];
-  return h("div", { class: "table-wrap" }, h("table", { class: "cost", id: "run-cost" },
+  return h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": `Cost of ${runId}` },
+    h("table", { class: "cost", id: "run-cost" },
     h("caption", {}, `Cost of ${runId}`),
     h("thead", {}, h("tr", {}, columns.map((title) => h("th", { scope: "col" }, title)))),
     h("tbody", {}, cost.stages.map((s) => costRow(`${s.stage_number}. ${s.stage_name}`, s))),

@@ -191,7 +191,7 @@ async function openDelivery(id) {
   fill($("delivery-detail"), h("article", { class: "detail", "aria-labelledby": "delivery-h" },
     h("h3", { id: "delivery-h", tabindex: "-1" }, `Delivery ${d.id} (${d.event_type})`),
     h("pre", { class: "log", tabindex: "0", "aria-label": "Body" }, d.body),
-    h("div", { class: "table-wrap" }, h("table", { id: "attempts" },
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Delivery attempts" }, h("table", { id: "attempts" },
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, d.attempt_log.length ? d.attempt_log.map((a) => h("tr", {},
         h("td", {}, a.attempt), h("td", {}, when(a.at)), h("td", {}, a.outcome),
