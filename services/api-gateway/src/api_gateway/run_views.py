@@ -94,11 +94,6 @@ class CurrentRun(BaseModel):
     run: RunDetail | None = Field(description="The running or paused run; null when idle.")
 
 
-class History(BaseModel):
-    site_id: int
-    runs: list[RunSummary] = Field(description=f"The last {HISTORY_LENGTH} runs, newest first.")
-
-
 class ProcessingState(BaseModel):
     run_id: str | None = Field(description="Null when the site has no running or paused run.")
     run_status: RunStatus | Literal["idle"] = Field(
@@ -196,17 +191,6 @@ async def detail(conn: AsyncConnection, row: Row) -> RunDetail:
         stages=results,
         waiting_for_provider=current.waiting_for_provider if current else None,
     )
-
-
-async def history(conn: AsyncConnection, site_id: int) -> list[RunSummary]:
-    r = t.automation_runs.c
-    rows = await conn.execute(
-        sa.select(t.automation_runs)
-        .where(r.site_id == site_id, r.status != "rejected")
-        .order_by(r.started_at.desc().nulls_last(), r.run_id.desc())
-        .limit(HISTORY_LENGTH)
-    )
-    return [summary(row) for row in rows]
 
 
 def _items(value: object) -> list[ItemOut]:
