@@ -11,10 +11,10 @@ from aiokafka import ConsumerRecord, TopicPartition
 from contracts import events as ev
 from contracts.codec import encode
 from contracts.envelope import Envelope
+from contracts.run_rows import stage_row
 from contracts.topics import Topics
 from contracts.values import ItemRef
 from log_sink.projection import Projector
-from log_sink.read_model import stage_row
 from log_sink.runner import LiveSink
 from tests.support.runs import T0, Clock, message
 

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 from api_gateway.run_views import processing_state
 from contracts import events as ev
 from contracts import run_logs
+from contracts.run_rows import run_row, stage_row
 from contracts.state import fold
 from contracts.values import ItemRef
 from log_sink.files import DiagnosticLog, FileStore
 from log_sink.projection import Projector
-from log_sink.read_model import run_row, stage_row
 from tests.support.runs import T0, Clock, complete_run, message
 
 RUN = "run_20261102_090000_manual_t1"
