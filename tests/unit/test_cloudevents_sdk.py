@@ -21,9 +21,9 @@ from contracts.codec import decode, encode, kafka_headers, structured_headers
 from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope, as_cloudevent, deterministic_id, new_message
 from contracts.events import RunPaused, StageItemProcessed
-from contracts.outbox import enqueue, payload_bytes, sent_headers
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Outgoing
+from stage_workers.outbox import enqueue, payload_bytes, sent_headers
 
 NOW = datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
 RUN = "run_20261122_083015_manual_abc123"

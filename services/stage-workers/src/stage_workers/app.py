@@ -21,13 +21,13 @@ from contracts import tracing
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.dead_letter import DeadLetter
-from contracts.outbox import OutboxRelay
 from stage_workers import metrics
 from stage_workers.ai.factory import lane_rules, make_ai
 from stage_workers.deps import WorkerDeps
 from stage_workers.gate.store import LaneStore
 from stage_workers.handlers import handle_record
 from stage_workers.metrics import Readiness
+from stage_workers.outbox import OutboxRelay
 from stage_workers.pump import Dispatcher, Limits, StagePump
 from stage_workers.retention import keep_pruning
 from stage_workers.run_watch import WATCH_GROUP, record_stops, watch_runs

@@ -15,10 +15,10 @@ from uuid import UUID
 from sqlalchemy.engine import Connection, Engine
 
 from contracts.envelope import Envelope, Payload, new_message
-from contracts.outbox import enqueue
 from contracts.topics import Topics
 from stage_workers.ai.base import AIProvider
 from stage_workers.bookkeeping import RunBook, SqlRunBook
+from stage_workers.outbox import enqueue
 from stage_workers.run_watch import HeardStops
 
 SOURCE = "/automation/stage-workers"

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
 from contracts.envelope import utcnow
-from contracts.outbox import prune_published
 from stage_workers.deps import WorkerDeps
+from stage_workers.outbox import prune_published
 
 log = logging.getLogger(__name__)
 CHUNK = 5_000
