@@ -109,8 +109,9 @@ def refused(topic: str = "automation.stage-3.commands") -> DeadLetter:
 
 
 def letter_record(letter: DeadLetter, framework_headers: bool = False) -> Record:
-    """Sent by the orchestrator and log sink (aiokafka) or, with the headers FastStream adds
-    (an empty content-type, which ours replace, and a correlation id), by the stage workers."""
+    """Sent with aiokafka (by every service now) or, with the headers FastStream adds (an empty
+    content-type, which ours replace, and a correlation id), by the stage workers before ADR 8's
+    amendment: such letters stay on the topic."""
     headers = dict(letter.kafka_headers)
     if framework_headers:
         headers = {"content-type": b"", "correlation_id": b"f00d"} | headers
