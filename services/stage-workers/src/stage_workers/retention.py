@@ -39,7 +39,7 @@ def prune(
     handled = conn.execute(
         sa.delete(t.processed_messages).where(sa.tuple_(p.consumer, p.message_id).in_(chunk))
     ).rowcount
-    # Kept AI answers of units never written (their run was cancelled, say).
+    # Stored AI answers of units never written (their run was cancelled, say).
     conn.execute(sa.delete(t.ai_answers).where(t.ai_answers.c.created_at < before))
     return outbox, handled
 
