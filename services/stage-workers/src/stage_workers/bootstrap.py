@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.engine import Engine
@@ -94,7 +96,7 @@ class Worker:
             )
             await consumer.start()
             consumer.subscribe([topics.stage(stage)], listener=pump)
-            self._loop(consumer, pump.run(self.stopping), f"stage-{stage}-pump")
+            self._consume(consumer, pump.run(self.stopping), f"stage-{stage}-pump")
         watch = AIOKafkaConsumer(
             topics.run_events,
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -104,7 +106,8 @@ class Worker:
             auto_offset_reset="earliest",  # a new group learns whether each run is stopped
         )
         await watch.start()
-        self._loop(watch, watch_runs(watch, self.deps.stops, self.write_stops, self.stopping))
+        watching = watch_runs(watch, self.deps.stops, self.write_stops, self.stopping)
+        self._consume(watch, watching, "run-watch")
         pruning = keep_pruning(
             self.deps,
             self.relay.topics,
@@ -115,7 +118,8 @@ class Worker:
         )
         self.tasks.append(asyncio.create_task(pruning, name="pruning"))
 
-    def _loop(self, consumer: AIOKafkaConsumer, loop, name: str = "run-watch") -> None:
+    def _consume(self, consumer: AIOKafkaConsumer, loop: Coroutine[Any, Any, None], name: str):
+        """Run a consumer's loop; it stops with the worker, and if it dies, so does the process."""
         task = asyncio.create_task(loop, name=name)
         task.add_done_callback(_exit_if_failed)
         self.consumers.append(consumer)
