@@ -46,9 +46,8 @@ from stage_workers.gate.gate import Lane
 from stage_workers.gate.journal import UnitKey, UnitWritten, consume, discard
 from stage_workers.gate.lane import Wait
 from stage_workers.lease import lease_kept
-from stage_workers.ledger import InsufficientCredits
 from stage_workers.outcomes import FAILED, HALTED, SKIPPED, Outcome, Tally
-from stage_workers.unit_of_work import UnitOfWork
+from stage_workers.unit_of_work import InsufficientCredits, UnitOfWork
 
 
 class Step(Protocol):
@@ -172,15 +171,13 @@ def open_batch(uow: UnitOfWork, step: Step) -> Opened | None:
             done.append(item_failed(uow, ref, CHANGED_SINCE_PICKED))
     units = [tuple(todo)] if step.unit == "batch" else [(ref,) for ref in todo]
     return Opened(
-        context,
-        False,
-        tuple(done),
-        tuple(
-            Unit(refs, step.load(uow.conn, refs), UnitKey.of(batch.run_id, batch.stage, _ids(refs)))
-            for refs in units
-            if refs
-        ),
+        context, False, tuple(done), tuple(_load(uow, step, refs) for refs in units if refs)
     )
+
+
+def _load(uow: UnitOfWork, step: Step, refs: tuple[ItemRef, ...]) -> Unit:
+    batch = uow.command.data
+    return Unit(refs, step.load(uow.conn, refs), UnitKey.of(batch.run_id, batch.stage, _ids(refs)))
 
 
 # The item no longer needs this stage and no run of ours did it: someone changed it after the

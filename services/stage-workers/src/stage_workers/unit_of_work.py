@@ -1,7 +1,7 @@
 """One transaction of a stage command, with the ports its effects go through.
 
 Every effect of a command is written through its `UnitOfWork`: the stage's own rows (on `conn`),
-the credit charge (`charge`), the events (`emit`, into the outbox), the AI calls
+the credit charge (`charge`, in the ledger), the events (`emit`, into the outbox), the AI calls
 (`record_calls`) and the run bookkeeping (`book`: what was picked, what became of each item,
 that the command was handled). They commit together or not at all, so a redelivered command
 finds either all of it or none of it. `run_stopped` is the one answer to "may the run go on?".
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
@@ -21,7 +23,6 @@ from contracts.values import ItemRef
 from stage_workers import metrics
 from stage_workers.bookkeeping import RunBook
 from stage_workers.gate.calls import CallRecord
-from stage_workers.ledger import charge
 from stage_workers.outbox import enqueue
 from stage_workers.run_watch import HeardStops
 
@@ -29,6 +30,21 @@ SOURCE = "/automation/stage-workers"
 # Built once: building a statement costs SQLAlchemy more CPU than running it, and this runs
 # with every item.
 _RECORD_CALLS = t.ai_calls.insert()
+_accounts, _ledger = t.accounts.c, t.credit_ledger.c
+_CHARGED = sa.select(_ledger.id).where(_ledger.idempotency_key == sa.bindparam("key"))
+_DEBIT = (
+    sa.update(t.accounts)
+    .where(
+        _accounts.id == sa.bindparam("account"), _accounts.credit_balance >= sa.bindparam("amount")
+    )
+    .values(credit_balance=_accounts.credit_balance - sa.bindparam("amount"))
+    .returning(_accounts.credit_balance)
+)
+_RECORD_CHARGE = insert(t.credit_ledger)
+
+
+class InsufficientCredits(Exception):
+    """The account cannot pay for the item; the caller's transaction must roll back."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ class UnitOfWork:
 
     def charge(self, item_id: int, amount: int) -> int:
         """Charge the account for one item of the command's stage; returns what was charged
-        now (0 if charged before). Raises InsufficientCredits: the transaction must roll back."""
+        now (0 if charged before)."""
         command = self.command
         return charge(
             self.conn,
@@ -113,3 +129,44 @@ class UnitOfWork:
             ],
         )
         metrics.count_calls(records)
+
+
+def charge_key(run_id: str, stage: int, item_id: int) -> str:
+    return f"{run_id}:{stage}:{item_id}"
+
+
+def charge(
+    conn: Connection,
+    *,
+    account_id: int,
+    site_id: int,
+    run_id: str,
+    stage: int,
+    item_id: int,
+    amount: int,
+) -> int:
+    """Charge `amount` for one item: a guarded decrement, and a ledger row whose key makes the
+    charge happen once. Returns what was charged now (0 if it was charged before); raises
+    InsufficientCredits when the account cannot pay."""
+    if amount <= 0:
+        return 0
+    key = charge_key(run_id, stage, item_id)
+    if conn.execute(_CHARGED, {"key": key}).first():
+        return 0
+    balance = conn.execute(_DEBIT, {"account": account_id, "amount": amount}).scalar_one_or_none()
+    if balance is None:
+        raise InsufficientCredits(f"account {account_id} cannot pay {amount} credits")
+    conn.execute(
+        _RECORD_CHARGE,
+        {
+            "account_id": account_id,
+            "site_id": site_id,
+            "run_id": run_id,
+            "stage": stage,
+            "amount": -amount,
+            "balance_after": balance,
+            "reason": f"stage {stage} item {item_id}",
+            "idempotency_key": key,
+        },
+    )
+    return amount
