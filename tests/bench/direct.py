@@ -5,7 +5,7 @@ same sample keywords.
 The direct loop imports the stage workers' own code and adds no logic of its own: the items
 `items.pending_refs` picks go through each stage's `Step` a unit at a time (stage 1's unit is a
 batch of the run's stage-1 batch size, the other stages' one item): `load` in one transaction,
-`produce` (the offline provider at zero latency), then `write` and `ledger.charge` (the step's
+`produce` (the offline provider at zero latency), then `write` and `unit_of_work.charge` (the step's
 price, by the item's place in the stage) in a second transaction, as the worker does. Left out is
 what the framework adds around that: no outbox rows, no bookkeeping, no stop check, no Kafka, no
 orchestrator. The loop's time is also given per stage, which says where the stage code itself
@@ -26,8 +26,8 @@ from stage_workers.ai.factory import offline_ai
 from stage_workers.batch import Step
 from stage_workers.deps import WorkerDeps
 from stage_workers.items import pending_refs
-from stage_workers.ledger import charge
 from stage_workers.stages import ITEM_STEPS
+from stage_workers.unit_of_work import charge
 from tests.bench.harness import CREDITS, Stack
 from tests.bench.throughput import Throughput, sites_at_once
 from tests.support.pipeline import Site, new_site

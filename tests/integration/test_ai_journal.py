@@ -1,8 +1,8 @@
 """The journal of AI calls (stage_workers.gate.journal) over the real database, with two gated AIs
 standing for two worker processes and the test provider counting calls: a unit's call is made
-once, whoever asks for it; an answer kept before its write is used by a batch dispatched again;
+once, whoever asks for it; an answer stored before its write is used by a batch dispatched again;
 the call of a worker that died mid-call is made again once its claim runs out; and the records
-of a kept call are written once, with the unit."""
+of a stored call are written once, with the unit."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ async def test_two_workers_on_one_unit_make_one_call_and_share_its_answer(db, fa
     assert consumed(db, key) == []
 
 
-async def test_an_answer_kept_before_its_write_is_used_by_the_batch_dispatched_again(db, fake):
+async def test_an_answer_stored_before_its_write_is_used_by_the_batch_dispatched_again(db, fake):
     key = new_key()
     kept, _ = await write_article(worker(db, fake), key)
     # The first worker died here, between the answer and its write.

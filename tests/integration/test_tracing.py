@@ -1,15 +1,13 @@
 """One trace per run through the real broker (ADR 20): a run command sent under the run's root
 span, handled by the orchestrator (in this process, with its real consumer and producer), and
-what it decides, all in the run's trace; a dead letter published by FastStream, as the stage
-workers publish theirs, keeps the refused record's trace."""
+what it decides, all in the run's trace; a dead letter the stage workers publish keeps the
+refused record's trace."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from types import SimpleNamespace
-
-from faststream.kafka import KafkaBroker
 
 from api_gateway.run_commands import new_run_id
 from contracts import commands as cmd
@@ -20,6 +18,7 @@ from contracts.envelope import new_message
 from contracts.values import RunConfig
 from orchestrator.bootstrap import bootstrap
 from orchestrator.settings import Settings
+from stage_workers.bootstrap import DeadLetters
 from tests.support.kafka import end_offsets, publish, read_until
 from tests.support.tracing import recorded_spans
 from tests.support.wait import wait_until_async
@@ -95,7 +94,7 @@ async def test_a_run_command_and_what_it_decides_are_one_trace_across_the_broker
     assert not [name for name, _ in stage_command.headers if name.lower().startswith("ce_")]
 
 
-async def test_a_dead_letter_sent_by_faststream_keeps_the_refused_records_trace(
+async def test_a_dead_letter_sent_by_the_workers_keeps_the_refused_records_trace(
     kafka_bootstrap, topics
 ):
     refused = SimpleNamespace(
@@ -109,16 +108,13 @@ async def test_a_dead_letter_sent_by_faststream_keeps_the_refused_records_trace(
     letter = DeadLetter.of("automation-stage-3", refused, "not JSON")
     start = await end_offsets(kafka_bootstrap, topics.dead_letter)
 
-    broker = KafkaBroker(kafka_bootstrap.split(","))
-    await broker.connect()
+    dead_letters = DeadLetters(kafka_bootstrap, topics.dead_letter)
+    await dead_letters.start()
     try:
         with tracing.continuing(refused.headers):  # as stage_workers.handlers sends it
-            headers = {name: value.decode() for name, value in letter.kafka_headers}
-            await broker.publish(
-                letter.encode(), topic=topics.dead_letter, key=letter.kafka_key, headers=headers
-            )
+            await dead_letters.send(letter)
     finally:
-        await broker.stop()
+        await dead_letters.stop()
 
     records = await read_until(
         kafka_bootstrap,

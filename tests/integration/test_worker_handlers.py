@@ -157,7 +157,7 @@ class HandledBook(SqlRunBook):
     """The port says every command was handled before."""
 
     def opening(self, consumer: str, message_id: uuid.UUID, run_id: str, stage: int) -> Opening:
-        return Opening(handled=True, picked=None, stopped=False)
+        return Opening(handled=True, picked=None)
 
 
 async def test_a_command_the_book_knows_as_handled_does_nothing(db, deps):

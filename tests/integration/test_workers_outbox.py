@@ -12,7 +12,7 @@ from contracts.codec import decode
 from contracts.db import tables as t
 from contracts.envelope import new_message
 from contracts.events import RunPaused
-from contracts.outbox import OutboxRelay, enqueue
+from stage_workers.outbox import OutboxRelay, enqueue
 from tests.support.kafka import end_offsets, read_to_end, read_until
 from tests.support.wait import wait_until_async
 
@@ -99,7 +99,7 @@ async def test_a_relay_that_dies_before_marking_publishes_again(db, kafka_bootst
     await dying.start()
     await dying.stop()  # the loop may have published already; publish again by hand below
 
-    from contracts.outbox import _lock_unpublished
+    from stage_workers.outbox import _lock_unpublished
 
     # Re-enact the crash: send the locked rows, then lose the transaction instead of marking.
     with db.begin() as conn:

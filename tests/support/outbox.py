@@ -1,4 +1,4 @@
-"""The outbox table as a test without a database sees it: the row `contracts.outbox.enqueue`
+"""The outbox table as a test without a database sees it: the row `stage_workers.outbox.enqueue`
 inserts, kept for the test to read."""
 
 from __future__ import annotations

@@ -49,11 +49,11 @@ def test_tokens_are_reserved_and_a_large_call_may_borrow_against_the_next_second
     assert decision.wait == pytest.approx(3.0, abs=0.01)
 
 
-def test_settling_gives_back_what_a_call_did_not_use():
+def test_reconciling_gives_back_what_a_call_did_not_use():
     budget = Budget(tokens_per_minute=6000)
     state = L.admit(LaneState.full(budget, RULES, T0), budget, RULES, T0, [400]).state
-    settled = L.succeeded(state, budget, RULES, T0, token_refund=350)
-    assert settled.tokens == pytest.approx(50)
+    reconciled = L.succeeded(state, budget, RULES, T0, token_refund=350)
+    assert reconciled.tokens == pytest.approx(50)
 
 
 def test_unlimited_lanes_admit_everything():

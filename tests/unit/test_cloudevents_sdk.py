@@ -21,9 +21,9 @@ from contracts.codec import decode, encode, kafka_headers, structured_headers
 from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope, as_cloudevent, deterministic_id, new_message
 from contracts.events import RunPaused, StageItemProcessed
-from contracts.outbox import enqueue, payload_bytes, sent_headers
 from contracts.values import ItemRef, RunConfig
 from orchestrator.decide import Outgoing
+from stage_workers.outbox import enqueue, payload_bytes, sent_headers
 from tests.support.outbox import OutboxConnection
 
 NOW = datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
@@ -99,8 +99,9 @@ def refused(topic: str = "automation.stage-3.commands") -> DeadLetter:
 
 
 def letter_record(letter: DeadLetter, framework_headers: bool = False) -> Record:
-    """Sent by the orchestrator and log sink (aiokafka) or, with the headers FastStream adds
-    (an empty content-type, which ours replace, and a correlation id), by the stage workers."""
+    """Sent with aiokafka (by every service now) or, with the headers FastStream adds (an empty
+    content-type, which ours replace, and a correlation id), by the stage workers before ADR 8's
+    amendment: such letters stay on the topic."""
     headers = dict(letter.kafka_headers)
     if framework_headers:
         headers = {"content-type": b"", "correlation_id": b"f00d"} | headers

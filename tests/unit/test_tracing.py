@@ -24,13 +24,13 @@ from contracts import run_logs, tracing
 from contracts.codec import kafka_headers
 from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope, deterministic_id, new_message
-from contracts.outbox import enqueue, sent_headers
 from contracts.values import ItemRef, RunConfig
 from log_sink.projection import Projector
 from stage_workers.ai.factory import gated_alone, offline_ai
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.gate.calls import SCOPE, CallScope
+from stage_workers.outbox import enqueue, sent_headers
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.otlp import Collector
 from tests.support.outbox import OutboxConnection

@@ -1,4 +1,4 @@
-"""The run watch's pure part: which records say a run stopped or went on, the last word winning."""
+"""The run watch's pure part: which records say a run stopped or went on, the latest winning."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def record(payload, run_id: str, offset: int = 0, headers=None) -> ConsumerRecor
     )
 
 
-def test_the_last_word_per_run_wins():
+def test_the_latest_event_per_run_wins():
     records = [
         record(RunPaused(), "run_a", 0),
         record(RunResumed(), "run_a", 1),
@@ -87,14 +87,14 @@ def test_only_records_whose_header_names_a_run_control_event_are_decoded(monkeyp
     assert decoded == [records[1].value]
 
 
-def test_heard_stops_keep_the_newest_words_and_forget_the_oldest_once_trimmed():
-    heard = HeardStops(keep=2)
+def test_heard_stops_hold_the_latest_runs_and_forget_the_oldest_once_trimmed():
+    heard = HeardStops(capacity=2)
     heard.update({"run_a": True, "run_b": False})
-    heard["run_a"] = False  # a newer word on run_a makes it the newest
+    heard["run_a"] = False  # a newer stop on run_a makes it the newest
     heard["run_c"] = True
-    assert len(heard) == 3  # nothing is forgotten before the table has the words
+    assert len(heard) == 3  # nothing is forgotten before the table has them
     heard.trim()
     assert len(heard) == 2
-    assert heard.get("run_b", True) is True  # forgotten: the table's word answers
+    assert heard.get("run_b", True) is True  # forgotten: the table answers
     assert heard.get("run_a", True) is False
     assert heard.get("run_c", False) is True

@@ -3,7 +3,7 @@ of their topics, and how many outbox rows wait to be published and for how long.
 
 A daemon thread with an event loop of its own polls the probes every few seconds, so a slow
 broker or database makes a gauge late, never a scrape or a message handler slow. aiokafka is
-imported lazily, as in `contracts.outbox`: every service that starts a monitor has it.
+imported lazily: every service that starts a monitor has it, and contracts need not.
 """
 
 from __future__ import annotations

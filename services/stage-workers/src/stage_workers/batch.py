@@ -1,11 +1,18 @@
-"""ProcessBatch for stages 1-6. A step cuts its batch into units of work, each one AI call and
-one write: in stages 2-6 every item is a unit; in stage 1 the batch's keywords are one (a single
-call clusters them all). One transaction reads all the batch needs (handled before? run
-stopped? what became of its items? each unit's AI input); then, unit by unit, the AI is called
-and one transaction writes the outputs and, per item, the charge, the result and the event, and
-checks the run is still going; the last unit's transaction completes the batch too. A one-item
-batch, like a stage-1 batch, is two transactions. The AI is called between transactions, never
-inside one."""
+"""ProcessBatch for stages 1-6, the item path. A step cuts its batch into units of work, each one
+AI call and one write: in stages 2-6 every item is a unit; in stage 1 the batch's keywords are
+one (a single call clusters them all).
+
+1. Open (one transaction): handled before? the run stopped? what became of its items? each
+   unit's AI input.
+2. Per unit, ask the AI (between transactions, never inside one), then write it in one
+   transaction (`write_unit`): the AI calls, the outputs and, per item, the charge, the event
+   and the result; then check the run is still going.
+3. Close: the last unit's transaction completes the batch too (StageBatchCompleted, and the
+   command recorded as handled), so a one-item batch, like a stage-1 batch, is two
+   transactions; a batch that ends early closes in a transaction of its own.
+
+Every transaction is a unit of work (unit_of_work.py): its effects commit together or not at
+all, and a redelivered command finds them and does nothing twice."""
 
 from __future__ import annotations
 
@@ -27,22 +34,20 @@ from contracts.events import (
     StageProviderRecovered,
     StageWaitingForProvider,
 )
-from contracts.stages import PRICES, Price
+from contracts.stages import PRICES
 from contracts.tracing import Span
 from contracts.values import ItemRef
 from stage_workers import items, metrics, tracking
 from stage_workers.ai.base import AIProvider, FatalAIError
 from stage_workers.ai.retry import PoisonedItem
-from stage_workers.bookkeeping import RunBook
 from stage_workers.deps import WorkerDeps
 from stage_workers.gate.calls import SCOPE, CallRecord, CallScope, ProviderWaitTooLong
 from stage_workers.gate.gate import Lane
 from stage_workers.gate.journal import UnitKey, UnitWritten, consume, discard
 from stage_workers.gate.lane import Wait
 from stage_workers.lease import lease_kept
-from stage_workers.ledger import InsufficientCredits, charge
 from stage_workers.outcomes import FAILED, HALTED, SKIPPED, Outcome, Tally
-from stage_workers.usage import record_calls
+from stage_workers.unit_of_work import InsufficientCredits, UnitOfWork
 
 
 class Step(Protocol):
@@ -77,13 +82,14 @@ class Unit:
 
     refs: tuple[ItemRef, ...]
     source: Any
+    key: UnitKey  # the unit's name in the journal of AI calls (gate/journal.py)
 
 
 @dataclass(frozen=True)
 class BatchContext:
     command: Envelope
     batch: ProcessBatch
-    total: int
+    total: int  # how many items the stage picked
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,14 @@ class Opened:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What the AI made of a unit: a draft, or the error that failed its items."""
+
+    draft: Any = None
+    failure: PoisonedItem | None = None
+
+
+@dataclass(frozen=True)
 class Ended:
     """What became of one unit's items, and whether the batch goes on."""
 
@@ -103,49 +117,20 @@ class Ended:
     stop: bool = False  # the run stopped meanwhile: the next unit waits for a resume
 
 
-def open_batch(conn: Connection, deps: WorkerDeps, command: Envelope, step: Step) -> Opened | None:
-    """Everything the batch needs before its first AI call, in one transaction; None when this
-    command was handled before."""
-    batch: ProcessBatch = command.data
-    book = deps.book(conn)
-    opening = book.opening(
-        tracking.consumer_name(batch.stage), command.message_id, batch.run_id, batch.stage
-    )
-    if opening.handled:
-        return None
-    context = BatchContext(command, batch, opening.picked or len(batch.item_ids))
-    if deps.run_stopped(batch.run_id, opening.stopped):
-        return Opened(context, True, (), ())
-    refs = items.refs_of(conn, batch.stage, command.site_id, batch.item_ids)
-    earlier = book.results(batch.run_id, batch.stage, [ref.id for ref in refs])
-    fresh = [ref.id for ref in refs if ref.id not in earlier]
-    open_ids = items.needing_work(conn, batch.stage, command.site_id, fresh) if fresh else set()
-    done: list[Outcome] = []
-    todo: list[ItemRef] = []
-    for ref in refs:
-        if ref.id in earlier:
-            done.append(earlier[ref.id])
-        elif ref.id in open_ids:
-            todo.append(ref)
-        else:
-            done.append(record_changed(conn, deps, command, ref))
-    units = [tuple(todo)] if step.unit == "batch" else [(ref,) for ref in todo]
-    loaded = tuple(Unit(unit, step.load(conn, unit)) for unit in units if unit)
-    return Opened(context, False, tuple(done), loaded)
-
-
 async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None:
-    opened = await deps.in_transaction(open_batch, deps, command, step)
+    opened = await deps.unit_of_work(command, open_batch, step)
     if opened is None:
         return
     tally = Tally.of(opened.done)
     if not opened.stopped:
         async with lease_kept(deps, command):
             for n, unit in enumerate(opened.todo):
-                closing = tally if n == len(opened.todo) - 1 else None
+                last = n == len(opened.todo) - 1
                 try:
                     with unit_span(step, unit) as span:
-                        ended = await process_unit(deps, step, opened.context, unit, closing)
+                        ended = await process_unit(
+                            deps, step, opened.context, unit, tally if last else None
+                        )
                         if span.is_recording():
                             span.set_attribute("automation.outcomes", _kinds(ended))
                 except FatalAIError as fatal:
@@ -156,110 +141,234 @@ async def process_batch(deps: WorkerDeps, step: Step, command: Envelope) -> None
                 tally.add(*ended.outcomes)
                 if tally.halted or ended.stop:
                     break
-    await deps.in_transaction(complete_batch, deps, command, tally)
+    await deps.unit_of_work(command, complete_batch, tally)
 
 
-def unit_span(step: Step, unit: Unit) -> AbstractContextManager[Span]:
-    """The span of one unit, a child of the batch's: `stage <n> item` (or `stage 1 batch`, its
-    keywords clustered in one call), with its items' ids."""
-    if not tracing.enabled():
-        return tracing.UNTRACED
-    return tracing.span(
-        f"stage {step.stage} {step.unit}",
-        attributes={
-            "automation.stage": step.stage,
-            "automation.item.ids": [ref.id for ref in unit.refs],
-        },
+def open_batch(uow: UnitOfWork, step: Step) -> Opened | None:
+    """Everything the batch needs before its first AI call; None when this command was
+    handled before."""
+    command, batch = uow.command, uow.command.data
+    opening = uow.book.opening(
+        tracking.consumer_name(batch.stage), command.message_id, batch.run_id, batch.stage
+    )
+    if opening.handled:
+        return None
+    context = BatchContext(command, batch, opening.picked or len(batch.item_ids))
+    if uow.run_stopped():
+        return Opened(context, True, (), ())
+    refs = items.refs_of(uow.conn, batch.stage, command.site_id, batch.item_ids)
+    earlier = uow.book.results(batch.run_id, batch.stage, [ref.id for ref in refs])
+    fresh = [ref.id for ref in refs if ref.id not in earlier]
+    open_ids = items.needing_work(uow.conn, batch.stage, command.site_id, fresh) if fresh else set()
+    done: list[Outcome] = []
+    todo: list[ItemRef] = []
+    for ref in refs:
+        if ref.id in earlier:
+            done.append(earlier[ref.id])
+        elif ref.id in open_ids:
+            todo.append(ref)
+        else:
+            done.append(item_failed(uow, ref, CHANGED_SINCE_PICKED))
+    units = [tuple(todo)] if step.unit == "batch" else [(ref,) for ref in todo]
+    return Opened(
+        context, False, tuple(done), tuple(_load(uow, step, refs) for refs in units if refs)
     )
 
 
-def _kinds(ended: Ended) -> list[str]:
-    return [outcome.kind for outcome in ended.outcomes]
+def _load(uow: UnitOfWork, step: Step, refs: tuple[ItemRef, ...]) -> Unit:
+    batch = uow.command.data
+    return Unit(refs, step.load(uow.conn, refs), UnitKey.of(batch.run_id, batch.stage, _ids(refs)))
+
+
+# The item no longer needs this stage and no run of ours did it: someone changed it after the
+# stage picked it. It is reported as failed, or the run would wait for it forever.
+CHANGED_SINCE_PICKED = "skipped: the item changed since the stage picked it (e.g. disabled)"
 
 
 @metrics.time_item
 async def process_unit(
     deps: WorkerDeps, step: Step, context: BatchContext, unit: Unit, closing: Tally | None
 ) -> Ended:
-    """Ask the AI (through the gate, which may make it wait), then write in one transaction
-    with the records of the calls made; `closing` (the batch's tally before this unit) makes
-    that transaction complete the batch as well."""
-    batch = context.batch
+    """Ask the AI (through the gate, which may make it wait), then write the unit in one
+    transaction; `closing` (the batch's tally before this unit, for its last unit) makes that
+    transaction complete the batch as well."""
+    command, run_id = context.command, context.batch.run_id
     scope = CallScope(
-        batch.run_id,
+        run_id,
         waiting=lambda lane, wait: _announce(deps, context, lane, wait, recovered=False),
         recovered=lambda lane, wait: _announce(deps, context, lane, wait, recovered=True),
-        unit=UnitKey.of(batch.run_id, batch.stage, [ref.id for ref in unit.refs]),
+        unit=unit.key,
     )
     token = SCOPE.set(scope)
     try:
-        draft = await step.produce(deps.ai, unit.source)
+        answer = Answer(draft=await step.produce(deps.ai, unit.source))
     except PoisonedItem as poisoned:
-        records = scope.take_records()
-        return await deps.in_transaction(
-            _finish, deps, context, closing, unit, records, _record_failure, step, poisoned
-        )
+        answer = Answer(failure=poisoned)
     except UnitWritten:
         # A copy of this batch (sent again, or redelivered) wrote the unit meanwhile.
-        await deps.in_transaction(record_calls, context.command, unit.refs, scope.take_records())
+        records = scope.take_records()
+        await deps.unit_of_work(command, UnitOfWork.record_calls, unit.refs, records)
         return Ended((SKIPPED,))
     except ProviderWaitTooLong as waited:
-        records = scope.take_records()
-        await deps.in_transaction(_record_calls, deps, context, unit, records, discard)
+        await deps.unit_of_work(command, record_calls, deps, unit, scope.take_records(), discard)
         return Ended((Outcome("halted", halt="ai_provider_unavailable", detail=str(waited)),))
     except FatalAIError:
-        records = scope.take_records()
-        await deps.in_transaction(_record_calls, deps, context, unit, records, discard)
+        await deps.unit_of_work(command, record_calls, deps, unit, scope.take_records(), discard)
         raise
     finally:
         SCOPE.reset(token)
     records = scope.take_records()
     try:
-        return await deps.in_transaction(
-            _finish, deps, context, closing, unit, records, _write_unit, step, draft
+        return await deps.unit_of_work(
+            command, write_unit, deps, step, context, unit, answer, records, closing
         )
-    except InsufficientCredits:
-        await deps.in_transaction(_record_calls, deps, context, unit, records, discard)
+    except InsufficientCredits:  # the write rolled back: only the calls are recorded
+        await deps.unit_of_work(command, record_calls, deps, unit, records, discard)
         return Ended((HALTED,))
 
 
-def _record_calls(
-    conn: Connection,
+def write_unit(
+    uow: UnitOfWork,
     deps: WorkerDeps,
+    step: Step,
     context: BatchContext,
+    unit: Unit,
+    answer: Answer,
+    records: Sequence[CallRecord],
+    closing: Tally | None,
+) -> Ended:
+    """One unit in one transaction: its AI calls; its items written, charged, announced and
+    their results recorded (or failed, when the AI could not do them); then the batch completed,
+    if this is its last unit, or else a look at whether the run stopped meanwhile."""
+    record_calls(uow, deps, unit, records)
+    if answer.failure is None:
+        outcomes = write_items(uow, deps, step, context, unit, answer.draft)
+    else:
+        outcomes = fail_items(uow, step, unit, answer.failure)
+    if closing is not None:
+        complete_batch(uow, closing.plus(*outcomes))
+        return Ended(outcomes, closed=True)
+    return Ended(outcomes, stop=uow.run_stopped())
+
+
+def write_items(
+    uow: UnitOfWork, deps: WorkerDeps, step: Step, context: BatchContext, unit: Unit, draft: Any
+) -> tuple[Outcome, ...]:
+    batch = context.batch
+    open_ids = items.lock_needing_work(uow.conn, batch.stage, uow.command.site_id, _ids(unit.refs))
+    if not open_ids:
+        # Another worker (a re-dispatched copy of this batch) wrote them meanwhile and announced
+        # them in the same transaction: nothing to add.
+        return (SKIPPED,)
+    outputs = step.write(uow.conn, deps, batch.run_id, unit.source, draft, open_ids)
+    prices = _prices(uow, context, list(outputs))
+    refs = {ref.id: ref for ref in unit.refs}
+    return tuple(
+        item_processed(uow, context, refs[item_id], prices[item_id], made)
+        for item_id, made in outputs.items()
+    )
+
+
+def item_processed(
+    uow: UnitOfWork, context: BatchContext, ref: ItemRef, price: int, outputs: int
+) -> Outcome:
+    """Charge, announce and record one item the unit's write has done."""
+    batch = context.batch
+    credits = uow.charge(ref.id, price)
+    processed = StageItemProcessed(
+        stage=batch.stage,
+        batch_id=batch.batch_id,
+        item=ref,
+        total=context.total,
+        credits=credits,
+        outputs=outputs,
+    )
+    uow.emit(processed, tracking.item_processed_id(batch.run_id, batch.stage, ref.id))
+    outcome = Outcome("processed", credits, outputs)
+    uow.book.record_result(batch.run_id, batch.stage, ref.id, outcome)
+    return outcome
+
+
+def fail_items(
+    uow: UnitOfWork, step: Step, unit: Unit, poisoned: PoisonedItem
+) -> tuple[Outcome, ...]:
+    """The AI could not do the unit: each of its items failed, once more across runs."""
+    batch = uow.command.data
+    for ref in unit.refs:
+        step.mark_failed(uow.conn, ref.id, poisoned.error)
+        items.count_failure(
+            uow.conn, batch.stage, uow.command.site_id, ref.id, batch.run_id, poisoned.error
+        )
+        item_failed(uow, ref, poisoned.error, poisoned.attempts)
+    return (FAILED,) * len(unit.refs)
+
+
+def item_failed(uow: UnitOfWork, ref: ItemRef, error: str, attempts: int = 1) -> Outcome:
+    """Announce and record one failed item."""
+    batch = uow.command.data
+    failed = StageItemFailed(
+        stage=batch.stage,
+        batch_id=batch.batch_id,
+        item=ref,
+        error=error[:2000],
+        attempts=attempts,
+    )
+    uow.emit(failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
+    uow.book.record_result(batch.run_id, batch.stage, ref.id, FAILED)
+    return FAILED
+
+
+def complete_batch(uow: UnitOfWork, tally: Tally) -> None:
+    """Announce the batch's figures and record the command as handled."""
+    batch = uow.command.data
+    completed = StageBatchCompleted(
+        stage=batch.stage,
+        batch_id=batch.batch_id,
+        processed=tally.processed,
+        failed=tally.failed,
+        credits=tally.credits,
+        halted=tally.halted,
+        halt_detail=tally.halt_detail[:2000] if tally.halt_detail else None,
+        fatal=tally.fatal[:2000] if tally.fatal else None,
+    )
+    uow.emit(
+        completed,
+        tracking.batch_completed_id(batch.run_id, batch.stage, batch.batch_id, batch.attempt),
+    )
+    uow.book.record_handled(tracking.consumer_name(batch.stage), uow.command.message_id)
+    metrics.count_batch(
+        batch.stage, tally.processed, tally.failed, tally.credits, tally.halted is not None
+    )
+
+
+def record_calls(
+    uow: UnitOfWork,
+    deps: WorkerDeps,
     unit: Unit,
     records: Sequence[CallRecord],
     take: Callable[[Connection, UnitKey], list[dict[str, Any]]] = consume,
 ) -> None:
-    """Write the unit's AI-call records: those in hand, and those kept with answers (by this
-    worker or one that had the batch before), whose rows this transaction `take`s: marks
-    written with the unit, or discards when the unit ends unwritten."""
-    kept: list[CallRecord] = []
+    """Record the unit's AI calls: those in hand, and those stored with answers in the journal
+    (by this worker or one that had the batch before), whose rows `take` marks written with the
+    unit (`consume`) or deletes when the unit ends unwritten (`discard`)."""
+    stored: list[CallRecord] = []
     if getattr(deps.ai, "journal", None) is not None:
-        batch = context.batch
-        key = UnitKey.of(batch.run_id, batch.stage, [ref.id for ref in unit.refs])
-        kept = [CallRecord(**fields) for fields in take(conn, key)]
-    record_calls(conn, context.command, unit.refs, [*records, *kept])
+        stored = [CallRecord(**fields) for fields in take(uow.conn, unit.key)]
+    uow.record_calls(unit.refs, [*records, *stored])
 
 
-def _finish(
-    conn: Connection,
-    deps: WorkerDeps,
-    context: BatchContext,
-    closing: Tally | None,
-    unit: Unit,
-    records: Sequence[CallRecord],
-    write: Callable[..., tuple[Outcome, ...]],
-    step: Step,
-    result: Any,
-) -> Ended:
-    _record_calls(conn, deps, context, unit, records)
-    outcomes = write(conn, deps, context, step, unit, result)
-    if closing is not None:
-        complete_batch(conn, deps, context.command, closing.plus(*outcomes))
-        return Ended(outcomes, closed=True)
-    run_id = context.batch.run_id
-    return Ended(outcomes, stop=deps.run_stopped(run_id, deps.book(conn).is_stopped(run_id)))
+def _prices(uow: UnitOfWork, context: BatchContext, item_ids: list[int]) -> dict[int, int]:
+    """What each item costs. A price per several items (stage 1's) goes by the item's place in
+    the stage's pick order; for a run picked before the workers recorded their picks, by its
+    place in the batch."""
+    batch = context.batch
+    price = PRICES[batch.stage]
+    if price.per == 1:
+        return dict.fromkeys(item_ids, price.credits)  # the same for every place
+    places = uow.book.positions(batch.run_id, batch.stage, item_ids)
+    if len(places) < len(item_ids):
+        places = {item_id: n for n, item_id in enumerate(batch.item_ids)}
+    return {item_id: price.due(places[item_id]) for item_id in item_ids}
 
 
 async def _announce(
@@ -283,139 +392,23 @@ async def _announce(
             since=since,
         )
         message_id = tracking.provider_waiting_id(batch.run_id, batch.stage, lane.key, wait.since)
-    await deps.in_transaction(lambda conn: deps.emit(conn, context.command, event, message_id))
+    await deps.unit_of_work(context.command, UnitOfWork.emit, event, message_id)
 
 
-CHANGED_SINCE_PICKED = "skipped: the item changed since the stage picked it (e.g. disabled)"
-
-
-def record_changed(conn: Connection, deps: WorkerDeps, command: Envelope, ref: ItemRef) -> Outcome:
-    """The item no longer needs this stage and no run of ours did it: someone changed it after
-    the stage picked it. Say so as a failure, or the run would wait for it forever."""
-    batch: ProcessBatch = command.data
-    failed = StageItemFailed(
-        stage=batch.stage, batch_id=batch.batch_id, item=ref, error=CHANGED_SINCE_PICKED
-    )
-    deps.emit(conn, command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
-    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, FAILED)
-    return FAILED
-
-
-def _write_unit(
-    conn: Connection, deps: WorkerDeps, context: BatchContext, step: Step, unit: Unit, draft: Any
-) -> tuple[Outcome, ...]:
-    command, batch = context.command, context.batch
-    ids = [ref.id for ref in unit.refs]
-    open_ids = items.lock_needing_work(conn, batch.stage, command.site_id, ids)
-    if not open_ids:
-        # Another worker (a re-dispatched copy of this batch) wrote them meanwhile and announced
-        # them in the same transaction: nothing to add.
-        return (SKIPPED,)
-    outputs = step.write(conn, deps, batch.run_id, unit.source, draft, open_ids)
-    amounts = _amounts(deps.book(conn), context, PRICES[batch.stage], list(outputs))
-    refs = {ref.id: ref for ref in unit.refs}
-    return tuple(
-        _processed(conn, deps, context, refs[item_id], amounts[item_id], made)
-        for item_id, made in outputs.items()
+def unit_span(step: Step, unit: Unit) -> AbstractContextManager[Span]:
+    """The span of one unit, a child of the batch's: `stage <n> item` (or `stage 1 batch`, its
+    keywords clustered in one call), with its items' ids."""
+    if not tracing.enabled():
+        return tracing.UNTRACED
+    return tracing.span(
+        f"stage {step.stage} {step.unit}",
+        attributes={"automation.stage": step.stage, "automation.item.ids": _ids(unit.refs)},
     )
 
 
-def _amounts(
-    book: RunBook, context: BatchContext, price: Price, item_ids: list[int]
-) -> dict[int, int]:
-    """What each item costs. A price per several items (stage 1's) goes by the item's place in
-    the stage's pick order; for a run picked before the workers kept their picks, by its place
-    in the batch."""
-    if price.per == 1:
-        return dict.fromkeys(item_ids, price.credits)  # the same for every place
-    batch = context.batch
-    places = book.positions(batch.run_id, batch.stage, item_ids)
-    if len(places) < len(item_ids):
-        places = {item_id: n for n, item_id in enumerate(batch.item_ids)}
-    return {item_id: price.due(places[item_id]) for item_id in item_ids}
+def _ids(refs: Sequence[ItemRef]) -> list[int]:
+    return [ref.id for ref in refs]
 
 
-def _processed(
-    conn: Connection,
-    deps: WorkerDeps,
-    context: BatchContext,
-    ref: ItemRef,
-    amount: int,
-    outputs: int,
-) -> Outcome:
-    """Charge, announce and record one item the unit's write has done."""
-    command, batch = context.command, context.batch
-    credits = charge(
-        conn,
-        account_id=command.account_id,
-        site_id=command.site_id,
-        run_id=batch.run_id,
-        stage=batch.stage,
-        item_id=ref.id,
-        amount=amount,
-    )
-    processed = StageItemProcessed(
-        stage=batch.stage,
-        batch_id=batch.batch_id,
-        item=ref,
-        total=context.total,
-        credits=credits,
-        outputs=outputs,
-    )
-    deps.emit(
-        conn, command, processed, tracking.item_processed_id(batch.run_id, batch.stage, ref.id)
-    )
-    outcome = Outcome("processed", credits, outputs)
-    deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, outcome)
-    return outcome
-
-
-def _record_failure(
-    conn: Connection,
-    deps: WorkerDeps,
-    context: BatchContext,
-    step: Step,
-    unit: Unit,
-    poisoned: PoisonedItem,
-) -> tuple[Outcome, ...]:
-    """The AI could not do the unit: each of its items failed, once more across runs."""
-    command, batch = context.command, context.batch
-    for ref in unit.refs:
-        step.mark_failed(conn, ref.id, poisoned.error)
-        items.count_failure(
-            conn, batch.stage, command.site_id, ref.id, batch.run_id, poisoned.error
-        )
-        failed = StageItemFailed(
-            stage=batch.stage,
-            batch_id=batch.batch_id,
-            item=ref,
-            error=poisoned.error[:2000],
-            attempts=poisoned.attempts,
-        )
-        deps.emit(conn, command, failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
-        deps.book(conn).record_result(batch.run_id, batch.stage, ref.id, FAILED)
-    return (FAILED,) * len(unit.refs)
-
-
-def complete_batch(conn: Connection, deps: WorkerDeps, command: Envelope, tally: Tally) -> None:
-    batch: ProcessBatch = command.data
-    completed = StageBatchCompleted(
-        stage=batch.stage,
-        batch_id=batch.batch_id,
-        processed=tally.processed,
-        failed=tally.failed,
-        credits=tally.credits,
-        halted=tally.halted,
-        halt_detail=tally.halt_detail[:2000] if tally.halt_detail else None,
-        fatal=tally.fatal[:2000] if tally.fatal else None,
-    )
-    deps.emit(
-        conn,
-        command,
-        completed,
-        tracking.batch_completed_id(batch.run_id, batch.stage, batch.batch_id, batch.attempt),
-    )
-    deps.book(conn).remember(tracking.consumer_name(batch.stage), command.message_id)
-    metrics.count_batch(
-        batch.stage, tally.processed, tally.failed, tally.credits, tally.halted is not None
-    )
+def _kinds(ended: Ended) -> list[str]:
+    return [outcome.kind for outcome in ended.outcomes]

@@ -9,7 +9,7 @@ worker_run_status): a redelivered command learns what was done without parsing t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -26,16 +26,16 @@ class Opening:
 
     handled: bool  # this command was handled before: nothing to do
     picked: int | None  # how many items the stage picked (None: picked before this table)
-    stopped: bool  # the run is paused, cancelled or over
 
 
 class RunBook:
-    """The port. `SqlRunBook` keeps it in PostgreSQL, in the caller's transaction."""
+    """The port. `SqlRunBook` writes it to PostgreSQL, in the caller's transaction."""
 
     def opening(self, consumer: str, message_id: UUID, run_id: str, stage: int) -> Opening:
         raise NotImplementedError
 
-    def remember(self, consumer: str, message_id: UUID) -> None:
+    def record_handled(self, consumer: str, message_id: UUID) -> None:
+        """Record that `consumer` handled the command, in the transaction of its effect."""
         raise NotImplementedError
 
     def record_picks(self, run_id: str, stage: int, item_ids: Sequence[int]) -> None:
@@ -50,10 +50,12 @@ class RunBook:
         raise NotImplementedError
 
     def record_result(self, run_id: str, stage: int, item_id: int, outcome: Outcome) -> None:
-        """Keep a processed or failed item's outcome, once."""
+        """Record a processed or failed item's outcome, once."""
         raise NotImplementedError
 
     def is_stopped(self, run_id: str) -> bool:
+        """The table's answer (`worker_run_status`); ask `UnitOfWork.run_stopped`, which
+        puts what this process heard first."""
         raise NotImplementedError
 
 
@@ -76,7 +78,7 @@ _OPENING = sa.select(
     .label("picked"),
     sa.select(_w.stopped).where(_w.run_id == _RUN).scalar_subquery().label("stopped"),
 )
-_REMEMBER = insert(t.processed_messages).on_conflict_do_nothing()
+_RECORD_HANDLED = insert(t.processed_messages).on_conflict_do_nothing()
 _RECORD_PICKS = insert(t.stage_picks).on_conflict_do_nothing()
 _PICKS = sa.select(_s.item_ids).where(_s.run_id == _RUN, _s.stage == _STAGE)
 _RESULTS = sa.select(_r.item_id, _r.outcome, _r.credits, _r.outputs).where(
@@ -88,17 +90,22 @@ _STOPPED = sa.select(_w.stopped).where(_w.run_id == _RUN)
 
 @dataclass(frozen=True)
 class SqlRunBook(RunBook):
+    """Built once per transaction (a unit of work): whether a run is stopped is read once,
+    in the opening's round trip when there is one."""
+
     conn: Connection
+    _stopped: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def opening(self, consumer: str, message_id: UUID, run_id: str, stage: int) -> Opening:
         row = self.conn.execute(
             _OPENING,
             {"consumer": consumer, "message_id": message_id, "run_id": run_id, "stage": stage},
         ).one()
-        return Opening(bool(row.handled), row.picked, bool(row.stopped))
+        self._stopped[run_id] = bool(row.stopped)  # for is_stopped, in this round trip
+        return Opening(bool(row.handled), row.picked)
 
-    def remember(self, consumer: str, message_id: UUID) -> None:
-        self.conn.execute(_REMEMBER, {"consumer": consumer, "message_id": message_id})
+    def record_handled(self, consumer: str, message_id: UUID) -> None:
+        self.conn.execute(_RECORD_HANDLED, {"consumer": consumer, "message_id": message_id})
 
     def record_picks(self, run_id: str, stage: int, item_ids: Sequence[int]) -> None:
         self.conn.execute(
@@ -130,4 +137,7 @@ class SqlRunBook(RunBook):
         )
 
     def is_stopped(self, run_id: str) -> bool:
-        return bool(self.conn.execute(_STOPPED, {"run_id": run_id}).scalar_one_or_none())
+        if run_id not in self._stopped:
+            row = self.conn.execute(_STOPPED, {"run_id": run_id}).scalar_one_or_none()
+            self._stopped[run_id] = bool(row)
+        return self._stopped[run_id]

@@ -1,5 +1,5 @@
-"""What handlers need, wired once per process: the database, the AI behind its gate, topics,
-the relay's bell."""
+"""The ports the handlers use, wired once per process (bootstrap.py): the database, the AI
+behind its gate, the topics, the media directory and the relay to wake after a commit."""
 
 from __future__ import annotations
 
@@ -9,20 +9,19 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-from uuid import UUID
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
-from contracts.envelope import Envelope, Payload, new_message
-from contracts.outbox import enqueue
+from contracts.envelope import Envelope
 from contracts.topics import Topics
 from stage_workers.ai.base import AIProvider
 from stage_workers.bookkeeping import RunBook, SqlRunBook
 from stage_workers.run_watch import HeardStops
+from stage_workers.unit_of_work import UnitOfWork
 
-SOURCE = "/automation/stage-workers"
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -36,40 +35,35 @@ class WorkerDeps:
     executor: Executor | None = None
     # The run bookkeeping port over a transaction's connection.
     book: Callable[[Connection], RunBook] = SqlRunBook
-    # The newest word on runs whose events this process's run watch reads (run id -> stopped),
-    # ahead of the table: a pause must not wait for a database thread to be free.
+    # Run stops this process's run watch heard (run id -> stopped), ahead of the table.
     stops: HeardStops = field(default_factory=HeardStops)
 
-    def run_stopped(self, run_id: str, recorded: bool) -> bool:
-        """`recorded` (the table's word) unless this process heard newer."""
-        return self.stops.get(run_id, recorded)
+    async def unit_of_work(
+        self,
+        command: Envelope,
+        work: Callable[Concatenate[UnitOfWork, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `work(uow, *args)` in one transaction of `command` (unit_of_work.py)."""
+
+        def in_unit(conn: Connection) -> T:
+            uow = UnitOfWork(conn, command, self.book(conn), self.stops, self.topics.run_events)
+            return work(uow, *args, **kwargs)
+
+        return await self.in_transaction(in_unit)
 
     async def in_transaction(self, work: Callable[..., T], *args: object) -> T:
         """Run `work(conn, *args)` in one transaction, off the event loop (the database driver
-        is synchronous), then ring the relay so enqueued events leave at once."""
+        is synchronous), then wake the relay so the events stored leave at once."""
 
         def run() -> T:
             with self.engine.begin() as conn:
                 return work(conn, *args)
 
         # In the caller's context (an executor, unlike to_thread, does not copy it): the events
-        # enqueued carry the trace context of the item's span (ADR 20).
+        # stored carry the trace context of the item's span (ADR 20).
         context = contextvars.copy_context()
         result = await asyncio.get_running_loop().run_in_executor(self.executor, context.run, run)
         self.wake_relay()
         return result
-
-    def emit(
-        self, conn: Connection, command: Envelope, payload: Payload, message_id: UUID | None
-    ) -> bool:
-        """Enqueue an event caused by `command` on run events; False if it was already there."""
-        event = new_message(
-            payload,
-            source=SOURCE,
-            account_id=command.account_id,
-            site_id=command.site_id,
-            run_id=command.run_id,
-            caused_by=command,
-            message_id=message_id,
-        )
-        return enqueue(conn, self.topics.run_events, event)

@@ -14,6 +14,7 @@ from contracts.commands import ProcessBatch
 from contracts.envelope import Envelope, utcnow
 from contracts.events import StageBatchLeaseExtended
 from stage_workers.deps import WorkerDeps
+from stage_workers.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,6 @@ async def _renew(deps: WorkerDeps, command: Envelope, length: float) -> None:
         )
         try:
             # A fresh id each time: a repeat only extends the lease to the same moment.
-            await deps.in_transaction(deps.emit, command, extended, None)
+            await deps.unit_of_work(command, UnitOfWork.emit, extended, None)
         except Exception:  # the next round tries again; the lease has two more thirds
             log.exception("extending the lease of %s %s failed", batch.run_id, batch.batch_id)

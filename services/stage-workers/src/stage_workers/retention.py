@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
 from contracts.envelope import utcnow
-from contracts.outbox import prune_published
 from stage_workers.deps import WorkerDeps
+from stage_workers.outbox import prune_published
 
 log = logging.getLogger(__name__)
 CHUNK = 5_000
@@ -39,7 +39,7 @@ def prune(
     handled = conn.execute(
         sa.delete(t.processed_messages).where(sa.tuple_(p.consumer, p.message_id).in_(chunk))
     ).rowcount
-    # Kept AI answers of units never written (their run was cancelled, say).
+    # Stored AI answers of units never written (their run was cancelled, say).
     conn.execute(sa.delete(t.ai_answers).where(t.ai_answers.c.created_at < before))
     return outbox, handled
 

@@ -5,7 +5,7 @@ Records are told apart by their type header (`type`, or `ce_type` on records wri
 ADR 18: both are read), so only the few run-control events are parsed.
 The worker processes share one consumer group: each writes the stops of its partitions, all read
 the table. Offsets are committed after the table is written (at least once; the writes are
-idempotent and a run's events arrive in order, so the last word per run wins).
+idempotent and a run's events arrive in order, so the latest event per run wins).
 """
 
 from __future__ import annotations
@@ -31,44 +31,45 @@ log = logging.getLogger(__name__)
 # Event type -> whether the run is stopped after it: paused or ended.
 STOPS = {RunPaused.TYPE: True, RunResumed.TYPE: False} | dict.fromkeys(RUN_ENDING_TYPES, True)
 WATCH_GROUP = "automation-stage-workers-run-watch"
-# Runs whose last word this process keeps in memory; older ones are read from the table.
+# Runs whose latest stop this process holds in memory; older ones are read from the table.
 HEARD_RUNS = 10_000
 
 
 class HeardStops:
-    """The newest word on the runs this process heard of last (run id -> stopped), ahead of the
-    table, which every worker process reads. Bounded: a worker lives for months and a run's word
+    """Whether each run this process heard of last is stopped (run id -> stopped), ahead of the
+    table, which every worker process reads. Bounded: a worker lives for months and a run's stop
     matters only while its batches can still come; one trimmed away is in the table already, as
-    the watch writes a word before it hears the next."""
+    the watch writes what it heard before it reads on."""
 
-    def __init__(self, keep: int = HEARD_RUNS) -> None:
-        self.keep = keep
-        self._words: dict[str, bool] = {}
+    def __init__(self, capacity: int = HEARD_RUNS) -> None:
+        self.capacity = capacity
+        self._stopped: dict[str, bool] = {}
 
-    def get(self, run_id: str, default: bool) -> bool:
-        return self._words.get(run_id, default)
+    def get(self, run_id: str, default: bool | None = None) -> bool | None:
+        return self._stopped.get(run_id, default)
 
     def __setitem__(self, run_id: str, stopped: bool) -> None:
-        self._words.pop(run_id, None)  # re-inserted: the newest word goes last
-        self._words[run_id] = stopped
+        self._stopped.pop(run_id, None)  # re-inserted: the latest goes last
+        self._stopped[run_id] = stopped
 
     def update(self, stops: dict[str, bool]) -> None:
         for run_id, stopped in stops.items():
             self[run_id] = stopped
 
     def trim(self) -> None:
-        """Forget the oldest words beyond `keep` (call once they are in the table)."""
-        excess = len(self._words) - self.keep
+        """Forget the oldest runs beyond `capacity` (call once they are in the table)."""
+        excess = len(self._stopped) - self.capacity
         if excess > 0:
-            for run_id in list(islice(self._words, excess)):
-                del self._words[run_id]
+            for run_id in list(islice(self._stopped, excess)):
+                del self._stopped[run_id]
 
     def __len__(self) -> int:
-        return len(self._words)
+        return len(self._stopped)
 
 
 def stops_in(records: Iterable[ConsumerRecord]) -> dict[str, bool]:
-    """The last word on each run among `records` (in partition order); others are skipped."""
+    """Whether each run among `records` is stopped after its latest run-control event (in
+    partition order); other records are skipped."""
     stops: dict[str, bool] = {}
     for record in records:
         if type_from_headers(record.headers) not in STOPS:
@@ -113,7 +114,7 @@ async def watch_runs(
             log.info("run stops learnt: %s", stops)
         uncommitted = uncommitted or bool(batches)
         # At most once a second, and on the way out: nearly every record is skipped, and reading
-        # some again after a crash rewrites the same words.
+        # some again after a crash rewrites the same stops.
         if uncommitted and (pace.due() or stopping.is_set()):
             try:
                 await consumer.commit()

@@ -81,8 +81,9 @@ def attempted(outcome: str, attempt: int, waited_ms: int, latency_ms: int) -> No
         )
 
 
-def kept_answer() -> None:
-    """The answer came from the journal: a worker that had the unit before already asked."""
+def stored_answer() -> None:
+    """The answer came from the journal: a worker that had the unit before already asked. (The
+    attribute keeps its published name.)"""
     span = tracing.current_span()
     if span.is_recording():
         span.set_attribute("automation.ai.kept_answer", True)

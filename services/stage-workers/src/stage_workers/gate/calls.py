@@ -79,7 +79,7 @@ class CallScope:
     waiting: Announce = _nothing
     recovered: Announce = _nothing
     records: list[CallRecord] = field(default_factory=list)
-    unit: UnitKey | None = None  # the unit the calls are for, when they are kept (journal.py)
+    unit: UnitKey | None = None  # the unit the calls are for, when they are stored (journal.py)
 
     def take_records(self) -> list[CallRecord]:
         taken, self.records = self.records, []
@@ -168,24 +168,24 @@ class GatedAI:
     async def _call_once(
         self, function: str, args: tuple, scope: CallScope, lane: Lane, key: UnitKey
     ) -> Any:
-        """The unit's call through the journal: its kept answer if there is one, else the call,
+        """The unit's call through the journal: its stored answer if there is one, else the call,
         claimed before it is sent, waiting while another worker's call for it is in flight."""
         first = len(scope.records)
         holder = self.journal.holder()
         answered = False
         try:
             while True:
-                kept = await self.gate.offload(self.journal.answered, key, function)
-                if kept is not None:
+                stored = await self.gate.offload(self.journal.answered, key, function)
+                if stored is not None:
                     answered = True
-                    spans.kept_answer()
-                    return decode_draft(function, kept)
+                    spans.stored_answer()
+                    return decode_draft(function, stored)
                 draft = await self._ask(function, args, scope, lane, (key, holder))
                 if draft is not _IN_FLIGHT:
                     break
                 await asyncio.sleep(CLAIM_POLL_SECONDS)  # another worker's call is in flight
             answered = True
-            await self._keep(key, function, draft, scope, first)
+            await self._store(key, function, draft, scope, first)
             return draft
         finally:
             if not answered:
@@ -195,18 +195,18 @@ class GatedAI:
         key, holder = claim
         return await self.gate.offload(self.journal.claim, key, function, holder)
 
-    async def _keep(
+    async def _store(
         self, key: UnitKey, function: str, draft: Any, scope: CallScope, first: int
     ) -> None:
-        """Keep the answer and the call's records until the unit's write takes them."""
+        """Store the answer and the call's records until the unit's write takes them."""
         records = scope.records[first:]
         try:
             data = encode_draft(function, draft)
-            kept = await self.gate.offload(self.journal.keep, key, function, data, records)
-        except Exception:  # the database is away: the records stay with the unit, unkept
-            log.exception("could not keep the answer of %s for %s", function, key)
+            stored = await self.gate.offload(self.journal.store, key, function, data, records)
+        except Exception:  # the database is away: the records stay with the unit, unstored
+            log.exception("could not store the answer of %s for %s", function, key)
             return
-        if kept:
+        if stored:
             del scope.records[first:]
 
     async def _ask(

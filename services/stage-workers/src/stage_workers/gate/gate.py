@@ -4,8 +4,9 @@ calls waiting gets the next admission in turn, so a run with 5,000 items does no
 with 5; the stage pumps already spread every run's batches over the processes.
 
 Reports of how calls ended change the shared lane at once when they matter to others (a 429, a
-failure, a probe's result); the token settlements of ordinary answers are summed and applied
-with the keeper's next round, which saves a transaction per call."""
+failure, a probe's result); the token refunds of ordinary answers (a call's reservation
+reconciled with what it used) are summed and applied with the keeper's next round, which saves a
+transaction per call."""
 
 from __future__ import annotations
 
@@ -143,10 +144,10 @@ class Gate:
         line = self.lines.setdefault(ticket.lane.key, _Line(ticket.lane))
         refund = ticket.cost - used_tokens
         if ticket.probe or line.waiting is not None or exhausted_for:
-            settle = partial(
-                self._settle, lane=ticket.lane, refund=refund, exhausted_for=exhausted_for
+            reconcile = partial(
+                self._reconcile, lane=ticket.lane, refund=refund, exhausted_for=exhausted_for
             )
-            await self._change(ticket.lane, settle)
+            await self._change(ticket.lane, reconcile)
             line.waiting = None
         else:
             line.refund += refund
@@ -244,7 +245,7 @@ class Gate:
     # Each change below takes the lane's state and the database's time and answers the new
     # state and what the caller learns.
 
-    def _settle(
+    def _reconcile(
         self, state: LaneState, now: float, lane: Lane, refund: float, exhausted_for: float | None
     ) -> tuple[LaneState, LaneState]:
         state = rules_of.succeeded(state, lane.budget, self.rules, now, refund)

@@ -1,8 +1,8 @@
-"""The AI calls of units not yet written, kept in PostgreSQL so that no call is made twice.
+"""The AI calls of units not yet written, stored in PostgreSQL so that no call is made twice.
 
 A batch is dispatched again when its worker stops extending its lease: the worker died, or lost
 touch with the broker while it still calls. Before a call, the worker claims it (run, stage,
-unit, function) for as long as the call may take; with the answer, it keeps the draft and the
+unit, function) for as long as the call may take; with the answer, it stores the draft and the
 records of the call's attempts; the transaction that writes the unit deletes the rows and writes
 those records, once, whichever worker gets there. A second worker on the same unit finds the
 answer and uses it, or finds the call in flight and waits for it, or finds the claim expired
@@ -72,7 +72,7 @@ def record_to_json(record: Any) -> dict[str, Any]:
 
 
 def record_from_json(values: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a CallRecord (gate.calls), as kept."""
+    """The fields of a CallRecord (gate.calls), as stored."""
     usage = values.get("usage")
     cost = values.get("cost_usd")
     return {
@@ -101,7 +101,7 @@ class Journal:
         return f"{self.process}:{uuid.uuid4().hex[:12]}"
 
     def answered(self, key: UnitKey, function: str) -> bytes | None:
-        """The kept answer of the unit's call, if any; raises UnitWritten when another batch
+        """The stored answer of the unit's call, if any; raises UnitWritten when another batch
         has written the unit already."""
         with self.engine.connect() as conn:
             query = sa.select(_a.draft, _a.written).where(key.where(function))
@@ -124,16 +124,16 @@ class Journal:
         with self.engine.begin() as conn:
             return conn.execute(statement).first() is not None
 
-    def keep(self, key: UnitKey, function: str, draft: bytes, records: list[Any]) -> bool:
-        """Keep the answer with the records of its call; False when another worker's answer
-        is kept already (both calls were made: each worker writes its own records)."""
-        kept = [record_to_json(record) for record in records]
+    def store(self, key: UnitKey, function: str, draft: bytes, records: list[Any]) -> bool:
+        """Store the answer with the records of its call; False when another worker's answer
+        is stored already (both calls were made: each worker writes its own records)."""
+        stored = [record_to_json(record) for record in records]
         with self.engine.begin() as conn:
             return (
                 conn.execute(
                     sa.update(t.ai_answers)
                     .where(key.where(function), _a.draft.is_(None), sa.not_(_a.written))
-                    .values(draft=draft, records=kept)
+                    .values(draft=draft, records=stored)
                 ).rowcount
                 == 1
             )
@@ -156,18 +156,18 @@ def consume(conn: Connection, key: UnitKey) -> list[dict[str, Any]]:
     of the drafts, and return the records of the answered calls (as CallRecord fields) for that
     transaction to write. A copy of the batch still waiting on the unit then stops."""
     open_rows = sa.and_(key.where(), sa.not_(_a.written))
-    kept = conn.execute(sa.select(_a.records).where(open_rows).with_for_update()).scalars().all()
+    stored = conn.execute(sa.select(_a.records).where(open_rows).with_for_update()).scalars().all()
     conn.execute(sa.update(t.ai_answers).where(open_rows).values(written=True, draft=None))
-    return _records(kept)
+    return _records(stored)
 
 
 def discard(conn: Connection, key: UnitKey) -> list[dict[str, Any]]:
     """The unit ends unwritten (the run halts or fails): delete its rows, so that the batch sent
     again after a resume calls anew, and return the records of the answered calls to write."""
     open_rows = sa.and_(key.where(), sa.not_(_a.written))
-    kept = conn.execute(sa.delete(t.ai_answers).where(open_rows).returning(_a.records)).scalars()
-    return _records(kept.all())
+    stored = conn.execute(sa.delete(t.ai_answers).where(open_rows).returning(_a.records)).scalars()
+    return _records(stored.all())
 
 
-def _records(kept: Sequence[Any]) -> list[dict[str, Any]]:
-    return [record_from_json(record) for records in kept if records for record in records]
+def _records(stored: Sequence[Any]) -> list[dict[str, Any]]:
+    return [record_from_json(record) for records in stored if records for record in records]

@@ -6,7 +6,7 @@ Budgets are token buckets refilled continuously, holding at most `burst_seconds`
 per-minute limit, because providers enforce per-minute limits over shorter periods ("300 per
 minute" may mean 5 per second). A call is admitted while the request bucket holds one request
 and the token bucket is not in debt; the call's estimated tokens are reserved (the bucket may go
-below zero for one large call) and settled with the real usage afterwards.
+below zero for one large call) and reconciled with the real usage afterwards.
 
 Shares: every worker process takes turns by run among its own waiting calls, and the processes
 share a lane by how many runs each has waiting: a process that reports 3 of the 10 runs waiting
@@ -303,7 +303,7 @@ def refunded(
 def succeeded(
     state: LaneState, budget: Budget, rules: Rules, now: float, token_refund: float
 ) -> LaneState:
-    """An answer: its tokens are settled, and the circuit closes."""
+    """An answer: its reserved tokens are reconciled with what it used, and the circuit closes."""
     state = refunded(state, budget, rules, now, token_refund)
     if state.circuit == "closed" and not state.failures:
         return state

@@ -22,17 +22,22 @@ class TaskInput:
     keywords: list[str]
 
 
-_k, _i, _kw = t.tasks.c, t.content_ideas.c, t.keywords.c
+_tasks, _ideas, _keywords = t.tasks.c, t.content_ideas.c, t.keywords.c
 _TASK = (
-    sa.select(_k.id, _k.site_id, _k.title, _k.brief, _i.cluster_id)
-    .join_from(t.tasks, t.content_ideas, _k.idea_id == _i.id)
-    .where(_k.id == sa.bindparam("id"))
+    sa.select(_tasks.id, _tasks.site_id, _tasks.title, _tasks.brief, _ideas.cluster_id)
+    .join_from(t.tasks, t.content_ideas, _tasks.idea_id == _ideas.id)
+    .where(_tasks.id == sa.bindparam("id"))
 )
 _KEYWORDS = (
-    sa.select(_kw.text).where(_kw.cluster_id == sa.bindparam("cluster")).order_by(_kw.id).limit(12)
+    sa.select(_keywords.text)
+    .where(_keywords.cluster_id == sa.bindparam("cluster"))
+    .order_by(_keywords.id)
+    .limit(12)
 )
 _CONTENT = insert_once(t.content, "task_id")
-_COMPLETED = sa.update(t.tasks).where(_k.id == sa.bindparam("row_id")).values(status="completed")
+_COMPLETED = (
+    sa.update(t.tasks).where(_tasks.id == sa.bindparam("row_id")).values(status="completed")
+)
 
 
 class ArticlesStep:

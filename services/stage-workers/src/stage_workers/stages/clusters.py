@@ -25,15 +25,15 @@ class KeywordsInput:
     keywords: tuple[ItemRef, ...]  # in the order the AI is given them: its drafts index into it
 
 
-_c, _k = t.clusters.c, t.keywords.c
-_SITE = sa.select(_k.site_id).where(_k.id == sa.bindparam("id"))
+_clusters, _keywords = t.clusters.c, t.keywords.c
+_SITE = sa.select(_keywords.site_id).where(_keywords.id == sa.bindparam("id"))
 _CLUSTER = insert_once(t.clusters, "site_id", "source_key")
-_FOUND = sa.select(_c.id).where(
-    _c.site_id == sa.bindparam("site"), _c.source_key == sa.bindparam("key")
+_FOUND = sa.select(_clusters.id).where(
+    _clusters.site_id == sa.bindparam("site"), _clusters.source_key == sa.bindparam("key")
 )
 _MAPPED = (
     sa.update(t.keywords)
-    .where(_k.id.in_(sa.bindparam("ids", expanding=True)))
+    .where(_keywords.id.in_(sa.bindparam("ids", expanding=True)))
     .values(status="mapped", cluster_id=sa.bindparam("cluster"))
 )
 

@@ -21,11 +21,19 @@ class ClusterInput:
     keywords: list[str]
 
 
-_c, _k = t.clusters.c, t.keywords.c
-_CLUSTER = sa.select(_c.id, _c.site_id, _c.name).where(_c.id == sa.bindparam("id"))
-_KEYWORDS = sa.select(_k.text).where(_k.cluster_id == sa.bindparam("id")).order_by(_k.id)
+_clusters, _keywords = t.clusters.c, t.keywords.c
+_CLUSTER = sa.select(_clusters.id, _clusters.site_id, _clusters.name).where(
+    _clusters.id == sa.bindparam("id")
+)
+_KEYWORDS = (
+    sa.select(_keywords.text)
+    .where(_keywords.cluster_id == sa.bindparam("id"))
+    .order_by(_keywords.id)
+)
 _IDEA = insert_once(t.content_ideas, "cluster_id", "position")
-_MAPPED = sa.update(t.clusters).where(_c.id == sa.bindparam("row_id")).values(status="mapped")
+_MAPPED = (
+    sa.update(t.clusters).where(_clusters.id == sa.bindparam("row_id")).values(status="mapped")
+)
 
 
 class IdeasStep:

@@ -59,22 +59,26 @@ def _review_when_complete(conn: Connection, content_id: int) -> None:
     conn.execute(_TO_REVIEW, {"content_id": content_id})
 
 
-_i, _c = t.images.c, t.content.c
+_images, _content = t.images.c, t.content.c
 _ID, _CONTENT_ID = sa.bindparam("id"), sa.bindparam("content_id")
 # Built once with bound parameters: building a statement costs more CPU than running it.
-_IMAGE = sa.select(_i.id, _i.site_id, _i.content_id, _i.prompt).where(_i.id == _ID)
+_IMAGE = sa.select(_images.id, _images.site_id, _images.content_id, _images.prompt).where(
+    _images.id == _ID
+)
 _GENERATED = (
     sa.update(t.images)
-    .where(_i.id == sa.bindparam("row_id"))
+    .where(_images.id == sa.bindparam("row_id"))
     .values(status="generated", file_path=sa.bindparam("path"), error=None)
 )
-_LOCK_CONTENT = sa.select(_c.id).where(_c.id == _CONTENT_ID).with_for_update()
+_LOCK_CONTENT = sa.select(_content.id).where(_content.id == _CONTENT_ID).with_for_update()
 _TO_REVIEW = (
     sa.update(t.content)
     .where(
-        _c.id == _CONTENT_ID,
-        _c.status == "draft",
-        sa.not_(sa.exists().where(_i.content_id == _CONTENT_ID, _i.status != "generated")),
+        _content.id == _CONTENT_ID,
+        _content.status == "draft",
+        sa.not_(
+            sa.exists().where(_images.content_id == _CONTENT_ID, _images.status != "generated")
+        ),
     )
     .values(status="review")
 )

@@ -21,8 +21,10 @@ def featured_first(prompts: list[PromptDraft]) -> list[PromptDraft]:
     return (featured + rest)[:IMAGES_PER_CONTENT]
 
 
-_c = t.content.c
-_CONTENT = sa.select(_c.id, _c.site_id, _c.title, _c.body).where(_c.id == sa.bindparam("id"))
+_content = t.content.c
+_CONTENT = sa.select(_content.id, _content.site_id, _content.title, _content.body).where(
+    _content.id == sa.bindparam("id")
+)
 _IMAGE = insert_once(t.images, "content_id", "position")
 
 

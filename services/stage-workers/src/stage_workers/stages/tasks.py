@@ -10,10 +10,14 @@ from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider
 from stage_workers.stages.rows import insert_once, inserted
 
-_i = t.content_ideas.c
-_IDEA = sa.select(_i.id, _i.site_id, _i.title, _i.outline).where(_i.id == sa.bindparam("id"))
+_ideas = t.content_ideas.c
+_IDEA = sa.select(_ideas.id, _ideas.site_id, _ideas.title, _ideas.outline).where(
+    _ideas.id == sa.bindparam("id")
+)
 _TASK = insert_once(t.tasks, "idea_id")
-_QUEUED = sa.update(t.content_ideas).where(_i.id == sa.bindparam("row_id")).values(status="queued")
+_QUEUED = (
+    sa.update(t.content_ideas).where(_ideas.id == sa.bindparam("row_id")).values(status="queued")
+)
 
 
 class TasksStep:

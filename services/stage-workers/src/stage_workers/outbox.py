@@ -1,10 +1,10 @@
 """Transactional outbox: an event that must follow a database write is stored in the same
-transaction (`enqueue`) and published afterwards by a relay (`OutboxRelay`).
+transaction (`enqueue`) and published afterwards by a relay (`OutboxRelay`). Only the stage
+workers write events after database writes, so the outbox is theirs; its table stays in the one
+schema (contracts.db.tables).
 
 The relay publishes at least once: a relay killed after Kafka acknowledged a row but before it
 marked the row published sends it again, with the same message id, and consumers dedupe on it.
-aiokafka is imported lazily so that contracts does not depend on it; every service that runs a
-relay has it installed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
@@ -103,8 +104,6 @@ class OutboxRelay:
         self._wake.set()
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers, enable_idempotence=True, acks="all"
         )
