@@ -3,10 +3,14 @@ SHELL := /bin/bash
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test bench bootstrap up down status asyncapi lint
+.PHONY: demo test bench bootstrap runtime up down status asyncapi lint
 
-demo: bootstrap
-	$(UV) run --frozen demo
+# The demo and the stack commands install only what they run (no test tools, no browser):
+# `runtime` is deploy/local/bootstrap.sh's demo mode; `bootstrap` adds what the tests need.
+RUN := $(UV) run --frozen --no-dev
+
+demo: runtime
+	$(RUN) demo
 
 test: bootstrap
 	$(UV) run --frozen pytest
@@ -20,14 +24,17 @@ bench: bootstrap
 bootstrap:
 	@deploy/local/bootstrap.sh
 
-up: bootstrap
-	$(UV) run --frozen stack up
+runtime:
+	@deploy/local/bootstrap.sh demo
 
-down: bootstrap
-	$(UV) run --frozen stack down
+up: runtime
+	$(RUN) stack up
 
-status: bootstrap
-	$(UV) run --frozen stack status
+down: runtime
+	$(RUN) stack down
+
+status: runtime
+	$(RUN) stack status
 
 asyncapi: bootstrap
 	$(UV) run --frozen python -m contracts.asyncapi > contracts/asyncapi.json

@@ -2,6 +2,9 @@
 # Installs what the project needs on a fresh machine, idempotently:
 #   - uv (pinned) in a project-local tool venv, from PyPI;
 #   - the locked Python environment of the workspace (.venv);
+# and, unless called as `bootstrap.sh demo` (the demo needs only the two above), what the tests
+# need besides:
+#   - the workspace's dev dependencies (pytest, Playwright, ...) in the same .venv;
 #   - checkov, pinned, in a venv of its own (.tools/checkov);
 #   - kcat from Debian's packages (tests list topics with it), when root;
 #   - chromium from Debian's packages (the console's browser tests drive it), when root;
@@ -20,6 +23,11 @@ if [[ ! -x "$TOOLS/bin/uv" ]] || [[ "$("$TOOLS/bin/uv" --version | cut -d' ' -f2
     "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
 
+if [[ "${1:-}" == demo ]]; then
+    # --inexact keeps the dev dependencies of an earlier `make test` instead of removing them.
+    "$TOOLS/bin/uv" sync --frozen --all-packages --no-dev --inexact --quiet --project "$ROOT"
+    exit 0
+fi
 "$TOOLS/bin/uv" sync --frozen --all-packages --quiet --project "$ROOT"
 
 # checkov lints the Kubernetes manifests (tests/unit/test_kubernetes_hardening.py). It lives in
