@@ -11,17 +11,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer
+from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from api_gateway.db import create_engine
-from api_gateway.webhooks import client
+from api_gateway.webhooks import client, intake, metrics
 from api_gateway.webhooks.addresses import AddressPolicy
 from api_gateway.webhooks.delivery import Deliverer
-from api_gateway.webhooks.intake import Intake, Taken, write
+from api_gateway.webhooks.intake import Taken, write
 from api_gateway.webhooks.payloads import from_event
 from api_gateway.webhooks.retry import SCHEDULE
 from api_gateway.webhooks.upkeep import KEPT, Upkeep
 from contracts import events as ev
+from contracts.codec import encode, headers_for, kafka_headers
 from contracts.db import tables as t
 from contracts.envelope import new_message
 from tests.support.kafka import publish
@@ -127,24 +128,17 @@ async def test_a_run_event_read_twice_is_one_delivery_per_endpoint_that_wants_it
     await publish(kafka_bootstrap, topics.run_events, message, message)  # the same event twice
 
     group = f"webhooks-test-{uuid.uuid4().hex[:8]}"
-    consumer = AIOKafkaConsumer(
-        topics.run_events,
-        bootstrap_servers=kafka_bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
+    broker = KafkaBroker(kafka_bootstrap)
     stop = asyncio.Event()
-    task = asyncio.create_task(Intake(consumer, engine).run(stop))
+    intake.subscribe(broker, topics.run_events, group, engine, stop)
+    await broker.start()
     try:
         await asyncio.to_thread(
             wait_until, lambda: deliveries(db, review), timeout=60, what="the deliveries"
         )
     finally:
         stop.set()
-        await asyncio.wait_for(task, timeout=10)
-        await consumer.stop()
+        await broker.stop()
 
     [run] = deliveries(db, wants)
     [ready] = deliveries(db, review)
@@ -152,6 +146,42 @@ async def test_a_run_event_read_twice_is_one_delivery_per_endpoint_that_wants_it
     assert (run.event_type, run.status, run.run_id) == ("run.completed", "pending", message.run_id)
     assert ready.event_type == "review.ready"
     assert '"content_ids":[11,12]' in ready.body
+
+
+def unreadable_count() -> float:
+    name = "automation_webhook_unreadable_events_total"
+    return metrics.REGISTRY.get_sample_value(name) or 0.0
+
+
+def text(headers: list[tuple[str, bytes]]) -> dict[str, str]:
+    return {name: value.decode() for name, value in headers}
+
+
+async def test_the_intake_handler_skips_by_type_header_and_writes_what_it_takes(db, engine, hooks):
+    """The handler through FastStream's in-memory broker, on the real database: records of other
+    types are skipped unparsed (a body nobody could read costs nothing), an unreadable record of
+    a webhook's type is counted and passed over, and a run event becomes its delivery."""
+    site = new_site(db, keyword_count=0, credits=0)
+    endpoint, _ = hooks.add(site.account_id, "https://hooks.example/d", ["run.completed"])
+    message = completed(site)
+    broker = KafkaBroker()
+    intake.subscribe(broker, "run-events", "webhooks-handler-test", engine, asyncio.Event())
+    unreadable_before = unreadable_count()
+
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish_batch(
+            b"not json", topic="run-events", headers=text(headers_for("automation.stage.started"))
+        )
+        await test_broker.publish_batch(
+            b"not json", topic="run-events", headers=text(headers_for(ev.RunCompleted.TYPE))
+        )
+        await test_broker.publish_batch(
+            encode(message), topic="run-events", headers=text(kafka_headers(message))
+        )
+
+    [row] = deliveries(db, endpoint)
+    assert (row.event_type, row.run_id) == ("run.completed", message.run_id)
+    assert unreadable_count() == unreadable_before + 1
 
 
 async def test_a_receiver_that_fails_three_times_then_succeeds_gets_the_event_once_in_effect(

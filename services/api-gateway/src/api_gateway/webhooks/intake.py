@@ -1,10 +1,12 @@
-"""From run events to pending deliveries: the webhooks process's consumer of the events topic.
+"""From run events to pending deliveries: the webhooks process's consumer of the events topic,
+a FastStream batch subscriber (ADR 19).
 
 It reads in its own group from the beginning, skips every record whose `type` header is not one
 a webhook is made from (without parsing it), and writes the deliveries of a batch of records in
-one transaction before committing the batch's offsets. Nothing is sent from here: a slow
-endpoint never holds a commit back. A record read again (a restart before the commit, a
-rebalance) makes the same `webhook-id`s, which the table already holds.
+one transaction; only then does FastStream commit the batch's offsets (a handler that raises,
+at shutdown, seeks back instead). Nothing is sent from here: a slow endpoint never holds a
+commit back. A record read again (a restart before the commit, a rebalance) makes the same
+`webhook-id`s, which the table already holds.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiokafka.errors import CommitFailedError
+from aiokafka.abc import ConsumerRebalanceListener
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,41 +68,59 @@ def write(conn: Connection, taken: Taken, now: datetime) -> dict[str, int]:
     return enqueue_all(conn, [*taken.events, *low], now)
 
 
-class Intake:
-    def __init__(
-        self, consumer: Any, engine: AsyncEngine, clock: Callable[[], datetime] = utcnow
-    ) -> None:
-        self.consumer = consumer
-        self.engine = engine
-        self.clock = clock
+def subscribe(
+    broker: KafkaBroker,
+    topic: str,
+    group_id: str,
+    engine: AsyncEngine,
+    stop: asyncio.Event,
+    *,
+    listener: ConsumerRebalanceListener | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """`on_run_events` on the broker: a batch of records in, their deliveries written, then the
+    commit (ack after success; a failure seeks back so the batch is read again)."""
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            fetched = await self.consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
-            records = [record for batch in fetched.values() for record in batch]
-            if not records:
-                continue
-            taken = take(records)
-            if taken.events or taken.accounts:
-                await self._write(taken, stop)
-            try:
-                await self.consumer.commit()
-            except CommitFailedError:  # rebalanced meanwhile: the new owner reads them again
-                log.info("offsets not committed after a rebalance; the records will be re-read")
+    @broker.subscriber(
+        topic,
+        batch=True,
+        group_id=group_id,
+        max_records=BATCH_RECORDS,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_undecoded,
+        listener=listener,
+        title="on_run_events",
+        description="Run events made into webhook deliveries (ADR 19).",
+    )
+    async def on_run_events(message: KafkaMessage) -> None:
+        taken = take(message.raw_message)
+        if taken.events or taken.accounts:
+            await write_until_done(engine, taken, clock, stop)
 
-    async def _write(self, taken: Taken, stop: asyncio.Event) -> None:
-        """Until it is written: the offsets wait, so nothing is lost while the database is away."""
-        tries = 0
-        while True:
-            try:
-                async with self.engine.begin() as conn:
-                    new = await conn.run_sync(write, taken, self.clock())
-                metrics.count_enqueued(new)
-                return
-            except Exception:
-                if stop.is_set():
-                    raise
-                wait = RETRY_SECONDS[min(tries, len(RETRY_SECONDS) - 1)]
-                log.exception("writing webhook deliveries failed; trying again in %s s", wait)
-                tries += 1
-                await asyncio.sleep(wait)
+
+async def _undecoded(message: Any) -> Any:
+    """Records are told apart by their type header; only the few that make webhooks are
+    parsed, by `take`, so FastStream is not asked to decode any."""
+    return None
+
+
+async def write_until_done(
+    engine: AsyncEngine, taken: Taken, clock: Callable[[], datetime], stop: asyncio.Event
+) -> None:
+    """Until it is written: the offsets wait, so nothing is lost while the database is away."""
+    tries = 0
+    while True:
+        try:
+            async with engine.begin() as conn:
+                new = await conn.run_sync(write, taken, clock())
+            metrics.count_enqueued(new)
+            return
+        except Exception:
+            if stop.is_set():
+                raise
+            wait = RETRY_SECONDS[min(tries, len(RETRY_SECONDS) - 1)]
+            log.exception("writing webhook deliveries failed; trying again in %s s", wait)
+            tries += 1
+            await asyncio.sleep(wait)

@@ -1,7 +1,7 @@
 """`api-gateway webhooks`: the process that delivers webhooks (ADR 19). It consumes the events
-topic in its own group (`intake`), sends due deliveries (`delivery`) and sweeps (`upkeep`),
-and serves its metrics on METRICS_PORT (set it apart from the API's). The API process never
-sends a webhook."""
+topic in its own group (`intake`, a FastStream subscriber), sends due deliveries (`delivery`)
+and sweeps (`upkeep`), and serves its metrics on METRICS_PORT (set it apart from the API's).
+The API process never sends a webhook."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import asyncio
 import logging
 import signal
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.abc import ConsumerRebalanceListener
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import start_http_server
 
 from api_gateway.db import create_engine
 from api_gateway.settings import Settings
-from api_gateway.webhooks import client, metrics
+from api_gateway.webhooks import client, intake, metrics
 from api_gateway.webhooks.delivery import Deliverer
-from api_gateway.webhooks.intake import Intake
 from api_gateway.webhooks.upkeep import Upkeep
 
 GROUP = "automation-webhooks"
@@ -43,19 +43,20 @@ async def serve(settings: Settings) -> None:
     policy = settings.webhook_policy()
     engine = create_engine(settings.database_url)
     pool = client.new_pool(policy, max_connections=settings.webhook_concurrency)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=group_id(settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    consumer.subscribe([settings.topics.run_events], listener=_Ready())
     stop = asyncio.Event()
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers.split(","),  # FastStream reads a str as one server
+        middlewares=(KafkaPrometheusMiddleware(registry=metrics.REGISTRY),),
+        graceful_timeout=30,
+        log_level=logging.DEBUG,  # a line per batch of records is noise at INFO
+    )
+    intake.subscribe(
+        broker, settings.topics.run_events, group_id(settings), engine, stop, listener=_Ready()
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await consumer.start()
+    await broker.start()
     deliverer = Deliverer(
         engine,
         pool,
@@ -65,7 +66,6 @@ async def serve(settings: Settings) -> None:
         settings.webhook_poll_seconds,
     )
     tasks = [
-        asyncio.create_task(Intake(consumer, engine).run(stop), name="webhook-intake"),
         asyncio.create_task(deliverer.run(stop), name="webhook-delivery"),
         asyncio.create_task(Upkeep(engine).run(stop), name="webhook-upkeep"),
     ]
@@ -85,7 +85,7 @@ async def serve(settings: Settings) -> None:
         await asyncio.wait(tasks, timeout=30)
         for task in tasks:
             task.cancel()
-        await consumer.stop()
+        await broker.stop()
         await pool.aclose()
         await engine.dispose()
         monitor.stop()
