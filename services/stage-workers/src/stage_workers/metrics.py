@@ -4,24 +4,18 @@ consumer lag. No per-site or per-run labels."""
 from __future__ import annotations
 
 import time
-from functools import partial, wraps
+from functools import wraps
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
-
 from contracts.db.tables import AI_CALL_OUTCOMES
-from contracts.monitor import ConsumerLag, Monitor, OutboxBacklog
+from contracts.metrics import ServiceMetrics
+from contracts.monitor import Monitor, OutboxBacklog
 from stage_workers.ai.base import AI_FUNCTIONS, OPERATIONS, TransientAIError
 
-# The service's own registry, so that services imported into one process (the test suite) do
-# not clash on names they share, such as automation_service_ready.
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-counter = partial(Counter, registry=REGISTRY)
-gauge = partial(Gauge, registry=REGISTRY)
-histogram = partial(Histogram, registry=REGISTRY)
-
-READY = gauge("automation_service_ready", "1 once every stage consumer has its partitions")
+METRICS = ServiceMetrics(ready="1 once every stage consumer has its partitions")
+REGISTRY = METRICS.registry
+counter, gauge, histogram = METRICS.counter, METRICS.gauge, METRICS.histogram
+READY = METRICS.ready
 
 
 class Readiness:
@@ -210,11 +204,6 @@ def count_calls(records: Any) -> None:
 
 # --- looked up in the background: consumer lag, outbox backlog, dead letters -------------------
 
-CONSUMER_LAG = gauge(
-    "automation_consumer_lag_records",
-    "Records between a consumer group's committed offsets and the end of the topic",
-    ["group", "topic"],
-)
 OUTBOX_ROWS = gauge(
     "automation_outbox_unpublished_rows", "Outbox rows of this relay's topics not yet published"
 )
@@ -222,11 +211,7 @@ OUTBOX_AGE = gauge(
     "automation_outbox_oldest_unpublished_age_seconds",
     "Age of the oldest unpublished outbox row (0 when none waits)",
 )
-DEAD_LETTERS = counter(
-    "automation_dead_letters_total",
-    "Records this service could not read and sent to the dead-letter topic, by source topic",
-    ["topic"],
-)
+CONSUMER_LAG, DEAD_LETTERS = METRICS.consumer_lag, METRICS.dead_letters  # every worker has both
 
 
 def watch(settings: Any) -> Monitor:
@@ -236,12 +221,7 @@ def watch(settings: Any) -> Monitor:
         f"{settings.kafka_group_prefix}automation-stage-{stage}": [topics.stage(stage)]
         for stage in settings.stages()
     }
-    for stage in settings.stages():
-        DEAD_LETTERS.labels(topics.stage(stage))
+    METRICS.reads(topics.stage(stage) for stage in settings.stages())
     relay_topics = [spec.name for spec in topics.specs()]
-    return Monitor(
-        [
-            ConsumerLag(settings.kafka_bootstrap_servers, groups, CONSUMER_LAG),
-            OutboxBacklog(settings.database_url, relay_topics, OUTBOX_ROWS, OUTBOX_AGE),
-        ]
-    ).start()
+    backlog = OutboxBacklog(settings.database_url, relay_topics, OUTBOX_ROWS, OUTBOX_AGE)
+    return METRICS.watch(settings.kafka_bootstrap_servers, groups, backlog)
