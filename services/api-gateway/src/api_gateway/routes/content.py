@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from api_gateway import article_html, review
 from api_gateway import content_views as cv
+from api_gateway.accounts import Caller
 from api_gateway.auth import CallerDep
 from api_gateway.db import site_of
 from api_gateway.errors import not_found
@@ -36,13 +38,41 @@ Search = Annotated[
 MadeBy = Annotated[RunId | None, Query(description="Only rows this run made.")]
 
 
-async def _page(
-    request: Request, caller, table: str, site_id: int, status, limit, offset, run_id=None, q=None
-):
-    async with request.app.state.engine.connect() as conn:
-        await site_of(conn, caller, site_id)
-        total, rows = await cv.page(conn, table, site_id, status, limit, offset, run_id, q)
-    return total, rows
+@dataclass(frozen=True)
+class Listing:
+    """What every listing is asked: whose site, which text, which page."""
+
+    request: Request
+    caller: Caller
+    site_id: int
+    q: str | None
+    limit: int
+    offset: int
+
+    async def page(self, table: str, status, run_id, build: Callable[[dict], Any]) -> cv.Page:
+        async with self.request.app.state.engine.connect() as conn:
+            await site_of(conn, self.caller, self.site_id)
+            total, rows = await cv.page(
+                conn, table, self.site_id, status, self.limit, self.offset, run_id, self.q
+            )
+        items = [build(row) for row in rows]
+        return cv.Page(
+            site_id=self.site_id, total=total, limit=self.limit, offset=self.offset, items=items
+        )
+
+
+async def listing(
+    request: Request,
+    caller: CallerDep,
+    site_id: SiteId,
+    q: Search = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Listing:
+    return Listing(request, caller, site_id, q, limit, offset)
+
+
+ListingDep = Annotated[Listing, Depends(listing)]
 
 
 def image_out(request: Request) -> Callable[[dict], cv.ImageOut]:
@@ -56,102 +86,33 @@ def image_out(request: Request) -> Callable[[dict], cv.ImageOut]:
 
 
 @router.get("/keywords", response_model=cv.Page[cv.KeywordOut], summary="Keywords of a site")
-async def list_keywords(
-    request: Request,
-    caller: CallerDep,
-    site_id: SiteId,
-    status: KeywordStatus = None,
-    q: Search = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> cv.Page[cv.KeywordOut]:
-    total, rows = await _page(request, caller, "keywords", site_id, status, limit, offset, q=q)
-    items = [cv.KeywordOut(**row) for row in rows]
-    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+async def list_keywords(listing: ListingDep, status: KeywordStatus = None):
+    return await listing.page("keywords", status, None, cv.KeywordOut.model_validate)
 
 
 @router.get("/clusters", response_model=cv.Page[cv.ClusterOut], summary="Clusters of a site")
-async def list_clusters(
-    request: Request,
-    caller: CallerDep,
-    site_id: SiteId,
-    status: ClusterStatus = None,
-    run_id: MadeBy = None,
-    q: Search = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> cv.Page[cv.ClusterOut]:
-    total, rows = await _page(
-        request, caller, "clusters", site_id, status, limit, offset, run_id, q
-    )
-    items = [cv.ClusterOut(**row) for row in rows]
-    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+async def list_clusters(listing: ListingDep, status: ClusterStatus = None, run_id: MadeBy = None):
+    return await listing.page("clusters", status, run_id, cv.ClusterOut.model_validate)
 
 
 @router.get("/ideas", response_model=cv.Page[cv.IdeaOut], summary="Content ideas of a site")
-async def list_ideas(
-    request: Request,
-    caller: CallerDep,
-    site_id: SiteId,
-    status: IdeaStatus = None,
-    run_id: MadeBy = None,
-    q: Search = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> cv.Page[cv.IdeaOut]:
-    total, rows = await _page(
-        request, caller, "content_ideas", site_id, status, limit, offset, run_id, q
-    )
-    items = [cv.IdeaOut(**row) for row in rows]
-    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+async def list_ideas(listing: ListingDep, status: IdeaStatus = None, run_id: MadeBy = None):
+    return await listing.page("content_ideas", status, run_id, cv.IdeaOut.model_validate)
 
 
 @router.get("/tasks", response_model=cv.Page[cv.TaskOut], summary="Writing tasks of a site")
-async def list_tasks(
-    request: Request,
-    caller: CallerDep,
-    site_id: SiteId,
-    status: TaskStatus = None,
-    run_id: MadeBy = None,
-    q: Search = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> cv.Page[cv.TaskOut]:
-    total, rows = await _page(request, caller, "tasks", site_id, status, limit, offset, run_id, q)
-    items = [cv.TaskOut(**row) for row in rows]
-    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+async def list_tasks(listing: ListingDep, status: TaskStatus = None, run_id: MadeBy = None):
+    return await listing.page("tasks", status, run_id, cv.TaskOut.model_validate)
 
 
 @router.get("/content", response_model=cv.Page[cv.ContentSummary], summary="Articles of a site")
-async def list_content(
-    request: Request,
-    caller: CallerDep,
-    site_id: SiteId,
-    status: ContentStatus = None,
-    run_id: MadeBy = None,
-    q: Search = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> cv.Page[cv.ContentSummary]:
-    total, rows = await _page(request, caller, "content", site_id, status, limit, offset, run_id, q)
-    items = [cv.ContentSummary(**row) for row in rows]
-    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+async def list_content(listing: ListingDep, status: ContentStatus = None, run_id: MadeBy = None):
+    return await listing.page("content", status, run_id, cv.ContentSummary.model_validate)
 
 
 @router.get("/images", response_model=cv.Page[cv.ImageOut], summary="Images of a site")
-async def list_images(
-    request: Request,
-    caller: CallerDep,
-    site_id: SiteId,
-    status: ImageStatus = None,
-    run_id: MadeBy = None,
-    q: Search = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> cv.Page[cv.ImageOut]:
-    total, rows = await _page(request, caller, "images", site_id, status, limit, offset, run_id, q)
-    items = [image_out(request)(row) for row in rows]
-    return cv.Page(site_id=site_id, total=total, limit=limit, offset=offset, items=items)
+async def list_images(listing: ListingDep, status: ImageStatus = None, run_id: MadeBy = None):
+    return await listing.page("images", status, run_id, image_out(listing.request))
 
 
 def _owned(table: sa.Table, item_id: int, account_id: int) -> sa.Select:
