@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from contracts.envelope import Payload
-from contracts.values import RunConfig, Trigger
+from contracts.values import REASON_CHARS, RunConfig, Trigger
 
 
 class StartRun(Payload):
@@ -41,7 +41,7 @@ class ResumeRun(Payload):
     run_id: str
     requested_by: str | None = None
     reason: str | None = Field(
-        None, max_length=2000, description="Why, when nobody asked (credits were added)."
+        None, max_length=REASON_CHARS, description="Why, when nobody asked (credits were added)."
     )
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from contracts.envelope import Payload
-from contracts.values import ItemRef, RunConfig, Trigger
+from contracts.values import REASON_CHARS, ItemRef, RunConfig, Trigger
 
 
 class RunStarted(Payload):
@@ -57,7 +57,7 @@ class RunResumed(Payload):
 
     requested_by: str | None = None
     reason: str | None = Field(
-        None, max_length=2000, description="Why, when nobody asked (credits were added)."
+        None, max_length=REASON_CHARS, description="Why, when nobody asked (credits were added)."
     )
 
 
@@ -142,11 +142,13 @@ class StageBatchCompleted(Payload):
         "provider held its calls back for longer than the longest wait. The run pauses.",
     )
     halt_detail: str | None = Field(
-        None, max_length=2000, description="What the run's pause reason says beyond `halted`."
+        None,
+        max_length=REASON_CHARS,
+        description="What the run's pause reason says beyond `halted`.",
     )
     fatal: str | None = Field(
         None,
-        max_length=2000,
+        max_length=REASON_CHARS,
         description="Set when the batch stopped on an error no item can get past (the AI "
         "provider refuses the credentials, the account or the model): the run then fails.",
     )
@@ -173,7 +175,7 @@ class StageWaitingForProvider(Payload):
     stage: int = Field(ge=1, le=7)
     provider: str
     model: str
-    reason: str = Field(max_length=2000)
+    reason: str = Field(max_length=REASON_CHARS)
     since: datetime = Field(description="When the provider began holding calls back.")
 
 

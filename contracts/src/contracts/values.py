@@ -25,6 +25,15 @@ class Bounds(NamedTuple):
     high: int
 
 
+# The most of a reason or an error message that a message or a row keeps: a provider's error text
+# can run to pages. Longer text is cut where it is made (`clip`), never refused.
+REASON_CHARS = 2000
+
+
+def clip(text: str) -> str:
+    return text[:REASON_CHARS]
+
+
 BATCH_SIZE_RANGE = Bounds(1, 500)
 DELAY_RANGE_SECONDS = Bounds(0, 3600)
 CONCURRENCY_RANGE = Bounds(1, 32)

@@ -19,12 +19,11 @@ from api_gateway.accounts import Caller
 from api_gateway.errors import ApiError, not_found
 from contracts.db import tables as t
 from contracts.envelope import utcnow
-from contracts.values import word_count
+from contracts.values import REASON_CHARS, word_count
 
 EXCERPT_CHARS = 400
 MAX_TITLE = 300
 MAX_BODY = 200_000
-MAX_REASON = 2000
 
 _c = t.content.c
 
@@ -70,7 +69,7 @@ class Rejection(BaseModel):
     model_config = {"extra": "forbid"}
 
     reason: str = Field(
-        min_length=1, max_length=MAX_REASON, description="Why: kept with the article and shown."
+        min_length=1, max_length=REASON_CHARS, description="Why: kept with the article and shown."
     )
 
 

@@ -36,7 +36,7 @@ from contracts.events import (
 )
 from contracts.stages import PRICES
 from contracts.tracing import Span
-from contracts.values import ItemRef
+from contracts.values import ItemRef, clip
 from stage_workers import items, metrics, tracking
 from stage_workers.ai.base import AIProvider, FatalAIError
 from stage_workers.ai.retry import PoisonedItem
@@ -310,7 +310,7 @@ def item_failed(uow: UnitOfWork, ref: ItemRef, error: str, attempts: int = 1) ->
         stage=batch.stage,
         batch_id=batch.batch_id,
         item=ref,
-        error=error[:2000],
+        error=clip(error),
         attempts=attempts,
     )
     uow.emit(failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
@@ -328,8 +328,8 @@ def complete_batch(uow: UnitOfWork, tally: Tally) -> None:
         failed=tally.failed,
         credits=tally.credits,
         halted=tally.halted,
-        halt_detail=tally.halt_detail[:2000] if tally.halt_detail else None,
-        fatal=tally.fatal[:2000] if tally.fatal else None,
+        halt_detail=clip(tally.halt_detail) if tally.halt_detail else None,
+        fatal=clip(tally.fatal) if tally.fatal else None,
     )
     uow.emit(
         completed,
@@ -388,7 +388,7 @@ async def _announce(
             stage=batch.stage,
             provider=lane.provider,
             model=lane.model,
-            reason=wait.reason[:2000],
+            reason=clip(wait.reason),
             since=since,
         )
         message_id = tracking.provider_waiting_id(batch.run_id, batch.stage, lane.key, wait.since)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from contracts.db import tables as t
 from contracts.db.pending import PICKERS
-from contracts.values import ItemRef
+from contracts.values import ItemRef, clip
 
 
 def _titles(stage: int) -> sa.Select:
@@ -116,7 +116,7 @@ def count_failure(
             "stage": stage,
             "item_id": item_id,
             "site_id": site_id,
-            "last_error": error[:2000],
+            "last_error": clip(error),
             "last_run_id": run_id,
         },
     )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from contracts.values import clip
 from stage_workers.ai import spans
 from stage_workers.ai.base import (
     AI_FUNCTIONS,
@@ -362,7 +363,7 @@ class GatedAI:
                 waited_ms=tried.waited_ms,
                 outcome=outcome,
                 attempt=tried.number,
-                error=str(error)[:2000] if error is not None else None,
+                error=clip(str(error)) if error is not None else None,
                 cost_usd=cost,
                 price_version=self.prices.version,
             )

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from contracts.db import tables as t
-from contracts.values import ItemRef
+from contracts.values import ItemRef, clip
 from stage_workers.ai.base import AIProvider
 
 
@@ -48,7 +48,7 @@ class ImagesStep:
         conn.execute(
             sa.update(t.images)
             .where(t.images.c.id == item_id, t.images.c.status == "pending")
-            .values(status="failed", error=error[:2000])
+            .values(status="failed", error=clip(error))
         )
 
 
