@@ -18,10 +18,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from contracts import ids
 from contracts.admission import refuse_resume
 from contracts.commands import ResumeRun
 from contracts.db import tables as t
-from contracts.envelope import Envelope, deterministic_id, new_message
+from contracts.envelope import Envelope, new_message
 from contracts.state import RunState
 
 SOURCE = "/automation/orchestrator/credit-watch"
@@ -85,7 +86,7 @@ def resumes(runs: list[RunState], funds: dict[str, Funds], now: datetime) -> lis
                 account_id=run.account_id,
                 site_id=run.site_id,
                 run_id=run.run_id,
-                message_id=deterministic_id(run.run_id, "funded", paused_at),
+                message_id=ids.resume_when_funded(run.run_id, paused_at),
                 time=now,
             )
         )

@@ -16,8 +16,9 @@ from uuid import UUID
 
 from contracts import commands as cmd
 from contracts import events as ev
+from contracts import ids
 from contracts.admission import refuse_start
-from contracts.envelope import Envelope, Payload, deterministic_id, new_message
+from contracts.envelope import Envelope, Payload, new_message
 from contracts.state import Batch, RunState, StageState, fold
 from orchestrator.sites import RunNotes, SiteState
 
@@ -77,7 +78,7 @@ def _outcome(command: Envelope, payload: Payload, now: datetime) -> Outgoing:
             site_id=command.site_id,
             run_id=command.data.run_id,
             caused_by=command,
-            message_id=deterministic_id(command.message_id, "outcome"),
+            message_id=ids.command_outcome(command.message_id),
             time=now,
         )
     )
@@ -107,8 +108,8 @@ def _start_run(site: SiteState, message: Envelope, now: datetime) -> list[Outgoi
         ),
         now,
     )
-    ids = RunIds(message.account_id, message.site_id, start.run_id, message.correlation_id)
-    return [started, _start_stage_command(ids, 1, now)]
+    run_ids = RunIds(message.account_id, message.site_id, start.run_id, message.correlation_id)
+    return [started, _start_stage_command(run_ids, 1, now)]
 
 
 _CONTROLS: dict[type[Payload], tuple[frozenset[str], Callable[[Payload], Payload]]] = {
@@ -169,7 +170,7 @@ def _tick_once(run: RunState, notes: RunNotes, now: datetime, limits: Limits) ->
         return []
     if notes.halted_by is not None:
         paused = ev.RunPaused(reason=notes.halt_reason or "insufficient_credits")
-        return [_run_event(run, notes, paused, now, notes.halted_by, "pause")]
+        return [_run_event(run, notes, paused, now, ids.pause_for_halt(notes.halted_by))]
     stage = run.stage(run.current_stage)
     match stage.status:
         case "pending":
@@ -271,14 +272,18 @@ def _dispatch(
     now: datetime,
     limits: Limits,
 ) -> list[Outgoing]:
-    ids = RunIds.of(run, notes)
+    run_ids = RunIds.of(run, notes)
     lease_until = now + timedelta(seconds=limits.lease_seconds)
     fields = dict(stage=stage, batch_id=batch_id, item_ids=item_ids, attempt=attempt)
     recorded = ev.StageBatchDispatched(**fields, lease_until=lease_until)
     command = cmd.ProcessBatch(run_id=run.run_id, **fields, lease_until=lease_until)
     return [
-        Outgoing(_message(ids, recorded, now, ids.run_id, "dispatched", batch_id, attempt)),
-        Outgoing(_message(ids, command, now, ids.run_id, "dispatch", batch_id, attempt), stage),
+        Outgoing(
+            _message(run_ids, recorded, now, ids.batch_dispatched(run.run_id, batch_id, attempt))
+        ),
+        Outgoing(
+            _message(run_ids, command, now, ids.process_batch(run.run_id, batch_id, attempt)), stage
+        ),
     ]
 
 
@@ -298,7 +303,7 @@ def _finish_stage(
         credits=stage.credits,
         partial=failed > 0,
     )
-    return [_run_event(run, notes, completed, now, run.run_id, "stage-completed", stage.number)]
+    return [_run_event(run, notes, completed, now, ids.stage_completed(run.run_id, stage.number))]
 
 
 def _fail_stage(
@@ -306,7 +311,7 @@ def _fail_stage(
 ) -> list[Outgoing]:
     stage_failed = ev.StageFailed(stage=stage.number, error=error)
     return [
-        _run_event(run, notes, stage_failed, now, run.run_id, "stage-failed", stage.number),
+        _run_event(run, notes, stage_failed, now, ids.stage_failed(run.run_id, stage.number)),
         _run_failed(run, notes, stage, now, error),
     ]
 
@@ -316,7 +321,7 @@ def _finish_manual_stage(
 ) -> list[Outgoing]:
     completed = ev.StageCompleted(stage=stage.number, items_in=stage.total, items_out=0)
     return [
-        _run_event(run, notes, completed, now, run.run_id, "stage-completed", stage.number),
+        _run_event(run, notes, completed, now, ids.stage_completed(run.run_id, stage.number)),
         _run_completed(run, notes, stage, now),
     ]
 
@@ -328,14 +333,14 @@ def _run_completed(
         credits_used=run.credits_used,
         ready_for_review=tuple(item.id for item in manual_stage.items),
     )
-    return _run_event(run, notes, completed, now, run.run_id, "run-completed")
+    return _run_event(run, notes, completed, now, ids.run_completed(run.run_id))
 
 
 def _run_failed(
     run: RunState, notes: RunNotes, stage: StageState, now: datetime, error: str | None = None
 ) -> Outgoing:
     failed = ev.RunFailed(error=error or stage.error or "stage failed", stage=stage.number)
-    return _run_event(run, notes, failed, now, run.run_id, "run-failed")
+    return _run_event(run, notes, failed, now, ids.run_failed(run.run_id))
 
 
 # --- envelopes ----------------------------------------------------------------------------
@@ -350,30 +355,31 @@ class RunIds:
 
     @classmethod
     def of(cls, run: RunState, notes: RunNotes) -> RunIds:
-        correlation = notes.correlation_id or deterministic_id(run.run_id, "correlation")
+        correlation = notes.correlation_id or ids.run_correlation(run.run_id)
         return cls(run.account_id, run.site_id, run.run_id, correlation)
 
 
-def _start_stage_command(ids: RunIds, number: int, now: datetime) -> Outgoing:
-    start = cmd.StartStage(run_id=ids.run_id, stage=number)
-    return Outgoing(_message(ids, start, now, ids.run_id, "stage-started-cmd", number), number)
+def _start_stage_command(run_ids: RunIds, number: int, now: datetime) -> Outgoing:
+    start = cmd.StartStage(run_id=run_ids.run_id, stage=number)
+    message_id = ids.start_stage(run_ids.run_id, number)
+    return Outgoing(_message(run_ids, start, now, message_id), number)
 
 
 def _run_event(
-    run: RunState, notes: RunNotes, payload: Payload, now: datetime, *id_parts: object
+    run: RunState, notes: RunNotes, payload: Payload, now: datetime, message_id: UUID
 ) -> Outgoing:
-    return Outgoing(_message(RunIds.of(run, notes), payload, now, *id_parts))
+    return Outgoing(_message(RunIds.of(run, notes), payload, now, message_id))
 
 
-def _message(ids: RunIds, payload: Payload, now: datetime, *id_parts: object) -> Envelope:
+def _message(run_ids: RunIds, payload: Payload, now: datetime, message_id: UUID) -> Envelope:
     return new_message(
         payload,
         source=SOURCE,
-        account_id=ids.account_id,
-        site_id=ids.site_id,
-        run_id=ids.run_id,
-        message_id=deterministic_id(*id_parts),
-        correlation_id=ids.correlation_id,
+        account_id=run_ids.account_id,
+        site_id=run_ids.site_id,
+        run_id=run_ids.run_id,
+        message_id=message_id,
+        correlation_id=run_ids.correlation_id,
         time=now,
     )
 

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
+from contracts import ids
 from contracts.commands import StartRun
 from contracts.credits import estimate
 from contracts.db import tables as t
 from contracts.db.pending import pending_work
-from contracts.envelope import Envelope, deterministic_id, new_message
+from contracts.envelope import Envelope, new_message
 from contracts.schedule import due_slot, next_slot, scheduled_run_id
 from contracts.values import RunConfig
 
@@ -55,7 +56,7 @@ def start_message(row: Row, slot: datetime, balance: int, credits: int, now: dat
         account_id=row.account_id,
         site_id=row.site_id,
         run_id=run_id,
-        message_id=deterministic_id(run_id, "scheduled-start"),
+        message_id=ids.scheduled_start(run_id),
         time=now,
     )
 

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy.engine import Connection
 
-from contracts import tracing
+from contracts import ids, tracing
 from contracts.commands import ProcessBatch
 from contracts.envelope import Envelope
 from contracts.events import (
@@ -283,7 +283,7 @@ def item_processed(
         credits=credits,
         outputs=outputs,
     )
-    uow.emit(processed, tracking.item_processed_id(batch.run_id, batch.stage, ref.id))
+    uow.emit(processed, ids.item_processed(batch.run_id, batch.stage, ref.id))
     outcome = Outcome("processed", credits, outputs)
     uow.book.record_result(batch.run_id, batch.stage, ref.id, outcome)
     return outcome
@@ -313,7 +313,7 @@ def item_failed(uow: UnitOfWork, ref: ItemRef, error: str, attempts: int = 1) ->
         error=clip(error),
         attempts=attempts,
     )
-    uow.emit(failed, tracking.item_failed_id(batch.run_id, batch.stage, ref.id))
+    uow.emit(failed, ids.item_failed(batch.run_id, batch.stage, ref.id))
     uow.book.record_result(batch.run_id, batch.stage, ref.id, FAILED)
     return FAILED
 
@@ -333,7 +333,7 @@ def complete_batch(uow: UnitOfWork, tally: Tally) -> None:
     )
     uow.emit(
         completed,
-        tracking.batch_completed_id(batch.run_id, batch.stage, batch.batch_id, batch.attempt),
+        ids.batch_completed(batch.run_id, batch.stage, batch.batch_id, batch.attempt),
     )
     uow.book.record_handled(tracking.consumer_name(batch.stage), uow.command.message_id)
     metrics.count_batch(
@@ -382,7 +382,7 @@ async def _announce(
         event: Any = StageProviderRecovered(
             stage=batch.stage, provider=lane.provider, model=lane.model, since=since
         )
-        message_id = tracking.provider_recovered_id(batch.run_id, batch.stage, lane.key, wait.since)
+        message_id = ids.provider_recovered(batch.run_id, batch.stage, lane.key, wait.since)
     else:
         event = StageWaitingForProvider(
             stage=batch.stage,
@@ -391,7 +391,7 @@ async def _announce(
             reason=clip(wait.reason),
             since=since,
         )
-        message_id = tracking.provider_waiting_id(batch.run_id, batch.stage, lane.key, wait.since)
+        message_id = ids.provider_waiting(batch.run_id, batch.stage, lane.key, wait.since)
     await deps.unit_of_work(context.command, UnitOfWork.emit, event, message_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contracts import ids
 from contracts.commands import StartStage
 from contracts.envelope import Envelope
 from contracts.events import StageStarted
@@ -24,6 +25,6 @@ def pick_and_announce(uow: UnitOfWork) -> None:
     # The deterministic id makes a second StartStage for the same run and stage a no-op.
     uow.emit(
         StageStarted(stage=start.stage, items=tuple(picked)),
-        tracking.stage_started_id(start.run_id, start.stage),
+        ids.stage_started(start.run_id, start.stage),
     )
     uow.book.record_handled(consumer, uow.command.message_id)
