@@ -20,9 +20,9 @@ from contracts.envelope import Envelope, new_message
 from contracts.state import fold
 from contracts.state_codec import UnreadableState, run_from_json, run_to_json
 from contracts.values import ItemRef, RunConfig
-from orchestrator import snapshots
 from orchestrator.sites import FORGET_AFTER, SiteState
-from orchestrator.snapshots import Cadence, Snapshot, UnreadableSnapshot
+from orchestrator.snapshots import value as snapshots
+from orchestrator.snapshots.value import Cadence, Snapshot, UnreadableSnapshot
 from tests.support.decisions import Harness, items
 from tests.support.runs import SITE, T0, Clock, complete_run, message
 from tests.support.streams import streams

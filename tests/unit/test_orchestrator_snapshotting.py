@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator import snapshots
 from orchestrator.settings import Settings
 from orchestrator.sites import Sites, SiteState
-from orchestrator.snapshot_store import SnapshotStore, Stored
-from orchestrator.snapshotting import Snapshotting, acknowledged
+from orchestrator.snapshots import value as snapshots
+from orchestrator.snapshots.keeper import Snapshotting, acknowledged
+from orchestrator.snapshots.store import SnapshotStore, Stored
 from tests.support.runs import SITE, complete_run
 
 PARTITION = 3

@@ -15,7 +15,7 @@ from orchestrator.ports import Ports
 from orchestrator.runner import Runner
 from orchestrator.settings import Settings
 from orchestrator.sites import Sites
-from orchestrator.snapshotting import Snapshotting
+from orchestrator.snapshots.keeper import Snapshotting
 
 
 def bootstrap(settings: Settings) -> Runner:

@@ -16,7 +16,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from contracts.topics import Topics
 from orchestrator import metrics
 from orchestrator.sites import Sites
-from orchestrator.snapshotting import Snapshotting
+from orchestrator.snapshots.keeper import Snapshotting
 
 log = logging.getLogger("orchestrator")
 

@@ -12,7 +12,7 @@ from contracts.codec import encode, kafka_headers
 from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope
 from orchestrator.ports import HandOvers
-from orchestrator.snapshotting import acknowledged
+from orchestrator.snapshots.keeper import acknowledged
 
 SEND_FROM_THREAD_SECONDS = 30
 

@@ -23,7 +23,7 @@ from orchestrator.catch_up import CatchUp
 from orchestrator.outputs import KafkaOutputs
 from orchestrator.ports import Ports
 from orchestrator.settings import Settings
-from orchestrator.snapshotting import Snapshotting
+from orchestrator.snapshots.keeper import Snapshotting
 
 log = logging.getLogger("orchestrator")
 NOT_READY_POLL_SECONDS = 0.2

@@ -1,6 +1,6 @@
 """Where the snapshots are kept: the orchestrator's own table `orchestrator_snapshots`, one row
 per run-events topic and partition, overwritten by newer ones (docs/adr/0013). Blocking calls:
-snapshotting.py runs them in a thread."""
+snapshots/keeper.py runs them in a thread."""
 
 from __future__ import annotations
 

@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable, Iterable
 
 from contracts.db.engines import sync_engine
-from orchestrator import metrics, snapshots
+from orchestrator import metrics
 from orchestrator.settings import Settings
 from orchestrator.sites import Sites
-from orchestrator.snapshot_store import SnapshotStore, Stored
-from orchestrator.snapshots import Cadence, Snapshot, UnreadableSnapshot
+from orchestrator.snapshots import value as snapshots
+from orchestrator.snapshots.store import SnapshotStore, Stored
+from orchestrator.snapshots.value import Cadence, Snapshot, UnreadableSnapshot
 
 log = logging.getLogger("orchestrator")
 
