@@ -47,10 +47,10 @@ class Outputs:
         an earlier life already wrote, and the gateway must not see the run go back in time.
         Files need no such care: they only ever receive the lines they lack."""
         views = [projector.runs[run_id] for run_id in sorted(projector.dirty)]
-        ripe = [v for v in views if v.finished or v.partition not in replaying]
-        rows_written = self._write_rows(ripe)
+        rows_due = [v for v in views if v.finished or v.partition not in replaying]
+        rows_written = self._write_rows(rows_due)
         for view in views:
-            if self._write_files(view) and rows_written and view in ripe:
+            if self._write_files(view) and rows_written and view in rows_due:
                 projector.dirty.discard(view.run_id)
                 if view.finished:
                     self._retire(projector, view)
