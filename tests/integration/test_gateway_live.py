@@ -7,11 +7,13 @@ import json
 
 import httpx
 import sqlalchemy as sa
+from aiokafka.structs import RecordMetadata
 
 from api_gateway import accounts
 from api_gateway.run_commands import new_run_id
 from contracts import events as ev
 from contracts.db import tables as t
+from contracts.envelope import Envelope
 from contracts.values import ItemRef
 from tests.support.gateway import (
     API,
@@ -84,26 +86,36 @@ def _items_seen(events: list[dict]) -> list[int]:
     ]
 
 
+async def run_under_way(
+    db, stack, topics, tenant, items: int, *, published: int, estimate: int = 0
+) -> tuple[str, list[Envelope], RecordMetadata]:
+    """A one-stage run of `items` items: its start and its first `published` items on the topic,
+    its row in the read model where its events begin. The run id, every item's event (the rest
+    are for the test to publish) and where the first event landed."""
+    run_id = new_run_id()
+    refs = [ItemRef(id=i, title=f"keyword {i}") for i in range(1, items + 1)]
+    started = run_event(tenant, run_id, ev.RunStarted(trigger="manual", estimate=estimate))
+    stage = run_event(tenant, run_id, ev.StageStarted(stage=1, items=tuple(refs)))
+    processed = [
+        run_event(tenant, run_id, ev.StageItemProcessed(stage=1, batch_id="b", item=i, total=items))
+        for i in refs
+    ]
+    first, *_ = await publish(
+        stack.kafka_bootstrap, topics.run_events, started, stage, *processed[:published]
+    )
+    insert_run(
+        db, tenant, run_id=run_id, stream_partition=first.partition, first_offset=first.offset
+    )
+    return run_id, processed, first
+
+
 async def test_a_gateway_that_never_saw_the_run_streams_it_from_the_topic(
     db, stack, topics, tenant, tmp_path
 ):
     """The hub keeps no run's events: a gateway started after a run began reads its past from
     the topic (where the read model says it begins), and a stream whose buffer overflows (here
     1 KiB, a few events) reads what it missed from the topic too, losing nothing."""
-    run_id = new_run_id()
-    items = [ItemRef(id=i, title=f"keyword {i}") for i in range(1, 201)]
-    started = run_event(tenant, run_id, ev.RunStarted(trigger="manual"))
-    stage = run_event(tenant, run_id, ev.StageStarted(stage=1, items=tuple(items)))
-    processed = [
-        run_event(tenant, run_id, ev.StageItemProcessed(stage=1, batch_id="b", item=i, total=200))
-        for i in items
-    ]
-    first, *_ = await publish(
-        stack.kafka_bootstrap, topics.run_events, started, stage, *processed[:100]
-    )
-    insert_run(
-        db, tenant, run_id=run_id, stream_partition=first.partition, first_offset=first.offset
-    )
+    run_id, processed, first = await run_under_way(db, stack, topics, tenant, 200, published=100)
     services, fresh = start_gateway(stack, topics, tmp_path, {"LIVE_BUFFER_BYTES": "1024"})
     try:
         client = httpx.Client(base_url=fresh.url, headers=dict(tenant.client.headers), timeout=30)
@@ -168,19 +180,8 @@ async def test_asked_for_snapshots_the_stream_pushes_the_run_as_its_events_leave
     `run` and `current_processing` answer them (folded from the events sent so far); a stream
     resumed with Last-Event-ID counts the events it does not resend; without the parameter the
     stream sends what it always sent."""
-    run_id = new_run_id()
-    items = [ItemRef(id=i, title=f"keyword {i}") for i in range(1, 11)]
-    started = run_event(tenant, run_id, ev.RunStarted(trigger="manual", estimate=7))
-    stage = run_event(tenant, run_id, ev.StageStarted(stage=1, items=tuple(items)))
-    processed = [
-        run_event(tenant, run_id, ev.StageItemProcessed(stage=1, batch_id="b", item=i, total=10))
-        for i in items
-    ]
-    first, *_ = await publish(
-        stack.kafka_bootstrap, topics.run_events, started, stage, *processed[:4]
-    )
-    insert_run(
-        db, tenant, run_id=run_id, stream_partition=first.partition, first_offset=first.offset
+    run_id, processed, _ = await run_under_way(
+        db, stack, topics, tenant, 10, published=4, estimate=7
     )
     asking = httpx.Client(
         base_url=tenant.client.base_url,
