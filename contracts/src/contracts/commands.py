@@ -74,6 +74,17 @@ class ProcessBatch(Payload):
     item_ids: tuple[int, ...] = Field(description="Items to process, in order.")
     attempt: int = Field(1, ge=1, description="Dispatch attempt; >1 after a lease expired.")
     lease_until: datetime = Field(description="After this the orchestrator may re-dispatch.")
+    economy: bool = Field(
+        False,
+        description="An economy run's batch: its AI requests go to the provider's batch "
+        "interface together, rather than one call each.",
+    )
+    unit_items: int | None = Field(
+        None,
+        ge=1,
+        description="For a stage whose one AI call takes several items (stage 1): how many go "
+        "in one call; the whole batch when absent.",
+    )
 
 
 RUN_COMMANDS: tuple[type[Payload], ...] = (StartRun, PauseRun, ResumeRun, CancelRun)

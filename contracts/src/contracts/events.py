@@ -190,6 +190,24 @@ class StageProviderRecovered(Payload):
     since: datetime
 
 
+class StageWaitingForProviderBatch(Payload):
+    """An economy run's stage batch waits for the provider's batch (its Batch API): the requests
+    were handed over, the answers come within 24 hours. Sent when the batch is created and each
+    time its status or counts change; nothing is charged until an answer is written."""
+
+    TYPE = "automation.stage.waiting-for-provider-batch"
+
+    stage: int = Field(ge=1, le=7)
+    batch_id: str = Field(description="The stage batch whose items the provider batch holds.")
+    provider: str
+    provider_batch_ids: tuple[str, ...] = Field(description="The provider's batch ids.")
+    status: str = Field(description="The provider's status: validating, in_progress, ...")
+    total: int = Field(ge=0, description="Requests handed over.")
+    completed: int = Field(0, ge=0, description="Requests the provider has answered.")
+    failed: int = Field(0, ge=0, description="Requests the provider could not answer.")
+    since: datetime = Field(description="When the requests were handed over.")
+
+
 class StageCompleted(Payload):
     TYPE = "automation.stage.completed"
 
@@ -225,6 +243,7 @@ RUN_EVENTS: tuple[type[Payload], ...] = (
     StageBatchLeaseExtended,
     StageWaitingForProvider,
     StageProviderRecovered,
+    StageWaitingForProviderBatch,
     StageCompleted,
     StageFailed,
 )

@@ -90,3 +90,12 @@ def provider_waiting(run_id: str, stage: int, lane: str, since: float) -> UUID:
 
 def provider_recovered(run_id: str, stage: int, lane: str, since: float) -> UUID:
     return deterministic_id(run_id, stage, lane, since, "provider-recovered")
+
+
+def provider_batch_waiting(
+    run_id: str, stage: int, batch_id: str, status: str, completed: int, failed: int
+) -> UUID:
+    """One per state of a stage batch's provider batch: polling again finds the same id."""
+    return deterministic_id(
+        run_id, stage, batch_id, status, completed, failed, "provider-batch-waiting"
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.stages import STAGES
-from contracts.state import RunState, StageState
+from contracts.state import ProviderBatchWait, RunState, StageState
 from contracts.values import ItemRef
 
 UP_NEXT_LIMIT = 10
@@ -105,4 +105,20 @@ def stage_row(run_id: str, stage: StageState) -> dict[str, Any]:
         "waiting_model": wait.model if wait else None,
         "waiting_reason": wait.reason if wait else None,
         "waiting_since": wait.since if wait else None,
+        "provider_batch": provider_batch_row(stage.provider_batch),
+    }
+
+
+def provider_batch_row(wait: ProviderBatchWait | None) -> dict[str, Any] | None:
+    """The provider batch a stage waits for, as the API shows it (JSON: the time as ISO text)."""
+    if wait is None:
+        return None
+    return {
+        "provider": wait.provider,
+        "provider_batch_ids": list(wait.provider_batch_ids),
+        "status": wait.status,
+        "total": wait.total,
+        "completed": wait.completed,
+        "failed": wait.failed,
+        "since": wait.since.isoformat(),
     }

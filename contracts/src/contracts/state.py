@@ -52,6 +52,20 @@ class ProviderWait:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderBatchWait:
+    """An economy run's stage batch waits for the provider's batch: its state and counts."""
+
+    batch_id: str  # the stage batch
+    provider: str
+    provider_batch_ids: tuple[str, ...]
+    status: str
+    total: int
+    completed: int
+    failed: int
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StageState:
     number: int
     status: StageStatus = "pending"
@@ -75,6 +89,8 @@ class StageState:
     fatal: str | None = None
     # Set while the AI provider holds the stage's calls back.
     waiting: ProviderWait | None = None
+    # Set while a stage batch of an economy run waits for the provider's batch.
+    provider_batch: ProviderBatchWait | None = None
 
     @property
     def total(self) -> int:
@@ -268,11 +284,13 @@ def _batch_completed(s: RunState, m: Envelope, e: ev.StageBatchCompleted) -> Run
     # A completion seen before its dispatch still closes the batch, so that the dispatch,
     # when it comes, cannot reopen it.
     done = replace(known, done=True) if known else Batch(e.batch_id, (), 0, m.time, done=True)
+    answered = stage.provider_batch is not None and stage.provider_batch.batch_id == e.batch_id
     completed = replace(
         stage,
         batches=stage.batches.set(e.batch_id, done),
         in_flight_ids=stage.in_flight_ids.discard(e.batch_id),
         fatal=stage.fatal or e.fatal,
+        provider_batch=None if answered else stage.provider_batch,
     )
     return s.with_stage(completed)
 
@@ -303,6 +321,26 @@ def _provider_recovered(s: RunState, m: Envelope, e: ev.StageProviderRecovered) 
     return s.with_stage(replace(stage, waiting=None))
 
 
+def _waiting_for_provider_batch(
+    s: RunState, m: Envelope, e: ev.StageWaitingForProviderBatch
+) -> RunState:
+    stage = s.stage(e.stage)
+    known = stage.batches.get(e.batch_id)
+    if stage.status != "running" or (known is not None and known.done):
+        return s  # the batch is over: a late report must not bring its wait back
+    waiting = ProviderBatchWait(
+        e.batch_id,
+        e.provider,
+        e.provider_batch_ids,
+        e.status,
+        e.total,
+        e.completed,
+        e.failed,
+        e.since,
+    )
+    return s.with_stage(replace(stage, provider_batch=waiting))
+
+
 def _advance(stage: StageState) -> StageState:
     """Move `open_from` past the items settled now. Each item is passed once in a stage's
     life, so over the stage this costs one step per item."""
@@ -317,7 +355,12 @@ def _stage_completed(s: RunState, m: Envelope, e: ev.StageCompleted) -> RunState
     if stage.status in ("completed", "failed"):
         return s
     completed = replace(
-        stage, status="completed", finished_at=m.time, partial=e.partial, waiting=None
+        stage,
+        status="completed",
+        finished_at=m.time,
+        partial=e.partial,
+        waiting=None,
+        provider_batch=None,
     )
     return s.with_stage(completed)
 
@@ -326,7 +369,14 @@ def _stage_failed(s: RunState, m: Envelope, e: ev.StageFailed) -> RunState:
     stage = s.stage(e.stage)
     if stage.status in ("completed", "failed"):
         return s
-    failed = replace(stage, status="failed", finished_at=m.time, error=e.error, waiting=None)
+    failed = replace(
+        stage,
+        status="failed",
+        finished_at=m.time,
+        error=e.error,
+        waiting=None,
+        provider_batch=None,
+    )
     return s.with_stage(failed)
 
 
@@ -346,6 +396,7 @@ MUTATORS: dict[type[Payload], Mutator] = {
     ev.StageBatchLeaseExtended: _lease_extended,
     ev.StageWaitingForProvider: _waiting_for_provider,
     ev.StageProviderRecovered: _provider_recovered,
+    ev.StageWaitingForProviderBatch: _waiting_for_provider_batch,
     ev.StageCompleted: _stage_completed,
     ev.StageFailed: _stage_failed,
 }

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pyrsistent import pmap, pset
 
-from contracts.state import Batch, ProviderWait, RunState, StageState
+from contracts.state import Batch, ProviderBatchWait, ProviderWait, RunState, StageState
 from contracts.values import ItemRef, RunConfig
 
 RUN_STATE_VERSION = 1
@@ -112,6 +112,7 @@ def _stage_to_json(stage: StageState) -> Json:
         "error": stage.error,
         "fatal": stage.fatal,
         "waiting": _wait_to_json(stage.waiting),
+        "provider_batch": _provider_batch_to_json(stage.provider_batch),
     }
 
 
@@ -126,6 +127,36 @@ def _wait_from_json(data: list | None) -> ProviderWait | None:
         return None
     provider, model, reason, since = data
     return ProviderWait(provider, model, reason, time_from_json(since))
+
+
+def _provider_batch_to_json(wait: ProviderBatchWait | None) -> Json | None:
+    if wait is None:
+        return None
+    return {
+        "batch_id": wait.batch_id,
+        "provider": wait.provider,
+        "provider_batch_ids": list(wait.provider_batch_ids),
+        "status": wait.status,
+        "total": wait.total,
+        "completed": wait.completed,
+        "failed": wait.failed,
+        "since": time_to_json(wait.since),
+    }
+
+
+def _provider_batch_from_json(data: Json | None) -> ProviderBatchWait | None:
+    if data is None:
+        return None
+    return ProviderBatchWait(
+        data["batch_id"],
+        data["provider"],
+        tuple(data["provider_batch_ids"]),
+        data["status"],
+        data["total"],
+        data["completed"],
+        data["failed"],
+        time_from_json(data["since"]),
+    )
 
 
 def _stage_from_json(data: Json) -> StageState:
@@ -153,4 +184,5 @@ def _stage_from_json(data: Json) -> StageState:
         error=data["error"],
         fatal=data["fatal"],
         waiting=_wait_from_json(data.get("waiting")),  # absent from snapshots before it
+        provider_batch=_provider_batch_from_json(data.get("provider_batch")),  # likewise
     )

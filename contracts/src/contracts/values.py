@@ -43,6 +43,12 @@ Frequency = Literal["daily", "weekly", "monthly"]
 FREQUENCIES: tuple[Frequency, ...] = get_args(Frequency)
 SCHEDULED_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
+# How a site's runs reach the AI: call by call at the provider's list price (standard), through
+# the provider's batch interface at its lower price and slower pace (economy), or economy for
+# scheduled runs only, which nobody is watching (economy_when_scheduled).
+AiMode = Literal["standard", "economy", "economy_when_scheduled"]
+AI_MODES: tuple[AiMode, ...] = get_args(AiMode)
+
 BatchSize = Annotated[int, Field(ge=BATCH_SIZE_RANGE.low, le=BATCH_SIZE_RANGE.high)]
 Delay = Annotated[int, Field(ge=DELAY_RANGE_SECONDS.low, le=DELAY_RANGE_SECONDS.high)]
 Concurrency = Annotated[int, Field(ge=CONCURRENCY_RANGE.low, le=CONCURRENCY_RANGE.high)]
@@ -93,6 +99,12 @@ class RunConfig(BaseModel):
     within_stage_delay: Delay = Field(0, description="Seconds between batches.")
     between_stage_delay: Delay = Field(0, description="Seconds between stages.")
     stage_concurrency: Concurrency = Field(1, description="Batches of one stage in flight at once.")
+    ai_mode: AiMode = Field(
+        "standard",
+        description="standard: one call per item; economy: the provider's batch interface, at "
+        "its lower price, answered within 24 h; economy_when_scheduled: economy for scheduled "
+        "runs only.",
+    )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RunConfig:
@@ -103,10 +115,18 @@ class RunConfig(BaseModel):
             within_stage_delay=config["within_stage_delay"],
             between_stage_delay=config["between_stage_delay"],
             stage_concurrency=config["stage_concurrency"],
+            ai_mode=config.get("ai_mode", "standard"),
         )
 
     def batch_size(self, stage: int) -> int:
         return self.batch_sizes.get(stage, 1)
+
+    def economy(self, trigger: Trigger) -> bool:
+        """Whether a run of this trigger sends its AI stages through the provider's batch
+        interface."""
+        return self.ai_mode == "economy" or (
+            self.ai_mode == "economy_when_scheduled" and trigger == "scheduled"
+        )
 
 
 def word_count(markdown: str) -> int:

@@ -54,12 +54,15 @@ from contracts.db.tables.shared import (
 )
 from contracts.db.tables.workers import (
     AI_CALL_OUTCOMES,
+    AI_CALL_ROUTES,
+    PROVIDER_BATCH_STATUSES,
     ai_answers,
     ai_calls,
     ai_lanes,
     item_failures,
     outbox,
     processed_messages,
+    provider_batches,
     stage_item_results,
     stage_picks,
     worker_run_status,
@@ -73,6 +76,7 @@ from contracts.values import (
 
 __all__ = [
     "AI_CALL_OUTCOMES",
+    "AI_CALL_ROUTES",
     "BATCH_SIZE_RANGE",
     "CLUSTER_STATUSES",
     "CONCURRENCY_RANGE",
@@ -83,6 +87,7 @@ __all__ = [
     "IMAGE_KINDS",
     "IMAGE_STATUSES",
     "KEYWORD_STATUSES",
+    "PROVIDER_BATCH_STATUSES",
     "RUN_STATUSES",
     "STAGE_STATUSES",
     "TASK_STATUSES",
@@ -108,6 +113,7 @@ __all__ = [
     "orchestrator_snapshots",
     "outbox",
     "processed_messages",
+    "provider_batches",
     "schedule_slots",
     "sites",
     "stage_item_results",

@@ -21,6 +21,7 @@ from contracts.db.tables.schema import (
     updated_at,
 )
 from contracts.values import (
+    AI_MODES,
     BATCH_SIZE_RANGE,
     CONCURRENCY_RANGE,
     DEFAULT_BATCH_SIZES,
@@ -118,11 +119,14 @@ automation_configs = sa.Table(
     # A run paused because credits ran out resumes by itself once the balance covers its next
     # item (the orchestrator's credit watch), unless this is off.
     sa.Column("resume_when_funded", sa.Boolean, nullable=False, server_default=sa.true()),
+    # Call by call, or through the provider's batch interface (contracts.values.AiMode).
+    sa.Column("ai_mode", sa.Text, nullable=False, server_default="standard"),
     sa.Column("last_run_at", sa.DateTime(timezone=True)),
     sa.Column("next_run_at", sa.DateTime(timezone=True)),
     updated_at(),
     one_of("frequency", FREQUENCIES),
     one_of("start_check", START_CHECKS),
+    one_of("ai_mode", AI_MODES),
     sa.CheckConstraint(f"scheduled_time ~ '{SCHEDULED_TIME_PATTERN}'", name="scheduled_time_hh_mm"),
     *(between(f"stage_{stage}_batch_size", BATCH_SIZE_RANGE) for stage in DEFAULT_BATCH_SIZES),
     between("within_stage_delay", DELAY_RANGE_SECONDS),

@@ -75,6 +75,8 @@ automation_run_stages = sa.Table(
     sa.Column("waiting_model", sa.Text),
     sa.Column("waiting_reason", sa.Text),
     sa.Column("waiting_since", sa.DateTime(timezone=True)),
+    # Set while a stage batch of an economy run waits for the provider's batch (run_rows.py).
+    sa.Column("provider_batch", JSONB),
     updated_at(),
     one_of("status", STAGE_STATUSES),
     sa.CheckConstraint("stage BETWEEN 1 AND 7", name="stage"),

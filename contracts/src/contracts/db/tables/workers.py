@@ -120,6 +120,8 @@ ai_lanes = sa.Table(
 )
 
 AI_CALL_OUTCOMES = ("answered", "rate_limited", "unavailable", "refused", "fatal")
+# How a call reached the provider: on its own, or as a line of a provider batch (economy runs).
+AI_CALL_ROUTES = ("call", "provider_batch")
 
 ai_calls = sa.Table(
     "ai_calls",
@@ -152,7 +154,11 @@ ai_calls = sa.Table(
     # Money at the price table's version; NULL when the table has no price for the model.
     sa.Column("cost_usd", sa.Numeric(14, 8)),
     sa.Column("price_version", sa.Text),
+    sa.Column("via", sa.Text, nullable=False, server_default="call"),
+    # What the call would have cost more at the standard price (a provider batch's discount).
+    sa.Column("saved_usd", sa.Numeric(14, 8)),
     one_of("outcome", AI_CALL_OUTCOMES),
+    one_of("via", AI_CALL_ROUTES),
     sa.Index("ix_ai_calls_run_id", "run_id"),
     sa.Index("ix_ai_calls_site_id_at", "site_id", "at"),
     sa.Index("ix_ai_calls_account_id_at", "account_id", "at"),
@@ -179,4 +185,49 @@ ai_answers = sa.Table(
     sa.Column("written", sa.Boolean, nullable=False, server_default=sa.false()),
     created_at(),
     sa.Index("ix_ai_answers_created_at", "created_at"),
+)
+
+# The provider batches of economy runs (the provider's Batch API: a file of requests, answered
+# within 24 h at half the price). A row is written before the file is uploaded and updated after
+# each step, so a worker that takes over finds the batch by its provider id, or by the metadata
+# it was created with, and never creates a second one.
+PROVIDER_BATCH_STATUSES = (
+    "preparing",  # the row exists; the requests file may not be uploaded yet
+    "uploaded",  # the file is uploaded; the batch may not be created yet
+    "validating",
+    "in_progress",
+    "finalizing",
+    "completed",
+    "expired",
+    "cancelling",
+    "cancelled",
+    "failed",
+)
+provider_batches = sa.Table(
+    "provider_batches",
+    metadata,
+    # Deterministic: run, stage, the stage batch, the round (2 for what an expired batch left)
+    # and the part (a stage batch too big for one provider batch is split).
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("account_id", sa.BigInteger, nullable=False),
+    sa.Column("site_id", sa.BigInteger, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("stage", sa.SmallInteger, nullable=False),
+    sa.Column("round", sa.SmallInteger, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("endpoint", sa.Text, nullable=False),
+    # The custom ids of its requests: the names of the units (gate/journal.py's UnitKey).
+    sa.Column("custom_ids", JSONB, nullable=False),
+    sa.Column("input_file_id", sa.Text),
+    sa.Column("provider_batch_id", sa.Text, unique=True),
+    sa.Column("status", sa.Text, nullable=False, server_default="preparing"),
+    sa.Column("completed", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("failed", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("output_file_id", sa.Text),
+    sa.Column("error_file_id", sa.Text),
+    created_at(),
+    updated_at(),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    one_of("status", PROVIDER_BATCH_STATUSES),
+    sa.Index("ix_provider_batches_run_id_stage", "run_id", "stage"),
 )
