@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,10 @@ SCHEDULED_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 # scheduled runs only, which nobody is watching (economy_when_scheduled).
 AiMode = Literal["standard", "economy", "economy_when_scheduled"]
 AI_MODES: tuple[AiMode, ...] = get_args(AiMode)
+# What a request through the provider's batch interface costs against the same call made alone:
+# OpenAI's Batch API is priced at 50 % of the standard rates (platform.openai.com/docs/guides/
+# batch). The workers' price table starts from it and the gateway's money estimate uses it.
+PROVIDER_BATCH_PRICE_SHARE = Decimal("0.5")
 
 BatchSize = Annotated[int, Field(ge=BATCH_SIZE_RANGE.low, le=BATCH_SIZE_RANGE.high)]
 Delay = Annotated[int, Field(ge=DELAY_RANGE_SECONDS.low, le=DELAY_RANGE_SECONDS.high)]
