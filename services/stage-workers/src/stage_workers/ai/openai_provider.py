@@ -1,19 +1,23 @@
 """The OpenAI provider (or any OpenAI-compatible server): chat completions with JSON-schema
 answers, plain text for articles, the images API for pictures. Each function is one HTTP call
 that answers with its draft, the usage the provider counted and what its rate-limit headers
-said. The SDK's own retries are off: the gate (stage_workers.gate) decides what happens next."""
+said. The SDK's own retries are off: the gate (stage_workers.gate) decides what happens next.
+A call is also data (`request`, `read`): an economy run sends the same bodies in a provider
+batch and reads the answers from its output file the same way."""
 
 from __future__ import annotations
 
 import base64
 import json
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types import ImagesResponse
+from openai.types.chat import ChatCompletion
 
 from stage_workers.ai.advice import RateLimitAdvice
 from stage_workers.ai.base import (
@@ -128,6 +132,70 @@ PROMPTS_FORMAT = _schema(
 )
 
 
+CHAT = "/v1/chat/completions"
+IMAGES = "/v1/images/generations"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call as data: the endpoint and the body sent to it. A call made alone sends it; an
+    economy run puts it, as one line, into a file for the provider's batch interface."""
+
+    endpoint: str
+    body: dict[str, Any]
+
+
+def _text(function: str, args: tuple) -> tuple[str, dict | None]:
+    """The prompt of a text function, and the JSON schema its answer must follow (if any)."""
+    match function, args:
+        case "cluster_keywords", (keywords,):
+            listing = "\n".join(f"{i}: {k}" for i, k in enumerate(keywords))
+            return (
+                "Group these search keywords into topical clusters. Every index belongs to "
+                f"exactly one cluster.\n{listing}",
+                CLUSTERS_FORMAT,
+            )
+        case "write_ideas", (cluster_name, keywords):
+            return (
+                f"Propose 3 article ideas for the topic '{cluster_name}' covering these "
+                f"keywords: {', '.join(keywords)}.",
+                IDEAS_FORMAT,
+            )
+        case "write_article", (title, brief, keywords):
+            return (
+                f"Write an article of 800-1200 words in Markdown titled '{title}'. Brief: "
+                f"{brief}. Use these keywords naturally: {', '.join(keywords)}. Use ## section "
+                "headings.",
+                None,
+            )
+        case "write_image_prompts", (title, body):
+            return (
+                "Write 4 image prompts for this article: 1 featured image and 3 in-article "
+                f"images.\nTitle: {title}\n\n{body[:4000]}",
+                PROMPTS_FORMAT,
+            )
+    raise ValueError(f"no prompt for {function}")
+
+
+def _draft(function: str, args: tuple, content: str) -> Any:
+    """A text function's draft from the model's answer."""
+    if function == "write_article":
+        return ArticleDraft(title=args[0], markdown=content)
+    try:
+        document = json.loads(content)
+    except json.JSONDecodeError as error:
+        raise PermanentAIError(f"answer is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise PermanentAIError("answer is not a JSON object")
+    match function:
+        case "cluster_keywords":
+            return _clusters_from(document, len(args[0]))
+        case "write_ideas":
+            return [IdeaDraft(i["title"], i["outline"]) for i in document.get("ideas", [])]
+        case _:
+            return [PromptDraft(p["kind"], p["prompt"]) for p in document.get("prompts", [])]
+
+
 class OpenAIProvider:
     name = "openai"
 
@@ -155,87 +223,54 @@ class OpenAIProvider:
         prompt_chars = sum(len(" ".join(a) if isinstance(a, list) else str(a)) for a in args)
         return math.ceil(prompt_chars / 4) + 100 + MAX_OUTPUT_TOKENS[function]
 
-    async def _chat(
-        self, function: str, prompt: str, response_format: dict | None = None
-    ) -> Answer[str]:
-        kwargs = {"response_format": response_format} if response_format else {}
+    def request(self, function: str, args: tuple) -> Request:
+        if function in IMAGE_FUNCTIONS:
+            # The DALL-E models answer with a URL unless asked; the GPT image models always
+            # give base64 and refuse the parameter.
+            b64 = {"response_format": "b64_json"} if self.image_model.startswith("dall-e") else {}
+            body = {"model": self.image_model, "prompt": args[0], "n": 1, "size": IMAGE_SIZE}
+            return Request(IMAGES, body | b64)
+        prompt, response_format = _text(function, args)
+        body = {
+            "model": self.text_model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_completion_tokens": MAX_OUTPUT_TOKENS[function],
+        }
+        return Request(
+            CHAT, body | ({"response_format": response_format} if response_format else {})
+        )
+
+    def read(self, function: str, args: tuple, response: dict[str, Any]) -> Answer:
+        """The answer in a response body (a line of a provider batch's output file)."""
+        if function in IMAGE_FUNCTIONS:
+            return self._image_answer(ImagesResponse.model_validate(response))
+        return self._chat_answer(function, args, ChatCompletion.model_validate(response))
+
+    async def _send(self, function: str, args: tuple) -> Answer:
+        request = self.request(function, args)
         try:
-            raw = await self.client.chat.completions.with_raw_response.create(
-                model=self.text_model,
-                messages=[{"role": "user", "content": prompt}],
-                max_completion_tokens=MAX_OUTPUT_TOKENS[function],
-                **kwargs,
-            )
-            completion = raw.parse()
+            if request.endpoint == IMAGES:
+                raw: Any = await self.client.images.with_raw_response.generate(**request.body)
+            else:
+                raw = await self.client.chat.completions.with_raw_response.create(**request.body)
+            parsed = raw.parse()
         except openai.OpenAIError as error:
             raise classify(error) from error
+        if request.endpoint == IMAGES:
+            answer = self._image_answer(parsed)
+        else:
+            answer = self._chat_answer(function, args, parsed)
+        return replace(answer, advice=_advice(raw.headers))
+
+    def _chat_answer(self, function: str, args: tuple, completion: Any) -> Answer:
         content = completion.choices[0].message.content if completion.choices else None
         if not content:
             raise PermanentAIError("the model returned no content")
         finished = tuple(c.finish_reason for c in completion.choices if c.finish_reason)
-        return Answer(content, _chat_usage(completion), _advice(raw.headers), finished)
+        draft = _draft(function, args, content)
+        return Answer(draft, _chat_usage(completion), None, finished)
 
-    async def _chat_json(self, function: str, prompt: str, response_format: dict) -> Answer[dict]:
-        answer = await self._chat(function, prompt, response_format)
-        try:
-            document = json.loads(answer.draft)
-        except json.JSONDecodeError as error:
-            raise PermanentAIError(f"answer is not JSON: {error}") from None
-        if not isinstance(document, dict):
-            raise PermanentAIError("answer is not a JSON object")
-        return replace(answer, draft=document)
-
-    async def cluster_keywords(self, keywords: list[str]) -> Answer[list[ClusterDraft]]:
-        listing = "\n".join(f"{i}: {k}" for i, k in enumerate(keywords))
-        answer = await self._chat_json(
-            "cluster_keywords",
-            "Group these search keywords into topical clusters. Every index belongs to exactly "
-            f"one cluster.\n{listing}",
-            CLUSTERS_FORMAT,
-        )
-        return replace(answer, draft=_clusters_from(answer.draft, len(keywords)))
-
-    async def write_ideas(self, cluster_name: str, keywords: list[str]) -> Answer[list[IdeaDraft]]:
-        answer = await self._chat_json(
-            "write_ideas",
-            f"Propose 3 article ideas for the topic '{cluster_name}' covering these keywords: "
-            f"{', '.join(keywords)}.",
-            IDEAS_FORMAT,
-        )
-        ideas = [IdeaDraft(i["title"], i["outline"]) for i in answer.draft.get("ideas", [])]
-        return replace(answer, draft=ideas)
-
-    async def write_article(
-        self, title: str, brief: str, keywords: list[str]
-    ) -> Answer[ArticleDraft]:
-        answer = await self._chat(
-            "write_article",
-            f"Write an article of 800-1200 words in Markdown titled '{title}'. Brief: {brief}. "
-            f"Use these keywords naturally: {', '.join(keywords)}. Use ## section headings.",
-        )
-        return replace(answer, draft=ArticleDraft(title=title, markdown=answer.draft))
-
-    async def write_image_prompts(self, title: str, body: str) -> Answer[list[PromptDraft]]:
-        answer = await self._chat_json(
-            "write_image_prompts",
-            "Write 4 image prompts for this article: 1 featured image and 3 in-article images."
-            f"\nTitle: {title}\n\n{body[:4000]}",
-            PROMPTS_FORMAT,
-        )
-        prompts = [PromptDraft(p["kind"], p["prompt"]) for p in answer.draft.get("prompts", [])]
-        return replace(answer, draft=prompts)
-
-    async def render_image(self, prompt: str) -> Answer[bytes]:
-        # The DALL-E models answer with a URL unless asked; the GPT image models always give
-        # base64 and refuse the parameter.
-        kwargs = {"response_format": "b64_json"} if self.image_model.startswith("dall-e") else {}
-        try:
-            raw = await self.client.images.with_raw_response.generate(
-                model=self.image_model, prompt=prompt, n=1, size=IMAGE_SIZE, **kwargs
-            )
-            result = raw.parse()
-        except openai.OpenAIError as error:
-            raise classify(error) from error
+    def _image_answer(self, result: Any) -> Answer[bytes]:
         if not result.data or not result.data[0].b64_json:
             raise PermanentAIError("the images API returned no picture")
         usage = getattr(result, "usage", None)
@@ -248,8 +283,24 @@ class OpenAIProvider:
                 images=len(result.data),
                 image_size=IMAGE_SIZE,
             ),
-            _advice(raw.headers),
         )
+
+    async def cluster_keywords(self, keywords: list[str]) -> Answer[list[ClusterDraft]]:
+        return await self._send("cluster_keywords", (keywords,))
+
+    async def write_ideas(self, cluster_name: str, keywords: list[str]) -> Answer[list[IdeaDraft]]:
+        return await self._send("write_ideas", (cluster_name, keywords))
+
+    async def write_article(
+        self, title: str, brief: str, keywords: list[str]
+    ) -> Answer[ArticleDraft]:
+        return await self._send("write_article", (title, brief, keywords))
+
+    async def write_image_prompts(self, title: str, body: str) -> Answer[list[PromptDraft]]:
+        return await self._send("write_image_prompts", (title, body))
+
+    async def render_image(self, prompt: str) -> Answer[bytes]:
+        return await self._send("render_image", (prompt,))
 
 
 def _chat_usage(completion: Any) -> Usage:
