@@ -11,8 +11,11 @@ go wrong is steered per fake:
     the error file with `batch_expired`;
   - a cancel: `cancelling`, then `cancelled` with what was done by then (nothing, unless the
     batch was already due);
+  - `refuse_creates`, `lose_created`: a create refused (nothing made), or made with its answer
+    lost, as a crash or a dropped connection between the two would leave it;
   - `webhook`: (url, secret) to which `batch.completed` (or `.expired`, `.cancelled`, `.failed`)
-    is sent, signed as Standard Webhooks (OpenAI's own webhooks are), once the batch ends.
+    is sent, signed as Standard Webhooks (OpenAI's own webhooks are), once the batch ends; with
+    a webhook, a batch ends when it is due whether or not anyone looks.
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ class FakeBatches:
         self.expire_after: int | None = None
         self.webhook: tuple[str, str] | None = None
         self.created = self.answered = 0  # batches created, requests answered in them
+        # Creation going wrong: refused with a 503 (nothing created) while `refuse_creates` is
+        # set; made, but answered with a 503 (the answer lost), for the next `lose_created`.
+        self.refuse_creates = False
+        self.lose_created = 0
 
     # --- HTTP ------------------------------------------------------------------------------------
 
@@ -164,6 +171,16 @@ class FakeBatches:
         return stored
 
     def _create(self, body: dict) -> tuple[int, dict]:
+        unavailable = 503, error_body("The service is temporarily unavailable.", "server_error")
+        if self.refuse_creates:
+            return unavailable
+        status, answer = self._make(body)
+        if status == 200 and self.lose_created > 0:
+            self.lose_created -= 1
+            return unavailable
+        return status, answer
+
+    def _make(self, body: dict) -> tuple[int, dict]:
         stored = self.files.get(str(body.get("input_file_id")))
         if stored is None or stored.purpose != "batch":
             return 400, error_body("input_file_id must name a file uploaded with purpose=batch")
@@ -192,7 +209,18 @@ class FakeBatches:
         )
         self.batches[batch.id] = batch
         self.created += 1
+        if self.webhook is not None:  # the provider tells when it is done, unasked
+            ending = threading.Timer(self.completion_seconds + 0.05, self._end_due, (batch,))
+            ending.daemon = True
+            ending.start()
         return 200, self._document(batch)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def _end_due(self, batch: Batch) -> None:
+        with self._lock:
+            self._advance(batch)
 
     def _cancel(self, batch: Batch) -> tuple[int, dict]:
         self._advance(batch)

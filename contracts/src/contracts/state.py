@@ -338,6 +338,8 @@ def _waiting_for_provider_batch(
         e.failed,
         e.since,
     )
+    if stage.provider_batch == waiting:
+        return s  # a redelivery: the same report changes nothing
     return s.with_stage(replace(stage, provider_batch=waiting))
 
 

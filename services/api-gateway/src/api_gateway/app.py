@@ -33,6 +33,7 @@ from api_gateway.routes import (
     keywords,
     live,
     planning,
+    provider_webhooks,
     review,
     run_control,
     run_status,
@@ -101,6 +102,7 @@ def api_router() -> APIRouter:
         webhooks,
         vocabulary,
         charts,
+        provider_webhooks,
     )
     for module in modules:
         api.include_router(module.router)

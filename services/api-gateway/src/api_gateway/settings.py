@@ -38,6 +38,11 @@ class Settings(ServiceSettings):
         "instance (a random one per process otherwise, so a restart signs everyone out).",
     )
     session_hours: float = Field(12.0, gt=0, description="How long a console session lasts.")
+    openai_webhook_secret: str | None = Field(
+        None,
+        description="The signing secret of the OpenAI webhook pointed at "
+        "/api/v1/automation/provider_webhooks/openai; unset, that route answers 404.",
+    )
     webhook_allow_http: bool = Field(
         False, description="Let webhook endpoints use http:// URLs (local use and tests)."
     )

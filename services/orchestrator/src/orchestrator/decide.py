@@ -19,6 +19,7 @@ from contracts import events as ev
 from contracts import ids
 from contracts.admission import refuse_start
 from contracts.envelope import Envelope, Payload, new_message
+from contracts.stages import STAGES
 from contracts.state import Batch, RunState, StageState, fold
 from orchestrator.sites import RunNotes, SiteState
 
@@ -27,6 +28,9 @@ MANUAL_STAGE = 7
 # A tick folds its own events and decides again, so a completed stage starts the next one (or a
 # manual stage completes the run) at once; this bounds that chain.
 MAX_STEPS_PER_TICK = 4
+# The most items an economy batch holds: the provider takes up to 50,000 requests in one batch,
+# and no stage makes more than one request per item.
+ECONOMY_BATCH_ITEMS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,13 +225,21 @@ def _work_on_stage(
     room = run.config.stage_concurrency - len(in_flight)
     if room <= 0 or not _delay_passed(run, notes, stage, now):
         return decided
-    size = run.config.batch_size(stage.number)
+    economy = _economy(run, stage.number)
+    size = ECONOMY_BATCH_ITEMS if economy else run.config.batch_size(stage.number)
     free = _free_items(stage, first_open, in_flight, room * size)
     for k, start in enumerate(range(0, min(len(free), room * size), size), len(stage.batches) + 1):
         batch_id = f"{stage.number}-{k}"
         item_ids = tuple(free[start : start + size])
         decided += _dispatch(run, notes, stage.number, batch_id, item_ids, 1, now, limits)
     return decided
+
+
+def _economy(run: RunState, stage: int) -> bool:
+    """Whether the stage's items go to the provider's batch interface, all in one batch (an AI
+    stage of an economy run), rather than in batches of the configured size."""
+    trigger = "scheduled" if run.trigger == "scheduled" else "manual"
+    return STAGES[stage].type == "AI" and run.config.economy(trigger)
 
 
 def _free_items(
@@ -276,7 +288,12 @@ def _dispatch(
     lease_until = now + timedelta(seconds=limits.lease_seconds)
     fields = dict(stage=stage, batch_id=batch_id, item_ids=item_ids, attempt=attempt)
     recorded = ev.StageBatchDispatched(**fields, lease_until=lease_until)
-    command = cmd.ProcessBatch(run_id=run.run_id, **fields, lease_until=lease_until)
+    economy = (
+        {"economy": True, "unit_items": run.config.batch_size(stage)}
+        if _economy(run, stage)
+        else {}
+    )
+    command = cmd.ProcessBatch(run_id=run.run_id, **fields, lease_until=lease_until, **economy)
     return [
         Outgoing(
             _message(run_ids, recorded, now, ids.batch_dispatched(run.run_id, batch_id, attempt))

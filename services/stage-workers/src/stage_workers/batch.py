@@ -169,7 +169,10 @@ def open_batch(uow: UnitOfWork, step: Step) -> Opened | None:
             todo.append(ref)
         else:
             done.append(item_failed(uow, ref, CHANGED_SINCE_PICKED))
-    units = [tuple(todo)] if step.unit == "batch" else [(ref,) for ref in todo]
+    units = [(ref,) for ref in todo]
+    if step.unit == "batch":  # one call for the batch's items, or for each `unit_items` of them
+        size = batch.unit_items or len(todo) or 1
+        units = [tuple(todo[n : n + size]) for n in range(0, len(todo), size)]
     return Opened(
         context, False, tuple(done), tuple(_load(uow, step, refs) for refs in units if refs)
     )

@@ -26,15 +26,16 @@ from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.dead_letter import DeadLetter
 from stage_workers import metrics
-from stage_workers.ai.factory import lane_rules, make_ai
+from stage_workers.ai.factory import lane_rules, make_ai, make_economy
 from stage_workers.deps import WorkerDeps
+from stage_workers.economy import cancel_for_ended, listen_for_batch_ends
 from stage_workers.gate.store import LaneStore
 from stage_workers.handlers import handle_record
 from stage_workers.metrics import Readiness
 from stage_workers.outbox import OutboxRelay
 from stage_workers.pump import Dispatcher, Limits, StagePump
 from stage_workers.retention import keep_pruning
-from stage_workers.run_watch import WATCH_GROUP, record_stops, watch_runs
+from stage_workers.run_watch import WATCH_GROUP, Stops, record_stops, watch_runs
 from stage_workers.settings import WorkerSettings
 from stage_workers.tracking import consumer_name
 
@@ -117,6 +118,11 @@ class Worker:
             self.stopping,
         )
         self.tasks.append(asyncio.create_task(pruning, name="pruning"))
+        if self.deps.economy is not None:
+            listening = listen_for_batch_ends(
+                settings.database_url, self.deps.economy.wakeups, self.stopping
+            )
+            self.tasks.append(asyncio.create_task(listening, name="provider-batch-ends"))
 
     def _consume(self, consumer: AIOKafkaConsumer, loop: Coroutine[Any, Any, None], name: str):
         """Run a consumer's loop; it stops with the worker, and if it dies, so does the process."""
@@ -125,11 +131,12 @@ class Worker:
         self.consumers.append(consumer)
         self.tasks.append(task)
 
-    async def write_stops(self, stops: dict[str, bool]) -> None:
+    async def write_stops(self, stops: Stops) -> None:
         # Not on the handlers' threads: a stop must not queue behind the work it stops.
         await asyncio.to_thread(self._write_stops, stops)
+        await cancel_for_ended(self.deps, sorted(stops.ended))
 
-    def _write_stops(self, stops: dict[str, bool]) -> None:
+    def _write_stops(self, stops: Stops) -> None:
         with self.engine.begin() as conn:
             record_stops(conn, stops)
 
@@ -168,6 +175,7 @@ def bootstrap(settings: WorkerSettings) -> Worker:
         media_dir=settings.media_dir,
         wake_relay=relay.wake,
         executor=ThreadPoolExecutor(connections, thread_name_prefix="db"),
+        economy=make_economy(settings),
     )
     limits = Limits(max_in_flight=settings.worker_max_in_flight, per_run=settings.worker_per_run)
     return Worker(

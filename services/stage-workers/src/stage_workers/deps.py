@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -37,6 +37,9 @@ class WorkerDeps:
     book: Callable[[Connection], RunBook] = SqlRunBook
     # Run stops this process's run watch heard (run id -> stopped), ahead of the table.
     stops: HeardStops = field(default_factory=HeardStops)
+    # Economy runs' ports (stage_workers.economy.Economy); None for a provider without a batch
+    # interface, whose economy batches are then made call by call.
+    economy: Any = None
 
     async def unit_of_work(
         self,

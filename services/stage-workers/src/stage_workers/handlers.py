@@ -14,6 +14,7 @@ from contracts.dead_letter import DeadLetter
 from contracts.envelope import Envelope
 from stage_workers.batch import process_batch
 from stage_workers.deps import WorkerDeps
+from stage_workers.economy import process_economy_batch
 from stage_workers.metrics import BATCH_SECONDS
 from stage_workers.stages import ITEM_STEPS
 from stage_workers.start_stage import start_stage
@@ -60,6 +61,8 @@ async def _dispatch(deps: WorkerDeps, command: Envelope) -> None:
     match command.data:
         case StartStage():
             await start_stage(deps, command)
+        case ProcessBatch(stage=stage, economy=True) if stage in ITEM_STEPS and deps.economy:
+            await process_economy_batch(deps, ITEM_STEPS[stage], command)
         case ProcessBatch(stage=stage) if stage in ITEM_STEPS:
             await process_batch(deps, ITEM_STEPS[stage], command)
         case ProcessBatch(stage=stage):

@@ -204,6 +204,26 @@ def count_calls(records: Any) -> None:
 
 # --- looked up in the background: consumer lag, outbox backlog, dead letters -------------------
 
+PROVIDER_BATCHES = counter(
+    "stage_worker_provider_batches_created_total",
+    "Provider batches created for economy runs, by stage",
+    ["stage"],
+)
+PROVIDER_BATCH_WAITS = gauge(
+    "stage_worker_provider_batch_waits",
+    "Stage batches of economy runs waiting for the provider's batch right now, by stage",
+    ["stage"],
+)
+PROVIDER_BATCH_WAKEUPS = counter(
+    "stage_worker_provider_batch_wakeups_total",
+    "Provider batch ends heard through the provider's webhook (each wakes the waits at once)",
+)
+PROVIDER_BATCH_REQUESTS = counter(
+    "stage_worker_provider_batch_requests_total",
+    "Requests of provider batches, by stage and how they ended "
+    "(answered, refused, unanswered: made as standard calls or failed)",
+    ["stage", "outcome"],
+)
 OUTBOX_ROWS = gauge(
     "automation_outbox_unpublished_rows", "Outbox rows of this relay's topics not yet published"
 )

@@ -67,10 +67,18 @@ class HeardStops:
         return len(self._stopped)
 
 
-def stops_in(records: Iterable[ConsumerRecord]) -> dict[str, bool]:
+class Stops(dict[str, bool]):
+    """Run id -> stopped, and which of the stopped runs have ended (not paused)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended: set[str] = set()
+
+
+def stops_in(records: Iterable[ConsumerRecord]) -> Stops:
     """Whether each run among `records` is stopped after its latest run-control event (in
-    partition order); other records are skipped."""
-    stops: dict[str, bool] = {}
+    partition order), and whether it has ended; other records are skipped."""
+    stops = Stops()
     for record in records:
         if type_from_headers(record.headers) not in STOPS:
             continue
@@ -80,22 +88,46 @@ def stops_in(records: Iterable[ConsumerRecord]) -> dict[str, bool]:
             continue  # the orchestrator dead-letters it; here it says nothing about a run
         if event.run_id is not None and event.type in STOPS:
             stops[event.run_id] = STOPS[event.type]
+            if event.type in RUN_ENDING_TYPES:
+                stops.ended.add(event.run_id)
+            else:
+                stops.ended.discard(event.run_id)
     return stops
 
 
-def record_stops(conn: Connection, stops: dict[str, bool]) -> None:
+def record_stops(conn: Connection, stops: Stops) -> None:
+    ended = stops.ended
     statement = insert(t.worker_run_status).values(
-        [{"run_id": run_id, "stopped": stopped} for run_id, stopped in stops.items()]
+        [
+            {"run_id": run_id, "stopped": stopped, "ended": run_id in ended}
+            for run_id, stopped in stops.items()
+        ]
     )
+    excluded = statement.excluded
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=["run_id"],
-            set_={"stopped": statement.excluded.stopped, "updated_at": sa.func.now()},
+            set_={
+                "stopped": excluded.stopped,
+                "ended": excluded.ended,
+                "updated_at": sa.func.now(),
+            },
         )
     )
 
 
-Write = Callable[[dict[str, bool]], Awaitable[None]]
+_ENDED = sa.select(t.worker_run_status.c.ended).where(
+    t.worker_run_status.c.run_id == sa.bindparam("run_id")
+)
+
+
+def run_ended(conn: Connection, run_id: str) -> bool | None:
+    """Whether the run has ended (True), is paused (False) or was never stopped (None), as the
+    workers' table has it."""
+    return conn.execute(_ENDED, {"run_id": run_id}).scalar_one_or_none()
+
+
+Write = Callable[[Stops], Awaitable[None]]
 
 
 async def watch_runs(

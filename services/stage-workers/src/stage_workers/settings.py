@@ -54,6 +54,17 @@ class WorkerSettings(ServiceSettings):
     ai_longest_wait_seconds: float = Field(
         1800, gt=0, description="How long a run waits for the provider before it pauses itself."
     )
+    economy_poll_first_seconds: float = Field(
+        5, gt=0, description="An economy run first looks at its provider batch after this long."
+    )
+    economy_poll_longest_seconds: float = Field(
+        300, gt=0, description="The longest pause between two looks at a provider batch."
+    )
+    economy_fallback: Literal["standard", "fail"] = Field(
+        "standard",
+        description="What becomes of requests a provider batch left unanswered twice (expired, "
+        "cancelled, a server error): standard calls, or failed items.",
+    )
     ai_fallback_models: dict[int, str] = Field(
         default_factory=dict,
         description='A second model per AI stage, as JSON: {"4": "gpt-4.1-mini"}; used for a '

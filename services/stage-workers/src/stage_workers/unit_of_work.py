@@ -124,6 +124,8 @@ class UnitOfWork:
                     "error": r.error,
                     "cost_usd": r.cost_usd,
                     "price_version": r.price_version,
+                    "via": r.via,
+                    "saved_usd": r.saved_usd,
                 }
                 for r in records
             ],

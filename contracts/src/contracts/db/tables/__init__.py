@@ -55,6 +55,7 @@ from contracts.db.tables.shared import (
 from contracts.db.tables.workers import (
     AI_CALL_OUTCOMES,
     AI_CALL_ROUTES,
+    PROVIDER_BATCH_CHANNEL,
     PROVIDER_BATCH_STATUSES,
     ai_answers,
     ai_calls,
@@ -87,6 +88,7 @@ __all__ = [
     "IMAGE_KINDS",
     "IMAGE_STATUSES",
     "KEYWORD_STATUSES",
+    "PROVIDER_BATCH_CHANNEL",
     "PROVIDER_BATCH_STATUSES",
     "RUN_STATUSES",
     "STAGE_STATUSES",

@@ -89,6 +89,9 @@ worker_run_status = sa.Table(
     metadata,
     sa.Column("run_id", sa.Text, primary_key=True),
     sa.Column("stopped", sa.Boolean, nullable=False),
+    # Stopped for good (completed, cancelled, failed), not paused: an economy run's provider
+    # batches are cancelled then.
+    sa.Column("ended", sa.Boolean, nullable=False, server_default=sa.false()),
     updated_at(),
 )
 
@@ -191,6 +194,9 @@ ai_answers = sa.Table(
 # within 24 h at half the price). A row is written before the file is uploaded and updated after
 # each step, so a worker that takes over finds the batch by its provider id, or by the metadata
 # it was created with, and never creates a second one.
+# The PostgreSQL channel on which the gateway, told by the provider's verified webhook that a
+# batch has ended, wakes the workers waiting for it (payload: the provider's batch id).
+PROVIDER_BATCH_CHANNEL = "automation_provider_batches"
 PROVIDER_BATCH_STATUSES = (
     "preparing",  # the row exists; the requests file may not be uploaded yet
     "uploaded",  # the file is uploaded; the batch may not be created yet
@@ -219,7 +225,7 @@ provider_batches = sa.Table(
     # The custom ids of its requests: the names of the units (gate/journal.py's UnitKey).
     sa.Column("custom_ids", JSONB, nullable=False),
     sa.Column("input_file_id", sa.Text),
-    sa.Column("provider_batch_id", sa.Text, unique=True),
+    sa.Column("provider_batch_id", sa.Text),
     sa.Column("status", sa.Text, nullable=False, server_default="preparing"),
     sa.Column("completed", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("failed", sa.Integer, nullable=False, server_default=sa.text("0")),

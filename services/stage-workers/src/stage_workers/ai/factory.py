@@ -7,6 +7,8 @@ import hashlib
 from stage_workers.ai.base import AI_FUNCTIONS, STAGE_FUNCTIONS, Provider
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
+from stage_workers.ai.provider_batches import OpenAIBatches
+from stage_workers.economy import Economy, EconomyRules
 from stage_workers.gate.calls import CallRules, GatedAI, Route
 from stage_workers.gate.gate import Gate, Lane, Offload
 from stage_workers.gate.journal import Journal
@@ -133,3 +135,19 @@ def gated_alone(provider: Provider, rules: CallRules | None = None) -> GatedAI:
 
 def offline_ai(latency_ms: int = 0) -> GatedAI:
     return gated_alone(OfflineProvider(latency_ms))
+
+
+def make_economy(settings: WorkerSettings) -> Economy | None:
+    """The ports of economy runs, for a provider with a batch interface (OpenAI's)."""
+    if settings.ai_provider != "openai":
+        return None
+    provider = make_provider(settings)
+    rules = EconomyRules(
+        poll_first_seconds=settings.economy_poll_first_seconds,
+        poll_longest_seconds=max(
+            settings.economy_poll_longest_seconds, settings.economy_poll_first_seconds
+        ),
+        longest_outage_seconds=settings.ai_longest_wait_seconds,
+        fallback=settings.economy_fallback,
+    )
+    return Economy(provider, OpenAIBatches(provider.client), settings.ai_prices, rules)

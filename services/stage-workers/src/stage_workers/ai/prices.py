@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from contracts.values import PROVIDER_BATCH_PRICE_SHARE
 from stage_workers.ai.base import Usage
 
 MILLION = Decimal(1_000_000)
@@ -40,6 +41,10 @@ class ModelPrice(BaseModel):
 class PriceTable(BaseModel):
     version: str
     models: dict[str, ModelPrice]
+    batch_share: Decimal = Field(
+        PROVIDER_BATCH_PRICE_SHARE,
+        description="What a request in a provider batch costs against the same call alone.",
+    )
 
     def price_of(self, model: str) -> ModelPrice | None:
         """The model's price; a dated version ("gpt-4o-mini-2024-07-18") takes its family's
@@ -52,6 +57,17 @@ class PriceTable(BaseModel):
     def cost(self, model_requested: str, usage: Usage) -> Decimal | None:
         price = self.price_of(usage.model) or self.price_of(model_requested)
         return price.cost(usage) if price is not None else None
+
+    def batch_cost(
+        self, model_requested: str, usage: Usage
+    ) -> tuple[Decimal | None, Decimal | None]:
+        """What a request answered in a provider batch cost, and what that saved against the
+        standard price (both None when the model is not priced)."""
+        standard = self.cost(model_requested, usage)
+        if standard is None:
+            return None, None
+        charged = standard * self.batch_share
+        return charged, standard - charged
 
 
 # OpenAI's list prices as published in 2026 (standard tier): gpt-4o-mini $0.15 / $0.075 cached /

@@ -62,6 +62,8 @@ class CallRecord:
     error: str | None
     cost_usd: Decimal | None
     price_version: str
+    via: str = "call"  # or "provider_batch": a line of an economy run's provider batch
+    saved_usd: Decimal | None = None  # what the batch price saved against the standard one
 
 
 Announce = Callable[[Lane, Wait], Awaitable[None]]

@@ -67,18 +67,20 @@ def decode_draft(function: str, data: bytes) -> Any:
 
 def record_to_json(record: Any) -> dict[str, Any]:
     values = asdict(record)
-    values["cost_usd"] = None if record.cost_usd is None else str(record.cost_usd)
+    for money in ("cost_usd", "saved_usd"):
+        values[money] = None if values[money] is None else str(values[money])
     return values
 
 
 def record_from_json(values: dict[str, Any]) -> dict[str, Any]:
     """The fields of a CallRecord (gate.calls), as stored."""
     usage = values.get("usage")
-    cost = values.get("cost_usd")
+    cost, saved = values.get("cost_usd"), values.get("saved_usd")
     return {
         **values,
         "usage": Usage(**usage) if usage else None,
         "cost_usd": None if cost is None else Decimal(cost),
+        "saved_usd": None if saved is None else Decimal(saved),
     }
 
 

@@ -76,15 +76,17 @@ def upgrade() -> None:
         sa.Column("ended_at", TIMESTAMPTZ),
         sa.CheckConstraint(_one_of("status", STATUSES), name=op.f("ck_provider_batches_status")),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_provider_batches")),
-        sa.UniqueConstraint(
-            "provider_batch_id", name=op.f("uq_provider_batches_provider_batch_id")
-        ),
     )
     op.create_index("ix_provider_batches_run_id_stage", "provider_batches", ["run_id", "stage"])
     op.add_column("automation_run_stages", sa.Column("provider_batch", JSONB()))
+    op.add_column(
+        "worker_run_status",
+        sa.Column("ended", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("worker_run_status", "ended")
     op.drop_column("automation_run_stages", "provider_batch")
     op.drop_index("ix_provider_batches_run_id_stage", table_name="provider_batches")
     op.drop_table("provider_batches")
