@@ -142,6 +142,7 @@ def test_update_config_changes_fields_and_schedules(tenant):
         ({"stage_1_batch_size": True}, "stage_1_batch_size"),
         ({"stage_1_batch_size": "20"}, "stage_1_batch_size"),
         ({"start_check": "everything"}, "start_check"),
+        ({"ai_mode": "cheap"}, "ai_mode"),
     ],
 )
 def test_update_config_refuses_bad_values_naming_the_field(tenant, change, field):
@@ -518,6 +519,23 @@ def test_run_now_starts_a_run_through_the_orchestrator(gateway, tenant, orchestr
     assert command.data.requested_by == f"user:{tenant.user_id}"
     answered = 'command="StartRun",outcome="started"'
     assert answered in httpx.get(gateway.metrics_url).text
+
+
+def test_the_ai_mode_is_set_through_the_config_and_carried_by_the_runs_start(tenant, orchestrator):
+    assert tenant.get("/config", site_id=tenant.site_id).json()["ai_mode"] == "standard"
+    changed = tenant.client.put(
+        f"{API}/update_config", params={"site_id": tenant.site_id}, json={"ai_mode": "economy"}
+    )
+    assert changed.status_code == 200 and changed.json()["ai_mode"] == "economy"
+    assert tenant.get("/config", site_id=tenant.site_id).json()["ai_mode"] == "economy"
+    refused = tenant.client.put(
+        f"{API}/update_config", params={"site_id": tenant.site_id}, json={"ai_mode": "cheap"}
+    )
+    assert "'standard', 'economy' or 'economy_when_scheduled'" in refused.json()["detail"]
+    _import_keywords(tenant)
+    run_id = tenant.post("/run_now", site_id=tenant.site_id).json()["run_id"]
+    [command] = [c for c in orchestrator.received if c.run_id == run_id]
+    assert command.data.config.ai_mode == "economy" and command.data.config.economy("manual")
 
 
 def test_run_now_refused_by_the_orchestrator_is_400_with_reason(tenant, orchestrator):
