@@ -663,6 +663,7 @@ def test_current_run_history_and_processing_while_paused(tenant, db):
         "up_next": [],
         "remaining_count": 0,
         "waiting_for_provider": None,
+        "waiting_for_provider_batch": None,
     }
     missing = tenant.get("/current_processing", site_id=tenant.site_id, run_id=new_run_id())
     assert missing.status_code == 404
@@ -714,6 +715,7 @@ def test_current_run_history_and_processing_while_paused(tenant, db):
         "up_next": [{"id": 32, "title": "Write: B"}, {"id": 33, "title": "Write: C"}],
         "remaining_count": 3,
         "waiting_for_provider": None,
+        "waiting_for_provider_batch": None,
     }
     by_id = tenant.get("/current_processing", site_id=tenant.site_id, run_id=old).json()
     assert by_id["stage_number"] == 7 and by_id["stage_type"] == "Manual"

@@ -58,6 +58,7 @@ class Folder:
             **run_views.RunSummary.model_validate(vars(run)).model_dump(),
             stages=results,
             waiting_for_provider=current.waiting_for_provider if current else None,
+            waiting_for_provider_batch=current.waiting_for_provider_batch if current else None,
         )
         number = state.current_stage if state.current_stage in STAGES else 1
         processing = run_views.processing_state(run, stages[number])

@@ -70,6 +70,7 @@ export function processingCard(p, run, resumes) {
       ? h("p", { class: "muted", id: "resumes-by-itself" },
         "Resumes by itself once credits are added.") : null,
     p.waiting_for_provider ? providerWait(p.waiting_for_provider) : null,
+    p.waiting_for_provider_batch ? providerBatchWait(p.waiting_for_provider_batch) : null,
     empty
       ? h("p", { class: "empty", id: "no-items" }, "No items to process in this stage.")
       : [
@@ -93,6 +94,14 @@ function providerWait(wait) {
   return h("p", { class: "reason", id: "provider-wait", role: "status" },
     `Waiting for the AI provider (${wait.provider} ${wait.model}) since ${when(wait.since)}: `
     + `${wait.reason}. Items wait; none fails and nothing is charged for waiting.`);
+}
+
+// An economy run's batch waits for the provider's batch: answers come within 24 hours.
+function providerBatchWait(wait) {
+  return h("p", { class: "reason", id: "provider-batch-wait", role: "status" },
+    `Waiting for the provider's batch: ${wait.completed} of ${wait.total} answered, `
+    + `${wait.failed} failed — ${wait.status} since ${when(wait.since)}. `
+    + "Answers come within 24 hours; nothing is charged until they do.");
 }
 
 export function resultCard(run, onDismiss) {
