@@ -60,6 +60,15 @@ class CallFigures(BaseModel):
     )
     cost_complete: bool = Field(description="False when unpriced_calls > 0: cost_usd falls short.")
     waited_seconds: float = Field(description="Time the calls waited at the rate-limit gate.")
+    provider_batch_calls: int = Field(
+        description="Of the answered calls, those made through the provider's batch interface "
+        "(economy runs)."
+    )
+    saved_usd: float = Field(
+        description="What those calls cost less than the same calls at the standard price, in "
+        f"US dollars rounded to {USD_PLACES} decimals: cost_usd + saved_usd is the standard "
+        "price."
+    )
 
 
 class CostLine(CallFigures):
@@ -120,6 +129,8 @@ class CallSums:
     cost_usd: Decimal = Decimal(0)
     unpriced_calls: int = 0
     waited_ms: int = 0
+    provider_batch_calls: int = 0
+    saved_usd: Decimal = Decimal(0)
     models_requested: frozenset[str] = frozenset()
     models_answered: frozenset[str] = frozenset()
 
@@ -163,6 +174,8 @@ def figures(sums: CallSums) -> dict[str, Any]:
         "unpriced_calls": sums.unpriced_calls,
         "cost_complete": sums.unpriced_calls == 0,
         "waited_seconds": round(sums.waited_ms / 1000, 3),
+        "provider_batch_calls": sums.provider_batch_calls,
+        "saved_usd": _usd(sums.saved_usd),
     }
 
 
@@ -191,6 +204,10 @@ def _call_sums(c: sa.ColumnCollection) -> list[sa.ColumnElement]:
         *(_sum_of(c[name]).label(name) for name in counted),
         _sum_of(c.cost_usd).label("cost_usd"),
         sa.func.count().filter(answered & c.cost_usd.is_(None)).label("unpriced_calls"),
+        sa.func.count()
+        .filter(answered & (c.via == "provider_batch"))
+        .label("provider_batch_calls"),
+        _sum_of(c.saved_usd).label("saved_usd"),
     ]
 
 

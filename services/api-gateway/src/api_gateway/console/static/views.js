@@ -152,6 +152,7 @@ export function runDetail(run, lines, back, cost, timeline) {
         h("td", {}, s.items_in), h("td", {}, s.items_out), h("td", {}, s.failed_items),
         h("td", {}, s.credits_used), h("td", {}, seconds(s.elapsed_seconds))))))),
     costTable(run.run_id, cost),
+    cost ? saved(cost.total, "run-saved") : null,
     h("h4", {}, "Log"),
     h("pre", { class: "log", tabindex: "0", "aria-label": `Log of ${run.run_id}` },
       lines.length ? lines.join("\n") : "No log written yet."));
@@ -169,6 +170,15 @@ function costTable(runId, cost) {
     h("thead", {}, h("tr", {}, columns.map((title) => h("th", { scope: "col" }, title)))),
     h("tbody", {}, cost.stages.map((s) => costRow(`${s.stage_number}. ${s.stage_name}`, s))),
     h("tfoot", {}, costRow("Total", cost.total))));
+}
+
+// What the provider's batch interface saved (economy runs), when it saved anything: `line` is
+// a cost line of run_cost or usage.
+export function saved(line, id) {
+  if (!(line.saved_usd > 0)) return null;
+  const calls = line.provider_batch_calls === 1 ? "1 call" : `${line.provider_batch_calls} calls`;
+  return h("p", { class: "saved", id },
+    `Saved $${line.saved_usd.toFixed(4)} through the provider's batch interface (${calls}).`);
 }
 
 function costRow(label, line) {
