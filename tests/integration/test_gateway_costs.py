@@ -426,3 +426,66 @@ def test_the_estimate_prices_the_projected_work_from_history(tenant, db):
 def test_the_estimate_of_no_work_costs_nothing(tenant):
     body = tenant.get("/estimate", site_id=tenant.site_id).json()
     assert (body["expected_cost_usd"], body["cost_basis"]) == (0.0, "no_pending_work")
+
+
+def _new_clusters(db, tenant: Tenant, count: int) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(t.clusters),
+            [
+                {"site_id": tenant.site_id, "name": f"c{n}", "source_key": uuid.uuid4().hex}
+                for n in range(count)
+            ],
+        )
+
+
+def test_the_estimate_prices_the_pending_work_at_the_standard_price_and_in_economy(
+    tenant, other, db
+):
+    _import_keywords(tenant, 10)
+    _new_clusters(db, tenant, 2)
+    blind = tenant.get("/estimate", site_id=tenant.site_id).json()["money"]
+    assert (blind["standard_usd"], blind["economy_usd"], blind["basis"]) == (
+        None,
+        None,
+        "no_history",
+    )
+    assert blind["stages_without_history"] == [1, 2] and blind["window_days"] == 30
+
+    run_id = insert_run(db, tenant, status="completed", stage=7)
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    insert_calls(
+        db,
+        tenant,
+        run_id,
+        # Through a provider batch: $0.001 charged and as much saved, $0.0001 a keyword.
+        call(1, items=20, via="provider_batch", cost_usd=Decimal("0.001"),
+             saved_usd=Decimal("0.001")),
+        call(1, "rate_limited", items=20, via="provider_batch"),
+        call(2, item_id=9, at=long_ago, cost_usd=Decimal(100)),  # older than the window
+    )  # fmt: skip
+    insert_calls(db, other, "run_other", call(2, item_id=9, cost_usd=Decimal(100)))
+    partial = tenant.get("/estimate", site_id=tenant.site_id).json()["money"]
+    assert (partial["standard_usd"], partial["stages_without_history"]) == (None, [2])
+    assert [(s["stage_number"], s["items"], s["standard_usd"]) for s in partial["stages"]] == [
+        (1, 10, 0.001),
+        (2, 2, None),
+    ]
+
+    insert_calls(
+        db,
+        tenant,
+        "run_second_site",
+        call(2, item_id=1, cost_usd=Decimal("0.003")),
+        call(2, item_id=2, cost_usd=Decimal("0.001")),
+        call(2, item_id=3),  # no price: neither its cost nor its item counts
+        site_id=second_site(db, tenant),
+    )
+    # 10 keywords x $0.0001 (the site's) + 2 clusters x $0.002 (the account's)
+    money = tenant.get("/estimate", site_id=tenant.site_id).json()["money"]
+    assert (money["standard_usd"], money["economy_usd"]) == (0.005, 0.0025)
+    assert (money["basis"], money["stages_without_history"]) == ("site_and_account", [])
+    assert [(s["basis"], s["standard_usd_per_item"]) for s in money["stages"]] == [
+        ("site", 0.0001),
+        ("account", 0.002),
+    ]

@@ -104,6 +104,24 @@ function providerBatchWait(wait) {
     + "Answers come within 24 hours; nothing is charged until they do.");
 }
 
+const BASIS = {
+  site: "the site's", account: "the account's", site_and_account: "the site's and the account's",
+};
+
+// The estimate's money (GET estimate's `money`): the pending work at the standard price and in
+// economy, or which stages have no history to price it from.
+export function moneyText(money) {
+  if (money.basis === "no_pending_work") return "No pending AI work to price.";
+  const stages = money.stages_without_history;
+  if (money.standard_usd === null) {
+    return `AI cost of the pending work: unknown, no priced calls in the last `
+      + `${money.window_days} days for stage${stages.length > 1 ? "s" : ""} ${stages.join(", ")}.`;
+  }
+  return `AI cost of the pending work: $${money.standard_usd.toFixed(4)} standard, `
+    + `$${money.economy_usd.toFixed(4)} economy (from ${BASIS[money.basis]} calls of the last `
+    + `${money.window_days} days).`;
+}
+
 export function resultCard(run, onDismiss) {
   const elapsed = run.started_at && run.ended_at
     ? (new Date(run.ended_at) - new Date(run.started_at)) / 1000 : null;
