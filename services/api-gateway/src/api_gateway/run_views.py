@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, computed_field
@@ -214,10 +215,17 @@ def provider_batch_wait(row: Row | None) -> ProviderBatchWait | None:
 
 async def detail(conn: AsyncConnection, row: Row) -> RunDetail:
     stages = await stage_rows(conn, row.run_id)
+    return run_detail(row, {n: stages.get(n) for n in STAGES})
+
+
+def run_detail(run: Any, stages: Mapping[int, Any]) -> RunDetail:
+    """The run (its read-model row, or one built like it) with its seven stages' rows; what
+    its current stage waits for is repeated at the top. The read endpoints and the live
+    snapshot both answer this."""
     results = [stage_result(n, stages.get(n)) for n in STAGES]
-    current = results[row.current_stage - 1] if row.current_stage in STAGES else None
+    current = results[run.current_stage - 1] if run.current_stage in STAGES else None
     return RunDetail(
-        **summary(row).model_dump(),
+        **RunSummary.model_validate(run, from_attributes=True).model_dump(),
         stages=results,
         waiting_for_provider=current.waiting_for_provider if current else None,
         waiting_for_provider_batch=current.waiting_for_provider_batch if current else None,
