@@ -142,6 +142,7 @@ def test_update_config_changes_fields_and_schedules(tenant):
         ({"stage_1_batch_size": True}, "stage_1_batch_size"),
         ({"stage_1_batch_size": "20"}, "stage_1_batch_size"),
         ({"start_check": "everything"}, "start_check"),
+        ({"ai_mode": "cheap"}, "ai_mode"),
     ],
 )
 def test_update_config_refuses_bad_values_naming_the_field(tenant, change, field):
@@ -520,6 +521,23 @@ def test_run_now_starts_a_run_through_the_orchestrator(gateway, tenant, orchestr
     assert answered in httpx.get(gateway.metrics_url).text
 
 
+def test_the_ai_mode_is_set_through_the_config_and_carried_by_the_runs_start(tenant, orchestrator):
+    assert tenant.get("/config", site_id=tenant.site_id).json()["ai_mode"] == "standard"
+    changed = tenant.client.put(
+        f"{API}/update_config", params={"site_id": tenant.site_id}, json={"ai_mode": "economy"}
+    )
+    assert changed.status_code == 200 and changed.json()["ai_mode"] == "economy"
+    assert tenant.get("/config", site_id=tenant.site_id).json()["ai_mode"] == "economy"
+    refused = tenant.client.put(
+        f"{API}/update_config", params={"site_id": tenant.site_id}, json={"ai_mode": "cheap"}
+    )
+    assert "'standard', 'economy' or 'economy_when_scheduled'" in refused.json()["detail"]
+    _import_keywords(tenant)
+    run_id = tenant.post("/run_now", site_id=tenant.site_id).json()["run_id"]
+    [command] = [c for c in orchestrator.received if c.run_id == run_id]
+    assert command.data.config.ai_mode == "economy" and command.data.config.economy("manual")
+
+
 def test_run_now_refused_by_the_orchestrator_is_400_with_reason(tenant, orchestrator):
     orchestrator.reject_start[tenant.site_id] = ev.RunRejected(
         reason="run run_x is already active", code="active_run", active_run_id="run_x"
@@ -645,6 +663,7 @@ def test_current_run_history_and_processing_while_paused(tenant, db):
         "up_next": [],
         "remaining_count": 0,
         "waiting_for_provider": None,
+        "waiting_for_provider_batch": None,
     }
     missing = tenant.get("/current_processing", site_id=tenant.site_id, run_id=new_run_id())
     assert missing.status_code == 404
@@ -696,6 +715,7 @@ def test_current_run_history_and_processing_while_paused(tenant, db):
         "up_next": [{"id": 32, "title": "Write: B"}, {"id": 33, "title": "Write: C"}],
         "remaining_count": 3,
         "waiting_for_provider": None,
+        "waiting_for_provider_batch": None,
     }
     by_id = tenant.get("/current_processing", site_id=tenant.site_id, run_id=old).json()
     assert by_id["stage_number"] == 7 and by_id["stage_type"] == "Manual"

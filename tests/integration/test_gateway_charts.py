@@ -24,6 +24,14 @@ async def test_the_timeline_of_a_finished_run(db, stack, topics, gateway, tenant
     def event(payload):
         return run_event(tenant, run_id, payload)
 
+    handed_over = datetime.now(UTC)
+
+    def batch_report(status: str, completed: int) -> ev.StageWaitingForProviderBatch:
+        return ev.StageWaitingForProviderBatch(
+            stage=1, batch_id="b2", provider="openai", provider_batch_ids=(HOSTILE,),
+            status=status, total=2, completed=completed, since=handed_over,
+        )  # fmt: skip
+
     events = [
         event(ev.RunStarted(trigger="manual")),
         event(ev.StageStarted(stage=1, items=items)),
@@ -43,8 +51,11 @@ async def test_the_timeline_of_a_finished_run(db, stack, topics, gateway, tenant
         event(ev.RunPaused(reason="requested")),
         event(ev.RunResumed()),
         event(ev.StageBatchDispatched(stage=1, batch_id="b2", item_ids=(3, 4), lease_until=lease)),
+        event(batch_report("validating", 0)),
+        event(batch_report("in_progress", 1)),
         event(ev.StageItemProcessed(stage=1, batch_id="b2", item=items[2], total=4)),
         event(ev.StageItemProcessed(stage=1, batch_id="b2", item=items[3], total=4)),
+        event(ev.StageBatchCompleted(stage=1, batch_id="b2", processed=2, failed=0, credits=1)),
         event(ev.StageCompleted(stage=1, items_in=4, items_out=1, failed=1)),
         event(ev.RunCompleted(credits_used=3)),
     ]
@@ -71,6 +82,10 @@ async def test_the_timeline_of_a_finished_run(db, stack, topics, gateway, tenant
     assert pause["reason"] == "requested" and pause["ended_at"]
     [wait] = timeline["waits"]
     assert wait["stage"] == 1 and HOSTILE in wait["reason"] and wait["ended_at"]
+    [batch_wait] = timeline["provider_batch_waits"]
+    assert batch_wait["stage"] == 1 and batch_wait["ended_at"]
+    assert datetime.fromisoformat(batch_wait["started_at"]) == handed_over
+    assert batch_wait["reason"] == f"openai batch {HOSTILE}: in_progress, 1 of 2 answered, 0 failed"
     assert [p["items"] for p in timeline["in_flight"]] == [2, 1, 0, 2, 1, 0]
     assert [(f["item_id"], f["error"]) for f in timeline["failed_items"]] == [(2, "bad answer")]
 
@@ -80,6 +95,7 @@ async def test_the_timeline_of_a_finished_run(db, stack, topics, gateway, tenant
     svg = drawn.text
     assert svg.startswith("<svg") and "Keywords → Clusters" in svg and "polyline" in svg
     assert "<script" not in svg and "&lt;script&gt;" in svg
+    assert "waiting for the provider's batch: openai batch &lt;script" in svg
 
     chart = tenant.get("/usage_chart.svg", site_id=tenant.site_id)
     assert chart.status_code == 200 and chart.text.startswith("<svg")

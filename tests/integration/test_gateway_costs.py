@@ -49,6 +49,8 @@ def call(stage: int, outcome: str = "answered", **values: object) -> dict:
         "error": None if outcome == "answered" else outcome,
         "cost_usd": None,
         "price_version": "2026-01",
+        "via": "call",
+        "saved_usd": None,
         **values,
     }
 
@@ -131,6 +133,8 @@ def test_run_cost_sums_each_stage_and_flags_unknown_cost(tenant, db):
         "unpriced_calls": 0,
         "cost_complete": True,
         "waited_seconds": 2.0,
+        "provider_batch_calls": 0,
+        "saved_usd": 0.0,
         "credits": 2,
         "usd_per_credit": 0.00006,
         "models_requested": ["gpt-4o-mini"],
@@ -198,6 +202,48 @@ def test_a_run_without_ai_calls_costs_nothing_known(tenant, db):
     assert pick(total, "credits", "usd_per_credit", "models_answered") == (0, None, [])
 
 
+def _economy_calls(db, tenant: Tenant, run_id: str, at: datetime | None = None) -> None:
+    """Stage 4 of a run: two articles through the provider's batch (each $0.005, saving as
+    much), one call on its own, a batch request the provider could not answer."""
+    when = {"at": at} if at else {}
+    batch = {"via": "provider_batch", **when}
+    insert_calls(
+        db,
+        tenant,
+        run_id,
+        call(4, item_id=1, cost_usd=Decimal("0.005"), saved_usd=Decimal("0.005"), **batch),
+        call(4, item_id=2, cost_usd=Decimal("0.005"), saved_usd=Decimal("0.005"), **batch),
+        call(4, item_id=3, cost_usd=Decimal("0.01"), **when),
+        call(4, "refused", item_id=4, **batch),
+    )
+
+
+def test_run_cost_says_what_the_providers_batch_saved(tenant, db):
+    run_id = insert_run(db, tenant, status="completed", stage=7, credits_used=15)
+    insert_stage(db, run_id, 4, status="completed", credits_used=15)
+    _economy_calls(db, tenant, run_id)
+    body = tenant.get("/run_cost", run_id=run_id).json()
+    writing, total = body["stages"][3], body["total"]
+    assert pick(writing, "calls", "provider_batch_calls", "cost_usd", "saved_usd") == (
+        3,
+        2,
+        0.02,
+        0.01,
+    )
+    assert pick(total, "calls", "provider_batch_calls", "saved_usd") == (3, 2, 0.01)
+    assert pick(body["stages"][0], "provider_batch_calls", "saved_usd") == (0, 0.0)
+
+
+def test_usage_says_what_the_providers_batch_saved(tenant, db):
+    run_id = insert_run(db, tenant, status="completed", stage=7)
+    _economy_calls(db, tenant, run_id, at=datetime(2025, 6, 2, 9, tzinfo=UTC))
+    body = usage(tenant, site_id=tenant.site_id, **JUNE).json()
+    first, second, _ = body["days"]
+    assert pick(first, "provider_batch_calls", "saved_usd") == (0, 0.0)
+    assert pick(second, "calls", "provider_batch_calls", "saved_usd") == (3, 2, 0.01)
+    assert pick(body["total"], "provider_batch_calls", "saved_usd", "cost_usd") == (2, 0.01, 0.02)
+
+
 # --- usage ----------------------------------------------------------------------------------
 
 
@@ -258,6 +304,8 @@ def test_usage_of_a_site_has_a_row_per_utc_day_with_zeros(tenant, db):
         "unpriced_calls": 0,
         "cost_complete": True,
         "waited_seconds": 0.0,
+        "provider_batch_calls": 0,
+        "saved_usd": 0.0,
         "credits_charged": 0,
         "runs_started": 0,
     }
@@ -378,3 +426,66 @@ def test_the_estimate_prices_the_projected_work_from_history(tenant, db):
 def test_the_estimate_of_no_work_costs_nothing(tenant):
     body = tenant.get("/estimate", site_id=tenant.site_id).json()
     assert (body["expected_cost_usd"], body["cost_basis"]) == (0.0, "no_pending_work")
+
+
+def _new_clusters(db, tenant: Tenant, count: int) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(t.clusters),
+            [
+                {"site_id": tenant.site_id, "name": f"c{n}", "source_key": uuid.uuid4().hex}
+                for n in range(count)
+            ],
+        )
+
+
+def test_the_estimate_prices_the_pending_work_at_the_standard_price_and_in_economy(
+    tenant, other, db
+):
+    _import_keywords(tenant, 10)
+    _new_clusters(db, tenant, 2)
+    blind = tenant.get("/estimate", site_id=tenant.site_id).json()["money"]
+    assert (blind["standard_usd"], blind["economy_usd"], blind["basis"]) == (
+        None,
+        None,
+        "no_history",
+    )
+    assert blind["stages_without_history"] == [1, 2] and blind["window_days"] == 30
+
+    run_id = insert_run(db, tenant, status="completed", stage=7)
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    insert_calls(
+        db,
+        tenant,
+        run_id,
+        # Through a provider batch: $0.001 charged and as much saved, $0.0001 a keyword.
+        call(1, items=20, via="provider_batch", cost_usd=Decimal("0.001"),
+             saved_usd=Decimal("0.001")),
+        call(1, "rate_limited", items=20, via="provider_batch"),
+        call(2, item_id=9, at=long_ago, cost_usd=Decimal(100)),  # older than the window
+    )  # fmt: skip
+    insert_calls(db, other, "run_other", call(2, item_id=9, cost_usd=Decimal(100)))
+    partial = tenant.get("/estimate", site_id=tenant.site_id).json()["money"]
+    assert (partial["standard_usd"], partial["stages_without_history"]) == (None, [2])
+    assert [(s["stage_number"], s["items"], s["standard_usd"]) for s in partial["stages"]] == [
+        (1, 10, 0.001),
+        (2, 2, None),
+    ]
+
+    insert_calls(
+        db,
+        tenant,
+        "run_second_site",
+        call(2, item_id=1, cost_usd=Decimal("0.003")),
+        call(2, item_id=2, cost_usd=Decimal("0.001")),
+        call(2, item_id=3),  # no price: neither its cost nor its item counts
+        site_id=second_site(db, tenant),
+    )
+    # 10 keywords x $0.0001 (the site's) + 2 clusters x $0.002 (the account's)
+    money = tenant.get("/estimate", site_id=tenant.site_id).json()["money"]
+    assert (money["standard_usd"], money["economy_usd"]) == (0.005, 0.0025)
+    assert (money["basis"], money["stages_without_history"]) == ("site_and_account", [])
+    assert [(s["basis"], s["standard_usd_per_item"]) for s in money["stages"]] == [
+        ("site", 0.0001),
+        ("account", 0.002),
+    ]

@@ -39,6 +39,9 @@ def test_the_vocabulary_is_read_from_the_services_definitions(gateway, tenant):
     assert fields["timezone"]["choices"] == list(TIME_ZONES)
     assert fields["is_enabled"]["kind"] == "boolean"
     assert fields["scheduled_time"]["pattern"]
+    mode = fields["ai_mode"]
+    assert mode["choices"] == ["standard", "economy", "economy_when_scheduled"]
+    assert "50%" in mode["hint"] and fields["frequency"]["hint"] is None
 
 
 def test_the_console_scripts_copy_no_vocabulary():

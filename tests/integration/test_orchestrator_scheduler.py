@@ -46,6 +46,7 @@ def due_site(db: sa.Engine, now: datetime) -> int:
                 frequency="daily",
                 scheduled_time=f"{now:%H:%M}",
                 stage_2_batch_size=3,
+                ai_mode="economy_when_scheduled",
             )
         )
     return site_id
@@ -86,6 +87,9 @@ async def test_two_replicas_start_exactly_one_run_per_due_slot(
         assert start.run_id == scheduled_run_id(site_id, slot)
         assert (start.trigger, start.slot_at, start.balance) == ("scheduled", slot, 1000)
         assert start.config.batch_size(2) == 3
+        # The site's AI mode travels with the run: economy, since the run is scheduled.
+        assert start.config.ai_mode == "economy_when_scheduled"
+        assert start.config.economy(start.trigger)
 
         with db.connect() as conn:
             slots = conn.execute(
@@ -105,6 +109,7 @@ async def test_two_replicas_start_exactly_one_run_per_due_slot(
         )
         [started] = [decode(r.value) for r in events if decode(r.value).run_id == start.run_id]
         assert isinstance(started.data, ev.RunStarted) and started.data.trigger == "scheduled"
+        assert started.data.config.ai_mode == "economy_when_scheduled"
 
         for replica in replicas:
             await asyncio.to_thread(replica.stop)

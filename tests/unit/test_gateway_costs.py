@@ -4,6 +4,7 @@ database is asked."""
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from decimal import Decimal
 
@@ -18,8 +19,10 @@ from api_gateway.auth import current_caller
 from api_gateway.costs import CallSums, CostRates, DayRange
 from api_gateway.db import request_connection
 from api_gateway.errors import ApiError
-from api_gateway.planning import projected_items
-from contracts.credits import PendingWork, estimate_projected
+from api_gateway.money import money_estimate
+from api_gateway.planning import pending_items, projected_items
+from contracts.credits import PendingWork, estimate_now, estimate_projected
+from contracts.stages import PRICES
 
 TODAY = date(2026, 3, 10)
 
@@ -97,12 +100,52 @@ def test_expected_cost_uses_the_sites_history_then_the_accounts():
     assert costs.expected_cost({1: 0, 3: 5}, CostRates({}, {})) == (0.0, "no_pending_work")
 
 
+def test_pending_items_are_what_the_credit_estimate_counts():
+    work = PendingWork(keywords=12, clusters=3, ideas=7, tasks=2, content_without_images=1,
+                       pending_images=5)  # fmt: skip
+    items = pending_items(work)
+    assert items == {1: 12, 2: 3, 4: 2, 5: 1, 6: 4 + 5}
+    credits = sum(count * PRICES[n].credits / PRICES[n].per for n, count in items.items())
+    assert round(credits, 6) == 12 / 5 + 3 * 2 + 2 * 5 + 1 * 2 + 9 * 2
+    assert estimate_now(work) == math.ceil(credits)
+
+
+def test_money_is_priced_at_the_standard_rate_and_halved_for_economy():
+    items = {1: 10, 2: 2, 3: 7, 4: 0, 6: 8}
+    rates = CostRates(
+        {1: Decimal("0.001")}, {1: Decimal(5), 2: Decimal("0.01"), 6: Decimal("0.02")}
+    )
+    money = money_estimate(items, rates)
+    # 10 x 0.001 (the site's) + 2 x 0.01 + 8 x 0.02 (the account's); stage 3 is free, 4 idle
+    assert (money.standard_usd, money.economy_usd) == (0.19, 0.095)
+    assert (money.basis, money.stages_without_history) == ("site_and_account", [])
+    assert [(s.stage_number, s.items, s.basis) for s in money.stages] == [
+        (1, 10, "site"),
+        (2, 2, "account"),
+        (6, 8, "account"),
+    ]
+    assert (money.stages[2].standard_usd, money.stages[2].economy_usd) == (0.16, 0.08)
+    assert money.stages[2].standard_usd_per_item == 0.02
+
+
+def test_money_of_a_stage_without_history_is_unknown_and_said_so():
+    money = money_estimate({1: 10, 4: 3, 5: 3}, CostRates({1: Decimal("0.001")}, {}))
+    assert (money.standard_usd, money.economy_usd, money.basis) == (None, None, "no_history")
+    assert money.stages_without_history == [4, 5]
+    assert (money.stages[0].standard_usd, money.stages[1].standard_usd) == (0.01, None)
+    idle = money_estimate({1: 0, 3: 4}, CostRates({}, {}))
+    assert (idle.standard_usd, idle.economy_usd, idle.basis) == (0.0, 0.0, "no_pending_work")
+    assert idle.stages == []
+
+
 def test_the_statements_compile_for_postgresql():
     dialect = postgresql.psycopg.dialect()
     run_cost = str(costs._RUN_COST.compile(dialect=dialect))
     assert "FULL OUTER JOIN" in run_cost and "array_agg(DISTINCT" in run_cost
     rates = str(costs._COST_RATES.compile(dialect=dialect))
     assert "sum(ai_calls.items)" in rates and "UNION ALL" in rates
+    standard = str(costs._STANDARD_RATES.compile(dialect=dialect))
+    assert "sum(ai_calls.cost_usd + coalesce(ai_calls.saved_usd" in standard
 
 
 @pytest.fixture

@@ -344,3 +344,63 @@ def test_a_wait_for_the_provider_reads_in_the_row_and_in_current_processing_unti
     row = stage_row("run_live", _folded([*waiting, recovered]).stage(4))
     assert row["waiting_reason"] is None and row["waiting_since"] is None
     assert processing_state(run, SimpleNamespace(**row)).waiting_for_provider is None
+
+
+def _batch_report(status: str, completed: int, failed: int = 0) -> ev.StageWaitingForProviderBatch:
+    return ev.StageWaitingForProviderBatch(
+        stage=4,
+        batch_id="4-1",
+        provider="openai",
+        provider_batch_ids=("batch_abc",),
+        status=status,
+        total=2,
+        completed=completed,
+        failed=failed,
+        since=T0 + timedelta(minutes=2),
+    )
+
+
+def test_a_wait_for_the_providers_batch_is_logged_traced_and_shown_until_the_batch_completes():
+    articles = tuple(ItemRef(id=i, title=f"task {i}") for i in (1, 2))
+    waiting = [
+        ev.RunStarted(trigger="manual"),
+        ev.StageStarted(stage=4, items=articles),
+        _dispatch(4, "4-1", 1, 2),
+        _batch_report("validating", 0),
+        _batch_report("in_progress", 1, failed=1),
+    ]
+    clock = Clock()
+    messages = [message(p, RUN, clock, seq=n) for n, p in enumerate(waiting)]
+    view = project(messages).runs[RUN]
+    stage_log = view.files[run_logs.stage_log(4)]
+    assert stage_log[-1].endswith(
+        "| stage 4 | Batch 4-1 waiting for the provider's batch (openai batch_abc): in_progress, "
+        "1 of 2 answered, 1 failed, since 2026-11-02 09:02:00.000 UTC. Nothing is charged until "
+        "the answers are written"
+    )
+    assert stage_log[-1] == view.files[run_logs.MAIN_LOG][-1]
+    reports = [t for t in trace_of(project(messages)) if "status" in t]
+    assert [(t["event"], t["status"], t["completed"], t["failed"]) for t in reports] == [
+        ("stage_waiting_for_provider_batch", "validating", 0, 0),
+        ("stage_waiting_for_provider_batch", "in_progress", 1, 1),
+    ]
+    assert reports[-1]["provider_batch_ids"] == ["batch_abc"]
+    assert reports[-1]["since"] == "2026-11-02T09:02:00.000Z"
+
+    state = _folded(waiting)
+    row = stage_row("run_live", state.stage(4))
+    run = SimpleNamespace(**run_row(state, 10))
+    shown = processing_state(run, SimpleNamespace(**row)).waiting_for_provider_batch
+    assert shown is not None
+    assert (shown.provider, shown.provider_batch_ids, shown.status) == (
+        "openai",
+        ["batch_abc"],
+        "in_progress",
+    )
+    assert (shown.total, shown.completed, shown.failed) == (2, 1, 1)
+    assert shown.since == T0 + timedelta(minutes=2)
+
+    answered = ev.StageBatchCompleted(stage=4, batch_id="4-1", processed=1, failed=1, credits=5)
+    row = stage_row("run_live", _folded([*waiting, answered]).stage(4))
+    assert row["provider_batch"] is None
+    assert processing_state(run, SimpleNamespace(**row)).waiting_for_provider_batch is None

@@ -33,6 +33,8 @@ MAX_USAGE_DAYS = 366
 HISTORY_RUNS = 10
 FINISHED_STATUSES = ("completed", "cancelled", "failed")
 CostBasis = Literal["site", "account", "site_and_account", "no_history", "no_pending_work"]
+RateSource = Literal["site", "account"]
+MONEY_WINDOW_DAYS = 30
 
 
 class Retries(BaseModel):
@@ -60,6 +62,15 @@ class CallFigures(BaseModel):
     )
     cost_complete: bool = Field(description="False when unpriced_calls > 0: cost_usd falls short.")
     waited_seconds: float = Field(description="Time the calls waited at the rate-limit gate.")
+    provider_batch_calls: int = Field(
+        description="Of the answered calls, those made through the provider's batch interface "
+        "(economy runs)."
+    )
+    saved_usd: float = Field(
+        description="What those calls cost less than the same calls at the standard price, in "
+        f"US dollars rounded to {USD_PLACES} decimals: cost_usd + saved_usd is the standard "
+        "price."
+    )
 
 
 class CostLine(CallFigures):
@@ -120,6 +131,8 @@ class CallSums:
     cost_usd: Decimal = Decimal(0)
     unpriced_calls: int = 0
     waited_ms: int = 0
+    provider_batch_calls: int = 0
+    saved_usd: Decimal = Decimal(0)
     models_requested: frozenset[str] = frozenset()
     models_answered: frozenset[str] = frozenset()
 
@@ -145,7 +158,7 @@ def _combine(mine: Any, theirs: Any) -> Any:
     return mine | theirs if isinstance(mine, frozenset) else mine + theirs
 
 
-def _usd(amount: Decimal) -> float:
+def usd(amount: Decimal) -> float:
     return float(round(amount, USD_PLACES))
 
 
@@ -159,10 +172,12 @@ def figures(sums: CallSums) -> dict[str, Any]:
         "output_tokens": sums.output_tokens,
         "cached_tokens": sums.cached_tokens,
         "images": sums.images,
-        "cost_usd": _usd(sums.cost_usd),
+        "cost_usd": usd(sums.cost_usd),
         "unpriced_calls": sums.unpriced_calls,
         "cost_complete": sums.unpriced_calls == 0,
         "waited_seconds": round(sums.waited_ms / 1000, 3),
+        "provider_batch_calls": sums.provider_batch_calls,
+        "saved_usd": usd(sums.saved_usd),
     }
 
 
@@ -171,7 +186,7 @@ def cost_line(sums: CallSums, credits: int) -> dict[str, Any]:
     return {
         **figures(sums),
         "credits": credits,
-        "usd_per_credit": _usd(sums.cost_usd / credits) if known else None,
+        "usd_per_credit": usd(sums.cost_usd / credits) if known else None,
         "models_requested": sorted(sums.models_requested),
         "models_answered": sorted(sums.models_answered),
     }
@@ -191,6 +206,10 @@ def _call_sums(c: sa.ColumnCollection) -> list[sa.ColumnElement]:
         *(_sum_of(c[name]).label(name) for name in counted),
         _sum_of(c.cost_usd).label("cost_usd"),
         sa.func.count().filter(answered & c.cost_usd.is_(None)).label("unpriced_calls"),
+        sa.func.count()
+        .filter(answered & (c.via == "provider_batch"))
+        .label("provider_batch_calls"),
+        _sum_of(c.saved_usd).label("saved_usd"),
     ]
 
 
@@ -375,9 +394,12 @@ def _recent_runs(owner: sa.ColumnElement[bool]) -> sa.Select:
     )
 
 
-def _per_item(scope: str, runs: sa.Select) -> sa.Select:
-    """Cost and items of the priced answers. A call is for one item (`item_id`), or for
-    `items` of them at once (stage 1 clusters a batch of keywords in one call)."""
+def _per_item(
+    scope: str, calls: sa.ColumnElement[bool], cost: sa.ColumnElement | None = None
+) -> sa.Select:
+    """Cost (what the provider charged, unless `cost` says otherwise) and items of the priced
+    answers among `calls`. A call is for one item (`item_id`), or for `items` of them at once
+    (stage 1 clusters a batch of keywords in one call)."""
     c = t.ai_calls.c
     items = sa.func.count(sa.distinct(c.item_id)) + sa.func.coalesce(
         sa.func.sum(c["items"]).filter(c.item_id.is_(None)), 0
@@ -386,30 +408,71 @@ def _per_item(scope: str, runs: sa.Select) -> sa.Select:
         sa.select(
             sa.literal_column(f"'{scope}'").label("scope"),
             c.stage,
-            sa.func.sum(c.cost_usd).label("cost_usd"),
+            sa.func.sum(c.cost_usd if cost is None else cost).label("cost_usd"),
             items.label("items"),
         )
-        .where(c.run_id.in_(runs), c.outcome == "answered", c.cost_usd.is_not(None))
+        .where(calls, c.outcome == "answered", c.cost_usd.is_not(None))
         .group_by(c.stage)
     )
 
 
+def _of_recent_runs(owner: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    return t.ai_calls.c.run_id.in_(_recent_runs(owner))
+
+
 _COST_RATES = sa.union_all(
-    _per_item("site", _recent_runs(t.automation_runs.c.site_id == sa.bindparam("site_id"))),
+    _per_item("site", _of_recent_runs(t.automation_runs.c.site_id == sa.bindparam("site_id"))),
     _per_item(
-        "account", _recent_runs(t.automation_runs.c.account_id == sa.bindparam("account_id"))
+        "account",
+        _of_recent_runs(t.automation_runs.c.account_id == sa.bindparam("account_id")),
     ),
 )
+
+
+def _standard_rates_query() -> sa.CompoundSelect:
+    """Per item at the standard price (what a provider batch saved added back), over the calls
+    since `since` of the site, and of the account."""
+    c = t.ai_calls.c
+    recent = sa.and_(c.account_id == sa.bindparam("account_id"), c.at >= sa.bindparam("since"))
+    standard = c.cost_usd + sa.func.coalesce(c.saved_usd, 0)
+    return sa.union_all(
+        _per_item("site", sa.and_(recent, c.site_id == sa.bindparam("site_id")), standard),
+        _per_item("account", recent, standard),
+    )
+
+
+_STANDARD_RATES = _standard_rates_query()
+
+
+def _rates(conn: Connection, query: sa.Executable, params: dict[str, Any]) -> CostRates:
+    rates: dict[str, dict[int, Decimal]] = {"site": {}, "account": {}}
+    for row in conn.execute(query, params):
+        if row.items:
+            rates[row.scope][row.stage] = row.cost_usd / row.items
+    return CostRates(site=rates["site"], account=rates["account"])
 
 
 def cost_rates(conn: Connection, account_id: int, site_id: int) -> CostRates:
     """One query: the mean cost per item of each stage over the last 10 finished runs of the
     site, and of the account."""
-    rates: dict[str, dict[int, Decimal]] = {"site": {}, "account": {}}
-    for row in conn.execute(_COST_RATES, {"site_id": site_id, "account_id": account_id}):
-        if row.items:
-            rates[row.scope][row.stage] = row.cost_usd / row.items
-    return CostRates(site=rates["site"], account=rates["account"])
+    return _rates(conn, _COST_RATES, {"site_id": site_id, "account_id": account_id})
+
+
+def standard_rates(conn: Connection, account_id: int, site_id: int, now: datetime) -> CostRates:
+    """One query: the cost per processed item of each stage at the standard price, over the AI
+    calls of the last MONEY_WINDOW_DAYS of the site, and of the account."""
+    since = now - timedelta(days=MONEY_WINDOW_DAYS)
+    params = {"site_id": site_id, "account_id": account_id, "since": since}
+    return _rates(conn, _STANDARD_RATES, params)
+
+
+def rate_for(stage: int, rates: CostRates) -> tuple[Decimal, RateSource] | None:
+    """The stage's cost per item: the site's where it has one, else the account's."""
+    if stage in rates.site:
+        return rates.site[stage], "site"
+    if stage in rates.account:
+        return rates.account[stage], "account"
+    return None
 
 
 def expected_cost(items: Mapping[int, int], rates: CostRates) -> tuple[float | None, CostBasis]:
@@ -420,11 +483,15 @@ def expected_cost(items: Mapping[int, int], rates: CostRates) -> tuple[float | N
     for stage, count in items.items():
         if count <= 0 or STAGES[stage].type != "AI":
             continue
-        source = "site" if stage in rates.site else "account" if stage in rates.account else None
-        if source is None:
+        rate = rate_for(stage, rates)
+        if rate is None:
             return None, "no_history"
-        total += getattr(rates, source)[stage] * count
-        sources.add(source)
+        total += rate[0] * count
+        sources.add(rate[1])
+    return usd(total), basis_of(sources)
+
+
+def basis_of(sources: set[RateSource]) -> CostBasis:
     if not sources:
-        return 0.0, "no_pending_work"
-    return _usd(total), sources.pop() if len(sources) == 1 else "site_and_account"
+        return "no_pending_work"
+    return sources.pop() if len(sources) == 1 else "site_and_account"

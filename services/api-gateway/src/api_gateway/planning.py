@@ -9,7 +9,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api_gateway.accounts import balance
-from api_gateway.costs import HISTORY_RUNS, CostBasis, cost_rates, expected_cost
+from api_gateway.costs import (
+    HISTORY_RUNS,
+    CostBasis,
+    cost_rates,
+    expected_cost,
+    standard_rates,
+)
+from api_gateway.money import MoneyEstimate, money_estimate
 from contracts.credits import (
     Estimate,
     PendingWork,
@@ -25,7 +32,8 @@ from contracts.db.pending import (
     pending_counts,
     pending_work,
 )
-from contracts.stages import PRICES, STAGES
+from contracts.envelope import utcnow
+from contracts.stages import IMAGES_PER_CONTENT, PRICES, STAGES
 from contracts.values import StageType
 
 
@@ -44,6 +52,10 @@ class EstimateOut(Estimate):
     cost_basis: CostBasis = Field(
         description="Where the cost per item came from: the site's runs, the account's, both "
         "(per stage), `no_history` (expected_cost_usd is null) or `no_pending_work` (0)."
+    )
+    money: MoneyEstimate = Field(
+        description="The pending work (the items estimated_credits counts) in US dollars in "
+        "both AI modes, standard and economy, from what the stages' calls cost per item lately."
     )
 
 
@@ -81,15 +93,31 @@ def projected_items(work: PendingWork) -> dict[int, int]:
     }
 
 
+def pending_items(work: PendingWork) -> dict[int, int]:
+    """Items each paid stage would process for the work pending now: what SPEC's estimate
+    (contracts.credits.estimate_now) counts, stage 6 with the images the pending content will
+    have."""
+    images = work.content_without_images * IMAGES_PER_CONTENT + work.pending_images
+    return {
+        1: work.keywords,
+        2: work.clusters,
+        4: work.tasks,
+        5: work.content_without_images,
+        6: images,
+    }
+
+
 def _estimate(conn: Connection, account_id: int, site_id: int) -> EstimateOut:
     work = pending_work(conn, site_id)
     figures = estimate(work, balance(conn, account_id), _start_check(conn, site_id))
     usd, basis = expected_cost(projected_items(work), cost_rates(conn, account_id, site_id))
+    standard = standard_rates(conn, account_id, site_id, utcnow())
     return EstimateOut(
         site_id=site_id,
         pending=work,
         expected_cost_usd=usd,
         cost_basis=basis,
+        money=money_estimate(pending_items(work), standard),
         **figures.model_dump(),
     )
 

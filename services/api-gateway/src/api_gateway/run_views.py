@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, computed_field
@@ -36,6 +37,19 @@ class ProviderWait(BaseModel):
     waited_seconds: float = Field(description="From `since` to the time of the answer.")
 
 
+class ProviderBatchWait(BaseModel):
+    """An economy run's stage waits for the provider's batch (its Batch API): the requests were
+    handed over and the answers come within 24 hours. Nothing is charged until they do."""
+
+    provider: str
+    provider_batch_ids: list[str] = Field(description="The provider's ids of the batches.")
+    status: str = Field(description="The provider's word: validating, in_progress, ...")
+    total: int = Field(description="Requests handed over.")
+    completed: int = Field(description="Requests the provider has answered.")
+    failed: int = Field(description="Requests the provider could not answer.")
+    since: datetime = Field(description="When the requests were handed over.")
+
+
 class StageResult(BaseModel):
     stage_number: int
     stage_name: str
@@ -53,6 +67,9 @@ class StageResult(BaseModel):
     error: str | None
     waiting_for_provider: ProviderWait | None = Field(
         description="Set while the AI provider holds this stage's calls back."
+    )
+    waiting_for_provider_batch: ProviderBatchWait | None = Field(
+        description="Set while a batch of this stage waits for the provider's batch."
     )
 
 
@@ -87,6 +104,9 @@ class RunDetail(RunSummary):
     waiting_for_provider: ProviderWait | None = Field(
         description="The current stage's wait for the AI provider, if it has one."
     )
+    waiting_for_provider_batch: ProviderBatchWait | None = Field(
+        description="The current stage's wait for the provider's batch, if it has one."
+    )
 
 
 class CurrentRun(BaseModel):
@@ -112,6 +132,9 @@ class ProcessingState(BaseModel):
     remaining_count: int
     waiting_for_provider: ProviderWait | None = Field(
         description="Set while the AI provider holds the stage's calls back."
+    )
+    waiting_for_provider_batch: ProviderBatchWait | None = Field(
+        description="Set while a batch of the stage waits for the provider's batch."
     )
 
 
@@ -152,6 +175,7 @@ def stage_result(number: int, row: Row | None) -> StageResult:
             partial=False,
             error=None,
             waiting_for_provider=None,
+            waiting_for_provider_batch=None,
         )
     return StageResult(
         **base,
@@ -167,6 +191,7 @@ def stage_result(number: int, row: Row | None) -> StageResult:
         partial=row.partial,
         error=row.error,
         waiting_for_provider=provider_wait(row),
+        waiting_for_provider_batch=provider_batch_wait(row),
     )
 
 
@@ -182,14 +207,28 @@ def provider_wait(row: Row | None) -> ProviderWait | None:
     )
 
 
+def provider_batch_wait(row: Row | None) -> ProviderBatchWait | None:
+    """From the row's `provider_batch` (contracts.run_rows.provider_batch_row), JSON."""
+    value = getattr(row, "provider_batch", None)
+    return ProviderBatchWait.model_validate(value) if isinstance(value, dict) else None
+
+
 async def detail(conn: AsyncConnection, row: Row) -> RunDetail:
     stages = await stage_rows(conn, row.run_id)
+    return run_detail(row, {n: stages.get(n) for n in STAGES})
+
+
+def run_detail(run: Any, stages: Mapping[int, Any]) -> RunDetail:
+    """The run (its read-model row, or one built like it) with its seven stages' rows; what
+    its current stage waits for is repeated at the top. The read endpoints and the live
+    snapshot both answer this."""
     results = [stage_result(n, stages.get(n)) for n in STAGES]
-    current = results[row.current_stage - 1] if row.current_stage in STAGES else None
+    current = results[run.current_stage - 1] if run.current_stage in STAGES else None
     return RunDetail(
-        **summary(row).model_dump(),
+        **RunSummary.model_validate(run, from_attributes=True).model_dump(),
         stages=results,
         waiting_for_provider=current.waiting_for_provider if current else None,
+        waiting_for_provider_batch=current.waiting_for_provider_batch if current else None,
     )
 
 
@@ -217,6 +256,7 @@ def idle_state() -> ProcessingState:
         up_next=[],
         remaining_count=0,
         waiting_for_provider=None,
+        waiting_for_provider_batch=None,
     )
 
 
@@ -242,4 +282,5 @@ def processing_state(run: Row, stage_row: Row | None) -> ProcessingState:
         up_next=_items(stage_row.up_next) if stage_row else [],
         remaining_count=stage_row.remaining_count if stage_row else 0,
         waiting_for_provider=provider_wait(stage_row),
+        waiting_for_provider_batch=provider_batch_wait(stage_row),
     )

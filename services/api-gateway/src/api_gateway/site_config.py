@@ -17,7 +17,13 @@ from contracts.credits import StartCheck
 from contracts.db import tables as t
 from contracts.envelope import utcnow
 from contracts.schedule import next_slot
-from contracts.values import SCHEDULED_TIME_PATTERN, Frequency, RunConfig
+from contracts.values import (
+    PROVIDER_BATCH_PRICE_SHARE,
+    SCHEDULED_TIME_PATTERN,
+    AiMode,
+    Frequency,
+    RunConfig,
+)
 
 BATCH_MIN, BATCH_MAX = t.BATCH_SIZE_RANGE
 DELAY_MIN, DELAY_MAX = t.DELAY_RANGE_SECONDS
@@ -37,6 +43,14 @@ def _iana_zones() -> tuple[str, ...]:
 TIME_ZONES = _iana_zones()
 _KNOWN_ZONES = frozenset(TIME_ZONES)
 TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": list(TIME_ZONES)})]
+
+
+AI_MODE = (
+    "How runs reach the AI: standard (one call per item, at the provider's list price), economy "
+    f"(through the provider's batch interface at {PROVIDER_BATCH_PRICE_SHARE:.0%} of the price, "
+    "answered within 24 h), or economy_when_scheduled (economy for scheduled runs, standard for "
+    "runs started by hand)."
+)
 
 
 class ConfigOut(BaseModel):
@@ -62,6 +76,7 @@ class ConfigOut(BaseModel):
         description="A run paused because credits ran out resumes by itself once the balance "
         "pays for its next item (checked every few seconds)."
     )
+    ai_mode: AiMode = Field(description=AI_MODE)
     last_run_at: datetime | None
     next_run_at: datetime | None
 
@@ -103,6 +118,7 @@ class ConfigUpdate(BaseModel):
     resume_when_funded: bool | None = Field(
         None, description="Resume a run paused for credits by itself once the balance pays."
     )
+    ai_mode: AiMode | None = Field(None, description=AI_MODE)
 
     @field_validator(
         *(f"stage_{n}_batch_size" for n in range(1, 7)),

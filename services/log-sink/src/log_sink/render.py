@@ -278,6 +278,33 @@ def _provider_recovered(after: RunState, m: Envelope, e: ev.StageProviderRecover
     return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
 
 
+def _waiting_for_provider_batch(
+    after: RunState, m: Envelope, e: ev.StageWaitingForProviderBatch
+) -> Rendered:
+    """Sent when an economy run's stage batch is handed to the provider's batch interface and
+    each time its status or counts change: one line per report."""
+    batches = ", ".join(e.provider_batch_ids) or "not created yet"
+    text = (
+        f"Batch {e.batch_id} waiting for the provider's batch ({e.provider} {batches}): "
+        f"{e.status}, {e.completed} of {e.total} answered, {e.failed} failed, since "
+        f"{human_time(e.since)}. Nothing is charged until the answers are written"
+    )
+    trace = _trace(
+        m,
+        "stage_waiting_for_provider_batch",
+        stage=e.stage,
+        batch_id=e.batch_id,
+        provider=e.provider,
+        provider_batch_ids=list(e.provider_batch_ids),
+        status=e.status,
+        total=e.total,
+        completed=e.completed,
+        failed=e.failed,
+        since=trace_time(e.since),
+    )
+    return Rendered(trace, (_human(m, _stage_where(e.stage), text),), e.stage)
+
+
 def _run_paused(after: RunState, m: Envelope, e: ev.RunPaused) -> Rendered:
     if after.status != "paused":
         return Rendered()
@@ -336,6 +363,7 @@ _RENDERERS = {
     ev.StageFailed: _stage_failed,
     ev.StageWaitingForProvider: _waiting_for_provider,
     ev.StageProviderRecovered: _provider_recovered,
+    ev.StageWaitingForProviderBatch: _waiting_for_provider_batch,
     ev.RunPaused: _run_paused,
     ev.RunResumed: _run_resumed,
     ev.RunCancelled: _run_cancelled,

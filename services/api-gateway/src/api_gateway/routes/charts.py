@@ -2,9 +2,10 @@
 and as SVG drawn here (served as images; no chart library, no script in them, see ADR 10).
 
 - GET run_timeline: each stage's start and end, the run's pauses (with the reason), the stages'
-  waits for the AI provider, the items in flight over time (dispatched, not yet settled), and
-  the items that failed with their reasons. Read from the events topic (the run's partition,
-  from its first event to where the gateway's consumer stands), like a live stream's past.
+  waits for the AI provider and for the provider's batch (economy runs), the items in flight
+  over time (dispatched, not yet settled), and the items that failed with their reasons. Read
+  from the events topic (the run's partition, from its first event to where the gateway's
+  consumer stands), like a live stream's past.
 - GET run_timeline.svg: the same, drawn: one lane per stage, pauses and waits shaded, and the
   items in flight as a line under the lanes.
 - GET usage_chart.svg: credits (bars) and money (line) per UTC day, the last 30 days of a site.
@@ -69,6 +70,11 @@ class RunTimeline(BaseModel):
     stages: list[StageSpan]
     pauses: list[Span]
     waits: list[Span] = Field(description="Waits for the AI provider.")
+    provider_batch_waits: list[Span] = Field(
+        description="Waits of an economy run's stage batches for the provider's batch, from "
+        "when the requests were handed over to when the batch's answers were written; the "
+        "reason is the provider's last report."
+    )
     in_flight: list[InFlight] = Field(description="A point at each change, in time order.")
     failed_items: list[FailedItem] = Field(description=f"The first {MAX_FAILED}.")
 
@@ -81,6 +87,7 @@ async def timeline(request: Request, run) -> RunTimeline:
         stages=[],
         pauses=[],
         waits=[],
+        provider_batch_waits=[],
         in_flight=[],
         failed_items=[],
     )
@@ -92,6 +99,7 @@ async def timeline(request: Request, run) -> RunTimeline:
     past = request.app.state.replayer.read(run.run_id, run.stream_partition, run.first_offset, end)
     busy: dict[int, set[int]] = {}
     stages: dict[int, StageSpan] = {}
+    batch_waits: dict[tuple[int, str], Span] = {}  # open, by stage and stage batch
     async for _, message in past:
         e, at = message.data, message.time
         if isinstance(e, ev.RunStarted):
@@ -119,6 +127,11 @@ async def timeline(request: Request, run) -> RunTimeline:
             for wait in out.waits:
                 if wait.stage == e.stage and wait.ended_at is None:
                     wait.ended_at = at
+        if isinstance(e, ev.StageWaitingForProviderBatch | ev.StageBatchCompleted):
+            _provider_batch_wait(out, batch_waits, e, at)
+        elif isinstance(e, ev.StageCompleted | ev.StageFailed):
+            for key in [key for key in batch_waits if key[0] == e.stage]:
+                batch_waits.pop(key).ended_at = at
         if isinstance(e, ev.StageBatchDispatched | ev.StageItemProcessed | ev.StageItemFailed):
             held = busy.setdefault(e.stage, set())
             if isinstance(e, ev.StageBatchDispatched):
@@ -134,6 +147,31 @@ async def timeline(request: Request, run) -> RunTimeline:
             out.in_flight.append(InFlight(at=at, stage=e.stage, items=len(held)))
     out.stages = [stages[n] for n in sorted(stages)]
     return out
+
+
+def _provider_batch_wait(
+    out: RunTimeline,
+    open_waits: dict[tuple[int, str], Span],
+    e: ev.StageWaitingForProviderBatch | ev.StageBatchCompleted,
+    at: datetime,
+) -> None:
+    """A stage batch's wait begins with its first report, takes each later report as its
+    reason, and ends when the batch completes."""
+    key = (e.stage, e.batch_id)
+    if isinstance(e, ev.StageBatchCompleted):
+        if key in open_waits:
+            open_waits.pop(key).ended_at = at
+        return
+    reason = (
+        f"{e.provider} batch {', '.join(e.provider_batch_ids) or '(not created yet)'}: "
+        f"{e.status}, {e.completed} of {e.total} answered, {e.failed} failed"
+    )
+    if key in open_waits:
+        open_waits[key].reason = reason
+        return
+    wait = Span(started_at=e.since, ended_at=None, reason=reason, stage=e.stage)
+    open_waits[key] = wait
+    out.provider_batch_waits.append(wait)
 
 
 @router.get(
@@ -230,13 +268,16 @@ def timeline_svg(t: RunTimeline) -> str:
             f'rx="3" fill="{STATUS_FILL.get(stage.status, ACCENT)}">'
             f"<title>stage {stage.stage} {stage.status}</title></rect>"
         )
-    for wait in t.waits:
+    for wait, fill, what in [
+        *((w, "#9a5b00", "waiting") for w in t.waits),
+        *((w, "#6b3fa0", "waiting for the provider's batch") for w in t.provider_batch_waits),
+    ]:
         y = TOP + lane_of.get(wait.stage or 0, 0) * LANE
         body.append(
             f'<rect x="{x(wait.started_at):.1f}" y="{y + 3}" '
             f'width="{max(2.0, x(wait.ended_at) - x(wait.started_at)):.1f}" height="{LANE - 8}" '
-            f'fill="#9a5b00" fill-opacity="0.6">'
-            f"<title>waiting: {escape(wait.reason)}</title></rect>"
+            f'fill="{fill}" fill-opacity="0.6">'
+            f"<title>{what}: {escape(wait.reason)}</title></rect>"
         )
     # Items in flight over time: all stages together, a step line.
     peak = max((p.items for p in t.in_flight), default=0)
@@ -259,7 +300,10 @@ def timeline_svg(t: RunTimeline) -> str:
     for k in range(5):
         at = start + timedelta(seconds=span * k / 4)
         body.append(_text(x(at), axis, f"{at:%H:%M:%S}", "middle", MUTED))
-    legend = "bars: stages (green done, red failed, blue running); amber: paused; brown: waiting"
+    legend = (
+        "bars: stages (green done, red failed, blue running); amber: paused; brown: waiting; "
+        "purple: provider's batch"
+    )
     body.append(_text(LEFT, axis + 18, legend, fill=MUTED))
     return _svg(height, title, body)
 

@@ -52,13 +52,7 @@ class Folder:
             return None
         run = SimpleNamespace(**run_row(state, self.estimate))
         stages = {n: SimpleNamespace(**stage_row(state.run_id, state.stage(n))) for n in STAGES}
-        results = [run_views.stage_result(n, stages[n]) for n in STAGES]
-        current = results[state.current_stage - 1] if state.current_stage in STAGES else None
-        detail = RunDetail(
-            **run_views.RunSummary.model_validate(vars(run)).model_dump(),
-            stages=results,
-            waiting_for_provider=current.waiting_for_provider if current else None,
-        )
+        detail = run_views.run_detail(run, stages)
         number = state.current_stage if state.current_stage in STAGES else 1
         processing = run_views.processing_state(run, stages[number])
         return RunSnapshot(run=detail, processing=processing)

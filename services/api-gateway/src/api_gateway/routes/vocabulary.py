@@ -7,7 +7,8 @@ live stream, read from where the services define them instead of copied into eac
 - the seven stages, from contracts.stages.STAGES;
 - the statuses each content listing filters by, from the listings' own types;
 - the config fields update_config takes, with their kind, bounds and choices, from the JSON
-  schema of its pydantic model (ConfigUpdate); only the label a person reads is added here.
+  schema of its pydantic model (ConfigUpdate); only the label (and for some a line of
+  explanation) a person reads is added here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from api_gateway.site_config import ConfigUpdate
 from contracts import events as ev
 from contracts.stages import STAGES
 from contracts.state import ACTIVE
-from contracts.values import StageType
+from contracts.values import PROVIDER_BATCH_PRICE_SHARE, StageType
 
 router = APIRouter(tags=["console"])
 
@@ -41,6 +42,13 @@ LABELS = {
     "stage_concurrency": "Concurrency (batches in flight)",
     "start_check": "A start needs 1.2 × the",
     "resume_when_funded": "Resume a run paused for credits once they are added",
+    "ai_mode": "AI mode",
+}
+# A line of explanation shown under the fields that need one.
+HINTS = {
+    "ai_mode": "Economy sends a run's AI work through the provider's batch interface: "
+    f"{PROVIDER_BATCH_PRICE_SHARE:.0%} of the price, answers within 24 hours; "
+    "economy_when_scheduled does so for scheduled runs only.",
 }
 
 
@@ -59,6 +67,7 @@ class ConfigField(BaseModel):
     choices: list[str] | None = Field(None, description="The values it takes, when a list.")
     pattern: str | None = None
     description: str | None = None
+    hint: str | None = Field(None, description="A line a person reads under the field.")
 
 
 class Vocabulary(BaseModel):
@@ -88,6 +97,7 @@ def _config_field(name: str, schema: dict[str, Any]) -> ConfigField:
         choices=value.get("enum"),
         pattern=value.get("pattern"),
         description=schema.get("description"),
+        hint=HINTS.get(name),
     )
 
 

@@ -101,6 +101,9 @@ function renderControls() {
     $("estimate").textContent = `Estimate ${e.estimated_credits} credits `
       + `(with what earlier stages will make: ${e.projected_credits}) · balance ${e.balance}`
       + (e.runs_out_at_stage ? ` · runs out in stage ${e.runs_out_at_stage}` : "");
+    const money = views.moneyText(e.money);
+    $("estimate-money").textContent = money;
+    $("config-money").textContent = money; // beside the AI mode in the configuration
   }
   $("pause").disabled = !(active && state.run.status === "running");
   $("resume").disabled = !(active && state.run.status === "paused");

@@ -69,5 +69,6 @@ function timelineText(t) {
   const stages = t.stages.map((s) => `stage ${s.stage} ${s.status} from ${s.started_at} to `
     + `${s.ended_at || "now"}`);
   return `Timeline: ${stages.join("; ") || "no stage started"}; ${t.pauses.length} pauses, `
-    + `${t.waits.length} waits for the provider.`;
+    + `${t.waits.length} waits for the provider, `
+    + `${t.provider_batch_waits.length} for the provider's batch.`;
 }

@@ -28,11 +28,14 @@ export async function importKeywords(siteId, file) {
 }
 
 // One input per field of update_config, made from the server's vocabulary (kind, bounds,
-// choices): a list becomes a select, a number an input with its bounds.
+// choices): a list becomes a select, a number an input with its bounds; a field with a hint
+// (the AI mode) shows that line under it.
 function field(f, value) {
   const id = `cfg-${f.name}`;
   const error = h("span", { class: "field-error", id: `${id}-error`, "aria-live": "polite" });
-  const common = { id, name: f.name, "aria-describedby": `${id}-error` };
+  const hint = f.hint ? h("span", { class: "field-hint muted", id: `${id}-hint` }, f.hint) : null;
+  const described = hint ? `${id}-hint ${id}-error` : `${id}-error`;
+  const common = { id, name: f.name, "aria-describedby": described };
   let input;
   if (f.kind === "boolean") input = h("input", { ...common, type: "checkbox", checked: value });
   else if (f.choices) {
@@ -43,7 +46,7 @@ function field(f, value) {
       min: f.minimum, max: f.maximum });
   } else input = h("input", { ...common, type: "text", value, pattern: f.pattern });
   return h("div", { class: `field${f.kind === "boolean" ? " check" : ""}` },
-    h("label", { for: id }, f.label), input, error);
+    h("label", { for: id }, f.label), input, hint, error);
 }
 
 export async function loadConfig(siteId, vocabulary) {

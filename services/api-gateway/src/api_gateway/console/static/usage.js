@@ -2,6 +2,7 @@
 // over the last 30 days (GET usage), newest first, with the totals.
 import { get } from "./api.js";
 import { $, fill, h } from "./dom.js";
+import * as views from "./views.js";
 
 const COLUMNS = [
   ["Day", (d) => d.day], ["Credits", (d) => d.credits_charged], ["Money", money],
@@ -24,6 +25,7 @@ export async function show(siteId) {
     })),
     h("p", {}, `${report.from_day} to ${report.to_day}: ${report.total.credits_charged} credits, `
       + `${money(report.total)}, ${report.total.runs_started} runs.`),
+    views.saved(report.total, "usage-saved"),
     h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Usage per day" }, h("table", { id: "usage-days" },
       h("caption", {}, "Per UTC day, newest first"),
       h("thead", {}, row(COLUMNS.map(([title]) => title), true)),

@@ -70,6 +70,7 @@ export function processingCard(p, run, resumes) {
       ? h("p", { class: "muted", id: "resumes-by-itself" },
         "Resumes by itself once credits are added.") : null,
     p.waiting_for_provider ? providerWait(p.waiting_for_provider) : null,
+    p.waiting_for_provider_batch ? providerBatchWait(p.waiting_for_provider_batch) : null,
     empty
       ? h("p", { class: "empty", id: "no-items" }, "No items to process in this stage.")
       : [
@@ -93,6 +94,32 @@ function providerWait(wait) {
   return h("p", { class: "reason", id: "provider-wait", role: "status" },
     `Waiting for the AI provider (${wait.provider} ${wait.model}) since ${when(wait.since)}: `
     + `${wait.reason}. Items wait; none fails and nothing is charged for waiting.`);
+}
+
+// An economy run's batch waits for the provider's batch: answers come within 24 hours.
+function providerBatchWait(wait) {
+  return h("p", { class: "reason", id: "provider-batch-wait", role: "status" },
+    `Waiting for the provider's batch: ${wait.completed} of ${wait.total} answered, `
+    + `${wait.failed} failed — ${wait.status} since ${when(wait.since)}. `
+    + "Answers come within 24 hours; nothing is charged until they do.");
+}
+
+const BASIS = {
+  site: "the site's", account: "the account's", site_and_account: "the site's and the account's",
+};
+
+// The estimate's money (GET estimate's `money`): the pending work at the standard price and in
+// economy, or which stages have no history to price it from.
+export function moneyText(money) {
+  if (money.basis === "no_pending_work") return "No pending AI work to price.";
+  const stages = money.stages_without_history;
+  if (money.standard_usd === null) {
+    return `AI cost of the pending work: unknown, no priced calls in the last `
+      + `${money.window_days} days for stage${stages.length > 1 ? "s" : ""} ${stages.join(", ")}.`;
+  }
+  return `AI cost of the pending work: $${money.standard_usd.toFixed(4)} standard, `
+    + `$${money.economy_usd.toFixed(4)} economy (from ${BASIS[money.basis]} calls of the last `
+    + `${money.window_days} days).`;
 }
 
 export function resultCard(run, onDismiss) {
@@ -143,6 +170,7 @@ export function runDetail(run, lines, back, cost, timeline) {
         h("td", {}, s.items_in), h("td", {}, s.items_out), h("td", {}, s.failed_items),
         h("td", {}, s.credits_used), h("td", {}, seconds(s.elapsed_seconds))))))),
     costTable(run.run_id, cost),
+    cost ? saved(cost.total, "run-saved") : null,
     h("h4", {}, "Log"),
     h("pre", { class: "log", tabindex: "0", "aria-label": `Log of ${run.run_id}` },
       lines.length ? lines.join("\n") : "No log written yet."));
@@ -160,6 +188,15 @@ function costTable(runId, cost) {
     h("thead", {}, h("tr", {}, columns.map((title) => h("th", { scope: "col" }, title)))),
     h("tbody", {}, cost.stages.map((s) => costRow(`${s.stage_number}. ${s.stage_name}`, s))),
     h("tfoot", {}, costRow("Total", cost.total))));
+}
+
+// What the provider's batch interface saved (economy runs), when it saved anything: `line` is
+// a cost line of run_cost or usage.
+export function saved(line, id) {
+  if (!(line.saved_usd > 0)) return null;
+  const calls = line.provider_batch_calls === 1 ? "1 call" : `${line.provider_batch_calls} calls`;
+  return h("p", { class: "saved", id },
+    `Saved $${line.saved_usd.toFixed(4)} through the provider's batch interface (${calls}).`);
 }
 
 function costRow(label, line) {
