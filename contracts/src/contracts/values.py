@@ -120,7 +120,7 @@ class RunConfig(BaseModel):
             within_stage_delay=config["within_stage_delay"],
             between_stage_delay=config["between_stage_delay"],
             stage_concurrency=config["stage_concurrency"],
-            ai_mode=config.get("ai_mode", "standard"),
+            ai_mode=config["ai_mode"],
         )
 
     def batch_size(self, stage: int) -> int:
