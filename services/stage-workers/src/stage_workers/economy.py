@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from contracts import ids
@@ -40,7 +43,7 @@ from contracts.events import (
     StageWaitingForProviderBatch,
 )
 from contracts.values import clip
-from stage_workers import metrics
+from stage_workers import items, metrics
 from stage_workers import provider_batch_rows as rows
 from stage_workers.ai.base import FatalAIError, PermanentAIError, TransientAIError
 from stage_workers.ai.openai_provider import OpenAIProvider, Request
@@ -69,7 +72,7 @@ from stage_workers.deps import WorkerDeps
 from stage_workers.gate.calls import CallRecord
 from stage_workers.gate.journal import discard
 from stage_workers.lease import lease_kept
-from stage_workers.outcomes import HALTED, Outcome, Tally
+from stage_workers.outcomes import HALTED, SKIPPED, Outcome, Tally
 from stage_workers.provider_batch_rows import ProviderBatch
 from stage_workers.unit_of_work import InsufficientCredits, UnitOfWork
 
@@ -198,11 +201,30 @@ async def _settle(
     command = context.command
     try:
         return await deps.unit_of_work(
-            command, write_unit, deps, step, context, one.unit, answer, records, None
+            command, _write_once, deps, step, context, one.unit, answer, records
         )
     except InsufficientCredits:  # the write rolled back: only the call is recorded
         await deps.unit_of_work(command, record_calls, deps, one.unit, records, discard)
         return Ended((HALTED,))
+
+
+def _write_once(
+    uow: UnitOfWork,
+    deps: WorkerDeps,
+    step: Step,
+    context: BatchContext,
+    unit: Unit,
+    answer: Answer,
+    records: list[CallRecord],
+) -> Ended:
+    """`write_unit`, unless another handler of the same stage batch has written the unit (its
+    call recorded with it): the item rows are locked first, so the second one waits and then
+    finds the results."""
+    batch, ids_ = context.batch, [ref.id for ref in unit.refs]
+    items.lock_needing_work(uow.conn, batch.stage, uow.command.site_id, ids_)
+    if len(uow.book.results(batch.run_id, batch.stage, ids_)) == len(ids_):
+        return Ended((SKIPPED,))
+    return write_unit(uow, deps, step, context, unit, answer, records, None)
 
 
 def _read(
@@ -386,22 +408,49 @@ async def _step(
         if (state.status, state.completed, state.failed) == (row.status, row.completed, row.failed):
             return row
         return await deps.in_transaction(rows.record_state, row.name, state)
-    if row.input_file_id is None:
-        content = b"".join(
-            request_line(cid, by_id[cid].request) for cid in row.custom_ids if cid in by_id
+    async with _claim(deps, row.name) as mine:
+        if not mine:
+            return row  # another handler of this stage batch makes it; the next look sees it
+        row = await deps.in_transaction(rows.get, row.name)  # as that handler may have left it
+        if row.provider_batch_id is not None:
+            return row
+        if row.input_file_id is None:
+            content = b"".join(
+                request_line(cid, by_id[cid].request) for cid in row.custom_ids if cid in by_id
+            )
+            file_id = await batches.upload(f"{row.name.replace(':', '_')}.jsonl", content)
+            uploaded = partial(rows.record, name=row.name, input_file_id=file_id, status="uploaded")
+            row = await deps.in_transaction(uploaded)
+        batch = context.batch
+        # Created before a crash but never recorded: the provider knows it by the row's name.
+        state = await batches.find(row.name) or await batches.create(
+            row.input_file_id,
+            row.endpoint,
+            {"name": row.name, "run_id": batch.run_id, "stage": str(batch.stage)},
         )
-        file_id = await batches.upload(f"{row.name.replace(':', '_')}.jsonl", content)
-        uploaded = partial(rows.record, name=row.name, input_file_id=file_id, status="uploaded")
-        row = await deps.in_transaction(uploaded)
-    batch = context.batch
-    # Created before a crash but never recorded: the provider knows it by the row's name.
-    state = await batches.find(row.name) or await batches.create(
-        row.input_file_id,
-        row.endpoint,
-        {"name": row.name, "run_id": batch.run_id, "stage": str(batch.stage)},
-    )
-    metrics.PROVIDER_BATCHES.labels(str(batch.stage)).inc()
-    return await deps.in_transaction(rows.record_state, row.name, state)
+        metrics.PROVIDER_BATCHES.labels(str(batch.stage)).inc()
+        return await deps.in_transaction(rows.record_state, row.name, state)
+
+
+@contextlib.asynccontextmanager
+async def _claim(deps: WorkerDeps, name: str) -> AsyncIterator[bool]:
+    """Whether this handler may upload and create the row's provider batch. Two handlers of one
+    stage batch can meet (a redelivered attempt beside the attempt sent after its worker was
+    lost); a session lock lets one of them make the batch, and is released with its
+    connection if its process dies."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    conn = await asyncio.to_thread(deps.engine.connect)
+    try:
+        locked = sa.select(sa.func.pg_try_advisory_lock(key))
+        mine = await asyncio.to_thread(lambda: conn.execute(locked).scalar_one())
+        try:
+            yield bool(mine)
+        finally:
+            if mine:
+                unlocked = sa.select(sa.func.pg_advisory_unlock(key))
+                await asyncio.to_thread(conn.execute, unlocked)
+    finally:
+        await asyncio.to_thread(conn.close)
 
 
 async def _announce(

@@ -63,6 +63,10 @@ def covering(
     return [_of(row) for row in conn.execute(statement)]
 
 
+def get(conn: Connection, name: str) -> ProviderBatch:
+    return _of(conn.execute(sa.select(*_FIELDS).where(_pb.name == name)).one())
+
+
 def add(conn: Connection, rows: list[dict[str, Any]]) -> list[ProviderBatch]:
     """Write new rows (a row of the same name, written by an earlier attempt, stays as it is)
     and return them as stored."""
