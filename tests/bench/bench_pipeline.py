@@ -1,7 +1,8 @@
 """The throughput issue's figures on the real local stack, with the services as processes:
 
     .tools/bin/uv run --frozen python -m tests.bench.bench_pipeline [--preset quick|full]
-        [--only throughput,overhead,concurrency,read-model,replay,gateway,provider,soak]
+        [--only throughput,overhead,concurrency,read-model,replay,gateway,provider,soak,
+                 economy]
         [--write]
 
 1. throughput   stage-steps/s for 1 site and for N sites at once at zero AI latency, and the
@@ -21,7 +22,10 @@
                 wait at the gate (provider.py);
 8. soak         200 runs, 10 at a time, each followed by a live stream and read every second:
                 every service's resident memory after each round, and its growth per run after
-                the warm-up (soak.py).
+                the warm-up (soak.py);
+9. economy      the same keywords through a standard run and an economy run (the AI stages
+                through the provider's Batch API): calls and their route, tokens, images,
+                money, credits and outputs of each, and the money's ratio (economy.py).
 
 Each figure runs on fresh sites and a fresh topic namespace; each prints its table as soon as it
 is done, and the whole is printed at the end as a Markdown section that --write appends to
@@ -52,6 +56,7 @@ from contracts.db.migrate import upgrade
 from contracts.settings import repo_root
 from tests.bench import (
     direct,
+    economy,
     gateway_load,
     machine,
     provider,
@@ -79,6 +84,7 @@ class Preset:
     soak_runs: int = 200
     soak_sites: int = 10
     soak_keywords: int = 20
+    economy_keywords: int = 120  # all the sample keywords, in both presets
 
 
 PRESETS = {
@@ -132,6 +138,11 @@ async def soak_figure(stack: Stack, preset: Preset) -> list[str]:
     return soak.table(result, preset.soak_sites)
 
 
+async def economy_figure(stack: Stack, preset: Preset) -> list[str]:
+    figures = await economy.standard_and_economy(stack, preset.economy_keywords)
+    return economy.table(figures, preset.economy_keywords)
+
+
 Figure = Callable[[Stack, Preset], Awaitable[list[str]]]
 FIGURES: dict[str, tuple[str, Figure]] = {
     "throughput": ("1. Stage-steps/s at zero AI latency", throughput_figure),
@@ -142,6 +153,7 @@ FIGURES: dict[str, tuple[str, Figure]] = {
     "gateway": ("6. Gateway reads at a fixed rate during a 10-site run", gateway_figure),
     "provider": ("7. A rate-limited AI provider shared by 10 sites", provider_figure),
     "soak": ("8. Memory over 200 runs: every service's RSS", soak_figure),
+    "economy": ("9. Economy runs: the same keywords through the Batch API", economy_figure),
 }
 
 
