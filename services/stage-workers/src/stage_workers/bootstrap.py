@@ -28,11 +28,12 @@ from contracts.dead_letter import DeadLetter
 from stage_workers import metrics
 from stage_workers.ai.factory import lane_rules, make_ai, make_economy
 from stage_workers.deps import WorkerDeps
-from stage_workers.economy import cancel_for_ended, listen_for_batch_ends
+from stage_workers.economy import cancel_for_ended
 from stage_workers.gate.store import LaneStore
 from stage_workers.handlers import handle_record
 from stage_workers.metrics import Readiness
 from stage_workers.outbox import OutboxRelay
+from stage_workers.provider_batch_wait import listen_for_batch_ends
 from stage_workers.pump import Dispatcher, Limits, StagePump
 from stage_workers.retention import keep_pruning
 from stage_workers.run_watch import WATCH_GROUP, Stops, record_stops, watch_runs

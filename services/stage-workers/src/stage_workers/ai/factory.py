@@ -8,13 +8,13 @@ from stage_workers.ai.base import AI_FUNCTIONS, STAGE_FUNCTIONS, Provider
 from stage_workers.ai.offline import OfflineProvider
 from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.ai.provider_batches import OpenAIBatches
-from stage_workers.economy import Economy, EconomyRules
 from stage_workers.gate.calls import CallRules, GatedAI, Route
 from stage_workers.gate.gate import Gate, Lane, Offload
 from stage_workers.gate.journal import Journal
 from stage_workers.gate.lane import Budget, Rules
 from stage_workers.gate.store import LaneStore
 from stage_workers.metrics import InstrumentedProvider, declare_models
+from stage_workers.provider_batch_wait import Economy, EconomyRules
 from stage_workers.settings import WorkerSettings
 
 
