@@ -19,8 +19,10 @@ import sqlalchemy as sa
 from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.topics import Topics
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.infra import Endpoints, from_testcontainers
 from tests.support.kafka import delete_topics
+from tests.support.pipeline import Pipeline
 from tests.support.services import Services, service_env
 
 LAYERS = ("unit", "integration", "e2e")
@@ -36,6 +38,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         layer = next((part for part in item.path.parts if part in LAYERS), None)
         if layer is not None:
             item.add_marker(layer)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A test provider that behaves like OpenAI (tests/support/fake_openai.py), on a free port."""
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, topics: Topics) -> Pipeline:
+    """Sends run commands and folds a run's events from the session's topics."""
+    return Pipeline(kafka_bootstrap, topics)
 
 
 @pytest.fixture(scope="session")

@@ -98,13 +98,7 @@ def recorded(engine: sa.Engine, run_id: str) -> Recorded:
 async def one_run(stack: Stack, mode: str, keywords: int) -> RunFigures:
     fake = FakeOpenAI().start()
     try:
-        env = {
-            "AI_PROVIDER": "openai",
-            "OPENAI_BASE_URL": fake.base_url,
-            "OPENAI_API_KEY": "sk-bench",
-            **UNBOUNDED_GATE,
-            **SHORT_WAITS,
-        }
+        env = fake.worker_env(**UNBOUNDED_GATE, **SHORT_WAITS)
         async with deployment(stack, "orchestrator", "workers", env=env) as deployed:
             (site,) = deployed.new_sites(1, keywords)
             async with watch(deployed) as watcher:

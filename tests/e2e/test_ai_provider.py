@@ -16,8 +16,8 @@ from contracts.events import StageProviderRecovered, StageWaitingForProvider
 from contracts.values import RunConfig
 from stage_workers.gate.lane import Budget, LaneState, Rules, Share, refill
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.outcomes import assert_whole_and_unique, expected_credits
-from tests.support.pipeline import Pipeline, Site, api_client, charged, counts, new_site
+from tests.support.outcomes import assert_whole_and_unique, expected_credits, failed_items
+from tests.support.pipeline import Site, api_client, charged, counts, new_site
 from tests.support.services import free_port
 from tests.support.wait import wait_until
 
@@ -25,34 +25,10 @@ ORCHESTRATOR = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
 CONCURRENT = RunConfig(stage_concurrency=8)
 
 
-@pytest.fixture
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def pipeline(kafka_bootstrap, topics) -> Pipeline:
-    return Pipeline(kafka_bootstrap, topics)
-
-
 def worker_env(fake: FakeOpenAI, **settings: str) -> dict[str, str]:
-    return {
-        "AI_PROVIDER": "openai",
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "AI_FIRST_PROBE_SECONDS": "1",
-        "AI_LONGEST_PROBE_SECONDS": "4",
-        **settings,
-    }
-
-
-def failed_items(db: sa.Engine, run_id: str) -> int:
-    r = t.stage_item_results.c
-    with db.connect() as conn:
-        query = sa.select(sa.func.count()).where(r.run_id == run_id, r.outcome == "failed")
-        return conn.execute(query).scalar_one()
+    return fake.worker_env(
+        **{"AI_FIRST_PROBE_SECONDS": "1", "AI_LONGEST_PROBE_SECONDS": "4"} | settings
+    )
 
 
 def assert_completed_whole(db: sa.Engine, site: Site, run_id: str, state) -> dict[str, int]:
@@ -227,7 +203,7 @@ async def test_a_worker_killed_while_it_holds_reservations_gives_them_back(
 ):
     per_minute = 120
     fake.set_limits(rpm=per_minute)
-    fake.latency_seconds = 2.0
+    fake.latency_seconds = 1.0  # calls in flight at the kill, holding their reservations
     env = worker_env(fake, AI_REQUESTS_PER_MINUTE=str(per_minute))
     services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
     first = services.start("workers", "stage-worker", env=env)

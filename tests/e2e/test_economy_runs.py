@@ -10,16 +10,16 @@ import asyncio
 import base64
 import re
 from decimal import Decimal
+from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from contracts import commands as cmd
 from contracts.db import tables as t
 from contracts.values import RunConfig
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.outcomes import assert_whole_and_unique, expected_credits
-from tests.support.pipeline import Pipeline, charged, command, counts, new_site
+from tests.support.outcomes import assert_whole_and_unique, expected_credits, failed_items
+from tests.support.pipeline import Pipeline, Site, charged, command, counts, new_site
 from tests.support.services import free_port
 from tests.support.wait import wait_until
 
@@ -29,27 +29,10 @@ STANDARD = RunConfig(stage_concurrency=4)
 AI_STAGES = 5
 
 
-@pytest.fixture
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def pipeline(kafka_bootstrap, topics) -> Pipeline:
-    return Pipeline(kafka_bootstrap, topics)
-
-
 def worker_env(fake: FakeOpenAI, **settings: str) -> dict[str, str]:
-    return {
-        "AI_PROVIDER": "openai",
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "ECONOMY_POLL_FIRST_SECONDS": "0.2",
-        "ECONOMY_POLL_LONGEST_SECONDS": "1",
-        **settings,
-    }
+    return fake.worker_env(
+        **{"ECONOMY_POLL_FIRST_SECONDS": "0.2", "ECONOMY_POLL_LONGEST_SECONDS": "1"} | settings
+    )
 
 
 def calls_by_route(db: sa.Engine, run_id: str) -> dict[str, int]:
@@ -76,6 +59,15 @@ def titles(db: sa.Engine, site_id: int) -> list[str]:
     c = t.content.c
     with db.connect() as conn:
         return sorted(conn.execute(sa.select(c.title).where(c.site_id == site_id)).scalars())
+
+
+async def economy_run(db, pipeline: Pipeline, services, fake: FakeOpenAI) -> tuple[Site, str, Any]:
+    """The orchestrator and a stage worker on the test provider, and an economy run of a new
+    site's 6 keywords: the site, the run's id, the worker process."""
+    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
+    workers = services.start("workers", "stage-worker", env=worker_env(fake))
+    site = new_site(db, keyword_count=6, credits=100_000)
+    return site, await pipeline.start(site, config=ECONOMY), workers
 
 
 def batches_of(fake: FakeOpenAI, run_id: str) -> int:
@@ -122,10 +114,7 @@ async def test_an_economy_run_makes_what_a_standard_run_makes_at_a_lower_price(
 
 async def test_a_worker_killed_while_it_waits_creates_no_second_batch(db, pipeline, services, fake):
     fake.batches.completion_seconds = 6
-    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
-    first = services.start("workers", "stage-worker", env=worker_env(fake))
-    site = new_site(db, keyword_count=6, credits=100_000)
-    run_id = await pipeline.start(site, config=ECONOMY)
+    site, run_id, first = await economy_run(db, pipeline, services, fake)
 
     waiting = await pipeline.wait_for(
         run_id, lambda s: s.stage(1).provider_batch is not None, timeout=120
@@ -145,10 +134,7 @@ async def test_a_worker_killed_while_it_waits_creates_no_second_batch(db, pipeli
 
 async def test_an_expired_batch_is_sent_again_then_made_call_by_call(db, pipeline, services, fake):
     fake.batches.expire_after = 1  # every batch answers one request, then expires
-    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
-    services.start("workers", "stage-worker", env=worker_env(fake))
-    site = new_site(db, keyword_count=6, credits=100_000)
-    run_id = await pipeline.start(site, config=ECONOMY)
+    site, run_id, _ = await economy_run(db, pipeline, services, fake)
     state = await pipeline.finished(run_id, timeout=420)
 
     assert state.status == "completed", state.error
@@ -163,10 +149,7 @@ async def test_an_expired_batch_is_sent_again_then_made_call_by_call(db, pipelin
 
 async def test_a_cancel_while_waiting_cancels_the_providers_batch(db, pipeline, services, fake):
     fake.batches.completion_seconds = 600
-    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
-    services.start("workers", "stage-worker", env=worker_env(fake))
-    site = new_site(db, keyword_count=6, credits=100_000)
-    run_id = await pipeline.start(site, config=ECONOMY)
+    site, run_id, _ = await economy_run(db, pipeline, services, fake)
     await pipeline.wait_for(run_id, lambda s: s.stage(1).provider_batch is not None, timeout=120)
 
     await pipeline.send(command(site, cmd.CancelRun(run_id=run_id), run_id))
@@ -193,10 +176,7 @@ async def test_a_worker_killed_between_upload_and_create_makes_one_batch(
     db, pipeline, services, fake
 ):
     fake.batches.refuse_creates = True  # the file goes up; the batch cannot be made yet
-    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
-    first = services.start("workers", "stage-worker", env=worker_env(fake))
-    site = new_site(db, keyword_count=6, credits=100_000)
-    run_id = await pipeline.start(site, config=ECONOMY)
+    site, run_id, first = await economy_run(db, pipeline, services, fake)
 
     await asyncio.to_thread(
         wait_until, lambda: uploaded_not_created(db, run_id), timeout=120, what="an upload"
@@ -217,10 +197,7 @@ async def test_a_batch_whose_creation_answer_was_lost_is_found_not_made_again(
     db, pipeline, services, fake
 ):
     fake.batches.lose_created = 2
-    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
-    services.start("workers", "stage-worker", env=worker_env(fake))
-    site = new_site(db, keyword_count=6, credits=100_000)
-    run_id = await pipeline.start(site, config=ECONOMY)
+    site, run_id, _ = await economy_run(db, pipeline, services, fake)
     state = await pipeline.finished(run_id, timeout=420)
 
     assert state.status == "completed", state.error
@@ -233,10 +210,7 @@ async def test_a_pause_while_waiting_holds_the_answers_until_the_resume(
     db, pipeline, services, fake
 ):
     fake.batches.completion_seconds = 3
-    services.start("orchestrator", "orchestrator", env=ORCHESTRATOR)
-    services.start("workers", "stage-worker", env=worker_env(fake))
-    site = new_site(db, keyword_count=6, credits=100_000)
-    run_id = await pipeline.start(site, config=ECONOMY)
+    site, run_id, _ = await economy_run(db, pipeline, services, fake)
     await pipeline.wait_for(run_id, lambda s: s.stage(1).provider_batch is not None, timeout=120)
 
     await pipeline.send(command(site, cmd.PauseRun(run_id=run_id), run_id))
@@ -284,3 +258,67 @@ async def test_the_providers_webhook_ends_the_wait_before_the_next_poll(
     assert_whole_and_unique(db, site.site_id, counts(db, site.site_id))
     woken = re.search(r"^stage_worker_provider_batch_wakeups_total (\S+)$", workers.metrics(), re.M)
     assert woken is not None and float(woken.group(1)) >= AI_STAGES
+
+
+async def test_an_outage_of_the_batch_interface_is_waited_out(db, pipeline, services, fake):
+    fake.batches.completion_seconds = 2
+    site, run_id, _ = await economy_run(db, pipeline, services, fake)
+    await pipeline.wait_for(run_id, lambda s: s.stage(1).provider_batch is not None, timeout=120)
+
+    fake.outage(503)
+    waiting = await pipeline.wait_for(run_id, lambda s: s.stage(1).waiting is not None, 60)
+    assert "batch interface" in waiting.stage(1).waiting.reason
+    assert waiting.status == "running"  # a wait, not a failure
+    fake.outage(None)
+    state = await pipeline.finished(run_id, timeout=420)
+
+    assert state.status == "completed", state.error
+    assert failed_items(db, run_id) == 0
+    assert_whole_and_unique(db, site.site_id, counts(db, site.site_id))
+    assert batches_of(fake, run_id) == AI_STAGES
+
+
+def set_balance(db: sa.Engine, account_id: int, credits: int) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.update(t.accounts)
+            .where(t.accounts.c.id == account_id)
+            .values(credit_balance=credits)
+        )
+
+
+def calls_recorded_twice(db: sa.Engine, run_id: str) -> list[tuple]:
+    c = t.ai_calls.c
+    with db.connect() as conn:
+        return conn.execute(
+            sa.select(c.stage, c.item_id, sa.func.count())
+            .where(c.run_id == run_id, c.outcome == "answered")
+            .group_by(c.stage, c.item_id)
+            .having(sa.func.count() > 1)
+        ).all()
+
+
+async def test_answers_written_in_part_are_finished_by_another_worker_once(
+    db, pipeline, services, fake
+):
+    fake.batches.completion_seconds = 3
+    site, run_id, first = await economy_run(db, pipeline, services, fake)
+    await pipeline.wait_for(run_id, lambda s: s.stage(4).provider_batch is not None, timeout=180)
+    set_balance(db, site.account_id, 7)  # one article paid, then the batch halts for credits
+
+    paused = await pipeline.wait_for(
+        run_id, lambda s: s.status == "paused" and not s.stage(4).in_flight(), timeout=120
+    )
+    assert 1 <= paused.stage(4).processed_count < paused.stage(4).total
+    first.kill9()
+    services.start("workers-again", "stage-worker", env=worker_env(fake))
+    set_balance(db, site.account_id, 100_000)
+    await pipeline.send(command(site, cmd.ResumeRun(run_id=run_id), run_id))
+    state = await pipeline.finished(run_id, timeout=420)
+
+    assert state.status == "completed", state.error
+    made = counts(db, site.site_id)
+    assert_whole_and_unique(db, site.site_id, made)
+    assert charged(db, site.account_id) == expected_credits(6, made)
+    assert batches_of(fake, run_id) == AI_STAGES  # the held answers were read, not asked again
+    assert calls_recorded_twice(db, run_id) == []

@@ -4,8 +4,6 @@ kill -9 of a worker or of the orchestrator in the middle of a run."""
 
 from __future__ import annotations
 
-import pytest
-
 from contracts import commands as cmd
 from contracts import events as ev
 from contracts.credits import estimate
@@ -21,11 +19,6 @@ from tests.support.pipeline import Pipeline, Site, balance, charged, command, co
 from tests.support.wait import wait_until
 
 FAST = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
-
-
-@pytest.fixture
-def pipeline(kafka_bootstrap, topics) -> Pipeline:
-    return Pipeline(kafka_bootstrap, topics)
 
 
 def engine_up(services, worker_env: dict | None = None):

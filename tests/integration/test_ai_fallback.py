@@ -21,13 +21,6 @@ FIRST, SECOND = "gpt-4o-mini", "gpt-4.1-mini"
 RULES = Rules(failures_to_open=2, first_probe_seconds=30)  # no probe within the test
 
 
-@pytest.fixture
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
 def gated(db: sa.Engine, fake: FakeOpenAI, second_models: dict[int, str]) -> GatedAI:
     """The gated AI as the worker makes it, with these second models."""
     settings = WorkerSettings(

@@ -34,13 +34,6 @@ from tests.support.wait import wait_until_async
 RULES = Rules()
 
 
-@pytest.fixture
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
 def worker(db: sa.Engine, fake: FakeOpenAI) -> GatedAI:
     """The gated AI one worker process holds (its own gate, whose name its calls carry), made
     as the worker makes it."""

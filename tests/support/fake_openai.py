@@ -209,6 +209,11 @@ class FakeOpenAI:
             self._outage_until = None if seconds is None else self._clock() + seconds
             self._outage_models = frozenset(models) if models else None
 
+    def worker_env(self, **settings: str) -> dict[str, str]:
+        """The environment of a stage-worker process that calls this provider."""
+        provider = {"AI_PROVIDER": "openai", "OPENAI_BASE_URL": self.base_url}
+        return provider | {"OPENAI_API_KEY": "sk-test"} | settings
+
     def stats(self) -> dict:
         with self._lock:
             counts = {**self._counts, "by_path": dict(self._by_path)}

@@ -56,3 +56,11 @@ def assert_nothing_half_written_nor_charged_twice(db: sa.Engine, site_id: int) -
         assert charges(4) == n(t.content, c.site_id == site_id)
         assert charges(5) == n(t.content, c.site_id == site_id, has_images)
         assert charges(6) == n(t.images, i.site_id == site_id, i.status == "generated")
+
+
+def failed_items(db: sa.Engine, run_id: str) -> int:
+    """How many of the run's items failed."""
+    r = t.stage_item_results.c
+    with db.connect() as conn:
+        query = sa.select(sa.func.count()).where(r.run_id == run_id, r.outcome == "failed")
+        return conn.execute(query).scalar_one()

@@ -17,20 +17,12 @@ from stage_workers.gate.calls import SCOPE, CallRules, CallScope, GatedAI
 from stage_workers.gate.gate import Gate
 from stage_workers.gate.lane import Rules
 from stage_workers.settings import WorkerSettings
-from tests.support.fake_openai import FakeOpenAI
 
 FAST = CallRules(max_attempts=4, first_wait_seconds=0.01)
 
 
 async def _inline(function, *args):
     return function(*args)
-
-
-@pytest.fixture
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

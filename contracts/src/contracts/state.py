@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pyrsistent import PMap, PSet, pmap, pset
@@ -356,30 +356,21 @@ def _stage_completed(s: RunState, m: Envelope, e: ev.StageCompleted) -> RunState
     stage = s.stage(e.stage)
     if stage.status in ("completed", "failed"):
         return s
-    completed = replace(
-        stage,
-        status="completed",
-        finished_at=m.time,
-        partial=e.partial,
-        waiting=None,
-        provider_batch=None,
-    )
-    return s.with_stage(completed)
+    return s.with_stage(_ended(stage, "completed", m, partial=e.partial))
 
 
 def _stage_failed(s: RunState, m: Envelope, e: ev.StageFailed) -> RunState:
     stage = s.stage(e.stage)
     if stage.status in ("completed", "failed"):
         return s
-    failed = replace(
-        stage,
-        status="failed",
-        finished_at=m.time,
-        error=e.error,
-        waiting=None,
-        provider_batch=None,
+    return s.with_stage(_ended(stage, "failed", m, error=e.error))
+
+
+def _ended(stage: StageState, status: StageStatus, m: Envelope, **fields: Any) -> StageState:
+    """The stage over: nothing is waited for any more."""
+    return replace(
+        stage, status=status, finished_at=m.time, waiting=None, provider_batch=None, **fields
     )
-    return s.with_stage(failed)
 
 
 MUTATORS: dict[type[Payload], Mutator] = {

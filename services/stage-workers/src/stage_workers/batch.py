@@ -221,11 +221,35 @@ async def process_unit(
     finally:
         SCOPE.reset(token)
     records = scope.take_records()
+    return await write_or_halt(
+        deps,
+        command,
+        unit,
+        records,
+        write_unit,
+        deps,
+        step,
+        context,
+        unit,
+        answer,
+        records,
+        closing,
+    )
+
+
+async def write_or_halt(
+    deps: WorkerDeps,
+    command: Envelope,
+    unit: Unit,
+    records: Sequence[CallRecord],
+    write: Callable[..., Ended],
+    *args: Any,
+) -> Ended:
+    """`write(uow, *args)` in one transaction; if the account cannot pay, that rolls back, the
+    unit's calls alone are recorded, and the batch halts."""
     try:
-        return await deps.unit_of_work(
-            command, write_unit, deps, step, context, unit, answer, records, closing
-        )
-    except InsufficientCredits:  # the write rolled back: only the calls are recorded
+        return await deps.unit_of_work(command, write, *args)
+    except InsufficientCredits:
         await deps.unit_of_work(command, record_calls, deps, unit, records, discard)
         return Ended((HALTED,))
 

@@ -41,17 +41,16 @@ from stage_workers.batch import (
     complete_batch,
     open_batch,
     process_unit,
-    record_calls,
+    write_or_halt,
     write_unit,
 )
 from stage_workers.deps import WorkerDeps
 from stage_workers.gate.calls import CallRecord
-from stage_workers.gate.journal import discard
 from stage_workers.lease import lease_kept
-from stage_workers.outcomes import HALTED, SKIPPED, Tally
+from stage_workers.outcomes import SKIPPED, Tally
 from stage_workers.provider_batch_rows import ProviderBatch
 from stage_workers.provider_batch_wait import ROUNDS, Economy, Pending, Waited, wait_for_answers
-from stage_workers.unit_of_work import InsufficientCredits, UnitOfWork
+from stage_workers.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +113,13 @@ async def _settle(
         ).inc()
     if answer.failure is None:
         answer = Answer(draft=await step.produce(_Replay(answer.draft), one.unit.source))
-    command = context.command
-    try:
-        return await deps.unit_of_work(
-            command, _write_once, deps, step, context, one.unit, answer, records
-        )
-    except InsufficientCredits:  # the write rolled back: only the call is recorded
-        await deps.unit_of_work(command, record_calls, deps, one.unit, records, discard)
-        return Ended((HALTED,))
+    # If the account cannot pay, nothing is recorded: the answer stays in the provider's file,
+    # and its call is recorded once, with the unit, when a resumed run writes it.
+    unpaid: list[CallRecord] = []
+    unit = one.unit
+    return await write_or_halt(
+        deps, context.command, unit, unpaid, _write_once, deps, step, context, unit, answer, records
+    )
 
 
 def _write_once(

@@ -232,19 +232,23 @@ async def _advance(
     if row.ended:
         return row
     try:
-        return await _step(deps, economy, context, row, by_id)
+        return await _step(economy, _Handling(deps, context, by_id), row)
     except PermanentAIError as refused:
         log.warning("provider batch %s failed: %s", row.name, refused)
         return await deps.in_transaction(rows.record_failed, row.name)
 
 
-async def _step(
-    deps: WorkerDeps,
-    economy: Economy,
-    context: BatchContext,
-    row: ProviderBatch,
-    by_id: dict[str, Pending],
-) -> ProviderBatch:
+@dataclass(frozen=True)
+class _Handling:
+    """The stage batch whose provider batches these are."""
+
+    deps: WorkerDeps
+    context: BatchContext
+    by_id: dict[str, Pending]
+
+
+async def _step(economy: Economy, handling: _Handling, row: ProviderBatch) -> ProviderBatch:
+    deps, context, by_id = handling.deps, handling.context, handling.by_id
     batches = economy.batches
     if row.provider_batch_id is not None:
         state = await batches.retrieve(row.provider_batch_id)
