@@ -231,52 +231,45 @@ async def _advance(
     go to the next round."""
     if row.ended:
         return row
+    batches = economy.batches
     try:
-        return await _step(economy, _Handling(deps, context, by_id), row)
+        if row.provider_batch_id is not None:
+            state = await batches.retrieve(row.provider_batch_id)
+            if (state.status, state.completed, state.failed) == (
+                row.status,
+                row.completed,
+                row.failed,
+            ):
+                return row
+            return await deps.in_transaction(rows.record_state, row.name, state)
+        async with _claim(deps, row.name) as mine:
+            if not mine:
+                return row  # another handler of this stage batch makes it; the next look sees it
+            row = await deps.in_transaction(rows.get, row.name)  # as that handler left it
+            if row.provider_batch_id is not None:
+                return row
+            # A batch can exist unrecorded only if an earlier handler recorded its upload.
+            found = await batches.find(row.name) if row.input_file_id is not None else None
+            if row.input_file_id is None:
+                content = b"".join(
+                    request_line(cid, by_id[cid].request) for cid in row.custom_ids if cid in by_id
+                )
+                file_id = await batches.upload(f"{row.name.replace(':', '_')}.jsonl", content)
+                uploaded = partial(
+                    rows.record, name=row.name, input_file_id=file_id, status="uploaded"
+                )
+                row = await deps.in_transaction(uploaded)
+            batch = context.batch
+            state = found or await batches.create(
+                row.input_file_id,
+                row.endpoint,
+                {"name": row.name, "run_id": batch.run_id, "stage": str(batch.stage)},
+            )
+            metrics.PROVIDER_BATCHES.labels(str(batch.stage)).inc()
+            return await deps.in_transaction(rows.record_state, row.name, state)
     except PermanentAIError as refused:
         log.warning("provider batch %s failed: %s", row.name, refused)
         return await deps.in_transaction(rows.record_failed, row.name)
-
-
-@dataclass(frozen=True)
-class _Handling:
-    """The stage batch whose provider batches these are."""
-
-    deps: WorkerDeps
-    context: BatchContext
-    by_id: dict[str, Pending]
-
-
-async def _step(economy: Economy, handling: _Handling, row: ProviderBatch) -> ProviderBatch:
-    deps, context, by_id = handling.deps, handling.context, handling.by_id
-    batches = economy.batches
-    if row.provider_batch_id is not None:
-        state = await batches.retrieve(row.provider_batch_id)
-        if (state.status, state.completed, state.failed) == (row.status, row.completed, row.failed):
-            return row
-        return await deps.in_transaction(rows.record_state, row.name, state)
-    async with _claim(deps, row.name) as mine:
-        if not mine:
-            return row  # another handler of this stage batch makes it; the next look sees it
-        row = await deps.in_transaction(rows.get, row.name)  # as that handler may have left it
-        if row.provider_batch_id is not None:
-            return row
-        if row.input_file_id is None:
-            content = b"".join(
-                request_line(cid, by_id[cid].request) for cid in row.custom_ids if cid in by_id
-            )
-            file_id = await batches.upload(f"{row.name.replace(':', '_')}.jsonl", content)
-            uploaded = partial(rows.record, name=row.name, input_file_id=file_id, status="uploaded")
-            row = await deps.in_transaction(uploaded)
-        batch = context.batch
-        # Created before a crash but never recorded: the provider knows it by the row's name.
-        state = await batches.find(row.name) or await batches.create(
-            row.input_file_id,
-            row.endpoint,
-            {"name": row.name, "run_id": batch.run_id, "stage": str(batch.stage)},
-        )
-        metrics.PROVIDER_BATCHES.labels(str(batch.stage)).inc()
-        return await deps.in_transaction(rows.record_state, row.name, state)
 
 
 @contextlib.asynccontextmanager
