@@ -1,9 +1,5 @@
 """Initial schema: tenancy, content data, configs, credit ledger, outbox and idempotency records.
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-22
-
 Frozen: it does not import `contracts.db.tables`, so later edits there cannot change what this
 revision creates. Changes go into a new revision. CHECK names are wrapped in `op.f` because they
 are final: alembic would otherwise apply the "ck" naming convention of the target metadata again.
@@ -11,16 +7,12 @@ are final: alembic would otherwise apply the "ck" naming convention of the targe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 
 revision: str = "0001"
-down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = None
 
 TIMESTAMPTZ = sa.DateTime(timezone=True)
 NOW = sa.text("now()")

@@ -1,22 +1,13 @@
-"""The run read model: one row per run and one per run stage, written by the log-sink.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-22
-"""
+"""The run read model: one row per run and one per run stage, written by the log-sink."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0002"
-down_revision: str | Sequence[str] | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0001"
 
 TIMESTAMPTZ = sa.DateTime(timezone=True)
 NOW = sa.text("now()")

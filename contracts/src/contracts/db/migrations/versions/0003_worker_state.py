@@ -1,22 +1,14 @@
 """The stage workers' own state: what each stage picked, what became of each item, and whether
 a run may go on (learnt from the run-events topic).
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-23
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0002"
 
 TIMESTAMPTZ = sa.DateTime(timezone=True)
 NOW = sa.text("now()")

@@ -1,21 +1,12 @@
-"""A site may have its start check cover the projected total instead of the pending work.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-23
-"""
+"""A site may have its start check cover the projected total instead of the pending work."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0003"
 
 
 def upgrade() -> None:

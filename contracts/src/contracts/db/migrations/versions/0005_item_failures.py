@@ -1,22 +1,14 @@
 """Failed items of stages 1-5 are counted across runs, so a stage stops picking one that keeps
 failing until an operator retries it.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-23
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0004"
 
 
 def upgrade() -> None:

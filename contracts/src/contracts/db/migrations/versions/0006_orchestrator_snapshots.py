@@ -1,23 +1,15 @@
 """The orchestrator keeps snapshots of what it folded from each run-events partition, so a
 restart folds only the events after them (docs/adr/0013).
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-23
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import BYTEA
 
 revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0005"
 
 
 def upgrade() -> None:

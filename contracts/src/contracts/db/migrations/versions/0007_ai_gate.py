@@ -1,21 +1,12 @@
-"""The AI gate's shared state per provider + model (+ key), and a record of every AI call.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-06
-"""
+"""The AI gate's shared state per provider + model (+ key), and a record of every AI call."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0006"
 
 
 def upgrade() -> None:

@@ -2,24 +2,16 @@
 and model, why, and since when; each AI call records how long it waited at the gate; and each
 AI lane holds the worker processes' shares of it; and the AI calls of units not yet written are
 kept (ai_answers), so that a batch dispatched again never asks the provider twice.
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-06
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0007"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0007"
 
 COLUMNS = ("waiting_provider", "waiting_model", "waiting_reason")
 

@@ -1,23 +1,15 @@
 """A keyword's difficulty may be unknown: an import that gives none stores null, not 0 (which
 reads as "easiest"). Keywords imported before keep their 0; nothing tells a 0 that was given
 from one that was not.
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-07
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0008"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0008"
 
 
 def upgrade() -> None:

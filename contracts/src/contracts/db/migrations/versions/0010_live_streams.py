@@ -2,23 +2,15 @@
 read model says where on the events topic a run begins (partition and offset of its first
 event). Signing out of the console ends the session for good (console_sign_outs), not only in
 the browser that signed out, so streams opened with it can be ended too.
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-06
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0009"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0009"
 
 
 def upgrade() -> None:

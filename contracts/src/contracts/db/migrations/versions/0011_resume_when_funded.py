@@ -1,22 +1,14 @@
 """A site says whether its runs paused for credits resume by themselves once the balance covers
 the next item (default: they do).
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-06
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0010"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0010"
 
 
 def upgrade() -> None:

@@ -2,24 +2,16 @@
 overlaps), one delivery per endpoint and webhook event, keyed by its `webhook-id`, and a row per
 attempt.
 
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-07
-
 Frozen like the revisions before it: it does not import `contracts.db.tables`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0011"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0011"
 
 TIMESTAMPTZ = sa.DateTime(timezone=True)
 NOW = sa.text("now()")

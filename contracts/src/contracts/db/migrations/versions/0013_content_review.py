@@ -1,22 +1,14 @@
 """Review for real: an article's edits (the AI's original kept, who and when, a version that
 refuses a stale edit) and the reason a reviewer rejected it.
-
-Revision ID: 0013
-Revises: 0012
-Create Date: 2026-12-07
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0012"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0012"
 
 
 def upgrade() -> None:

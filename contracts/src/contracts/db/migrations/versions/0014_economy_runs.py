@@ -2,25 +2,17 @@
 reached the provider (with what the batch price saved); the read model shows the provider
 batch a stage waits for.
 
-Revision ID: 0014
-Revises: 0013
-Create Date: 2026-12-07
-
 Frozen like the revisions before it: it does not import `contracts.db.tables`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0014"
-down_revision: str | Sequence[str] | None = "0013"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str | None = "0013"
 
 TIMESTAMPTZ = sa.DateTime(timezone=True)
 NOW = sa.text("now()")
