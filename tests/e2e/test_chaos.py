@@ -3,8 +3,8 @@ and PostgreSQL restarts, each at its own point past 20 % of the run. Afterwards,
 against a rebuild from the stream: no item lost, no output doubled, one ledger row per paid
 output, the balance what the ledger says, and the logs and read model what the stream says.
 
-The faults need the local stack (its broker and PostgreSQL are ours to kill and restart); with
-KAFKA_BOOTSTRAP_SERVERS or DATABASE_URL pointing elsewhere the test is skipped."""
+The broker and PostgreSQL it kills and restarts are its own (a private local stack on free
+ports), so the tests running beside it keep theirs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from contracts.db import tables as t
+from contracts.db.engines import sync_engine
 from contracts.run_logs import run_dir
 from local_stack import kafka, postgres
 from local_stack import stack as local_stack
@@ -30,7 +32,8 @@ from local_stack.settings import StackSettings
 from tests.support.billing import stage_charge
 from tests.support.gateway import console_script, make_tenant
 from tests.support.pipeline import Pipeline, balance, charged, many_keywords
-from tests.support.services import Services, free_port
+from tests.support.private_stack import private_stack
+from tests.support.services import Services, free_port, service_env
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.chaos
@@ -67,16 +70,29 @@ class Struck:
 
 
 @pytest.fixture
-def local_infra() -> StackSettings:
-    settings = StackSettings()
-    if settings.external_kafka or settings.external_database_url:
-        pytest.skip("the chaos test kills the local stack's broker and restarts its PostgreSQL")
-    return settings
+def infra() -> Iterator[StackSettings]:
+    """A broker and a PostgreSQL of this test's own, to kill and restart."""
+    with private_stack() as settings:
+        yield settings
 
 
-async def test_a_run_survives_kill_9_of_everything_and_a_database_restart(
-    db, services, topics, local_infra
-):
+@pytest.fixture
+def db(infra: StackSettings) -> Iterator[sa.Engine]:
+    engine = sync_engine(infra.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def services(infra: StackSettings, tmp_path_factory) -> Iterator[Services]:
+    run_dir = tmp_path_factory.mktemp("chaos-services")
+    env = service_env(infra.kafka_bootstrap, infra.database_url, infra.topics, run_dir)
+    running = Services(base_env=env, log_dir=run_dir / "service-logs")
+    yield running
+    running.stop_all()
+
+
+async def test_a_run_survives_kill_9_of_everything_and_a_database_restart(db, services, infra):
     port = free_port()
     gateway_env = {"GATEWAY_PORT": str(port)}
     running = {
@@ -95,7 +111,7 @@ async def test_a_run_survives_kill_9_of_everything_and_a_database_restart(
     for fault in FAULTS:
         wait_for_stage_share(db, run_id, fault)
         steps, began = steps_done(db, run_id), time.monotonic()
-        strike(fault.target, services, running, local_infra, db)
+        strike(fault.target, services, running, infra, db)
         wait_until(
             lambda s=steps: steps_done(db, run_id) > s,
             timeout=300,
@@ -105,7 +121,7 @@ async def test_a_run_survives_kill_9_of_everything_and_a_database_restart(
         )
         struck.append(Struck(fault, steps, time.monotonic() - began))
 
-    state = await Pipeline(services.base_env["KAFKA_BOOTSTRAP_SERVERS"], topics).finished(
+    state = await Pipeline(infra.kafka_bootstrap, infra.topics).finished(
         run_id, timeout=RUN_TIMEOUT_S
     )
     assert state.status == "completed", state.error
@@ -120,7 +136,7 @@ async def test_a_run_survives_kill_9_of_everything_and_a_database_restart(
     shares = [s.steps_done / total_steps for s in struck]
     assert all(share > 0.2 for share in shares), shares
     assert shares == sorted(set(shares)), f"each fault at its own point: {shares}"
-    events = await Pipeline(services.base_env["KAFKA_BOOTSTRAP_SERVERS"], topics).events(run_id)
+    events = await Pipeline(infra.kafka_bootstrap, infra.topics).events(run_id)
     redelivered = sum(n - 1 for n in Counter(e.message_id for e in events).values())
     report(struck, total_steps, len(events), redelivered, made)
 

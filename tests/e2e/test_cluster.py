@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,12 +22,13 @@ from contracts.envelope import Envelope
 from contracts.topics import Topics
 from contracts.values import RunConfig
 from local_stack import kafka, stack
-from local_stack.processes import is_alive, port_is_free
+from local_stack.processes import is_alive
 from local_stack.settings import StackSettings
 from tests.support.kafka import describe_topics, topic_configs
 from tests.support.outcomes import assert_whole_and_unique, expected_credits
 from tests.support.pipeline import Pipeline, charged, counts, new_site
-from tests.support.services import Services, free_port, service_env
+from tests.support.private_stack import private_stack
+from tests.support.services import Services, service_env
 from tests.support.wait import wait_until
 
 BROKERS = 3
@@ -36,32 +36,11 @@ FAST = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
 WORKERS = {"OFFLINE_LATENCY_MS": "150"}
 
 
-def free_port_block(size: int) -> int:
-    """The first of `size` free ports in a row: each node takes a client and a controller port."""
-
-    def block() -> int | None:
-        ports = range(first := free_port(), first + size)
-        return first if ports[-1] < 65536 and all(map(port_is_free, ports)) else None
-
-    return wait_until(block, what=f"{size} free ports in a row")
-
-
 @pytest.fixture(scope="module")
-def cluster(database_url, tmp_path_factory) -> Iterator[StackSettings]:
-    settings = StackSettings(
-        STACK_HOME=tmp_path_factory.mktemp("cluster-home"),
-        STACK_BROKERS=BROKERS,
-        STACK_KAFKA_PORT=free_port_block(2 * BROKERS),
-        STACK_KAFKA_READY_TIMEOUT=180,
-        KAFKA_BOOTSTRAP_SERVERS=None,  # this cluster, whatever the session uses
-        DATABASE_URL=database_url,
-        TOPIC_NAMESPACE=f"c{uuid.uuid4().hex[:10]}.",
-    )
-    try:
-        stack.ensure_up(settings)  # three brokers, the namespace's topics, the schema
-        yield settings
-    finally:
-        stack.reset(settings)
+def cluster(database_url) -> Iterator[StackSettings]:
+    """Three brokers of this module's own; PostgreSQL is the session's."""
+    with private_stack(BROKERS, database_url) as cluster:
+        yield cluster
 
 
 @pytest.fixture
