@@ -12,8 +12,10 @@ RUN := $(UV) run --frozen --no-dev
 demo: runtime
 	$(RUN) demo
 
+# The suite in parallel (pytest-xdist, docs/adr/0024-parallel-tests.md): TEST_WORKERS=0 runs it in
+# this process alone.
 test: bootstrap
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n $(or $(TEST_WORKERS),4) --dist loadgroup
 
 # The throughput figures on the local stack (docs/BENCHMARKS.md says which and how), appended
 # there: PRESET=full for the long one (up to an hour), ONLY=replay,gateway for some of them.

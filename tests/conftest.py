@@ -4,11 +4,16 @@ Kafka and PostgreSQL come, in this order of preference, from KAFKA_BOOTSTRAP_SER
 DATABASE_URL, from testcontainers when TEST_STACK=testcontainers and a Docker engine answers,
 or from the local stack (deploy/local), which this session starts when it is not already up
 and stops again at the end. Pure unit tests need none of it.
+
+The suite runs in parallel with pytest-xdist (`make test` does). The controller then brings the
+infrastructure up once and hands it to the workers; each worker has its own topic namespace and
+every test its own account, so tests share the broker and the database but not their data. Tests
+that share a module-scoped fixture go to one worker together, and so do the modules marked with
+`tests.support.parallel.SHARED_ROWS` (they act on rows of every account).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -20,7 +25,7 @@ from contracts.db.engines import sync_engine
 from contracts.db.migrate import upgrade
 from contracts.topics import Topics
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.infra import Endpoints, from_testcontainers
+from tests.support.infra import Endpoints, Infrastructure, bring_up, hand_to_workers
 from tests.support.kafka import delete_topics
 from tests.support.pipeline import Pipeline
 from tests.support.services import Services, service_env
@@ -31,13 +36,56 @@ LAYERS = ("unit", "integration", "e2e")
 pytest.register_assert_rewrite("tests.support.outcomes")
 
 
+INFRASTRUCTURE = pytest.StashKey[Infrastructure]()
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def _unit_only(config: pytest.Config) -> bool:
+    args = config.args or ["tests"]
+    return config.option.markexpr == "unit" or all("tests/unit" in arg for arg in args)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist: the infrastructure, once, before the workers start."""
+    config = session.config
+    if _xdist_controller(config) and not _unit_only(config):
+        infrastructure = bring_up()
+        hand_to_workers(infrastructure.endpoints)
+        config.stash[INFRASTRUCTURE] = infrastructure
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if (infrastructure := session.config.stash.get(INFRASTRUCTURE, None)) is not None:
+        infrastructure.stop()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each test carries the marker of its folder, so `-m unit` (or integration, e2e) runs one
-    layer on its own."""
+    layer on its own; tests that share a module-scoped fixture form one group of the module's
+    name. The end-to-end layer goes first and the unit layer last, so the long tests start
+    early and the short ones fill the workers at the end."""
     for item in items:
         layer = next((part for part in item.path.parts if part in LAYERS), None)
         if layer is not None:
             item.add_marker(layer)
+        if item.get_closest_marker("xdist_group") is None and _shares_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=_layer_order)
+
+
+def _shares_module_fixture(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "_fixtureinfo", None)
+    definitions = fixtures.name2fixturedefs.values() if fixtures else ()
+    return any(d[-1].scope in ("module", "package") for d in definitions)
+
+
+def _layer_order(item: pytest.Item) -> int:
+    order = {"e2e": 0, "integration": 1, "unit": 2}
+    return next((order[m.name] for m in item.iter_markers() if m.name in order), 3)
 
 
 @pytest.fixture
@@ -56,19 +104,10 @@ def pipeline(kafka_bootstrap: str, topics: Topics) -> Pipeline:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Endpoints]:
-    from local_stack import stack as local_stack
-
-    containers = None
-    if os.environ.get("TEST_STACK") == "testcontainers":
-        containers = from_testcontainers()
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = containers.kafka_bootstrap
-        os.environ["DATABASE_URL"] = containers.database_url
-    up = local_stack.ensure_up()
-    yield Endpoints(kafka_bootstrap=up.kafka_bootstrap, database_url=up.database_url)
-    if containers is not None:
-        containers.stop()
-    elif up.started and not os.environ.get("KEEP_STACK"):
-        local_stack.down()
+    """This session's Kafka and PostgreSQL (a parallel worker's come from the controller)."""
+    infrastructure = bring_up()
+    yield infrastructure.endpoints
+    infrastructure.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from tests.support.gateway import make_tenant
 from tests.support.kafka import publish_raw
+from tests.support.parallel import SHARED_ROWS
 from tests.support.pipeline import Pipeline, sample_keywords
 from tests.support.prometheus import (
     Prometheus,
@@ -22,7 +23,7 @@ from tests.support.prometheus import (
 )
 from tests.support.services import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, SHARED_ROWS]
 
 KEYWORDS = 20
 # Panels whose query is empty on a healthy system, and why. Every other query must answer.

@@ -11,9 +11,12 @@ import pytest
 from contracts import events as ev
 from contracts.envelope import new_message
 from tests.support.kafka import publish
+from tests.support.parallel import SHARED_ROWS
 from tests.support.pipeline import Pipeline, new_site
 from tests.support.wait import wait_until
 from tests.support.webhooks import Endpoints, Receiver, attempts, deliveries, serving
+
+pytestmark = SHARED_ROWS
 
 FAST = {"LEASE_SECONDS": "15", "TICK_SECONDS": "0.2"}
 # The tests' receivers listen on 127.0.0.1 over http, which only these settings allow.

@@ -21,6 +21,9 @@ from contracts import events as ev
 from contracts.db import tables as t
 from contracts.stages import STAGES
 from tests.support.gateway import API, insert_run, insert_stage, make_tenant, seed_content
+from tests.support.parallel import SHARED_ROWS
+
+pytestmark = SHARED_ROWS
 
 RUN_ID = re.compile(r"^run_\d{8}_\d{6}_manual_[0-9a-f]{6}$")
 

@@ -19,6 +19,7 @@ import pytest
 from api_gateway.webhooks import signing
 from api_gateway.webhooks.payloads import WEBHOOK_TYPES
 from tests.support.gateway import API, Tenant, make_tenant, start_gateway
+from tests.support.parallel import SHARED_ROWS
 from tests.support.webhook_rows import (
     NOWHERE,
     NOWHERE_NETWORK,
@@ -30,6 +31,8 @@ from tests.support.webhook_rows import (
     remove_endpoints,
     stored_secrets,
 )
+
+pytestmark = SHARED_ROWS
 
 HOOKS = f"{API}/webhooks"
 

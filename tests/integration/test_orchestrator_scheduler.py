@@ -16,6 +16,9 @@ from contracts.db import tables as t
 from contracts.schedule import scheduled_run_id
 from tests.support.kafka import end_offsets, read_until
 from tests.support.orchestrator import ORCHESTRATOR
+from tests.support.parallel import SHARED_ROWS
+
+pytestmark = SHARED_ROWS
 
 SCHEDULING = {
     "TICK_SECONDS": "0.2",

@@ -26,10 +26,13 @@ from contracts.codec import encode, headers_for, kafka_headers
 from contracts.db import tables as t
 from contracts.envelope import new_message
 from tests.support.kafka import publish
+from tests.support.parallel import SHARED_ROWS
 from tests.support.pipeline import new_site
 from tests.support.wait import wait_until
 from tests.support.webhook_rows import insert_attempt, insert_delivery
 from tests.support.webhooks import Endpoints, Receiver, attempts, deliveries, serving
+
+pytestmark = SHARED_ROWS
 
 LOCAL = AddressPolicy.of(allow_http=True, allowed_networks=["127.0.0.0/8"])
 

@@ -1,7 +1,9 @@
-"""Where the tests' Kafka and PostgreSQL come from when not from the local stack."""
+"""Where the tests' Kafka and PostgreSQL come from, and who stops them."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,3 +34,38 @@ def from_testcontainers() -> Containers:
     kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft().start()
     postgres = PostgresContainer("postgres:15", driver="psycopg").start()
     return Containers(kafka, postgres, kafka.get_bootstrap_server(), postgres.get_connection_url())
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    endpoints: Endpoints
+    stop: Callable[[], None]  # what this session started, stopped again (a no-op otherwise)
+
+
+def bring_up() -> Infrastructure:
+    """Kafka and PostgreSQL for a test session: from KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL,
+    from testcontainers when TEST_STACK=testcontainers, or from the local stack, started when it
+    is not already up (and stopped again at the end unless KEEP_STACK is set)."""
+    from local_stack import stack as local_stack
+
+    if os.environ.get("TEST_STACK") == "testcontainers":
+        containers = from_testcontainers()
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = containers.kafka_bootstrap
+        os.environ["DATABASE_URL"] = containers.database_url
+        up = local_stack.ensure_up()
+        return Infrastructure(Endpoints(up.kafka_bootstrap, up.database_url), containers.stop)
+    up = local_stack.ensure_up()
+    ours = up.started and not os.environ.get("KEEP_STACK")
+    stop = local_stack.down if ours else _nothing
+    return Infrastructure(Endpoints(up.kafka_bootstrap, up.database_url), stop)
+
+
+def hand_to_workers(endpoints: Endpoints) -> None:
+    """Parallel workers (pytest-xdist) start after the controller and inherit its environment:
+    with these set they use the controller's infrastructure and never start or stop their own."""
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = endpoints.kafka_bootstrap
+    os.environ["DATABASE_URL"] = endpoints.database_url
+
+
+def _nothing() -> None:
+    pass
