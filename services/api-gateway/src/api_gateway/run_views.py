@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -240,27 +241,12 @@ def _items(value: object) -> list[ItemOut]:
 
 def idle_state() -> ProcessingState:
     """A site with no active run: where the next run begins, with nothing in progress."""
-    first = STAGES[1]
-    return ProcessingState(
-        run_id=None,
-        run_status="idle",
-        stage_number=1,
-        stage_name=first.name,
-        stage_type=first.type,
-        stage_status="pending",
-        total_items=0,
-        processed_items=0,
-        failed_items=0,
-        percentage=0.0,
-        currently_processing=[],
-        up_next=[],
-        remaining_count=0,
-        waiting_for_provider=None,
-        waiting_for_provider_batch=None,
-    )
+    return processing_state(SimpleNamespace(run_id=None, status="idle", current_stage=1), None)
 
 
-def processing_state(run: Row, stage_row: Row | None) -> ProcessingState:
+def processing_state(run: Any, stage_row: Any | None) -> ProcessingState:
+    """The run's current stage (its read-model rows, or ones built like them); a stage without
+    a row yet is pending with nothing in progress."""
     number = run.current_stage if run.current_stage in STAGES else 1
     stage = STAGES[number]
     total = stage_row.total_items if stage_row else 0

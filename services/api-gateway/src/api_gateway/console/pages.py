@@ -62,8 +62,33 @@ def _template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
+def _fragment(name: str, **values: object) -> str:
+    """A template that is part of another, without its final newline."""
+    return _template(name).substitute(values).rstrip("\n")
+
+
 def _page(title: str, body: str) -> str:
     return _template("layout.html").substitute(title=escape(title), body=body)
+
+
+def _link(href: str, text: str) -> str:
+    return f'  <a class="nav" href="{escape(href)}">{escape(text)}</a>'
+
+
+def _console_page(
+    main: str, script: str, links: Sequence[str], csrf: str, boot: dict, nav: str
+) -> str:
+    """A page of the console: the header with its links and the sign-out, the webhook banner,
+    the views' links, then the page's own `main`, run by its `script`."""
+    return _template("console.html").substitute(
+        links="\n".join(links),
+        sign_out=_fragment("sign_out.html", csrf=escape(csrf)),
+        nav=nav,
+        boot=escape(json.dumps(boot)),
+        csrf=escape(csrf),
+        main=main,
+        script=script,
+    )
 
 
 def sign_in(error: str | None = None) -> str:
@@ -80,7 +105,10 @@ def not_found(what: str) -> str:
 
 
 def no_sites(csrf: str) -> str:
-    return _page("No sites", _template("no_sites.html").substitute(csrf=escape(csrf)))
+    body = _template("no_sites.html").substitute(
+        sign_out=_fragment("sign_out.html", csrf=escape(csrf))
+    )
+    return _page("No sites", body)
 
 
 def site(sites: Sequence[Row], current: Row, csrf: str, view: str = "") -> str:
@@ -89,15 +117,10 @@ def site(sites: Sequence[Row], current: Row, csrf: str, view: str = "") -> str:
         f"{escape(s.name)}</option>"
         for s in sites
     )
+    main = _template("site.html").substitute(site_id=current.id, site_name=escape(current.name))
+    links = [_link("/webhooks", "Webhooks"), _fragment("site_picker.html", options=options)]
     boot = {"siteId": current.id, "siteName": current.name}
-    body = _template("site.html").substitute(
-        site_id=current.id,
-        nav=nav(current.id, view),
-        options=options,
-        csrf=escape(csrf),
-        site_name=escape(current.name),
-        boot=escape(json.dumps(boot)),
-    )
+    body = _console_page(main, "console.js", links, csrf, boot, nav(current.id, view))
     name = dict(VIEWS).get(view, "Run")
     return _page(f"{name} · {current.name} · Automation", body)
 
@@ -105,14 +128,10 @@ def site(sites: Sequence[Row], current: Row, csrf: str, view: str = "") -> str:
 def review(sites: Sequence[Row], current: Row, csrf: str) -> str:
     """A site's review view: the queue, or one article (the script reads which from the URL).
     The article's body comes from the API already rendered (`body_html`)."""
+    main = _template("review.html").substitute(site_id=current.id, site_name=escape(current.name))
+    links = [_link(f"/sites/{current.id}", current.name), _link("/webhooks", "Webhooks")]
     boot = {"siteId": current.id, "siteName": current.name}
-    body = _template("review.html").substitute(
-        site_id=current.id,
-        nav=nav(current.id, "/review"),
-        csrf=escape(csrf),
-        site_name=escape(current.name),
-        boot=escape(json.dumps(boot)),
-    )
+    body = _console_page(main, "review.js", links, csrf, boot, nav(current.id, "/review"))
     return _page(f"Review · {current.name} · Automation", body)
 
 
@@ -133,11 +152,7 @@ def webhooks(sites: Sequence[Row], csrf: str, site_id: int | None = None) -> str
     )
     choices = "".join(_check("site_ids", s.id, escape(s.name), "hook-site") for s in sites)
     boot = {"sites": [{"id": s.id, "name": s.name} for s in sites]}
-    body = _template("webhooks.html").substitute(
-        csrf=escape(csrf),
-        types=types,
-        sites=choices,
-        boot=escape(json.dumps(boot)),
-        nav=nav(site_id, "/webhooks"),
-    )
+    main = _template("webhooks.html").substitute(types=types, sites=choices)
+    links = [_link("/", "Sites")]
+    body = _console_page(main, "webhooks.js", links, csrf, boot, nav(site_id, "/webhooks"))
     return _page("Webhooks · Automation", body)

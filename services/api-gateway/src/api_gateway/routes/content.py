@@ -133,6 +133,13 @@ def _owned(table: sa.Table, item_id: int, account_id: int) -> sa.Select:
 async def get_content(
     request: Request, response: Response, caller: CallerDep, content_id: ItemId
 ) -> cv.ContentDetail:
+    return await tagged_content(request, response, caller, content_id)
+
+
+async def tagged_content(
+    request: Request, response: Response, caller, content_id: int
+) -> cv.ContentDetail:
+    """The article, and its version as the answer's ETag (for `If-Match`)."""
     detail = await content_detail(request, caller, content_id)
     response.headers["ETag"] = review.etag(detail.version)
     return detail

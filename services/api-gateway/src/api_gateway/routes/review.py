@@ -7,18 +7,22 @@ a change made on another version answers 409 (`stale`). Approving or rejecting w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
+from sqlalchemy.engine import Connection
 
 from api_gateway import content_views as cv
 from api_gateway import request_body, review
+from api_gateway.accounts import Caller
 from api_gateway.auth import CallerDep
 from api_gateway.db import site_of
 from api_gateway.errors import ErrorBody
 from api_gateway.params import ItemId, Limit, Offset, SiteId
-from api_gateway.routes.content import content_detail, image_out
+from api_gateway.routes.content import image_out, tagged_content
 from contracts.db import tables as t
 
 router = APIRouter(tags=["review"])
@@ -43,10 +47,35 @@ def _optional(body: dict) -> dict:
     return {"requestBody": {**body["requestBody"], "required": False}}
 
 
-async def _changed(request: Request, response: Response, caller, content_id: int):
-    detail = await content_detail(request, caller, content_id)
-    response.headers["ETag"] = review.etag(detail.version)
-    return detail
+@dataclass(frozen=True)
+class ArticleChange:
+    """What every change of an article in review is given: which article, by whom, on which
+    version (from `If-Match`; None without it), and the answer that carries the new ETag."""
+
+    request: Request
+    response: Response
+    caller: Caller
+    content_id: int
+    sent: int | None
+
+    async def apply(self, change: Callable[[Connection], object]) -> cv.ContentDetail:
+        """Makes the change in one transaction; answers the article as it now is."""
+        async with self.request.app.state.engine.begin() as conn:
+            await conn.run_sync(change)
+        return await tagged_content(self.request, self.response, self.caller, self.content_id)
+
+
+async def article_change(
+    request: Request,
+    response: Response,
+    caller: CallerDep,
+    content_id: ItemId,
+    if_match: IfMatch = None,
+) -> ArticleChange:
+    return ArticleChange(request, response, caller, content_id, review.version_of(if_match))
+
+
+ArticleChangeDep = Annotated[ArticleChange, Depends(article_change)]
 
 
 @router.patch(
@@ -56,20 +85,13 @@ async def _changed(request: Request, response: Response, caller, content_id: int
     responses={**request_body.REFUSALS, **STALE},
     summary="Edit an article in review (title, body); the AI's original is kept",
 )
-async def edit_content(
-    request: Request,
-    response: Response,
-    caller: CallerDep,
-    content_id: ItemId,
-    if_match: IfMatch = None,
-) -> cv.ContentDetail:
-    change = await request_body.read_json(request, review.ContentEdit)
-    tagged = review.version_of(if_match)
-    if tagged is not None and tagged != change.version:
-        raise review.disagree(content_id, tagged, change.version)
-    async with request.app.state.engine.begin() as conn:
-        await conn.run_sync(lambda c: review.edit(c, caller, content_id, change, change.version))
-    return await _changed(request, response, caller, content_id)
+async def edit_content(article: ArticleChangeDep) -> cv.ContentDetail:
+    change = await request_body.read_json(article.request, review.ContentEdit)
+    if article.sent is not None and article.sent != change.version:
+        raise review.disagree(article.content_id, article.sent, change.version)
+    return await article.apply(
+        lambda c: review.edit(c, article.caller, article.content_id, change, change.version)
+    )
 
 
 @router.post(
@@ -78,17 +100,10 @@ async def edit_content(
     responses=STALE,
     summary="Approve content in review",
 )
-async def approve(
-    request: Request,
-    response: Response,
-    caller: CallerDep,
-    content_id: ItemId,
-    if_match: IfMatch = None,
-) -> cv.ContentDetail:
-    sent = review.version_of(if_match)
-    async with request.app.state.engine.begin() as conn:
-        await conn.run_sync(lambda c: review.decide(c, caller, content_id, "approved", sent))
-    return await _changed(request, response, caller, content_id)
+async def approve(article: ArticleChangeDep) -> cv.ContentDetail:
+    return await article.apply(
+        lambda c: review.decide(c, article.caller, article.content_id, "approved", article.sent)
+    )
 
 
 @router.post(
@@ -98,22 +113,16 @@ async def approve(
     responses={**request_body.REFUSALS, **STALE},
     summary="Reject content in review, with a reason that is kept",
 )
-async def reject(
-    request: Request,
-    response: Response,
-    caller: CallerDep,
-    content_id: ItemId,
-    if_match: IfMatch = None,
-) -> cv.ContentDetail:
+async def reject(article: ArticleChangeDep) -> cv.ContentDetail:
     reason = None
-    if request_body.has_body(request):
-        reason = (await request_body.read_json(request, review.Rejection)).reason.strip() or None
-    sent = review.version_of(if_match)
-    async with request.app.state.engine.begin() as conn:
-        await conn.run_sync(
-            lambda c: review.decide(c, caller, content_id, "rejected", sent, reason)
+    if request_body.has_body(article.request):
+        rejection = await request_body.read_json(article.request, review.Rejection)
+        reason = rejection.reason.strip() or None
+    return await article.apply(
+        lambda c: review.decide(
+            c, article.caller, article.content_id, "rejected", article.sent, reason
         )
-    return await _changed(request, response, caller, content_id)
+    )
 
 
 @router.get(
