@@ -9,20 +9,31 @@ and one that names a batch nobody waits for wakes a loop that finds nothing new.
 from __future__ import annotations
 
 import logging
+from functools import cache
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
-from openai import AsyncOpenAI, InvalidWebhookSignatureError
 
 from api_gateway.db import DbConn
 from api_gateway.errors import bad_request, not_found
 from contracts.db.tables import PROVIDER_BATCH_CHANNEL
 
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["provider webhooks"])
-# No request is ever sent: the client only verifies signatures.
-_VERIFIER = AsyncOpenAI(api_key="unused", base_url="http://127.0.0.1:9")
 _NOTIFY = sa.text("SELECT pg_notify(:channel, :batch_id)")
+
+
+@cache
+def _verifier() -> AsyncOpenAI:
+    """A client that only verifies signatures and never sends a request. The SDK is imported on
+    the first webhook, not at start-up: it adds about a second to every gateway's start."""
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(api_key="unused", base_url="http://127.0.0.1:9")
 
 
 @router.post(
@@ -36,8 +47,10 @@ async def on_openai_webhook(request: Request, conn: DbConn) -> Response:
     if not secret:
         raise not_found("provider webhooks (OPENAI_WEBHOOK_SECRET is not set)")
     body = await request.body()
+    from openai import InvalidWebhookSignatureError
+
     try:
-        event = _VERIFIER.webhooks.unwrap(body, request.headers, secret=secret)
+        event = _verifier().webhooks.unwrap(body, request.headers, secret=secret)
     except (InvalidWebhookSignatureError, ValueError) as refused:
         raise bad_request(f"not a webhook signed with the configured secret: {refused}") from None
     if event.type.startswith("batch."):
