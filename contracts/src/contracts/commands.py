@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from contracts.envelope import Payload
-from contracts.values import REASON_CHARS, RunConfig, Trigger
+from contracts.values import REASON_CHARS, RunConfig, StageNumber, Trigger
 
 
 class StartRun(Payload):
@@ -24,52 +24,53 @@ class StartRun(Payload):
     slot_at: datetime | None = Field(None, description="Scheduled slot this run is for, if any.")
 
 
-class PauseRun(Payload):
+class RunControl(Payload):
+    """A command about a run that exists: which run, and who asked."""
+
+    run_id: str
+    requested_by: str | None = None
+
+
+class PauseRun(RunControl):
     """Pause a running run after the item in flight."""
 
     TYPE = "automation.run.pause"
 
-    run_id: str
-    requested_by: str | None = None
 
-
-class ResumeRun(Payload):
+class ResumeRun(RunControl):
     """Resume a paused run where it stopped."""
 
     TYPE = "automation.run.resume"
 
-    run_id: str
-    requested_by: str | None = None
     reason: str | None = Field(
         None, max_length=REASON_CHARS, description="Why, when nobody asked (credits were added)."
     )
 
 
-class CancelRun(Payload):
+class CancelRun(RunControl):
     """Cancel a running or paused run after the item in flight."""
 
     TYPE = "automation.run.cancel"
 
+
+class StageCommand(Payload):
+    """A command to one stage's workers, about one run."""
+
     run_id: str
-    requested_by: str | None = None
+    stage: StageNumber
 
 
-class StartStage(Payload):
+class StartStage(StageCommand):
     """Ask a stage's workers to pick the stage's items for a run (picked once, at stage start)."""
 
     TYPE = "automation.stage.start"
 
-    run_id: str
-    stage: int = Field(ge=1, le=7)
 
-
-class ProcessBatch(Payload):
+class ProcessBatch(StageCommand):
     """Ask a stage's workers to process a bounded batch of items."""
 
     TYPE = "automation.stage.process-batch"
 
-    run_id: str
-    stage: int = Field(ge=1, le=7)
     batch_id: str = Field(description="Deterministic id of the batch within the run and stage.")
     item_ids: tuple[int, ...] = Field(description="Items to process, in order.")
     attempt: int = Field(1, ge=1, description="Dispatch attempt; >1 after a lease expired.")

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from contracts.envelope import Payload
-from contracts.values import REASON_CHARS, ItemRef, RunConfig, Trigger
+from contracts.values import REASON_CHARS, ItemRef, RunConfig, StageNumber, Trigger
 
 
 class RunStarted(Payload):
@@ -78,37 +78,40 @@ class RunFailed(Payload):
     TYPE = "automation.run.failed"
 
     error: str
-    stage: int | None = Field(None, ge=1, le=7)
+    stage: StageNumber | None = None
 
 
-class StageStarted(Payload):
+class StageEvent(Payload):
+    """An event about one stage of a run."""
+
+    stage: StageNumber
+
+
+class StageStarted(StageEvent):
     """A stage picked its items; later arrivals wait for the next run."""
 
     TYPE = "automation.stage.started"
 
-    stage: int = Field(ge=1, le=7)
     items: tuple[ItemRef, ...] = Field(description="Items picked for this run, in order.")
 
 
-class StageBatchDispatched(Payload):
+class StageBatchDispatched(StageEvent):
     """The orchestrator handed a batch to the stage's workers (recorded so dispatch replays)."""
 
     TYPE = "automation.stage.batch-dispatched"
 
-    stage: int = Field(ge=1, le=7)
     batch_id: str
     item_ids: tuple[int, ...]
     attempt: int = Field(1, ge=1)
     lease_until: datetime
 
 
-class StageItemProcessed(Payload):
+class StageItemProcessed(StageEvent):
     """One item is done and paid for. The fold numbers it: processed counts come from the fold,
     because with several batches in flight no single worker knows the stage-wide count."""
 
     TYPE = "automation.stage.item-processed"
 
-    stage: int = Field(ge=1, le=7)
     batch_id: str
     item: ItemRef
     total: int = Field(ge=0, description="Items the stage picked.")
@@ -116,22 +119,20 @@ class StageItemProcessed(Payload):
     outputs: int = Field(0, ge=0, description="Items it produced (clusters, ideas, images...).")
 
 
-class StageItemFailed(Payload):
+class StageItemFailed(StageEvent):
     """One item failed after its retries; it is skipped and the stage goes on."""
 
     TYPE = "automation.stage.item-failed"
 
-    stage: int = Field(ge=1, le=7)
     batch_id: str
     item: ItemRef
     error: str
     attempts: int = Field(1, ge=1)
 
 
-class StageBatchCompleted(Payload):
+class StageBatchCompleted(StageEvent):
     TYPE = "automation.stage.batch-completed"
 
-    stage: int = Field(ge=1, le=7)
     batch_id: str
     processed: int = Field(ge=0)
     failed: int = Field(ge=0)
@@ -154,50 +155,46 @@ class StageBatchCompleted(Payload):
     )
 
 
-class StageBatchLeaseExtended(Payload):
+class StageBatchLeaseExtended(StageEvent):
     """The worker still works on the batch (waiting at the AI gate, in a slow call, backing
     off): the orchestrator does not dispatch it again before `lease_until`."""
 
     TYPE = "automation.stage.batch-lease-extended"
 
-    stage: int = Field(ge=1, le=7)
     batch_id: str
     attempt: int = Field(ge=1)
     lease_until: datetime
 
 
-class StageWaitingForProvider(Payload):
+class StageWaitingForProvider(StageEvent):
     """The AI provider holds the stage's calls back (its circuit is open after failures, or it
     asked for a long rest): items wait, none fails, nothing is charged for waiting."""
 
     TYPE = "automation.stage.waiting-for-provider"
 
-    stage: int = Field(ge=1, le=7)
     provider: str
     model: str
     reason: str = Field(max_length=REASON_CHARS)
     since: datetime = Field(description="When the provider began holding calls back.")
 
 
-class StageProviderRecovered(Payload):
+class StageProviderRecovered(StageEvent):
     """The provider answers again: the wait that began at `since` is over."""
 
     TYPE = "automation.stage.provider-recovered"
 
-    stage: int = Field(ge=1, le=7)
     provider: str
     model: str
     since: datetime
 
 
-class StageWaitingForProviderBatch(Payload):
+class StageWaitingForProviderBatch(StageEvent):
     """An economy run's stage batch waits for the provider's batch (its Batch API): the requests
     were handed over, the answers come within 24 hours. Sent when the batch is created and each
     time its status or counts change; nothing is charged until an answer is written."""
 
     TYPE = "automation.stage.waiting-for-provider-batch"
 
-    stage: int = Field(ge=1, le=7)
     batch_id: str = Field(description="The stage batch whose items the provider batch holds.")
     provider: str
     provider_batch_ids: tuple[str, ...] = Field(description="The provider's batch ids.")
@@ -208,10 +205,9 @@ class StageWaitingForProviderBatch(Payload):
     since: datetime = Field(description="When the requests were handed over.")
 
 
-class StageCompleted(Payload):
+class StageCompleted(StageEvent):
     TYPE = "automation.stage.completed"
 
-    stage: int = Field(ge=1, le=7)
     items_in: int = Field(ge=0)
     items_out: int = Field(ge=0)
     failed: int = Field(0, ge=0)
@@ -219,10 +215,9 @@ class StageCompleted(Payload):
     partial: bool = Field(False, description="True when some items failed or were left.")
 
 
-class StageFailed(Payload):
+class StageFailed(StageEvent):
     TYPE = "automation.stage.failed"
 
-    stage: int = Field(ge=1, le=7)
     error: str
 
 

@@ -50,6 +50,16 @@ def var_dir() -> Path:
     return repo_root() / "var"
 
 
+def default_media_dir() -> Path:
+    """MEDIA_DIR's default: stage 6 writes image files there, the gateway serves them."""
+    return var_dir() / "media"
+
+
+def default_log_dir() -> Path:
+    """LOG_BASE_DIR's default: the log-sink writes each run's logs there, the gateway reads them."""
+    return var_dir() / "logs"
+
+
 class ServiceSettings(BaseSettings):
     # Blank variables count as unset: `DATABASE_URL= service` means "use the local one".
     model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")

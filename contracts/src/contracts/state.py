@@ -165,14 +165,17 @@ class RunState:
 Mutator = Callable[[RunState, Envelope, Payload], RunState]
 
 
-def _run_started(s: RunState, m: Envelope, e: ev.RunStarted) -> RunState:
+def _opened(s: RunState, m: Envelope, **fields: Any) -> RunState:
+    """The run's first event: whose run it is comes from the envelope."""
     if s.status != "none":
         return s
-    return replace(
+    return replace(s, run_id=m.run_id, account_id=m.account_id, site_id=m.site_id, **fields)
+
+
+def _run_started(s: RunState, m: Envelope, e: ev.RunStarted) -> RunState:
+    return _opened(
         s,
-        run_id=m.run_id,
-        account_id=m.account_id,
-        site_id=m.site_id,
+        m,
         trigger=e.trigger,
         status="running",
         current_stage=1,
@@ -182,53 +185,45 @@ def _run_started(s: RunState, m: Envelope, e: ev.RunStarted) -> RunState:
 
 
 def _run_rejected(s: RunState, m: Envelope, e: ev.RunRejected) -> RunState:
-    if s.status != "none":
+    return _opened(s, m, status="rejected", error=e.reason, ended_at=m.time)
+
+
+def _controlled(s: RunState, m: Envelope, applies_to: RunStatus, **fields: Any) -> RunState:
+    """A pause or resume: applied when the run is `applies_to`, and remembered by id either way,
+    so that its redelivery changes nothing."""
+    if m.message_id in s.control_ids:
         return s
-    return replace(
-        s,
-        run_id=m.run_id,
-        account_id=m.account_id,
-        site_id=m.site_id,
-        status="rejected",
-        error=e.reason,
-        ended_at=m.time,
-    )
+    seen = s.control_ids | {m.message_id}
+    if s.status != applies_to:
+        return replace(s, control_ids=seen)
+    return replace(s, control_ids=seen, **fields)
 
 
 def _run_paused(s: RunState, m: Envelope, e: ev.RunPaused) -> RunState:
-    if m.message_id in s.control_ids:
-        return s
-    seen = s.control_ids | {m.message_id}
-    if s.status != "running":
-        return replace(s, control_ids=seen)
-    return replace(s, status="paused", paused_at=m.time, pause_reason=e.reason, control_ids=seen)
+    return _controlled(s, m, "running", status="paused", paused_at=m.time, pause_reason=e.reason)
 
 
 def _run_resumed(s: RunState, m: Envelope, e: ev.RunResumed) -> RunState:
-    if m.message_id in s.control_ids:
+    return _controlled(s, m, "paused", status="running", resumed_at=m.time, pause_reason=None)
+
+
+def _run_ended(s: RunState, m: Envelope, status: RunStatus, **fields: Any) -> RunState:
+    """An active run over; an ended one stays as it ended."""
+    if s.status not in ACTIVE:
         return s
-    seen = s.control_ids | {m.message_id}
-    if s.status != "paused":
-        return replace(s, control_ids=seen)
-    return replace(s, status="running", resumed_at=m.time, pause_reason=None, control_ids=seen)
+    return replace(s, status=status, ended_at=m.time, **fields)
 
 
 def _run_cancelled(s: RunState, m: Envelope, e: ev.RunCancelled) -> RunState:
-    if s.status not in ACTIVE:
-        return s
-    return replace(s, status="cancelled", cancelled_at=m.time, ended_at=m.time)
+    return _run_ended(s, m, "cancelled", cancelled_at=m.time)
 
 
 def _run_completed(s: RunState, m: Envelope, e: ev.RunCompleted) -> RunState:
-    if s.status not in ACTIVE:
-        return s
-    return replace(s, status="completed", ended_at=m.time)
+    return _run_ended(s, m, "completed")
 
 
 def _run_failed(s: RunState, m: Envelope, e: ev.RunFailed) -> RunState:
-    if s.status not in ACTIVE:
-        return s
-    return replace(s, status="failed", error=e.error, ended_at=m.time)
+    return _run_ended(s, m, "failed", error=e.error)
 
 
 def _stage_started(s: RunState, m: Envelope, e: ev.StageStarted) -> RunState:

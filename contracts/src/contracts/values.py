@@ -54,6 +54,8 @@ AI_MODES: tuple[AiMode, ...] = get_args(AiMode)
 # batch). The workers' price table starts from it and the gateway's money estimate uses it.
 PROVIDER_BATCH_PRICE_SHARE = Decimal("0.5")
 
+# A stage of the pipeline, by its number.
+StageNumber = Annotated[int, Field(ge=1, le=7)]
 BatchSize = Annotated[int, Field(ge=BATCH_SIZE_RANGE.low, le=BATCH_SIZE_RANGE.high)]
 Delay = Annotated[int, Field(ge=DELAY_RANGE_SECONDS.low, le=DELAY_RANGE_SECONDS.high)]
 Concurrency = Annotated[int, Field(ge=CONCURRENCY_RANGE.low, le=CONCURRENCY_RANGE.high)]

@@ -33,12 +33,20 @@ def stage_1_keywords(site_id: int) -> sa.ColumnElement[bool]:
     )
 
 
-def stage_2_clusters(site_id: int) -> sa.ColumnElement[bool]:
-    c = t.clusters.c
-    has_ideas = sa.exists().where(t.content_ideas.c.cluster_id == c.id)
+def _without_output(
+    inputs: sa.Table, site_id: int, status: str, stage: int, output_ref: sa.Column
+) -> sa.ColumnElement[bool]:
+    """The site's rows in `status` that the stage has made nothing from yet (`output_ref`: how
+    the stage's output rows point at their input) and that have not spent its failure budget."""
+    c = inputs.c
+    has_output = sa.exists().where(output_ref == c.id)
     return sa.and_(
-        c.site_id == site_id, c.status == "new", sa.not_(has_ideas), within_budget(2, c.id)
+        c.site_id == site_id, c.status == status, sa.not_(has_output), within_budget(stage, c.id)
     )
+
+
+def stage_2_clusters(site_id: int) -> sa.ColumnElement[bool]:
+    return _without_output(t.clusters, site_id, "new", 2, t.content_ideas.c.cluster_id)
 
 
 def stage_3_ideas(site_id: int) -> sa.ColumnElement[bool]:
@@ -47,19 +55,11 @@ def stage_3_ideas(site_id: int) -> sa.ColumnElement[bool]:
 
 
 def stage_4_tasks(site_id: int) -> sa.ColumnElement[bool]:
-    k = t.tasks.c
-    has_content = sa.exists().where(t.content.c.task_id == k.id)
-    return sa.and_(
-        k.site_id == site_id, k.status == "queued", sa.not_(has_content), within_budget(4, k.id)
-    )
+    return _without_output(t.tasks, site_id, "queued", 4, t.content.c.task_id)
 
 
 def stage_5_content(site_id: int) -> sa.ColumnElement[bool]:
-    c = t.content.c
-    has_images = sa.exists().where(t.images.c.content_id == c.id)
-    return sa.and_(
-        c.site_id == site_id, c.status == "draft", sa.not_(has_images), within_budget(5, c.id)
-    )
+    return _without_output(t.content, site_id, "draft", 5, t.images.c.content_id)
 
 
 def stage_6_images(site_id: int) -> sa.ColumnElement[bool]:

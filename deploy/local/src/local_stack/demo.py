@@ -18,7 +18,8 @@ from contracts.credits import estimate
 from contracts.db import tables as t
 from contracts.db.engines import sync_engine
 from contracts.db.pending import pending_counts, pending_work
-from contracts.settings import repo_root, var_dir
+from contracts.run_logs import run_dir
+from contracts.settings import default_log_dir, repo_root
 from contracts.stages import STAGES
 from local_stack import demo_run, services
 from local_stack.settings import StackSettings
@@ -124,7 +125,7 @@ def run_pipeline(settings: StackSettings, demo: Demo, console: Console) -> demo_
             balance = accounts.balance(conn, demo.account_id)
     finally:
         engine.dispose()
-    log_dir = var_dir() / "logs" / str(demo.account_id) / str(demo.site_id) / run_id
+    log_dir = run_dir(default_log_dir(), demo.account_id, demo.site_id, run_id)
     demo_run.summary(outcome.run, balance, str(log_dir), console)
     console.print(f"API at {base_url}/docs with the token above; `make down` stops everything")
     console.print(

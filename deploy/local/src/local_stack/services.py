@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts.settings import var_dir
+from contracts.settings import default_log_dir, default_media_dir
 from local_stack.processes import StackError, is_alive, read_pid, wait_until_gone
 from local_stack.settings import StackSettings
 
@@ -70,8 +70,8 @@ def shared_env(settings: StackSettings) -> dict[str, str]:
     return {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
         "DATABASE_URL": settings.database_url,
-        "MEDIA_DIR": str(var_dir() / "media"),
-        "LOG_BASE_DIR": str(var_dir() / "logs"),
+        "MEDIA_DIR": str(default_media_dir()),
+        "LOG_BASE_DIR": str(default_log_dir()),
         "AI_PROVIDER": "offline",
         "PYTHONUNBUFFERED": "1",
         **LOCAL_WEBHOOKS,

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 
 from api_gateway.webhooks.addresses import AddressPolicy
-from contracts.settings import ServiceSettings, var_dir
+from contracts.settings import ServiceSettings, default_log_dir, default_media_dir
 
 
 class Settings(ServiceSettings):
@@ -21,8 +21,8 @@ class Settings(ServiceSettings):
         False,
         description="Also serve /metrics on the API port, to anyone who reaches it (no token).",
     )
-    media_dir: Path = Field(default_factory=lambda: var_dir() / "media")
-    log_base_dir: Path = Field(default_factory=lambda: var_dir() / "logs")
+    media_dir: Path = Field(default_factory=default_media_dir)
+    log_base_dir: Path = Field(default_factory=default_log_dir)
     outcome_timeout_seconds: float = Field(
         15.0, description="How long a run command waits for the orchestrator's answer."
     )

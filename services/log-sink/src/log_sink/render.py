@@ -84,8 +84,14 @@ def _diagnostic(message: Envelope, where: str, text: str) -> str:
     return f"{human_time(message.time)} | {scope} | {where:<7} | {_one_line(text)}"
 
 
-def _stage_where(stage: int) -> str:
-    return f"stage {stage}"
+def _lines(
+    m: Envelope, trace: str | None, text: str, stage: int | None = None, *, diagnostic: bool = True
+) -> Rendered:
+    """The event's trace line, and its text in the main log (and in the stage's log, for an event
+    about a stage) and, unless `diagnostic` is off, in the aggregate diagnostic log."""
+    where = "run" if stage is None else f"stage {stage}"
+    summary = (_diagnostic(m, where, text),) if diagnostic else ()
+    return Rendered(trace, (_human(m, where, text),), stage, summary)
 
 
 def _item(item: ItemRef) -> dict[str, object]:
@@ -110,7 +116,7 @@ def _run_started(after: RunState, m: Envelope, e: ev.RunStarted) -> Rendered:
         balance=e.balance,
         trace_id=trace_id,
     )
-    return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
+    return _lines(m, trace, text)
 
 
 def _run_rejected(after: RunState, m: Envelope, e: ev.RunRejected) -> Rendered:
@@ -132,13 +138,12 @@ def _stage_started(after: RunState, m: Envelope, e: ev.StageStarted) -> Rendered
         stage_type=definition.type,
         pending=len(e.items),
     )
-    where = _stage_where(e.stage)
-    return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
+    return _lines(m, trace, text, e.stage)
 
 
 def _batch_dispatched(after: RunState, m: Envelope, e: ev.StageBatchDispatched) -> Rendered:
     text = f"Batch {e.batch_id} dispatched: {len(e.item_ids)} items (attempt {e.attempt})"
-    return Rendered(human=(_human(m, _stage_where(e.stage), text),), stage=e.stage)
+    return _lines(m, None, text, e.stage, diagnostic=False)
 
 
 def _item_processed(after: RunState, m: Envelope, e: ev.StageItemProcessed) -> Rendered:
@@ -160,7 +165,7 @@ def _item_processed(after: RunState, m: Envelope, e: ev.StageItemProcessed) -> R
         outputs=e.outputs,
         elapsed_seconds=elapsed,
     )
-    return Rendered(trace, (_human(m, _stage_where(e.stage), text),), e.stage)
+    return _lines(m, trace, text, e.stage, diagnostic=False)
 
 
 def _item_failed(after: RunState, m: Envelope, e: ev.StageItemFailed) -> Rendered:
@@ -174,8 +179,7 @@ def _item_failed(after: RunState, m: Envelope, e: ev.StageItemFailed) -> Rendere
         attempts=e.attempts,
         fatal=False,
     )
-    where = _stage_where(e.stage)
-    return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
+    return _lines(m, trace, text, e.stage)
 
 
 def _batch_completed(after: RunState, m: Envelope, e: ev.StageBatchCompleted) -> Rendered:
@@ -201,7 +205,7 @@ def _batch_completed(after: RunState, m: Envelope, e: ev.StageBatchCompleted) ->
         credits=stage.credits,
         elapsed_seconds=elapsed,
     )
-    return Rendered(trace, (_human(m, _stage_where(e.stage), text),), e.stage)
+    return _lines(m, trace, text, e.stage, diagnostic=False)
 
 
 def _stage_completed(after: RunState, m: Envelope, e: ev.StageCompleted) -> Rendered:
@@ -225,8 +229,7 @@ def _stage_completed(after: RunState, m: Envelope, e: ev.StageCompleted) -> Rend
         elapsed_seconds=stage.elapsed_seconds,
         partial=e.partial,
     )
-    where = _stage_where(e.stage)
-    return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
+    return _lines(m, trace, text, e.stage)
 
 
 def _stage_failed(after: RunState, m: Envelope, e: ev.StageFailed) -> Rendered:
@@ -240,8 +243,7 @@ def _stage_failed(after: RunState, m: Envelope, e: ev.StageFailed) -> Rendered:
         fatal=True,
         elapsed_seconds=stage.elapsed_seconds,
     )
-    where = _stage_where(e.stage)
-    return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
+    return _lines(m, trace, text, e.stage)
 
 
 def _waiting_for_provider(after: RunState, m: Envelope, e: ev.StageWaitingForProvider) -> Rendered:
@@ -258,8 +260,7 @@ def _waiting_for_provider(after: RunState, m: Envelope, e: ev.StageWaitingForPro
         reason=e.reason,
         since=trace_time(e.since),
     )
-    where = _stage_where(e.stage)
-    return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
+    return _lines(m, trace, text, e.stage)
 
 
 def _provider_recovered(after: RunState, m: Envelope, e: ev.StageProviderRecovered) -> Rendered:
@@ -274,8 +275,7 @@ def _provider_recovered(after: RunState, m: Envelope, e: ev.StageProviderRecover
         since=trace_time(e.since),
         waited_seconds=waited,
     )
-    where = _stage_where(e.stage)
-    return Rendered(trace, (_human(m, where, text),), e.stage, (_diagnostic(m, where, text),))
+    return _lines(m, trace, text, e.stage)
 
 
 def _waiting_for_provider_batch(
@@ -302,7 +302,7 @@ def _waiting_for_provider_batch(
         failed=e.failed,
         since=trace_time(e.since),
     )
-    return Rendered(trace, (_human(m, _stage_where(e.stage), text),), e.stage)
+    return _lines(m, trace, text, e.stage, diagnostic=False)
 
 
 def _run_paused(after: RunState, m: Envelope, e: ev.RunPaused) -> Rendered:
@@ -310,7 +310,7 @@ def _run_paused(after: RunState, m: Envelope, e: ev.RunPaused) -> Rendered:
         return Rendered()
     text = f"Run paused at stage {after.current_stage}: {e.reason}"
     trace = _trace(m, "run_paused", stage=after.current_stage, reason=e.reason)
-    return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
+    return _lines(m, trace, text)
 
 
 def _run_resumed(after: RunState, m: Envelope, e: ev.RunResumed) -> Rendered:
@@ -319,7 +319,7 @@ def _run_resumed(after: RunState, m: Envelope, e: ev.RunResumed) -> Rendered:
     text = f"Run resumed at stage {after.current_stage}" + (f": {e.reason}" if e.reason else "")
     why = {"reason": e.reason} if e.reason else {}
     trace = _trace(m, "run_resumed", stage=after.current_stage, **why)
-    return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
+    return _lines(m, trace, text)
 
 
 def _run_end(after: RunState, m: Envelope, name: str, text: str, **fields: object) -> Rendered:
@@ -333,7 +333,7 @@ def _run_end(after: RunState, m: Envelope, name: str, text: str, **fields: objec
         elapsed_seconds=elapsed,
         **fields,
     )
-    return Rendered(trace, (_human(m, "run", text),), None, (_diagnostic(m, "run", text),))
+    return _lines(m, trace, text)
 
 
 def _run_cancelled(after: RunState, m: Envelope, e: ev.RunCancelled) -> Rendered:

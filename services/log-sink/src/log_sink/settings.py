@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from contracts.settings import ServiceSettings, var_dir
+from contracts.settings import ServiceSettings, default_log_dir
 
 GROUP = "automation-log-sink"
 
@@ -14,7 +14,7 @@ GROUP = "automation-log-sink"
 class Settings(ServiceSettings):
     metrics_port: int = Field(9103, description="Port of the Prometheus metrics endpoint.")
     log_base_dir: Path = Field(
-        default_factory=lambda: var_dir() / "logs",
+        default_factory=default_log_dir,
         description="Base folder of the per-run logs and traces; the gateway reads it too.",
     )
     log_mirror_dir: Path | None = Field(None, description="Optional second copy of run folders.")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from contracts.settings import ServiceSettings, var_dir
+from contracts.settings import ServiceSettings, default_media_dir
 from stage_workers.ai.base import STAGE_FUNCTIONS
 from stage_workers.ai.prices import DEFAULT_PRICES, PriceTable
 
@@ -99,7 +99,7 @@ class WorkerSettings(ServiceSettings):
         "keep it at least the stage topics' retention (Kafka's default is 168 h).",
     )
     prune_every_seconds: float = Field(600, gt=0, description="How often pruning runs.")
-    media_dir: Path = Field(default_factory=lambda: var_dir() / "media")
+    media_dir: Path = Field(default_factory=default_media_dir)
 
     def stages(self) -> list[int]:
         return sorted({int(part) for part in self.worker_stages.split(",") if part.strip()})

@@ -12,11 +12,13 @@ import sqlalchemy as sa
 
 from contracts.credits import START_CHECKS
 from contracts.db.tables.schema import (
+    account_id,
     between,
     created_at,
     id_column,
     metadata,
     one_of,
+    parent_id,
     site_id,
     updated_at,
 )
@@ -44,7 +46,7 @@ users = sa.Table(
     "users",
     metadata,
     id_column(),
-    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
+    account_id(),
     sa.Column("email", sa.Text, nullable=False, unique=True),
     sa.Column("name", sa.Text, nullable=False, server_default=""),
     created_at(),
@@ -55,10 +57,8 @@ api_tokens = sa.Table(
     "api_tokens",
     metadata,
     id_column(),
-    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
-    sa.Column(
-        "user_id", sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    ),
+    account_id(),
+    parent_id("user_id", "users"),
     sa.Column("name", sa.Text, nullable=False, server_default=""),
     # The first characters of the token, shown to people so they can tell tokens apart.
     sa.Column("token_prefix", sa.Text, nullable=False),
@@ -85,7 +85,7 @@ sites = sa.Table(
     "sites",
     metadata,
     id_column(),
-    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
+    account_id(),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("domain", sa.Text),
     sa.Column("timezone", sa.Text, nullable=False, server_default="UTC"),
@@ -148,7 +148,7 @@ webhook_endpoints = sa.Table(
     "webhook_endpoints",
     metadata,
     id_column(),
-    sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False),
+    account_id(),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     # The webhook types it wants (api_gateway.webhooks.payloads.WEBHOOK_TYPES; checked by the
@@ -178,12 +178,7 @@ webhook_secrets = sa.Table(
     "webhook_secrets",
     metadata,
     id_column(),
-    sa.Column(
-        "endpoint_id",
-        sa.BigInteger,
-        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    parent_id("endpoint_id", "webhook_endpoints"),
     sa.Column("secret", sa.Text, nullable=False),
     created_at(),
     sa.Column("expires_at", sa.DateTime(timezone=True)),
@@ -197,12 +192,7 @@ webhook_deliveries = sa.Table(
     "webhook_deliveries",
     metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
-    sa.Column(
-        "endpoint_id",
-        sa.BigInteger,
-        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    parent_id("endpoint_id", "webhook_endpoints"),
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("site_id", sa.BigInteger),
     sa.Column("run_id", sa.Text),
@@ -248,12 +238,7 @@ webhook_attempts = sa.Table(
     "webhook_attempts",
     metadata,
     id_column(),
-    sa.Column(
-        "delivery_id",
-        sa.Uuid,
-        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    parent_id("delivery_id", "webhook_deliveries", sa.Uuid),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("outcome", sa.Text, nullable=False),

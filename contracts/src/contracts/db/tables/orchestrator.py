@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA
 
-from contracts.db.tables.schema import metadata, site_id
+from contracts.db.tables.schema import metadata, site_id, timestamp
 
 # One row per site and schedule slot: the replica whose insert lands starts the slot's run, so a
 # slot starts one run however many orchestrators are up.
@@ -15,9 +15,7 @@ schedule_slots = sa.Table(
     site_id(primary_key=True),
     sa.Column("slot_at", sa.DateTime(timezone=True), primary_key=True),
     sa.Column("run_id", sa.Text, nullable=False),
-    sa.Column(
-        "claimed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    ),
+    timestamp("claimed_at"),
 )
 
 
@@ -34,7 +32,5 @@ orchestrator_snapshots = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("body", BYTEA, nullable=False),
     sa.Column("written_by", sa.Text, nullable=False),
-    sa.Column(
-        "written_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    ),
+    timestamp("written_at"),
 )

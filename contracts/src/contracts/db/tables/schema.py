@@ -8,6 +8,8 @@ usable in the transaction that adds it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -25,31 +27,41 @@ def id_column() -> sa.Column:
     return sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True)
 
 
-def created_at() -> sa.Column:
+def timestamp(name: str, **options: Any) -> sa.Column:
+    """A moment the database's clock fills in when the row is inserted (unless one is given)."""
     return sa.Column(
-        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        name, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now(), **options
     )
 
 
+def created_at() -> sa.Column:
+    return timestamp("created_at")
+
+
 def updated_at() -> sa.Column:
+    return timestamp("updated_at", onupdate=sa.func.now())
+
+
+def parent_id(name: str, parent: str, type_: Any = sa.BigInteger, **options: Any) -> sa.Column:
+    """The row's parent, by the parent's `id`: deleting the parent deletes the row. `options`
+    are the column's own (unique, primary_key)."""
     return sa.Column(
-        "updated_at",
-        sa.DateTime(timezone=True),
+        name,
+        type_,
+        sa.ForeignKey(f"{parent}.id", ondelete="CASCADE"),
         nullable=False,
-        server_default=sa.func.now(),
-        onupdate=sa.func.now(),
+        **options,
     )
 
 
 def site_id(*, primary_key: bool = False) -> sa.Column:
     """The site the row belongs to; deleting the site deletes the row."""
-    return sa.Column(
-        "site_id",
-        sa.BigInteger,
-        sa.ForeignKey("sites.id", ondelete="CASCADE"),
-        nullable=False,
-        primary_key=primary_key,
-    )
+    return parent_id("site_id", "sites", primary_key=primary_key)
+
+
+def account_id() -> sa.Column:
+    """The account the row belongs to (no ON DELETE: an account that has rows stays)."""
+    return sa.Column("account_id", sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False)
 
 
 def created_by_run_id() -> sa.Column:

@@ -10,7 +10,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 
-from contracts.db.tables.schema import created_at, id_column, metadata, one_of, updated_at
+from contracts.db.tables.schema import (
+    created_at,
+    id_column,
+    metadata,
+    one_of,
+    site_id,
+    timestamp,
+    updated_at,
+)
 
 outbox = sa.Table(
     "outbox",
@@ -33,9 +41,7 @@ processed_messages = sa.Table(
     metadata,
     sa.Column("consumer", sa.Text, primary_key=True),
     sa.Column("message_id", sa.Uuid, primary_key=True),
-    sa.Column(
-        "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    ),
+    timestamp("processed_at"),
     # For pruning old tracking records.
     sa.Index("ix_processed_messages_processed_at", "processed_at"),
 )
@@ -73,9 +79,7 @@ item_failures = sa.Table(
     metadata,
     sa.Column("stage", sa.SmallInteger, primary_key=True),
     sa.Column("item_id", sa.BigInteger, primary_key=True),
-    sa.Column(
-        "site_id", sa.BigInteger, sa.ForeignKey("sites.id", ondelete="CASCADE"), nullable=False
-    ),
+    site_id(),
     sa.Column("failures", sa.Integer, nullable=False, server_default=sa.text("1")),
     sa.Column("last_error", sa.Text, nullable=False),
     sa.Column("last_run_id", sa.Text, nullable=False),
@@ -130,7 +134,7 @@ ai_calls = sa.Table(
     "ai_calls",
     metadata,
     id_column(),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    timestamp("at"),
     sa.Column("account_id", sa.BigInteger, nullable=False),
     sa.Column("site_id", sa.BigInteger, nullable=False),
     sa.Column("run_id", sa.Text, nullable=False),
