@@ -6,6 +6,7 @@ import inspect
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from local_stack import kafka, postgres, services
@@ -59,11 +60,9 @@ def ensure_up(settings: StackSettings | None = None, report: Report = _silent) -
     paths = settings.paths
     claim_home(paths)
     with file_lock(paths.lock):
-        started_kafka = _ensure_kafka(settings, report)
-        started_postgres = False
+        started_kafka, started_postgres = _ensure_servers(settings, paths, report)
         try:
             _ensure_topics(settings, report)
-            started_postgres = _ensure_postgres(settings, paths, report)
         except BaseException:
             _stop_started(paths, started_kafka, started_postgres)
             raise
@@ -106,6 +105,27 @@ def _ensure_kafka(settings: StackSettings, report: Report) -> list[int]:
         else:
             report(f"{name}: already up (pid {pid})")
     return started
+
+
+def _ensure_servers(
+    settings: StackSettings, paths: StackPaths, report: Report
+) -> tuple[list[int], bool]:
+    """Kafka and PostgreSQL side by side: each mostly waits (for a download, a JVM, initdb), so
+    together they take as long as the slower one. If either fails, what the other started is
+    stopped again."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stack-up") as pool:
+        kafka_up = pool.submit(_ensure_kafka, settings, report)
+        postgres_up = pool.submit(_ensure_postgres, settings, paths, report)
+        wait([kafka_up, postgres_up])
+    failure = kafka_up.exception() or postgres_up.exception()
+    if failure is not None:
+        _stop_started(
+            paths,
+            [] if kafka_up.exception() else kafka_up.result(),
+            False if postgres_up.exception() else postgres_up.result(),
+        )
+        raise failure
+    return kafka_up.result(), postgres_up.result()
 
 
 def _kafka_name(settings: StackSettings, node: int) -> str:
