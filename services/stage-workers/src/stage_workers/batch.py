@@ -241,8 +241,8 @@ async def write_or_halt(
     try:
         return await deps.unit_of_work(context.command, write_unit, *args)
     except InsufficientCredits:
-        made = [] if from_provider_batch else records
-        await deps.unit_of_work(context.command, record_calls, deps, unit, made, discard)
+        own_calls = [] if from_provider_batch else records
+        await deps.unit_of_work(context.command, record_calls, deps, unit, own_calls, discard)
         return Ended((HALTED,))
 
 
