@@ -220,37 +220,29 @@ async def process_unit(
         raise
     finally:
         SCOPE.reset(token)
-    records = scope.take_records()
-    return await write_or_halt(
-        deps,
-        command,
-        unit,
-        records,
-        write_unit,
-        deps,
-        step,
-        context,
-        unit,
-        answer,
-        records,
-        closing,
-    )
+    return await write_or_halt(deps, step, context, unit, answer, scope.take_records(), closing)
 
 
 async def write_or_halt(
     deps: WorkerDeps,
-    command: Envelope,
+    step: Step,
+    context: BatchContext,
     unit: Unit,
+    answer: Answer,
     records: Sequence[CallRecord],
-    write: Callable[..., Ended],
-    *args: Any,
+    closing: Tally | None = None,
+    from_provider_batch: bool = False,
 ) -> Ended:
-    """`write(uow, *args)` in one transaction; if the account cannot pay, that rolls back, the
-    unit's calls alone are recorded, and the batch halts."""
+    """`write_unit` in one transaction; if the account cannot pay, that rolls back, the unit's
+    calls alone are recorded, and the batch halts. An answer from a provider batch is not
+    recorded then: it stays in the provider's file, and its call is recorded once, with the
+    unit, when a resumed run writes it."""
+    args = (deps, step, context, unit, answer, records, closing, from_provider_batch)
     try:
-        return await deps.unit_of_work(command, write, *args)
+        return await deps.unit_of_work(context.command, write_unit, *args)
     except InsufficientCredits:
-        await deps.unit_of_work(command, record_calls, deps, unit, records, discard)
+        own_calls = [] if from_provider_batch else records
+        await deps.unit_of_work(context.command, record_calls, deps, unit, own_calls, discard)
         return Ended((HALTED,))
 
 
@@ -263,10 +255,17 @@ def write_unit(
     answer: Answer,
     records: Sequence[CallRecord],
     closing: Tally | None,
+    from_provider_batch: bool,
 ) -> Ended:
     """One unit in one transaction: its AI calls; its items written, charged, announced and
     their results recorded (or failed, when the AI could not do them); then the batch completed,
-    if this is its last unit, or else a look at whether the run stopped meanwhile."""
+    if this is its last unit, or else a look at whether the run stopped meanwhile.
+
+    Another handler of the same stage batch can hold the same answer from a provider batch
+    (economy.py): if it has written the unit, its call recorded with it, nothing is written
+    again."""
+    if from_provider_batch and written_before(uow, context, unit):
+        return Ended((SKIPPED,))
     record_calls(uow, deps, unit, records)
     if answer.failure is None:
         outcomes = write_items(uow, deps, step, context, unit, answer.draft)
@@ -276,6 +275,14 @@ def write_unit(
         complete_batch(uow, closing.plus(*outcomes))
         return Ended(outcomes, closed=True)
     return Ended(outcomes, stop=uow.run_stopped())
+
+
+def written_before(uow: UnitOfWork, context: BatchContext, unit: Unit) -> bool:
+    """Every item of the unit has its result in this run. The item rows are locked first, so a
+    handler writing the unit meanwhile is waited for, and its results are found."""
+    batch, item_ids = context.batch, _ids(unit.refs)
+    items.lock_needing_work(uow.conn, batch.stage, uow.command.site_id, item_ids)
+    return len(uow.book.results(batch.run_id, batch.stage, item_ids)) == len(item_ids)
 
 
 def write_items(

@@ -27,7 +27,7 @@ from typing import Any
 
 from contracts.envelope import Envelope
 from contracts.values import clip
-from stage_workers import items, metrics
+from stage_workers import metrics
 from stage_workers import provider_batch_rows as rows
 from stage_workers.ai.base import FatalAIError, PermanentAIError
 from stage_workers.ai.provider_batches import Line
@@ -42,15 +42,13 @@ from stage_workers.batch import (
     open_batch,
     process_unit,
     write_or_halt,
-    write_unit,
 )
 from stage_workers.deps import WorkerDeps
 from stage_workers.gate.calls import CallRecord
 from stage_workers.lease import lease_kept
-from stage_workers.outcomes import SKIPPED, Tally
+from stage_workers.outcomes import Tally
 from stage_workers.provider_batch_rows import ProviderBatch
 from stage_workers.provider_batch_wait import ROUNDS, Economy, Pending, Waited, wait_for_answers
-from stage_workers.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -113,32 +111,9 @@ async def _settle(
         ).inc()
     if answer.failure is None:
         answer = Answer(draft=await step.produce(_Replay(answer.draft), one.unit.source))
-    # If the account cannot pay, nothing is recorded: the answer stays in the provider's file,
-    # and its call is recorded once, with the unit, when a resumed run writes it.
-    unpaid: list[CallRecord] = []
-    unit = one.unit
     return await write_or_halt(
-        deps, context.command, unit, unpaid, _write_once, deps, step, context, unit, answer, records
+        deps, step, context, one.unit, answer, records, from_provider_batch=True
     )
-
-
-def _write_once(
-    uow: UnitOfWork,
-    deps: WorkerDeps,
-    step: Step,
-    context: BatchContext,
-    unit: Unit,
-    answer: Answer,
-    records: list[CallRecord],
-) -> Ended:
-    """`write_unit`, unless another handler of the same stage batch has written the unit (its
-    call recorded with it): the item rows are locked first, so the second one waits and then
-    finds the results."""
-    batch, ids_ = context.batch, [ref.id for ref in unit.refs]
-    items.lock_needing_work(uow.conn, batch.stage, uow.command.site_id, ids_)
-    if len(uow.book.results(batch.run_id, batch.stage, ids_)) == len(ids_):
-        return Ended((SKIPPED,))
-    return write_unit(uow, deps, step, context, unit, answer, records, None)
 
 
 def _read(

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from contracts.db import tables as t
 from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider, ArticleDraft
-from stage_workers.stages.rows import insert_once, inserted
+from stage_workers.stages.rows import insert_once, inserted, set_status
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,7 @@ _KEYWORDS = (
     .limit(12)
 )
 _CONTENT = insert_once(t.content, "task_id")
-_COMPLETED = (
-    sa.update(t.tasks).where(_tasks.id == sa.bindparam("row_id")).values(status="completed")
-)
+_COMPLETED = set_status(t.tasks, "completed")
 
 
 class ArticlesStep:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from contracts.db import tables as t
 from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider, IdeaDraft
-from stage_workers.stages.rows import insert_once, inserted
+from stage_workers.stages.rows import insert_once, inserted, set_status
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,7 @@ _KEYWORDS = (
     .order_by(_keywords.id)
 )
 _IDEA = insert_once(t.content_ideas, "cluster_id", "position")
-_MAPPED = (
-    sa.update(t.clusters).where(_clusters.id == sa.bindparam("row_id")).values(status="mapped")
-)
+_MAPPED = set_status(t.clusters, "mapped")
 
 
 class IdeasStep:

@@ -8,16 +8,14 @@ from sqlalchemy.engine import Connection, Row
 from contracts.db import tables as t
 from contracts.values import ItemRef
 from stage_workers.ai.base import AIProvider
-from stage_workers.stages.rows import insert_once, inserted
+from stage_workers.stages.rows import insert_once, inserted, set_status
 
 _ideas = t.content_ideas.c
 _IDEA = sa.select(_ideas.id, _ideas.site_id, _ideas.title, _ideas.outline).where(
     _ideas.id == sa.bindparam("id")
 )
 _TASK = insert_once(t.tasks, "idea_id")
-_QUEUED = (
-    sa.update(t.content_ideas).where(_ideas.id == sa.bindparam("row_id")).values(status="queued")
-)
+_QUEUED = set_status(t.content_ideas, "queued")
 
 
 class TasksStep:
