@@ -129,6 +129,19 @@ class Raw:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class ManualClock:
+    """Time for a FakeOpenAI that passes only when a test says so."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class FakeOpenAI:
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, port: int = 0) -> None:
         self.failures: deque[int] = deque()  # statuses to answer before succeeding
