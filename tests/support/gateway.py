@@ -102,7 +102,8 @@ def console_script(name: str) -> str:
 
 @dataclass
 class Console:
-    """The gateway serving the web console, a process of a test's Services."""
+    """The gateway, which serves the API and the web console, as a process of a test's
+    Services."""
 
     url: str
     gateway: ServiceProcess
