@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from contracts.db import tables as t
 from contracts.values import RunConfig
-from tests.bench.harness import Stack, deployment, watch
+from tests.bench.harness import Stack, deployment
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.pipeline import charged, counts
 
@@ -100,14 +100,11 @@ async def one_run(stack: Stack, mode: str, keywords: int) -> RunFigures:
     try:
         env = fake.worker_env(**UNBOUNDED_GATE, **SHORT_WAITS)
         async with deployment(stack, "orchestrator", "workers", env=env) as deployed:
-            (site,) = deployed.new_sites(1, keywords)
-            async with watch(deployed) as watcher:
-                (run_id,), began = await deployed.start_runs([site], MODES[mode])
-                await watcher.finished([run_id])
-                seconds = watcher.ended[run_id] - began
+            runs = await deployed.run_new_sites(1, keywords, MODES[mode])
         stats = fake.stats()
     finally:
         fake.stop()
+    (site,), (run_id,), (seconds,) = runs.sites, runs.run_ids, runs.seconds
     made = counts(stack.engine, site.site_id)
     return RunFigures(
         mode=mode,

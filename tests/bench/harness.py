@@ -55,6 +55,16 @@ class Seen:
     timestamp: float  # the record's Kafka timestamp, seconds since the epoch
 
 
+@dataclass(frozen=True)
+class Runs:
+    """Runs started together, one per new site, once all have completed."""
+
+    sites: list[Site]
+    run_ids: list[str]
+    states: list[RunState]
+    seconds: list[float]  # each run's, from just before the first StartRun left to its end
+
+
 @dataclass
 class Deployment:
     stack: Stack
@@ -87,6 +97,15 @@ class Deployment:
         finally:
             await producer.stop()
         return run_ids, began
+
+    async def run_new_sites(self, sites: int, keywords: int, config: RunConfig) -> Runs:
+        """`sites` new sites of `keywords` each, their runs started together and waited for."""
+        made = self.new_sites(sites, keywords)
+        async with watch(self) as watcher:
+            run_ids, began = await self.start_runs(made, config)
+            states = await watcher.finished(run_ids)
+        seconds = [watcher.ended[run_id] - began for run_id in run_ids]
+        return Runs(made, run_ids, states, seconds)
 
 
 def topic_partitions(topics: Topics, topic: str) -> list[TopicPartition]:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from contracts.db import tables as t
 from contracts.values import RunConfig
-from tests.bench.harness import Stack, deployment, percentile, watch
+from tests.bench.harness import Stack, deployment, percentile
 from tests.support.fake_openai import FakeOpenAI
 
 LATENCY_SECONDS = 0.1
@@ -95,25 +95,18 @@ async def under_limit(
     try:
         fake.set_limits(rpm=limit_per_minute)
         fake.latency_seconds = LATENCY_SECONDS
-        env = {
-            "AI_PROVIDER": "openai",
-            "OPENAI_BASE_URL": fake.base_url,
-            "OPENAI_API_KEY": "sk-bench",
-            "AI_REQUESTS_PER_MINUTE": str(limit_per_minute),
+        env = fake.worker_env(
+            AI_REQUESTS_PER_MINUTE=str(limit_per_minute),
             # The test provider counts requests only; a token budget would bind first.
-            "AI_TOKENS_PER_MINUTE": str(10**9),
-        }
+            AI_TOKENS_PER_MINUTE=str(10**9),
+        )
         async with deployment(stack, "orchestrator", "workers", "workers-2", env=env) as deployed:
-            made = deployed.new_sites(sites, keywords)
-            async with watch(deployed) as watcher:
-                run_ids, began = await deployed.start_runs(made, RunConfig(stage_concurrency=8))
-                states = await watcher.finished(run_ids)
-                durations = [watcher.ended[run_id] - began for run_id in run_ids]
+            runs = await deployed.run_new_sites(sites, keywords, RunConfig(stage_concurrency=8))
         stats = fake.stats()
         times = fake.answer_times()
     finally:
         fake.stop()
-    waits, cost, failed = recorded(stack.engine, run_ids)
+    waits, cost, failed = recorded(stack.engine, runs.run_ids)
     return ProviderFigures(
         sites=sites,
         keywords=keywords,
@@ -121,12 +114,12 @@ async def under_limit(
         paces=paces(times, limit_per_minute),
         calls=stats["calls"],
         rate_limited=stats["rate_limited"],
-        slowest=max(durations),
-        fastest=min(durations),
+        slowest=max(runs.seconds),
+        fastest=min(runs.seconds),
         waits_ms=waits,
         failed_items=failed,
         cost_usd=cost,
-        unfinished=sum(state.status != "completed" for state in states),
+        unfinished=sum(state.status != "completed" for state in runs.states),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.values import RunConfig
-from tests.bench.harness import Stack, deployment, steps_of, watch
+from tests.bench.harness import Stack, deployment, steps_of
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,14 @@ async def sites_at_once(
     stack: Stack, name: str, sites: int, keywords: int, config: RunConfig, latency_ms: int = 0
 ) -> Throughput:
     async with deployment(stack, "orchestrator", "workers", latency_ms=latency_ms) as deployed:
-        made = deployed.new_sites(sites, keywords)
-        async with watch(deployed) as watcher:
-            run_ids, began = await deployed.start_runs(made, config)
-            states = await watcher.finished(run_ids)
-            durations = [watcher.ended[run_id] - began for run_id in run_ids]
+        runs = await deployed.run_new_sites(sites, keywords, config)
     return Throughput(
         name=name,
         runs=sites,
-        steps=sum(steps_of(state) for state in states),
-        seconds=max(durations),
-        slowest=max(durations),
-        fastest=min(durations),
+        steps=sum(steps_of(state) for state in runs.states),
+        seconds=max(runs.seconds),
+        slowest=max(runs.seconds),
+        fastest=min(runs.seconds),
     )
 
 

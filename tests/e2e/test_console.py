@@ -13,7 +13,6 @@ import io
 import re
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 from uuid import UUID
 
 import pytest
@@ -30,9 +29,8 @@ from tests.support.browser import (
     shoot,
     sign_in,
 )
-from tests.support.gateway import API, console_script, make_tenant
+from tests.support.gateway import API, Console, console_script, make_tenant, start_console
 from tests.support.pipeline import SAMPLE, sample_keywords
-from tests.support.services import free_port
 from tests.support.webhook_rows import NOWHERE, NOWHERE_NETWORK, insert_attempt, remove_endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -66,26 +64,18 @@ window.EventSource = class extends window.EventSource {
 
 
 @pytest.fixture
-def console(services) -> SimpleNamespace:
+def console(services) -> Console:
     """The four services; `url` is the gateway's, `gateway` its process (to restart it)."""
-    port = free_port()
     for name in ("log-sink", "orchestrator"):
         services.start(name, console_script(name), timeout=90)
     services.start("stage-worker", console_script("stage-worker"), env=WORKER_ENV, timeout=90)
     # A fixed secret, so sessions outlive a restart of the gateway, as with several instances.
-    env = {"GATEWAY_PORT": str(port), "SESSION_SECRET": uuid.uuid4().hex}
-    gateway = services.start("gateway", console_script("api-gateway"), env=env)
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}", gateway=gateway)
-
-
-@pytest.fixture
-def csp_violations() -> list[str]:
-    """What the Content-Security-Policy refused on any page the test's browser showed."""
-    return []
+    return start_console(services, env={"SESSION_SECRET": uuid.uuid4().hex})
 
 
 @pytest.fixture
 def page(browser, console, csp_violations):
+    """A page on the console that records what the processing card showed."""
     yield from console_page(browser, console.url, csp_violations, BAR_RECORDER)
 
 
@@ -469,13 +459,10 @@ def test_held_back_items_are_retried_from_the_stage_cards(page, db, console, csp
 
 
 @pytest.fixture
-def hooks_console(services) -> SimpleNamespace:
+def hooks_console(services) -> Console:
     """A gateway alone (the webhooks view needs no run), whose endpoints may point at
     TEST-NET-1, where nothing answers."""
-    port = free_port()
-    env = {"GATEWAY_PORT": str(port), "WEBHOOK_ALLOWED_NETWORKS": NOWHERE_NETWORK}
-    services.start("gateway", console_script("api-gateway"), env=env)
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}")
+    return start_console(services, env={"WEBHOOK_ALLOWED_NETWORKS": NOWHERE_NETWORK})
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -20,35 +19,11 @@ from api_gateway.run_commands import new_run_id
 from contracts import events as ev
 from contracts.db import tables as t
 from contracts.values import ItemRef
-from tests.support.browser import (
-    assert_accessible,
-    assert_no_csp_violations,
-    console_page,
-    shoot,
-    sign_in,
-)
-from tests.support.gateway import API, console_script, insert_run, make_tenant, run_event
+from tests.support.browser import assert_accessible, assert_no_csp_violations, shoot, sign_in
+from tests.support.gateway import API, insert_run, make_tenant, run_event
 from tests.support.kafka import publish
-from tests.support.services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-
-@pytest.fixture
-def gateway_alone(services) -> SimpleNamespace:
-    port = free_port()
-    services.start("gateway", console_script("api-gateway"), env={"GATEWAY_PORT": str(port)})
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture
-def csp_violations() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(browser, gateway_alone, csp_violations):
-    yield from console_page(browser, gateway_alone.url, csp_violations)
 
 
 def economy_history(db, tenant) -> str:
@@ -108,8 +83,8 @@ def run_waiting_for_the_providers_batch(db, stack, topics, tenant, since: dateti
     return run_id
 
 
-def test_economy_mode_in_the_console(page, db, stack, topics, gateway_alone, csp_violations):
-    tenant = make_tenant(db, gateway_alone, credits=1000)
+def test_economy_mode_in_the_console(page, db, stack, topics, console, csp_violations):
+    tenant = make_tenant(db, console, credits=1000)
     base = f"/sites/{tenant.site_id}"
     finished = economy_history(db, tenant)
     since = datetime.now(UTC) - timedelta(hours=1)

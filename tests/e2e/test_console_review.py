@@ -9,7 +9,6 @@ page's Content-Security-Policy. Screenshots land in tmp/artifacts."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -18,16 +17,9 @@ from playwright.sync_api import Page, expect
 from api_gateway.run_commands import new_run_id
 from contracts.db import tables as t
 from stage_workers.ai.png import draw_from_prompt
-from tests.support.browser import (
-    assert_accessible,
-    assert_no_csp_violations,
-    console_page,
-    shoot,
-    sign_in,
-)
+from tests.support.browser import assert_accessible, assert_no_csp_violations, shoot, sign_in
 from tests.support.content import add_article
-from tests.support.gateway import API, console_script, make_tenant
-from tests.support.services import free_port
+from tests.support.gateway import API, make_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 HOSTILE = (
@@ -37,25 +29,6 @@ HOSTILE = (
 BODY = (
     "# {title}\n\nWhy it matters.\n\n## First part\n\nSome words here.\n\n## Second part\n\nMore."
 )
-
-
-@pytest.fixture
-def review_console(services) -> SimpleNamespace:
-    """A gateway alone: reviewing needs no run, only articles in review."""
-    port = free_port()
-    services.start("gateway", console_script("api-gateway"), env={"GATEWAY_PORT": str(port)})
-    media = Path(services.base_env["MEDIA_DIR"])
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}", media_dir=media)
-
-
-@pytest.fixture
-def csp_violations() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(browser, review_console, csp_violations):
-    yield from console_page(browser, review_console.url, csp_violations)
 
 
 @pytest.fixture
@@ -124,12 +97,10 @@ def no_sideways_scroll(page: Page) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
-def test_a_reviewer_reads_edits_and_approves_an_article(
-    page, db, review_console, csp_violations, alarms
-):
-    tenant = make_tenant(db, review_console)
-    first = article(db, review_console, tenant.site_id, "What is SEO")
-    second = article(db, review_console, tenant.site_id, "Keyword research")
+def test_a_reviewer_reads_edits_and_approves_an_article(page, db, console, csp_violations, alarms):
+    tenant = make_tenant(db, console)
+    first = article(db, console, tenant.site_id, "What is SEO")
+    second = article(db, console, tenant.site_id, "Keyword research")
     open_review(page, tenant)
     expect(page.locator(".review-item")).to_have_count(2)
     line = page.locator(f'.review-item[data-content="{first}"]')
@@ -216,11 +187,9 @@ def test_a_reviewer_reads_edits_and_approves_an_article(
     assert_no_csp_violations(page, csp_violations)
 
 
-def test_a_hostile_body_shows_as_text_and_runs_nothing(
-    page, db, review_console, csp_violations, alarms
-):
-    tenant = make_tenant(db, review_console)
-    hostile = article(db, review_console, tenant.site_id, "Hostile", HOSTILE)
+def test_a_hostile_body_shows_as_text_and_runs_nothing(page, db, console, csp_violations, alarms):
+    tenant = make_tenant(db, console)
+    hostile = article(db, console, tenant.site_id, "Hostile", HOSTILE)
     page.add_init_script("window.__alerts = 0; window.alert = () => { window.__alerts += 1; };")
     open_review(page, tenant)
     page.goto(f"/sites/{tenant.site_id}/review/{hostile}")
@@ -237,11 +206,9 @@ def test_a_hostile_body_shows_as_text_and_runs_nothing(
     assert_no_csp_violations(page, csp_violations)
 
 
-def test_three_articles_reviewed_with_the_keyboard_alone(
-    page, db, review_console, csp_violations, alarms
-):
-    tenant = make_tenant(db, review_console)
-    ids = [article(db, review_console, tenant.site_id, f"Article {n}") for n in (1, 2, 3, 4)]
+def test_three_articles_reviewed_with_the_keyboard_alone(page, db, console, csp_violations, alarms):
+    tenant = make_tenant(db, console)
+    ids = [article(db, console, tenant.site_id, f"Article {n}") for n in (1, 2, 3, 4)]
     page.goto("/")
     expect(page.get_by_label("API token")).to_be_focused()
     page.keyboard.type(tenant.token)

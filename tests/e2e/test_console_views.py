@@ -17,16 +17,9 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from contracts.db import tables as t
-from tests.support.browser import (
-    assert_accessible,
-    assert_no_csp_violations,
-    console_page,
-    shoot,
-    sign_in,
-)
+from tests.support.browser import assert_accessible, assert_no_csp_violations, shoot, sign_in
 from tests.support.content import add_article
-from tests.support.gateway import console_script, insert_run, insert_stage, make_tenant
-from tests.support.services import free_port
+from tests.support.gateway import insert_run, insert_stage, make_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 VIEWS = {  # name of the link -> the address after /sites/{id}, and what shows it
@@ -38,24 +31,6 @@ VIEWS = {  # name of the link -> the address after /sites/{id}, and what shows i
     "Review": ("/review", "#queue"),
     "Webhooks": ("/webhooks", "#hooks-message"),
 }
-
-
-@pytest.fixture
-def views_console(services) -> SimpleNamespace:
-    """A gateway alone: the views read what the database holds."""
-    port = free_port()
-    services.start("gateway", console_script("api-gateway"), env={"GATEWAY_PORT": str(port)})
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture
-def csp_violations() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(browser, views_console, csp_violations):
-    yield from console_page(browser, views_console.url, csp_violations)
 
 
 def site_with_history(db, console) -> SimpleNamespace:
@@ -96,9 +71,9 @@ def view_link(page: Page, name: str):
 
 
 def test_each_view_has_its_address_and_back_and_forward_move_between_them(
-    page, db, views_console, csp_violations
+    page, db, console, csp_violations
 ):
-    site = site_with_history(db, views_console)
+    site = site_with_history(db, console)
     tenant = site.tenant
     base = f"/sites/{tenant.site_id}"
     sign_in(page, tenant.token, tenant.site_id)
@@ -175,10 +150,10 @@ def test_each_view_has_its_address_and_back_and_forward_move_between_them(
     assert_no_csp_violations(page, csp_violations)
 
 
-def test_every_view_passes_axe_and_fits_390_pixels(page, db, views_console):
+def test_every_view_passes_axe_and_fits_390_pixels(page, db, console):
     """axe-core finds no serious or critical violation on any view, and at 390 px no view
     scrolls sideways."""
-    site = site_with_history(db, views_console)
+    site = site_with_history(db, console)
     base = f"/sites/{site.tenant.site_id}"
     sign_in(page, site.tenant.token, site.tenant.site_id)
     addresses = {

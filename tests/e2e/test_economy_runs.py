@@ -70,6 +70,18 @@ async def economy_run(db, pipeline: Pipeline, services, fake: FakeOpenAI) -> tup
     return site, await pipeline.start(site, config=ECONOMY), workers
 
 
+async def assert_run_completes_whole(
+    db: sa.Engine, pipeline: Pipeline, site: Site, run_id: str, timeout: float = 420
+) -> dict[str, int]:
+    """Wait for the run to end: it completed, with every output of the site once and nothing
+    half-written. What it made, counted."""
+    state = await pipeline.finished(run_id, timeout=timeout)
+    assert state.status == "completed", state.error
+    made = counts(db, site.site_id)
+    assert_whole_and_unique(db, site.site_id, made)
+    return made
+
+
 def batches_of(fake: FakeOpenAI, run_id: str) -> int:
     """The provider batches the test provider made for the run (named in their metadata)."""
     return sum(1 for b in fake.batches.batches.values() if b.metadata.get("run_id") == run_id)
@@ -122,11 +134,8 @@ async def test_a_worker_killed_while_it_waits_creates_no_second_batch(db, pipeli
     assert waiting.stage(1).provider_batch.total >= 1
     first.kill9()
     services.start("workers-again", "stage-worker", env=worker_env(fake))
-    state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
-    made = counts(db, site.site_id)
-    assert_whole_and_unique(db, site.site_id, made)
+    made = await assert_run_completes_whole(db, pipeline, site, run_id)
     assert charged(db, site.account_id) == expected_credits(6, made)
     assert batches_of(fake, run_id) == AI_STAGES
     assert "call" not in calls_by_route(db, run_id)
@@ -135,11 +144,8 @@ async def test_a_worker_killed_while_it_waits_creates_no_second_batch(db, pipeli
 async def test_an_expired_batch_is_sent_again_then_made_call_by_call(db, pipeline, services, fake):
     fake.batches.expire_after = 1  # every batch answers one request, then expires
     site, run_id, _ = await economy_run(db, pipeline, services, fake)
-    state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
-    made = counts(db, site.site_id)
-    assert_whole_and_unique(db, site.site_id, made)
+    made = await assert_run_completes_whole(db, pipeline, site, run_id)
     assert charged(db, site.account_id) == expected_credits(6, made)
     rounds = {row.round for row in provider_batches(db, run_id)}
     assert rounds == {1, 2}
@@ -184,10 +190,8 @@ async def test_a_worker_killed_between_upload_and_create_makes_one_batch(
     first.kill9()
     fake.batches.refuse_creates = False
     services.start("workers-again", "stage-worker", env=worker_env(fake))
-    state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
-    assert_whole_and_unique(db, site.site_id, counts(db, site.site_id))
+    await assert_run_completes_whole(db, pipeline, site, run_id)
     assert batches_of(fake, run_id) == AI_STAGES
     uploads = [f for f in fake.batches.files.values() if f.filename.startswith(run_id)]
     assert len(uploads) == AI_STAGES  # the recorded upload was used, not made again
@@ -198,12 +202,10 @@ async def test_a_batch_whose_creation_answer_was_lost_is_found_not_made_again(
 ):
     fake.batches.lose_created = 2
     site, run_id, _ = await economy_run(db, pipeline, services, fake)
-    state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
+    await assert_run_completes_whole(db, pipeline, site, run_id)
     assert fake.batches.lose_created == 0
     assert batches_of(fake, run_id) == AI_STAGES
-    assert_whole_and_unique(db, site.site_id, counts(db, site.site_id))
 
 
 async def test_a_pause_while_waiting_holds_the_answers_until_the_resume(
@@ -224,11 +226,8 @@ async def test_a_pause_while_waiting_holds_the_answers_until_the_resume(
     assert counts(db, site.site_id)["clusters"] == 0  # answered at the provider, held there
 
     await pipeline.send(command(site, cmd.ResumeRun(run_id=run_id), run_id))
-    state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
-    made = counts(db, site.site_id)
-    assert_whole_and_unique(db, site.site_id, made)
+    made = await assert_run_completes_whole(db, pipeline, site, run_id)
     assert charged(db, site.account_id) == expected_credits(6, made)
     assert batches_of(fake, run_id) == AI_STAGES  # stage 1's was waited for, not made again
 
@@ -252,10 +251,8 @@ async def test_the_providers_webhook_ends_the_wait_before_the_next_poll(
     )
     site = new_site(db, keyword_count=6, credits=100_000)
     run_id = await pipeline.start(site, config=ECONOMY)
-    state = await pipeline.finished(run_id, timeout=600)
 
-    assert state.status == "completed", state.error
-    assert_whole_and_unique(db, site.site_id, counts(db, site.site_id))
+    await assert_run_completes_whole(db, pipeline, site, run_id, timeout=600)
     woken = re.search(r"^stage_worker_provider_batch_wakeups_total (\S+)$", workers.metrics(), re.M)
     assert woken is not None and float(woken.group(1)) >= AI_STAGES
 
@@ -270,11 +267,9 @@ async def test_an_outage_of_the_batch_interface_is_waited_out(db, pipeline, serv
     assert "batch interface" in waiting.stage(1).waiting.reason
     assert waiting.status == "running"  # a wait, not a failure
     fake.outage(None)
-    state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
+    await assert_run_completes_whole(db, pipeline, site, run_id)
     assert failed_items(db, run_id) == 0
-    assert_whole_and_unique(db, site.site_id, counts(db, site.site_id))
     assert batches_of(fake, run_id) == AI_STAGES
 
 
@@ -314,11 +309,8 @@ async def test_answers_written_in_part_are_finished_by_another_worker_once(
     services.start("workers-again", "stage-worker", env=worker_env(fake))
     set_balance(db, site.account_id, 100_000)
     await pipeline.send(command(site, cmd.ResumeRun(run_id=run_id), run_id))
-    state = await pipeline.finished(run_id, timeout=420)
 
-    assert state.status == "completed", state.error
-    made = counts(db, site.site_id)
-    assert_whole_and_unique(db, site.site_id, made)
+    made = await assert_run_completes_whole(db, pipeline, site, run_id)
     assert charged(db, site.account_id) == expected_credits(6, made)
     assert batches_of(fake, run_id) == AI_STAGES  # the held answers were read, not asked again
     assert calls_recorded_twice(db, run_id) == []

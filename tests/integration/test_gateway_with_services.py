@@ -13,18 +13,15 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from tests.support.gateway import API, console_script, make_tenant
-from tests.support.services import free_port
+from tests.support.gateway import API, console_script, make_tenant, start_console
 from tests.support.wait import wait_until
 
 
 def _start_all(services, worker_env: dict[str, str] | None = None) -> tuple[str, dict]:
-    port = free_port()
     for name in ("log-sink", "orchestrator"):
         services.start(name, console_script(name), timeout=90)
     services.start("stage-worker", console_script("stage-worker"), env=worker_env, timeout=90)
-    services.start("gateway", console_script("api-gateway"), env={"GATEWAY_PORT": str(port)})
-    return f"http://127.0.0.1:{port}", services.base_env
+    return start_console(services).url, services.base_env
 
 
 @pytest.fixture

@@ -17,15 +17,15 @@ from contracts.state import fold
 from contracts.values import RunConfig
 from tests.support.kafka import end_offsets, publish, read_until
 from tests.support.orchestrator import (
-    ITEMS_PER_STAGE,
-    FakeWorkers,
+    assert_run_completed,
     command,
     events_of_site,
-    of_run,
+    run_completed,
     stage_offsets,
     start_orchestrator,
     start_run,
     unique_site,
+    workers_playing,
 )
 
 
@@ -55,28 +55,18 @@ async def test_one_run_per_site_runs_all_stages_and_resumes_after_a_restart(
     run_id = started[0].run_id
     assert {(m.data.code, m.data.active_run_id) for m in rejected} == {("active_run", run_id)}
 
-    workers = FakeWorkers(kafka_bootstrap, topics, run_id, hold_stage=4)
-    playing = asyncio.create_task(workers.run(stages_start))
-    try:
+    async with workers_playing(
+        kafka_bootstrap, topics, run_id, stages_start, hold_stage=4
+    ) as workers:
         await asyncio.wait_for(workers.holding.wait(), 60)
         await asyncio.to_thread(orchestrator.stop)
         workers.release.set()  # stage 4 starts while no orchestrator runs
         orchestrator = await asyncio.to_thread(start_orchestrator, services, "orchestrator-2")
+        events = await run_completed(kafka_bootstrap, events_start, site, run_id)
 
-        def finished(events):
-            return any(isinstance(m.data, ev.RunCompleted) for m in of_run(events, run_id))
-
-        events = of_run(await events_of_site(kafka_bootstrap, events_start, site, finished), run_id)
-    finally:
-        playing.cancel()
-
-    state = fold(events)
-    assert state.status == "completed"
-    assert [s.status for s in state.stages] == ["completed"] * 7
-    assert [s.processed_count for s in state.stages[:6]] == [ITEMS_PER_STAGE] * 6
-    [completed] = [m.data for m in events if isinstance(m.data, ev.RunCompleted)]
     # What the restarted orchestrator folded is what the test folds from the stream.
-    assert completed.credits_used == state.credits_used == sum(range(1, 7)) * ITEMS_PER_STAGE
+    state, completed = assert_run_completed(events)
+    assert [s.status for s in state.stages] == ["completed"] * 7
     assert completed.ready_for_review == tuple(i.id for i in workers.items(7))
     for m in events:
         if isinstance(m.data, ev.StageCompleted):
@@ -173,9 +163,7 @@ async def test_a_run_paused_for_credits_resumes_by_itself_once_they_are_added(
         site_id=site,
         run_id=run_id,
     )
-    workers = FakeWorkers(kafka_bootstrap, topics, run_id, broke_at_stage=2)
-    playing = asyncio.create_task(workers.run(stages_start))
-    try:
+    async with workers_playing(kafka_bootstrap, topics, run_id, stages_start, broke_at_stage=2):
         await publish(kafka_bootstrap, topics.run_commands, start)
 
         def paused(events):
@@ -184,13 +172,7 @@ async def test_a_run_paused_for_credits_resumes_by_itself_once_they_are_added(
         await events_of_site(kafka_bootstrap, events_start, site, paused)
         with db.begin() as conn:
             accounts.add_credits(conn, account, 1000)
-
-        def finished(events):
-            return any(isinstance(m.data, ev.RunCompleted) for m in events)
-
-        events = of_run(await events_of_site(kafka_bootstrap, events_start, site, finished), run_id)
-    finally:
-        playing.cancel()
+        events = await run_completed(kafka_bootstrap, events_start, site, run_id)
     [pause] = [m.data for m in events if isinstance(m.data, ev.RunPaused)]
     [resume] = [m.data for m in events if isinstance(m.data, ev.RunResumed)]
     assert pause.reason.startswith("insufficient_credits")

@@ -12,18 +12,17 @@ import sqlalchemy as sa
 from contracts import commands as cmd
 from contracts import events as ev
 from contracts.db import tables as t
-from contracts.state import fold
 from tests.support.kafka import end_offsets, publish
 from tests.support.orchestrator import (
-    ITEMS_PER_STAGE,
-    FakeWorkers,
+    assert_run_completed,
     command,
     events_of_site,
-    of_run,
+    run_completed,
     stage_offsets,
     start_orchestrator,
     start_run,
     unique_site,
+    workers_playing,
 )
 from tests.support.runs import complete_run
 from tests.support.wait import wait_until
@@ -69,9 +68,9 @@ async def test_killed_mid_run_the_next_instance_folds_the_tail_and_completes_the
     await publish(kafka_bootstrap, topics.run_commands, start)
     run_id = start.data.run_id
 
-    workers = FakeWorkers(kafka_bootstrap, topics, run_id, hold_stage=4)
-    playing = asyncio.create_task(workers.run(stages_start))
-    try:
+    async with workers_playing(
+        kafka_bootstrap, topics, run_id, stages_start, hold_stage=4
+    ) as workers:
         await asyncio.wait_for(workers.holding.wait(), 60)
         # Every partition's snapshot reaches the end of the stream, then the instance dies
         # without a chance to write another.
@@ -96,22 +95,12 @@ async def test_killed_mid_run_the_next_instance_folds_the_tail_and_completes_the
             start_orchestrator, services, "orchestrator-snap-2", **OFTEN
         )
         scraped = second.metrics()
-
-        def finished(events):
-            return any(isinstance(m.data, ev.RunCompleted) for m in of_run(events, run_id))
-
-        events = of_run(await events_of_site(kafka_bootstrap, events_start, site, finished), run_id)
-    finally:
-        playing.cancel()
+        events = await run_completed(kafka_bootstrap, events_start, site, run_id)
 
     assert metric(scraped, 'orchestrator_snapshots_total{outcome="loaded"}') >= 1
     replayed = metric(scraped, "orchestrator_replayed_events")
     assert replayed < total / 4, f"folded {replayed} of {total} events"
-    state = fold(events)
-    assert state.status == "completed"
-    assert [s.processed_count for s in state.stages[:6]] == [ITEMS_PER_STAGE] * 6
-    [completed] = [m.data for m in events if isinstance(m.data, ev.RunCompleted)]
-    assert completed.credits_used == state.credits_used == sum(range(1, 7)) * ITEMS_PER_STAGE
+    assert_run_completed(events)
     # Decided as without a snapshot: each batch dispatched once, at its first attempt.
     dispatches = [m.data for m in events if isinstance(m.data, ev.StageBatchDispatched)]
     assert len(dispatches) == len({d.batch_id for d in dispatches})

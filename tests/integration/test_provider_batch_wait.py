@@ -15,18 +15,16 @@ from api_gateway.run_commands import new_run_id
 from contracts import events as ev
 from contracts import run_logs
 from contracts.values import ItemRef
-from tests.support.gateway import console_script, make_tenant, run_event
+from tests.support.gateway import console_script, make_tenant, run_event, start_console
 from tests.support.kafka import publish
-from tests.support.services import free_port
 from tests.support.wait import wait_until
 
 
 @pytest.fixture
 def sink_and_gateway(services) -> SimpleNamespace:
-    port = free_port()
     services.start("log-sink", console_script("log-sink"), timeout=90)
-    services.start("gateway", console_script("api-gateway"), env={"GATEWAY_PORT": str(port)})
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}", logs=services.base_env["LOG_BASE_DIR"])
+    url = start_console(services).url
+    return SimpleNamespace(url=url, logs=services.base_env["LOG_BASE_DIR"])
 
 
 def report(status: str, completed: int, failed: int, since: datetime):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.ai.png import draw_from_prompt
 from tests.support.fake_batches import FakeBatches
 
@@ -128,6 +129,19 @@ class Raw:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class ManualClock:
+    """Time for a FakeOpenAI that passes only when a test says so."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class FakeOpenAI:
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, port: int = 0) -> None:
         self.failures: deque[int] = deque()  # statuses to answer before succeeding
@@ -213,6 +227,16 @@ class FakeOpenAI:
         """The environment of a stage-worker process that calls this provider."""
         provider = {"AI_PROVIDER": "openai", "OPENAI_BASE_URL": self.base_url}
         return provider | {"OPENAI_API_KEY": "sk-test"} | settings
+
+    def provider(self, text_model: str = "gpt-4o-mini") -> OpenAIProvider:
+        """The stage workers' OpenAIProvider (the real SDK), calling this provider."""
+        return OpenAIProvider(
+            base_url=self.base_url,
+            api_key="test",
+            text_model=text_model,
+            image_model="img-test",
+            timeout_seconds=5,
+        )
 
     def stats(self) -> dict:
         with self._lock:

@@ -26,7 +26,7 @@ from contracts.db import tables as t
 from contracts.envelope import Envelope, Payload, new_message
 from contracts.topics import Topics
 from tests.support.kafka import publish
-from tests.support.services import Services, free_port
+from tests.support.services import ServiceProcess, Services, free_port
 from tests.support.wait import wait_until_async
 
 API = "/api/v1/automation"
@@ -100,7 +100,25 @@ def console_script(name: str) -> str:
     return shutil.which(name) or str(Path(sys.executable).parent / name)
 
 
-def make_tenant(db: sa.Engine, gateway: Gateway, credits: int = 0) -> Tenant:
+@dataclass
+class Console:
+    """The gateway, which serves the API and the web console, as a process of a test's
+    Services."""
+
+    url: str
+    gateway: ServiceProcess
+    media_dir: Path
+
+
+def start_console(services: Services, env: dict[str, str] | None = None) -> Console:
+    """The gateway as a process of `services`, on a port of its own, with `env` added."""
+    port = free_port()
+    env = {"GATEWAY_PORT": str(port), **(env or {})}
+    gateway = services.start("gateway", console_script("api-gateway"), env=env)
+    return Console(f"http://127.0.0.1:{port}", gateway, Path(services.base_env["MEDIA_DIR"]))
+
+
+def make_tenant(db: sa.Engine, gateway: Gateway | Console, credits: int = 0) -> Tenant:
     tag = uuid.uuid4().hex[:10]
     with db.begin() as conn:
         account_id = accounts.create_account(conn, f"account {tag}")

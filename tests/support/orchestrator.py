@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -15,6 +17,7 @@ from contracts import commands as cmd
 from contracts import events as ev
 from contracts.codec import decode, encode, kafka_headers
 from contracts.envelope import Envelope, Payload, deterministic_id, new_message
+from contracts.state import RunState, fold
 from contracts.values import ItemRef, RunConfig
 from tests.support.kafka import end_offsets, read_until
 
@@ -62,6 +65,26 @@ async def events_of_site(bootstrap, start, site, found, timeout=60.0) -> list[En
 
 def of_run(events: list[Envelope], run_id: str) -> list[Envelope]:
     return [m for m in events if m.run_id == run_id]
+
+
+async def run_completed(bootstrap, start, site, run_id: str) -> list[Envelope]:
+    """The run's events after `start`, read until they hold its RunCompleted."""
+
+    def finished(events) -> bool:
+        return any(isinstance(m.data, ev.RunCompleted) for m in of_run(events, run_id))
+
+    return of_run(await events_of_site(bootstrap, start, site, finished), run_id)
+
+
+def assert_run_completed(events: list[Envelope]) -> tuple[RunState, ev.RunCompleted]:
+    """The run, played by FakeWorkers, completed: every item of stages 1 to 6 processed, and the
+    credits of its RunCompleted those the test folds from the stream."""
+    state = fold(events)
+    assert state.status == "completed"
+    assert [s.processed_count for s in state.stages[:6]] == [ITEMS_PER_STAGE] * 6
+    [completed] = [m.data for m in events if isinstance(m.data, ev.RunCompleted)]
+    assert completed.credits_used == state.credits_used == sum(range(1, 7)) * ITEMS_PER_STAGE
+    return state, completed
 
 
 class FakeWorkers:
@@ -165,3 +188,17 @@ class FakeWorkers:
             key=message.key,
             headers=kafka_headers(message),
         )
+
+
+@asynccontextmanager
+async def workers_playing(
+    bootstrap: str, topics, run_id: str, start: dict, **options: int
+) -> AsyncIterator[FakeWorkers]:
+    """FakeWorkers for the run, answering stage commands after the offsets `start` until the
+    block ends."""
+    workers = FakeWorkers(bootstrap, topics, run_id, **options)
+    playing = asyncio.create_task(workers.run(start))
+    try:
+        yield workers
+    finally:
+        playing.cancel()

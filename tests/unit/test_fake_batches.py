@@ -13,26 +13,18 @@ import openai
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import FakeOpenAI, ManualClock
 
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"  # base64 of a 24-byte secret
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(1000.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def fake(clock: Clock) -> Iterator[FakeOpenAI]:
+def fake(clock: ManualClock) -> Iterator[FakeOpenAI]:
     server = FakeOpenAI(clock).start()
     server.batches.completion_seconds = 60
     yield server
@@ -77,9 +69,9 @@ def test_a_batch_is_answered_once_due_with_the_synchronous_content(client, fake,
     lines = [chat_line(f"item-{n}", topic) for n, topic in enumerate(["tea", "coffee", "cocoa"])]
     batch_id = submit(client, lines, run="r1", stage="4")
 
-    clock.now += 59
+    clock.advance(59)
     assert client.batches.retrieve(batch_id).status == "in_progress"
-    clock.now += 1
+    clock.advance(1)
     batch = client.batches.retrieve(batch_id)
 
     assert batch.status == "completed" and batch.error_file_id is None
@@ -97,7 +89,7 @@ def test_failing_requests_and_expiry_land_in_the_error_file(client, fake, clock)
     fake.batches.failing_ids = {"item-1"}
     fake.batches.expire_after = 3
     batch_id = submit(client, [chat_line(f"item-{n}", f"topic {n}") for n in range(5)])
-    clock.now += 60
+    clock.advance(60)
 
     batch = client.batches.retrieve(batch_id)
     assert batch.status == "expired" and batch.expired_at is not None
@@ -166,7 +158,7 @@ def test_the_end_of_a_batch_is_sent_as_a_signed_webhook(client, fake, clock):
     try:
         fake.batches.webhook = (f"http://127.0.0.1:{server.server_address[1]}/", SECRET)
         batch_id = submit(client, [chat_line("a", "x")])
-        clock.now += 60
+        clock.advance(60)
         client.batches.retrieve(batch_id)
         assert arrived.wait(10), "no webhook arrived"
     finally:

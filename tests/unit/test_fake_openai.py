@@ -18,7 +18,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from stage_workers.ai.openai_provider import CLUSTERS_FORMAT, IDEAS_FORMAT, PROMPTS_FORMAT
-from tests.support.fake_openai import FakeOpenAI, TokenBucket, go_duration
+from tests.support.fake_openai import FakeOpenAI, ManualClock, TokenBucket, go_duration
 
 MODEL = "gpt-4o-mini"
 CHAT = "/v1/chat/completions"
@@ -31,22 +31,9 @@ LIMIT_HEADERS = [
 RETRY_HEADERS = ["retry-after", "retry-after-ms"]
 
 
-class Clock:
-    """Time that passes only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture

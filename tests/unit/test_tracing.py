@@ -28,7 +28,6 @@ from contracts.values import ItemRef, RunConfig
 from log_sink.projection import Projector
 from stage_workers.ai.factory import gated_alone, offline_ai
 from stage_workers.ai.offline import OfflineProvider
-from stage_workers.ai.openai_provider import OpenAIProvider
 from stage_workers.gate.calls import SCOPE, CallScope
 from stage_workers.outbox import enqueue, sent_headers
 from tests.support.fake_openai import FakeOpenAI
@@ -318,14 +317,7 @@ async def test_an_image_is_generate_content(spans):
 async def test_an_openai_call_says_which_model_answered_and_why_it_stopped(spans):
     fake = FakeOpenAI().start()
     try:
-        provider = OpenAIProvider(
-            base_url=fake.base_url,
-            api_key="test",
-            text_model="gpt-4o-mini",
-            image_model="img-test",
-            timeout_seconds=5,
-        )
-        await ask_in_scope(gated_alone(provider), "write_ideas", "Coffee", ["cold brew"])
+        await ask_in_scope(gated_alone(fake.provider()), "write_ideas", "Coffee", ["cold brew"])
     finally:
         fake.stop()
     call = spans.get_finished_spans()[0]

@@ -25,25 +25,23 @@ async def _inline(function, *args):
     return function(*args)
 
 
-@pytest.fixture
-def provider(fake) -> OpenAIProvider:
-    return OpenAIProvider(
-        base_url=fake.base_url,
-        api_key="test",
-        text_model="gpt-4o-mini",
-        image_model="img-test",
-        timeout_seconds=5,
-    )
-
-
-@pytest.fixture
-def gated(fake, provider) -> GatedAI:
+def gated_ai(fake, provider: OpenAIProvider) -> GatedAI:
     """The provider behind a gate with no shared lanes (no database): admission is immediate,
     what follows an error is the gate's call."""
     settings = WorkerSettings(ai_provider="openai", openai_base_url=fake.base_url)
     return GatedAI(
         provider, lanes(settings, provider), Gate(None, Rules(), _inline), FAST, DEFAULT_PRICES
     )
+
+
+@pytest.fixture
+def provider(fake) -> OpenAIProvider:
+    return fake.provider()
+
+
+@pytest.fixture
+def gated(fake, provider) -> GatedAI:
+    return gated_ai(fake, provider)
 
 
 @pytest.fixture
@@ -135,16 +133,7 @@ async def test_an_answered_call_is_recorded_with_its_usage_and_cost(fake, gated,
 
 
 async def test_a_model_the_price_table_does_not_know_costs_unknown_not_a_guess(fake, scope):
-    provider = OpenAIProvider(
-        base_url=fake.base_url,
-        api_key="test",
-        text_model="gpt-unknown",
-        image_model="img-test",
-        timeout_seconds=5,
-    )
-    settings = WorkerSettings(ai_provider="openai", openai_base_url=fake.base_url)
-    gate = Gate(None, Rules(), _inline)
-    gated = GatedAI(provider, lanes(settings, provider), gate, FAST, DEFAULT_PRICES)
+    gated = gated_ai(fake, fake.provider(text_model="gpt-unknown"))
     fake.chat_answers.append(json.dumps({"ideas": [{"title": "A", "outline": "o"}]}))
     await gated.write_ideas("c", ["k"])
     (record,) = scope.records
