@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -60,27 +61,35 @@ def webhook(event_type: str, batch_id: str, secret: str = SECRET) -> tuple[str, 
     return body, headers
 
 
-def heard(channel: psycopg.Connection) -> list[str]:
-    return [notice.payload for notice in channel.notifies(timeout=2.0)]
+def heard(channel: psycopg.Connection, batch_id: str) -> list[str]:
+    """What the channel passed on about `batch_id`. The channel is the database's, so tests
+    running beside this one (economy runs with their own webhooks) may be heard on it too."""
+    return [n.payload for n in channel.notifies(timeout=2.0) if n.payload == batch_id]
+
+
+def batch_id(name: str) -> str:
+    return f"batch_{name}_{uuid.uuid4().hex[:8]}"
 
 
 def test_a_signed_batch_end_is_passed_on_to_the_workers(signed_gateway, channel):
-    body, headers = webhook("batch.completed", "batch_signed_1")
+    signed = batch_id("signed")
+    body, headers = webhook("batch.completed", signed)
     answer = httpx.post(signed_gateway.url + ROUTE, content=body, headers=headers)
 
     assert answer.status_code == 204, answer.text
-    assert heard(channel) == ["batch_signed_1"]
+    assert heard(channel, signed) == [signed]
 
 
 def test_a_wrong_signature_is_refused_and_passed_on_to_nobody(signed_gateway, channel):
     other = "whsec_" + base64.b64encode(b"not the secret the gateway knows").decode()
-    body, headers = webhook("batch.completed", "batch_forged", secret=other)
+    forged_id = batch_id("forged")
+    body, headers = webhook("batch.completed", forged_id, secret=other)
     forged = httpx.post(signed_gateway.url + ROUTE, content=body, headers=headers)
     unsigned = httpx.post(signed_gateway.url + ROUTE, content=body)
 
     assert forged.status_code == unsigned.status_code == 400
     assert "signed" in forged.json()["detail"]
-    assert heard(channel) == []
+    assert heard(channel, forged_id) == []
 
 
 def test_without_a_secret_the_route_is_not_there(gateway):
