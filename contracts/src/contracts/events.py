@@ -221,13 +221,19 @@ class StageFailed(StageEvent):
     error: str
 
 
-RUN_EVENTS: tuple[type[Payload], ...] = (
+# The events that answer a run command: their causation id is the command's message id, which is
+# how the gateway matches an answer to its request and how the orchestrator knows a command is
+# already handled.
+COMMAND_OUTCOMES: tuple[type[Payload], ...] = (
     RunStarted,
     RunRejected,
     CommandRejected,
     RunPaused,
     RunResumed,
     RunCancelled,
+)
+RUN_EVENTS: tuple[type[Payload], ...] = (
+    *COMMAND_OUTCOMES,
     RunCompleted,
     RunFailed,
     StageStarted,
@@ -241,17 +247,6 @@ RUN_EVENTS: tuple[type[Payload], ...] = (
     StageWaitingForProviderBatch,
     StageCompleted,
     StageFailed,
-)
-# The events that answer a run command: their causation id is the command's message id, which is
-# how the gateway matches an answer to its request and how the orchestrator knows a command is
-# already handled.
-COMMAND_OUTCOMES: tuple[type[Payload], ...] = (
-    RunStarted,
-    RunRejected,
-    CommandRejected,
-    RunPaused,
-    RunResumed,
-    RunCancelled,
 )
 # The events after which a run has ended, each with the status it ends in. Every "has this run
 # ended?" in the services (the fold's FINISHED, the live stream's close, the workers' stop watch,
