@@ -48,7 +48,8 @@ def bring_up() -> Infrastructure:
     is not already up (and stopped again at the end unless KEEP_STACK is set)."""
     from local_stack import stack as local_stack
 
-    if os.environ.get("TEST_STACK") == "testcontainers":
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL")
+    if os.environ.get("TEST_STACK") == "testcontainers" and not given:
         containers = from_testcontainers()
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = containers.kafka_bootstrap
         os.environ["DATABASE_URL"] = containers.database_url

@@ -6,7 +6,7 @@ import inspect
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from local_stack import kafka, postgres, services
@@ -111,12 +111,11 @@ def _ensure_servers(
     settings: StackSettings, paths: StackPaths, report: Report
 ) -> tuple[list[int], bool]:
     """Kafka and PostgreSQL side by side: each mostly waits (for a download, a JVM, initdb), so
-    together they take as long as the slower one. If either fails, what the other started is
-    stopped again."""
+    together they take as long as the slower one (leaving the pool waits for both). If either
+    fails, what the other started is stopped again."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stack-up") as pool:
         kafka_up = pool.submit(_ensure_kafka, settings, report)
         postgres_up = pool.submit(_ensure_postgres, settings, paths, report)
-        wait([kafka_up, postgres_up])
     failure = kafka_up.exception() or postgres_up.exception()
     if failure is not None:
         _stop_started(
