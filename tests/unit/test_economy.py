@@ -13,7 +13,7 @@ from contracts.values import ItemRef
 from stage_workers.ai.base import ArticleDraft, Usage
 from stage_workers.ai.openai_provider import CHAT, IMAGES, OpenAIProvider
 from stage_workers.ai.prices import DEFAULT_PRICES
-from stage_workers.ai.provider_batches import _line, request_line
+from stage_workers.ai.provider_batches import parse_line, request_line
 from stage_workers.batch import Unit
 from stage_workers.economy import _asked
 from stage_workers.gate.journal import UnitKey
@@ -62,15 +62,15 @@ def test_a_call_becomes_a_line_and_its_answer_is_read_back():
 
 
 def test_output_and_error_lines_are_read_with_their_reason():
-    answered = _line({"custom_id": "a", "response": {"status_code": 200, "body": {"x": 1}}})
-    expired = _line(
+    answered = parse_line({"custom_id": "a", "response": {"status_code": 200, "body": {"x": 1}}})
+    expired = parse_line(
         {
             "custom_id": "b",
             "response": None,
             "error": {"code": "batch_expired", "message": "not executed in time"},
         }
     )
-    failed = _line(
+    failed = parse_line(
         {
             "custom_id": "c",
             "response": {
@@ -92,12 +92,12 @@ def test_answered_and_refused_lines_count_and_the_rest_go_to_the_next_round():
     by_id = {p.custom_id: p for p in map(pending, range(1, 6))}
     row = ProviderBatch("n", 1, CHAT, tuple(by_id), datetime.now(UTC))
     lines = [
-        _line({"custom_id": "run:4:1", "response": {"status_code": 200, "body": {}}}),
-        _line({"custom_id": "run:4:2", "response": {"status_code": 400, "body": {}}}),
-        _line({"custom_id": "run:4:3", "response": {"status_code": 429, "body": {}}}),
-        _line({"custom_id": "run:4:4", "response": {"status_code": 503, "body": {}}}),
-        _line({"custom_id": "run:4:5", "response": None, "error": {"code": "batch_expired"}}),
-        _line({"custom_id": "other:4:1", "response": {"status_code": 200, "body": {}}}),
+        parse_line({"custom_id": "run:4:1", "response": {"status_code": 200, "body": {}}}),
+        parse_line({"custom_id": "run:4:2", "response": {"status_code": 400, "body": {}}}),
+        parse_line({"custom_id": "run:4:3", "response": {"status_code": 429, "body": {}}}),
+        parse_line({"custom_id": "run:4:4", "response": {"status_code": 503, "body": {}}}),
+        parse_line({"custom_id": "run:4:5", "response": None, "error": {"code": "batch_expired"}}),
+        parse_line({"custom_id": "other:4:1", "response": {"status_code": 200, "body": {}}}),
     ]
     waited = Waited()
     _take_answers(waited, row, lines, by_id)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import psycopg
 import sqlalchemy as sa
@@ -32,7 +32,6 @@ from contracts.values import clip
 from stage_workers import metrics
 from stage_workers import provider_batch_rows as rows
 from stage_workers.ai.base import PermanentAIError, TransientAIError
-from stage_workers.ai.openai_provider import OpenAIProvider, Request
 from stage_workers.ai.prices import PriceTable
 from stage_workers.ai.provider_batches import (
     MAX_FILE_BYTES,
@@ -46,6 +45,9 @@ from stage_workers.deps import WorkerDeps
 from stage_workers.outcomes import Outcome
 from stage_workers.provider_batch_rows import ProviderBatch
 from stage_workers.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:  # the OpenAI SDK is imported only by a worker that uses it (ai/factory.py)
+    from stage_workers.ai.openai_provider import OpenAIProvider, Request
 
 log = logging.getLogger(__name__)
 ROUNDS = 2

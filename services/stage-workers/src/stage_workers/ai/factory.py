@@ -1,4 +1,6 @@
-"""Choose the provider the settings name, and put the gate in front of it."""
+"""Choose the provider the settings name, and put the gate in front of it. The OpenAI adapters
+are imported only when the settings name OpenAI: the SDK takes about 0.7 s of CPU to import,
+which a worker on the offline provider (the demo's, the tests') would pay at every start."""
 
 from __future__ import annotations
 
@@ -6,8 +8,6 @@ import hashlib
 
 from stage_workers.ai.base import AI_FUNCTIONS, STAGE_FUNCTIONS, Provider
 from stage_workers.ai.offline import OfflineProvider
-from stage_workers.ai.openai_provider import OpenAIProvider
-from stage_workers.ai.provider_batches import OpenAIBatches
 from stage_workers.gate.calls import CallRules, GatedAI, Route
 from stage_workers.gate.gate import Gate, Lane, Offload
 from stage_workers.gate.journal import Journal
@@ -20,6 +20,8 @@ from stage_workers.settings import WorkerSettings
 
 def make_provider(settings: WorkerSettings) -> Provider:
     if settings.ai_provider == "openai":
+        from stage_workers.ai.openai_provider import OpenAIProvider
+
         return OpenAIProvider(
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key,
@@ -77,6 +79,8 @@ def fallbacks(settings: WorkerSettings) -> dict[str, Route]:
     OpenAI-compatible one, as the function's route when the first model keeps a call waiting."""
     if settings.ai_provider != "openai":
         return {}
+    from stage_workers.ai.openai_provider import OpenAIProvider
+
     base_url = settings.ai_fallback_base_url or settings.openai_base_url
     key = settings.ai_fallback_api_key or settings.openai_api_key
     routes: dict[str, Route] = {}
@@ -141,6 +145,8 @@ def make_economy(settings: WorkerSettings) -> Economy | None:
     """The ports of economy runs, for a provider with a batch interface (OpenAI's)."""
     if settings.ai_provider != "openai":
         return None
+    from stage_workers.ai.openai_batches import OpenAIBatches
+
     provider = make_provider(settings)
     rules = EconomyRules(
         poll_first_seconds=settings.economy_poll_first_seconds,
