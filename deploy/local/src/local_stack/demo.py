@@ -116,6 +116,10 @@ def run_pipeline(settings: StackSettings, demo: Demo, console: Console) -> demo_
     base_url = f"http://127.0.0.1:{services.GATEWAY_PORT}"
     headers = {"Authorization": f"Bearer {demo.token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+        demo_run.configure(client, demo.site_id)
+        console.print(
+            f"[bold]Config[/] {demo_run.CONCURRENCY} batches of a stage in flight at once"
+        )
         run_id = demo_run.start_run(client, demo.site_id)
         console.print(f"[bold]Run[/] {run_id} started")
         outcome = demo_run.follow(client, run_id, console)
