@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
+# A machine may set PYTHONDONTWRITEBYTECODE: then every process compiles each module it imports
+# from source, which is most of a service's start-up (about 2 s of CPU each, and the demo and
+# the tests start many). The compiled files stay in .venv and __pycache__ folders git ignores.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test bench bootstrap runtime up down status asyncapi lint
 
