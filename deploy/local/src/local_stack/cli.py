@@ -165,11 +165,16 @@ demo_main = typer.Typer(help="Bring the stack up and load the demo data.", add_c
 @demo_main.command()
 def demo() -> None:
     """Bring the stack and the services up, load the demo data, run the whole pipeline."""
-    from local_stack import demo as demo_data  # the gateway and SQLAlchemy only for the demo
+    from local_stack import services
 
     def run() -> None:
         settings = _settings()
+        compiling = services.compile_ahead(also=("local_stack.demo",))
         endpoints = stack.ensure_up(settings, report=say)
+        if compiling is not None:
+            compiling.wait()
+        from local_stack import demo as demo_data  # the gateway and SQLAlchemy only for the demo
+
         demo = demo_data.run(endpoints.database_url, console=out)
         outcome = demo_data.run_pipeline(settings, demo, console=out)
         if outcome.status != "completed":
