@@ -67,10 +67,7 @@ async def test_three_sites_far_over_the_request_budget_complete_without_a_failed
         made = assert_completed_whole(db, site, run_id, state)
         assert made["content_in_review"] == made["content"] > 0
     stats = fake.stats()
-    # The gate admits at the provider's pace, but on a machine busy with the tests beside this
-    # one a call admitted on time can reach the provider late, together with the next: a few
-    # more meet a 429 then (8 % of the calls seen once), each waited out and none failed.
-    assert stats["rate_limited"] <= 0.10 * stats["calls"], stats
+    assert stats["rate_limited"] <= 0.05 * stats["calls"], stats
     recorded = calls_by_outcome(db, run_ids)
     assert recorded["answered"] == stats["answered"]
     assert recorded.get("rate_limited", 0) == stats["rate_limited"]
@@ -169,7 +166,8 @@ def whole(row: sa.Row, per_minute: int) -> bool:
     budget = Budget(requests_per_minute=per_minute)
     refilled = refill(state, budget, rules, float(row.now))
     live = [s for s in refilled.shares if float(row.now) < s.at + rules.share_seconds]
-    return refilled.requests == pytest.approx(per_minute * rules.headroom / 60) and not live
+    full = max(1.0, per_minute * rules.headroom / 60 * rules.burst_seconds)  # a bucket holds one
+    return refilled.requests == pytest.approx(full) and not live
 
 
 async def test_a_worker_killed_while_the_circuit_is_open_leaves_nothing_behind(

@@ -8,7 +8,7 @@ import pytest
 from stage_workers.gate import lane as L
 from stage_workers.gate.lane import Budget, LaneState, Rules
 
-RULES = Rules(headroom=1.0)
+RULES = Rules(headroom=1.0, burst_seconds=1.0)  # whole numbers: a second of the limit
 PER_SECOND_5 = Budget(requests_per_minute=300)  # 5 a second, a burst of 5
 T0 = 1_000_000.0
 
@@ -32,7 +32,7 @@ def test_the_bucket_refills_at_the_limit_and_never_beyond_a_burst():
 
 
 def test_headroom_keeps_the_pace_a_little_under_the_limit():
-    rules = Rules(headroom=0.9)
+    rules = Rules(headroom=0.9, burst_seconds=1.0)
     state = LaneState.full(PER_SECOND_5, rules, T0)
     admitted = 0
     for tick in range(1, 601):  # ten simulated seconds, a look every 1/60 s
@@ -147,7 +147,7 @@ def test_giving_back_an_unused_reservation_leaves_an_open_circuit_open():
     """A call admitted but never made (its batch stopped) returns its tokens; only an answer
     says the provider is back."""
     budget = Budget(tokens_per_minute=6000)
-    rules = Rules(headroom=1.0, failures_to_open=1)
+    rules = Rules(headroom=1.0, burst_seconds=1.0, failures_to_open=1)
     spent = L.admit(LaneState.full(budget, rules, T0), budget, rules, T0, [300]).state
     state = L.failed(spent, rules, T0, "HTTP 503", probe=False)
     refunded = L.refunded(state, budget, rules, T0, token_refund=250)

@@ -4,9 +4,13 @@ process shares it (store.py); nothing here reads a clock or a database.
 
 Budgets are token buckets refilled continuously, holding at most `burst_seconds` of the
 per-minute limit, because providers enforce per-minute limits over shorter periods ("300 per
-minute" may mean 5 per second). A call is admitted while the request bucket holds one request
-and the token bucket is not in debt; the call's estimated tokens are reserved (the bucket may go
-below zero for one large call) and reconciled with the real usage afterwards.
+minute" may mean 5 per second). Half a second of it, not a whole one: calls admitted apart can
+reach the provider later and closer together (a busy event loop or machine, the network), and a
+bucket of the provider's own size leaves no room for that.
+
+A call is admitted while the request bucket holds one request and the token bucket is not in
+debt; the call's estimated tokens are reserved (the bucket may go below zero for one large call)
+and reconciled with the real usage afterwards.
 
 Shares: every worker process takes turns by run among its own waiting calls, and the processes
 share a lane by how many runs each has waiting: a process that reports 3 of the 10 runs waiting
@@ -40,7 +44,7 @@ class Budget:
 
 @dataclass(frozen=True)
 class Rules:
-    burst_seconds: float = 1.0
+    burst_seconds: float = 0.5  # see the module's docstring
     # Admit a little under the limit: the provider's clock and ours never agree exactly.
     headroom: float = 0.97
     failures_to_open: int = 5
