@@ -36,8 +36,9 @@ from tests.support.webhook_rows import NOWHERE, NOWHERE_NETWORK, insert_attempt,
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 RUN_SECONDS = 240
 # Each offline AI call takes this long, so stage 6 (36 images, one at a time) is slow enough
-# for the bar to be seen moving item by item, and for a pause to land in the middle of it.
-WORKER_ENV = {"OFFLINE_LATENCY_MS": "150", "LEASE_SECONDS": "30"}
+# for the bar to be seen moving item by item, for a pause to land in the middle of it, and for
+# the events after the resume to come further apart than a busy gateway bunches them.
+WORKER_ENV = {"OFFLINE_LATENCY_MS": "400", "LEASE_SECONDS": "30"}
 # Records every (stage, processed) the card shows, and each stage it showed as having no items,
 # so what the card did is observed, not sampled.
 BAR_RECORDER = """
@@ -170,9 +171,7 @@ def test_an_operator_runs_the_pipeline_from_the_console(
     snapshots = page.evaluate("() => window.__snapshots") - snapshots_before
     reads = [u for u in asked if "/events" not in u and "/resume" not in u]
     assert not [u for u in reads if re.search(r"/(current_run|current_processing|run)\?", u)]
-    # How many snapshots come depends on how the events bunch up (a busy gateway sends one per
-    # bunch): at least one while the run went on and one at its end.
-    assert snapshots >= 2 and len(reads) <= snapshots + 5, (snapshots, reads)
+    assert snapshots > 10 and len(reads) <= snapshots + 5, (snapshots, reads)
     expect(page.locator("#processing")).to_have_attribute("data-state", "finished")
     expect(page.locator("#stages .tag.status-done")).to_have_count(7)
     expect(page.locator("#log")).to_contain_text("completed")
