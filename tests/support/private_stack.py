@@ -11,20 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from local_stack import stack
-from local_stack.processes import port_is_free
 from local_stack.settings import StackSettings
 from tests.support.services import free_port
-from tests.support.wait import wait_until
-
-
-def free_port_block(size: int) -> int:
-    """The first of `size` free ports in a row: each node takes a client and a controller port."""
-
-    def block() -> int | None:
-        ports = range(first := free_port(), first + size)
-        return first if ports[-1] < 65536 and all(map(port_is_free, ports)) else None
-
-    return wait_until(block, what=f"{size} free ports in a row")
 
 
 @contextmanager
@@ -38,7 +26,7 @@ def private_stack(brokers: int = 1, database_url: str | None = None) -> Iterator
     settings = StackSettings(
         STACK_HOME=home,
         STACK_BROKERS=brokers,
-        STACK_KAFKA_PORT=free_port_block(2 * brokers),
+        STACK_KAFKA_PORT=free_port(2 * brokers),  # a client and a controller port each
         STACK_PG_PORT=free_port(),
         STACK_KAFKA_READY_TIMEOUT=180,
         KAFKA_BOOTSTRAP_SERVERS=None,  # this stack's, whatever the session uses

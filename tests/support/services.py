@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts.topics import Topics
+from local_stack.processes import port_is_free
 from tests.support.wait import WaitTimeout, wait_until
 
 READY_METRIC = "automation_service_ready 1.0"
@@ -55,10 +56,28 @@ def service_env(
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Test servers take their ports from here, below the kernel's ephemeral range.
+FIRST_PORT = 20_000
+
+
+def ephemeral_ports() -> range:
+    """Where the kernel picks the local port of an outgoing connection."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32_768, 61_000)
+
+
+def free_port(size: int = 1) -> int:
+    """The first of `size` ports in a row that are free now, outside the ephemeral range: a port
+    from that range, free when asked, can become an outgoing connection's before the server
+    meant for it binds, and a broker takes seconds to start."""
+    last = ephemeral_ports().start - size
+    while True:
+        first = random.randrange(FIRST_PORT, last)
+        if all(port_is_free(port) for port in range(first, first + size)):
+            return first
 
 
 @dataclass

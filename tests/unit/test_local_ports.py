@@ -1,5 +1,5 @@
 """The local stack waits a moment for a port that a process killed a moment ago still holds,
-and refuses one that stays taken."""
+and refuses one that stays taken; test servers get free ports outside the ephemeral range."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import socket
 import threading
 
 from local_stack.processes import port_frees_up, port_is_free
+from tests.support import services
+from tests.support.services import ephemeral_ports, free_port
 
 
 def listening_socket() -> tuple[socket.socket, int]:
@@ -27,3 +29,19 @@ def test_a_port_that_stays_taken_is_refused():
     server, port = listening_socket()
     with server:
         assert not port_frees_up(port, within_s=0.5)
+
+
+def test_a_test_servers_ports_are_free_and_never_an_outgoing_connections():
+    first = free_port(6)
+    ports = range(first, first + 6)
+    assert all(port_is_free(port) for port in ports)
+    assert ports[-1] < ephemeral_ports().start
+
+
+def test_a_port_taken_since_is_passed_over(monkeypatch):
+    first = free_port(2)
+    picks = iter([first, first + 1])
+    monkeypatch.setattr(services.random, "randrange", lambda *_: next(picks))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", first))
+        assert free_port() == first + 1
