@@ -19,8 +19,14 @@ export UV_PYTHON_DOWNLOADS=never
 
 if [[ ! -x "$TOOLS/bin/uv" ]] || [[ "$("$TOOLS/bin/uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]]; then
     echo "bootstrap: installing uv $UV_VERSION into $TOOLS" >&2
-    python3 -m venv "$TOOLS"
-    "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    # The machine's pip installs into a venv without pip of its own (pip 22.3 and later):
+    # putting pip there first (ensurepip) takes longer than installing uv.
+    python3 -m venv --without-pip "$TOOLS"
+    if ! python3 -m pip --python "$TOOLS/bin/python" install --quiet \
+        --disable-pip-version-check "uv==$UV_VERSION" 2>/dev/null; then
+        "$TOOLS/bin/python" -m ensurepip --default-pip >/dev/null
+        "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    fi
 fi
 
 if [[ "${1:-}" == demo ]]; then
