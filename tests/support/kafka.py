@@ -16,11 +16,23 @@ from contracts.envelope import Envelope
 from tests.support.wait import WaitTimeout
 
 
-async def publish(bootstrap: str, topic: str, *messages: Envelope) -> list[RecordMetadata]:
-    """Put the messages on the topic in order; where each landed (partition, offset)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+async def publish(
+    bootstrap: str, topic: str, *messages: Envelope, at_once: bool = False
+) -> list[RecordMetadata]:
+    """Put the messages on the topic in order; where each landed (partition, offset). `at_once`
+    sends them in one batch, so a consumer fetches them together rather than as they come."""
+    batched = {"linger_ms": 200, "max_batch_size": 1 << 19} if at_once else {}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, **batched)
     await producer.start()
     try:
+        if at_once:
+            sent = [
+                await producer.send(
+                    topic, encode(message), key=message.key, headers=kafka_headers(message)
+                )
+                for message in messages
+            ]
+            return list(await asyncio.gather(*sent))
         return [
             await producer.send_and_wait(
                 topic, encode(message), key=message.key, headers=kafka_headers(message)
