@@ -166,7 +166,7 @@ def whole(row: sa.Row, per_minute: int) -> bool:
     budget = Budget(requests_per_minute=per_minute)
     refilled = refill(state, budget, rules, float(row.now))
     live = [s for s in refilled.shares if float(row.now) < s.at + rules.share_seconds]
-    full = max(1.0, per_minute * rules.headroom / 60 * rules.burst_seconds)  # a bucket holds one
+    full = LaneState.full(budget, rules, float(row.now)).requests
     return refilled.requests == pytest.approx(full) and not live
 
 

@@ -23,22 +23,13 @@ async def publish(
     sends them in one batch, so a consumer fetches them together rather than as they come."""
     batched = {"linger_ms": 200, "max_batch_size": 1 << 19} if at_once else {}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, **batched)
+    records = [{"value": encode(m), "key": m.key, "headers": kafka_headers(m)} for m in messages]
     await producer.start()
     try:
         if at_once:
-            sent = [
-                await producer.send(
-                    topic, encode(message), key=message.key, headers=kafka_headers(message)
-                )
-                for message in messages
-            ]
+            sent = [await producer.send(topic, **record) for record in records]
             return list(await asyncio.gather(*sent))
-        return [
-            await producer.send_and_wait(
-                topic, encode(message), key=message.key, headers=kafka_headers(message)
-            )
-            for message in messages
-        ]
+        return [await producer.send_and_wait(topic, **record) for record in records]
     finally:
         await producer.stop()
 

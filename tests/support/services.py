@@ -74,6 +74,8 @@ def free_port(size: int = 1) -> int:
     from that range, free when asked, can become an outgoing connection's before the server
     meant for it binds, and a broker takes seconds to start."""
     last = ephemeral_ports().start - size
+    if last <= FIRST_PORT:  # a machine whose ephemeral range leaves no room below it
+        last = 65_536 - size
     while True:
         first = random.randrange(FIRST_PORT, last)
         if all(port_is_free(port) for port in range(first, first + size)):

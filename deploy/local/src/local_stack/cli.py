@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from local_stack import stack
+from local_stack import services, stack
 from local_stack.processes import StackError, tail
 from local_stack.settings import StackSettings
 
@@ -165,7 +165,6 @@ demo_main = typer.Typer(help="Bring the stack up and load the demo data.", add_c
 @demo_main.command()
 def demo() -> None:
     """Bring the stack and the services up, load the demo data, run the whole pipeline."""
-    from local_stack import services
 
     def run() -> None:
         settings = _settings()
