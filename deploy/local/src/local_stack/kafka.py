@@ -38,6 +38,12 @@ STOP_GRACE_S = 30.0
 # and so its listening sockets, are still being torn down: `up` right after the kill waits.
 PORT_LINGER_S = 15.0
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+# Every JVM here (Maven fetching the jars, the storage tool, the brokers) runs on the client
+# compiler alone, with the serial collector: on a small machine, in the first minute of a demo
+# or a test, C2 compiling the hot paths costs more CPU than it gives back (a demo's broker used
+# 15 s of CPU with both compilers, 7-8 s with C1 alone), and G1's own threads compete with the
+# services for two cores. A broker for production is started by its own image, not by this.
+JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
 def pom_path() -> Path:
@@ -91,7 +97,9 @@ def _copy_dependencies(pom: Path, output_dir: Path) -> None:
         mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
         "-DincludeScope=runtime", f"-DoutputDirectory={output_dir}",
     ]  # fmt: skip
-    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    maven_opts = " ".join((os.environ.get("MAVEN_OPTS", ""), *JVM_OPTIONS)).strip()
+    env = {**os.environ, "MAVEN_OPTS": maven_opts}
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()[-30:]
         raise StackError("Maven could not fetch the Kafka jars:\n" + "\n".join(output))
@@ -116,7 +124,7 @@ def _java_command(
 ) -> list[str]:
     heap_options = [f"-Xmx{heap}"] if heap else []
     return [
-        _java(), *heap_options, f"-Dlog4j2.configurationFile={broker.log4j_config}",
+        _java(), *JVM_OPTIONS, *heap_options, f"-Dlog4j2.configurationFile={broker.log4j_config}",
         "-cp", f"{libs}/*", *args,
     ]  # fmt: skip
 

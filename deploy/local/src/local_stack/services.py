@@ -140,7 +140,9 @@ def compile_ahead(also: tuple[str, ...] = ()) -> subprocess.Popen | None:
     if compiled or sys.dont_write_bytecode:
         return None
     imports = ", ".join((*MODULES, *also))
-    return subprocess.Popen([sys.executable, "-c", f"import {imports}"])
+    # At a lower priority: the caller's downloads and the Kafka broker's start are what it waits
+    # for, and the compiled modules are needed only after them.
+    return subprocess.Popen([sys.executable, "-c", f"import os; os.nice(10); import {imports}"])
 
 
 def supervisord_pid(settings: StackSettings) -> int | None:
