@@ -400,7 +400,8 @@ def test_a_delivery_being_attempted_is_not_redelivered(owner, db):
 
     lease(db, busy, timedelta(seconds=-1))  # the attempt's process died: its lease ran out
     assert owner.client.get(f"{endpoint}/deliveries").json()["items"][0]["in_flight"] is False
-    assert owner.client.post(f"{endpoint}/deliveries/{busy}/redeliver").status_code == 202
+    again = owner.client.post(f"{endpoint}/deliveries/{busy}/redeliver")
+    assert again.status_code == 202, again.text
     row = delivery_row(db, busy)
     assert (row.status, row.attempts, row.lease_token) == ("pending", 0, None)
 

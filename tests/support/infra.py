@@ -42,10 +42,17 @@ class Infrastructure:
     stop: Callable[[], None]  # what this session started, stopped again (a no-op otherwise)
 
 
+# On the local stack the tests use a database of their own: a demo's services, left running on
+# the same PostgreSQL, claim the due webhook deliveries and start the scheduled runs of every
+# account in theirs.
+TEST_DATABASE = "automation_tests"
+
+
 def bring_up() -> Infrastructure:
     """Kafka and PostgreSQL for a test session: from KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL,
     from testcontainers when TEST_STACK=testcontainers, or from the local stack, started when it
-    is not already up (and stopped again at the end unless KEEP_STACK is set)."""
+    is not already up (and stopped again at the end unless KEEP_STACK is set), with the tests'
+    own database (TEST_DATABASE) beside the app's."""
     from local_stack import stack as local_stack
 
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL")
@@ -55,7 +62,7 @@ def bring_up() -> Infrastructure:
         os.environ["DATABASE_URL"] = containers.database_url
         up = local_stack.ensure_up()
         return Infrastructure(Endpoints(up.kafka_bootstrap, up.database_url), containers.stop)
-    up = local_stack.ensure_up()
+    up = local_stack.ensure_up(database=TEST_DATABASE)
     ours = up.started and not os.environ.get("KEEP_STACK")
     stop = local_stack.down if ours else _nothing
     return Infrastructure(Endpoints(up.kafka_bootstrap, up.database_url), stop)

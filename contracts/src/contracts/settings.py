@@ -25,9 +25,9 @@ def local_kafka(port: int = LOCAL_KAFKA_PORT) -> str:
     return f"127.0.0.1:{port}"
 
 
-def local_database_url(port: int = LOCAL_PG_PORT) -> str:
+def local_database_url(port: int = LOCAL_PG_PORT, database: str = LOCAL_DB_NAME) -> str:
     credentials = f"{LOCAL_DB_USER}:{LOCAL_DB_PASSWORD}"
-    return f"postgresql+psycopg://{credentials}@127.0.0.1:{port}/{LOCAL_DB_NAME}"
+    return f"postgresql+psycopg://{credentials}@127.0.0.1:{port}/{database}"
 
 
 def _is_workspace_root(directory: Path) -> bool:

@@ -181,8 +181,9 @@ def admin_conninfo(port: int) -> str:
     return f"host=127.0.0.1 port={port} user={CLUSTER_OWNER} dbname=postgres"
 
 
-def ensure_app_database(port: int) -> list[str]:
-    """Creates the app role and database if missing; returns what it created."""
+def ensure_app_database(port: int, database: str = APP_DB) -> list[str]:
+    """Creates the app role and a database it owns (the app's, unless named) if missing; returns
+    what it created."""
     created = []
     with psycopg.connect(admin_conninfo(port), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [APP_USER]).fetchone():
@@ -192,13 +193,13 @@ def ensure_app_database(port: int) -> list[str]:
                 )
             )
             created.append(f"role {APP_USER}")
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [APP_DB]).fetchone():
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
             conn.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(APP_DB), sql.Identifier(APP_USER)
+                    sql.Identifier(database), sql.Identifier(APP_USER)
                 )
             )
-            created.append(f"database {APP_DB}")
+            created.append(f"database {database}")
     return created
 
 

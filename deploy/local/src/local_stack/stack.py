@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from contracts.settings import local_database_url
 from local_stack import kafka, postgres, services
 from local_stack.processes import StackError, file_lock, run_async
 from local_stack.settings import HOME_MARKER, StackPaths, StackSettings
@@ -49,27 +50,36 @@ class StopReport:
         return bool(self.kafka_pids) or self.postgres_pid is not None or bool(self.services_pid)
 
 
-def ensure_up(settings: StackSettings | None = None, report: Report = _silent) -> StackEndpoints:
+def ensure_up(
+    settings: StackSettings | None = None, report: Report = _silent, database: str | None = None
+) -> StackEndpoints:
     """Kafka with every contract topic, PostgreSQL with the app database, migrated.
 
     Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL instead of local servers when they are set.
-    If an infrastructure step fails, whatever this call started is stopped again; a failed
-    migration leaves the servers up so the database can be inspected.
+    `database` names another database of the local PostgreSQL to create, migrate and hand out
+    instead of the app's: the tests' rows stay out of reach of the services a demo left running
+    (they act on rows of every account). If an infrastructure step fails, whatever this call
+    started is stopped again; a failed migration leaves the servers up so the database can be
+    inspected.
     """
     settings = settings or StackSettings()
     paths = settings.paths
     claim_home(paths)
+    database_url = settings.database_url
     with file_lock(paths.lock):
         started_kafka, started_postgres = _ensure_servers(settings, paths, report)
         try:
             _ensure_topics(settings, report)
+            if database and not settings.external_database_url:
+                postgres.ensure_app_database(settings.pg_port, database)
+                database_url = local_database_url(settings.pg_port, database)
         except BaseException:
             _stop_started(paths, started_kafka, started_postgres)
             raise
-        migrate(settings.database_url, report)
+        migrate(database_url, report)
     return StackEndpoints(
         kafka_bootstrap=settings.kafka_bootstrap,
-        database_url=settings.database_url,
+        database_url=database_url,
         started=bool(started_kafka) or started_postgres,
     )
 
