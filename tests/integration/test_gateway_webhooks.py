@@ -398,7 +398,9 @@ def test_a_delivery_being_attempted_is_not_redelivered(owner, db):
     assert refused.json()["code"] == "in_flight"
     assert delivery_row(db, busy) == leased  # not touched
 
-    lease(db, busy, timedelta(seconds=-1))  # the attempt's process died: its lease ran out
+    # The attempt's process died: its lease ran out. Its retry is an hour away, so no webhooks
+    # process that runs meanwhile claims the delivery before the redelivery asked for here.
+    lease(db, busy, timedelta(seconds=-1), retry_in=timedelta(hours=1))
     expired = delivery_row(db, busy)
     assert owner.client.get(f"{endpoint}/deliveries").json()["items"][0]["in_flight"] is False
     again = owner.client.post(f"{endpoint}/deliveries/{busy}/redeliver")
@@ -407,6 +409,7 @@ def test_a_delivery_being_attempted_is_not_redelivered(owner, db):
     assert again.status_code == 202, (again.text, expired, delivery_row(db, busy))
     row = delivery_row(db, busy)
     assert (row.status, row.attempts, row.lease_token) == ("pending", 0, None)
+    assert row.next_attempt_at < expired.next_attempt_at  # due now, not in an hour
 
 
 # --- the console -----------------------------------------------------------------------------

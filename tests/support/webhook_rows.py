@@ -72,15 +72,18 @@ def insert_attempt(db: sa.Engine, delivery_id: UUID, attempt: int, **values: obj
         )
 
 
-def lease(db: sa.Engine, delivery_id: UUID, until: timedelta) -> None:
-    """What a claim does to a delivery: leased to one attempt until now + `until`."""
+def lease(
+    db: sa.Engine, delivery_id: UUID, until: timedelta, retry_in: timedelta = timedelta(0)
+) -> None:
+    """What a claim does to a delivery: leased to one attempt until now + `until`, its next
+    attempt due in `retry_in` (a webhooks process claims it once due and not leased)."""
     with db.begin() as conn:
         conn.execute(
             sa.update(t.webhook_deliveries)
             .where(_d.id == delivery_id)
             .values(
                 status="pending",
-                next_attempt_at=datetime.now(UTC),
+                next_attempt_at=datetime.now(UTC) + retry_in,
                 lease_until=datetime.now(UTC) + until,
                 lease_token=uuid4(),
                 attempts=_d.attempts + 1,
