@@ -165,3 +165,34 @@ async def test_a_row_stored_with_the_old_type_header_goes_out_in_structured_mode
         # Stored before tracing too: the relay adds the run root's context (ADR 20).
         ("traceparent", tracing.headers("r")[0][1]),
     ]
+
+
+async def test_stop_lets_the_round_under_way_end_and_mark_its_rows(db, kafka_bootstrap, topics):
+    """Cancelled in the middle, a round's connection went to two threads at once (the one still
+    marking its rows and the one closing it); stop waits for the round instead."""
+    message = event(topics, "stopped in the middle of a round")
+    with db.begin() as conn:
+        enqueue(conn, topics.run_events, message)
+    relay = OutboxRelay(db, kafka_bootstrap, [topics.run_events])
+    sending, release = asyncio.Event(), asyncio.Event()
+    send_all = relay._send_all
+
+    async def held(rows) -> None:
+        if str(message.message_id) in {row.payload["id"] for row in rows}:
+            sending.set()
+            await release.wait()
+        await send_all(rows)
+
+    relay._send_all = held
+    await relay.start()
+    await asyncio.wait_for(sending.wait(), timeout=30)
+    stopping = asyncio.create_task(relay.stop())
+    ended, _ = await asyncio.wait({stopping}, timeout=0.5)
+    assert not ended, "stop waits while the round's rows are being sent"
+    release.set()
+    await asyncio.wait_for(stopping, timeout=30)
+    with db.connect() as conn:
+        marked = conn.execute(
+            sa.select(t.outbox.c.published_at).where(t.outbox.c.message_id == message.message_id)
+        ).scalar_one()
+    assert marked is not None, "the round ended: its rows sent and marked"

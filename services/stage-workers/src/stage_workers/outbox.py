@@ -74,6 +74,10 @@ def prune_published(conn: Connection, topics: Sequence[str], before: Any, limit:
     return conn.execute(sa.delete(t.outbox).where(o.id.in_(chunk.scalar_subquery()))).rowcount
 
 
+# On stop, how long a round under way may take to end (the acknowledgements, then the mark).
+STOP_SECONDS = 10.0
+
+
 class OutboxRelay:
     """Publishes unpublished outbox rows in id order, then marks them published."""
 
@@ -96,6 +100,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.published = 0
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._producer: Any = None
         self._task: asyncio.Task | None = None
 
@@ -111,14 +116,22 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        """Let the round under way end (its rows marked, or left unpublished), then stop; cancel
+        it only when it takes longer than STOP_SECONDS. A round cancelled in the middle leaves
+        its connection to two threads at once: the one still marking the rows and the one that
+        closes it."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
+            self._wake.set()
+            ended, _ = await asyncio.wait({self._task}, timeout=STOP_SECONDS)
+            if not ended:
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._producer is not None:
             await self._producer.stop()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 sent = await self.publish_pending()
             except asyncio.CancelledError:
