@@ -85,10 +85,28 @@ async def deliver_until(deliverer: Deliverer, done, what: str, timeout: float = 
             if task.done():
                 task.result()
             await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
+        pending = await pending_anywhere(deliverer.engine)
+        raise AssertionError(
+            f"timed out waiting for {what}; {len(deliverer.flying)} attempts in flight; "
+            f"the pending deliveries of every account, which the loop claims too:\n{pending}"
+        )
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+async def pending_anywhere(engine, limit: int = 20) -> str:
+    d, e = t.webhook_deliveries.c, t.webhook_endpoints.c
+    query = (
+        sa.select(e.account_id, e.url, e.enabled, d.next_attempt_at, d.attempts, d.last_error)
+        .join_from(t.webhook_deliveries, t.webhook_endpoints, d.endpoint_id == e.id)
+        .where(d.status == "pending")
+        .order_by(d.next_attempt_at)
+        .limit(limit)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return "\n".join(str(tuple(row)) for row in rows) or "(none)"
 
 
 async def enqueue_for(engine, site, payload, clock: Clock) -> None:
