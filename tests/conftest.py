@@ -9,9 +9,9 @@ The suite runs in parallel with pytest-xdist (`make test` does). The controller 
 infrastructure up once and hands it to the workers; each worker has its own topic namespace and
 every test its own account, so tests share the broker and the database but not their data. On the
 local stack that database is the tests' own (`tests.support.infra.TEST_DATABASE`), not the one a
-demo's services may still be working in. Tests
-that share a module-scoped fixture go to one worker together, and so do the modules marked with
-`tests.support.parallel.SHARED_ROWS` (they act on rows of every account).
+demo's services may still be working in. Tests that share a module-scoped fixture go to one
+worker together, and so do the modules marked with `tests.support.parallel.SHARED_ROWS` (they
+act on rows of every account).
 """
 
 from __future__ import annotations
