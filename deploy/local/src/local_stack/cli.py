@@ -142,6 +142,20 @@ def env() -> None:
     typer.echo(f"export DATABASE_URL={shlex.quote(settings.database_url)}")
 
 
+@app.command("lock-jars")
+def lock_jars() -> None:
+    """Let Maven resolve the broker's jars for deploy/local/kafka/pom.xml and write what it
+    fetched (paths and SHA-256) to jars.lock beside it: run it after changing the pom."""
+    from local_stack import kafka_jars
+
+    def run() -> None:
+        lock = kafka_jars.lock_from_maven(kafka_jars.pom_path())
+        kafka_jars.lock_path().write_text(kafka_jars.render_lock(lock))
+        out.print(f"{kafka_jars.lock_path()}: Kafka {lock.kafka_version}, {len(lock.jars)} jars")
+
+    _command(run)
+
+
 @app.command()
 def reset(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm deleting all stack data.")] = False,

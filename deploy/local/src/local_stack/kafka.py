@@ -8,17 +8,15 @@ import base64
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from aiokafka.client import AIOKafkaClient
 
-from contracts.settings import repo_root
 from local_stack.kafka_config import broker_properties, log4j_properties
+from local_stack.kafka_jars import JVM_OPTIONS, ensure_broker_jars
 from local_stack.processes import (
     StackError,
     is_alive,
@@ -37,72 +35,6 @@ STOP_GRACE_S = 30.0
 # A broker killed with SIGKILL looks gone (its main thread a zombie) while its other threads,
 # and so its listening sockets, are still being torn down: `up` right after the kill waits.
 PORT_LINGER_S = 15.0
-POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
-# Every JVM here (Maven fetching the jars, the storage tool, the brokers) runs on the client
-# compiler alone, with the serial collector: on a small machine, in the first minute of a demo
-# or a test, C2 compiling the hot paths costs more CPU than it gives back (a demo's broker used
-# 15 s of CPU with both compilers, 7-8 s with C1 alone), and G1's own threads compete with the
-# services for two cores. A broker for production is started by its own image, not by this.
-JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
-
-
-def pom_path() -> Path:
-    beside_package = Path(__file__).resolve().parents[2] / "kafka" / "pom.xml"
-    if beside_package.is_file():
-        return beside_package
-    return repo_root() / "deploy" / "local" / "kafka" / "pom.xml"
-
-
-def kafka_version(pom: Path) -> str:
-    version = ET.parse(pom).getroot().find("m:properties/m:kafka.version", POM_NS)
-    if version is None or not (version.text or "").strip():
-        raise StackError(f"no <kafka.version> property in {pom}")
-    return version.text.strip()
-
-
-def _has_broker_jar(libs: Path, version: str) -> bool:
-    return (libs / f"kafka_2.13-{version}.jar").is_file()
-
-
-def ensure_broker_jars(settings: StackSettings) -> Path:
-    """The cached libs dir for the pom's Kafka version; Maven fills it only when it's missing."""
-    pom = pom_path()
-    version = kafka_version(pom)
-    libs = settings.cache_dir / f"kafka-{version}" / "libs"
-    if _has_broker_jar(libs, version):
-        return libs
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    # Fetch into a scratch dir and rename, so an interrupted download never looks complete.
-    scratch = Path(tempfile.mkdtemp(prefix="libs.partial-", dir=libs.parent))
-    try:
-        _copy_dependencies(pom, scratch)
-        if not _has_broker_jar(scratch, version):
-            raise StackError(f"Maven ran but kafka_2.13-{version}.jar is not in {scratch}")
-        shutil.rmtree(libs, ignore_errors=True)
-        try:
-            scratch.rename(libs)
-        except OSError:
-            if not _has_broker_jar(libs, version):  # someone else's rename won the race
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return libs
-
-
-def _copy_dependencies(pom: Path, output_dir: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("`mvn` is not on PATH; Maven fetches the Kafka jars")
-    command = [
-        mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={output_dir}",
-    ]  # fmt: skip
-    maven_opts = " ".join((os.environ.get("MAVEN_OPTS", ""), *JVM_OPTIONS)).strip()
-    env = {**os.environ, "MAVEN_OPTS": maven_opts}
-    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()[-30:]
-        raise StackError("Maven could not fetch the Kafka jars:\n" + "\n".join(output))
 
 
 def write_broker_config(settings: StackSettings, node: int) -> None:
@@ -293,7 +225,7 @@ def ensure_brokers(settings: StackSettings) -> list[int]:
     down = [node for node in settings.nodes if running_broker_pid(paths.broker(node)) is None]
     if down:
         _refuse_taken_ports(settings, down)
-        libs = ensure_broker_jars(settings)
+        libs = ensure_broker_jars(settings.cache_dir, settings.maven_repository)
         for node in down:
             write_broker_config(settings, node)
         format_storage_once(libs, settings)

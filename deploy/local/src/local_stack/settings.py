@@ -43,6 +43,10 @@ class StackSettings(BaseSettings):
     external_database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     xdg_cache_home: Path | None = Field(default=None, validation_alias="XDG_CACHE_HOME")
     topic_namespace: str = Field(default="", validation_alias="TOPIC_NAMESPACE")
+    # Where the broker's locked jars are fetched from (local_stack.kafka_jars).
+    maven_repository: str = Field(
+        default="https://repo.maven.apache.org/maven2", validation_alias="STACK_MAVEN_REPOSITORY"
+    )
 
     @field_validator("brokers")
     @classmethod
