@@ -1,6 +1,7 @@
 """Installing PostgreSQL for the local stack tries the package lists the machine has before it
-updates them; a failed update or second install says which apt-get command failed. apt-get is
-replaced by a recorder here: the machine's own packages are not touched."""
+updates them, and tells the package not to make the system cluster the stack does not use; a
+failed update or second install says which apt-get command failed. apt-get is replaced by a
+recorder here, and the drop-in file goes to a temporary folder: the machine is not touched."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 @pytest.fixture
-def apt(monkeypatch):
+def apt(monkeypatch, tmp_path):
     """apt-get as a list of the commands asked for; `fails` names those that exit 100."""
     installed: list[bool] = []
     calls: list[tuple[str, ...]] = []
@@ -30,6 +31,7 @@ def apt(monkeypatch):
         return subprocess.CompletedProcess(["apt-get", *args], code, "", f"E: {args[0]} failed")
 
     monkeypatch.setattr(postgres, "_apt", run)
+    monkeypatch.setattr(postgres, "NO_MAIN_CLUSTER", tmp_path / "createcluster.d" / "stack.conf")
     monkeypatch.setattr(postgres, "is_root", lambda: True)
     monkeypatch.setattr(postgres, "find_bin_dir", lambda: BIN if installed else None)
     return calls, fails
@@ -42,6 +44,11 @@ def test_lists_the_machine_has_are_enough_without_an_update(apt):
     calls, _ = apt
     assert postgres.ensure_installed() == BIN
     assert calls == [INSTALL]
+
+
+def test_the_package_is_told_not_to_make_its_own_cluster_before_it_installs(apt):
+    postgres.ensure_installed()
+    assert "create_main_cluster = off" in postgres.NO_MAIN_CLUSTER.read_text().splitlines()
 
 
 def test_an_install_that_fails_on_old_lists_updates_them_and_tries_again(apt):
