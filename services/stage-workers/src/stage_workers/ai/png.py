@@ -50,7 +50,8 @@ def draw_from_prompt(prompt: str, width: int = 256, height: int = 160) -> bytes:
             if abs(dy) > radius:
                 continue
             half = int((radius * radius - dy * dy) ** 0.5)
-            for x in range(max(0, cx - half), min(width, cx + half + 1)):
-                row[3 * x : 3 * x + 3] = colour
+            first, end = max(0, cx - half), min(width, cx + half + 1)
+            if end > first:
+                row[3 * first : 3 * end] = colour * (end - first)
         rows.append(bytes(row))
     return encode_png(width, height, rows)
