@@ -8,6 +8,7 @@ from typing import Any
 
 from contracts.stages import STAGES
 from contracts.state import ProviderBatchWait, RunState, StageState
+from contracts.state_codec import provider_batch_to_json
 from contracts.values import ItemRef
 
 UP_NEXT_LIMIT = 10
@@ -110,15 +111,7 @@ def stage_row(run_id: str, stage: StageState) -> dict[str, Any]:
 
 
 def provider_batch_row(wait: ProviderBatchWait | None) -> dict[str, Any] | None:
-    """The provider batch a stage waits for, as the API shows it (JSON: the time as ISO text)."""
-    if wait is None:
-        return None
-    return {
-        "provider": wait.provider,
-        "provider_batch_ids": list(wait.provider_batch_ids),
-        "status": wait.status,
-        "total": wait.total,
-        "completed": wait.completed,
-        "failed": wait.failed,
-        "since": wait.since.isoformat(),
-    }
+    """The provider batch a stage waits for, as the API shows it: the snapshot's JSON of it
+    (contracts.state_codec) without the stage batch's id, which the API does not show."""
+    encoded = provider_batch_to_json(wait)
+    return None if encoded is None else {k: v for k, v in encoded.items() if k != "batch_id"}

@@ -112,7 +112,7 @@ def _stage_to_json(stage: StageState) -> Json:
         "error": stage.error,
         "fatal": stage.fatal,
         "waiting": _wait_to_json(stage.waiting),
-        "provider_batch": _provider_batch_to_json(stage.provider_batch),
+        "provider_batch": provider_batch_to_json(stage.provider_batch),
     }
 
 
@@ -129,7 +129,7 @@ def _wait_from_json(data: list | None) -> ProviderWait | None:
     return ProviderWait(provider, model, reason, time_from_json(since))
 
 
-def _provider_batch_to_json(wait: ProviderBatchWait | None) -> Json | None:
+def provider_batch_to_json(wait: ProviderBatchWait | None) -> Json | None:
     if wait is None:
         return None
     return {

@@ -212,12 +212,12 @@ async def process_unit(
         records = scope.take_records()
         await deps.unit_of_work(command, UnitOfWork.record_calls, unit.refs, records)
         return Ended((SKIPPED,))
-    except ProviderWaitTooLong as waited:
+    except (ProviderWaitTooLong, FatalAIError) as failed:
+        # The calls were made (and may be paid for) even though the unit ends without items.
         await deps.unit_of_work(command, record_calls, deps, unit, scope.take_records(), discard)
-        return Ended((Outcome("halted", halt="ai_provider_unavailable", detail=str(waited)),))
-    except FatalAIError:
-        await deps.unit_of_work(command, record_calls, deps, unit, scope.take_records(), discard)
-        raise
+        if isinstance(failed, FatalAIError):
+            raise
+        return Ended((Outcome("halted", halt="ai_provider_unavailable", detail=str(failed)),))
     finally:
         SCOPE.reset(token)
     return await write_or_halt(deps, step, context, unit, answer, scope.take_records(), closing)
