@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from contracts.db import tables as t
 from contracts.events import StageProviderRecovered, StageWaitingForProvider
 from contracts.values import RunConfig
-from stage_workers.gate.lane import Budget, LaneState, Rules, Share, refill
+from stage_workers.gate.lane import Budget, LaneState, Rules, refill
+from stage_workers.gate.store import share_from_json
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.outcomes import assert_whole_and_unique, expected_credits, failed_items
 from tests.support.pipeline import Site, api_client, charged, counts, new_site
@@ -161,7 +162,7 @@ def whole(row: sa.Row, per_minute: int) -> bool:
         requests=row.requests,
         tokens=row.tokens,
         refilled_at=row.refilled_at,
-        shares=tuple(Share(**share) for share in row.shares),
+        shares=tuple(share_from_json(share) for share in row.shares),
     )
     budget = Budget(requests_per_minute=per_minute)
     refilled = refill(state, budget, rules, float(row.now))

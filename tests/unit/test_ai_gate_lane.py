@@ -155,7 +155,9 @@ def test_giving_back_an_unused_reservation_leaves_an_open_circuit_open():
     assert L.succeeded(state, budget, rules, T0 + 1, token_refund=0).circuit == "closed"
 
 
-def saturate(processes: dict[str, int], seconds: float, tick: float = 0.05) -> dict[str, int]:
+def saturate(
+    processes: dict[str, tuple[str, ...]], seconds: float, tick: float = 0.05
+) -> dict[str, int]:
     """Every process asks for many calls each tick (as keepers do, in turn), reporting the runs
     it has waiting; returns the calls each was admitted."""
     budget = Budget(requests_per_minute=600)  # 10 a second
@@ -172,25 +174,45 @@ def saturate(processes: dict[str, int], seconds: float, tick: float = 0.05) -> d
     return taken
 
 
+def runs(*numbers: int) -> tuple[str, ...]:
+    return tuple(f"run-{n}" for n in numbers)
+
+
 def test_processes_share_a_lane_by_the_runs_they_have_waiting():
-    taken = saturate({"a": 3, "b": 1}, seconds=60)
+    taken = saturate({"a": runs(1, 2, 3), "b": runs(4)}, seconds=60)
     assert sum(taken.values()) == pytest.approx(600, abs=12)  # the lane's pace, whole
     assert taken["a"] / taken["b"] == pytest.approx(3.0, rel=0.05)
 
 
+def test_a_run_waiting_in_two_processes_counts_once_half_in_each():
+    # Runs 1 and 2 in a, run 2 also in b: a holds 1 + 1/2 of the 2 runs waiting, b 1/2.
+    taken = saturate({"a": runs(1, 2), "b": runs(2)}, seconds=60)
+    assert sum(taken.values()) == pytest.approx(600, abs=12)
+    assert taken["a"] / taken["b"] == pytest.approx(3.0, rel=0.05)
+
+
+def test_a_process_learns_in_how_many_processes_each_of_its_runs_waits():
+    assert L.holders(runs(1, 2), [runs(2, 3), runs(2)]) == {"run-1": 1, "run-2": 3, "run-3": 1}
+    assert L.part_of_runs(runs(1, 2), [runs(2, 3), runs(2)]) == pytest.approx((1 + 1 / 3) / 3)
+    assert L.part_of_runs(runs(2), [runs(2)]) == pytest.approx(0.5)
+
+
 def test_a_lone_process_has_the_whole_lane_and_a_silent_one_drops_out():
-    assert saturate({"a": 2}, seconds=30)["a"] == pytest.approx(300, abs=12)
+    assert saturate({"a": runs(1, 2)}, seconds=30)["a"] == pytest.approx(300, abs=12)
     budget = Budget(requests_per_minute=600)
-    state = L.admit(LaneState.full(budget, RULES, T0), budget, RULES, T0, [1], "b", 9).state
+    nine = runs(*range(9))
+    state = L.admit(LaneState.full(budget, RULES, T0), budget, RULES, T0, [1], "b", nine).state
     # b reported 9 runs and went quiet; once its report is stale, a has the whole pace again.
     late = T0 + RULES.share_seconds + 1
-    decision = L.admit(state, budget, RULES, late, [1] * 20, "a", 1)
+    decision = L.admit(state, budget, RULES, late, [1] * 20, "a", runs(1))
     assert decision.admitted == 10
     assert [s.process for s in decision.state.shares] == ["a"]
 
 
 def test_a_process_with_nothing_waiting_withdraws_its_share():
     budget = Budget(requests_per_minute=600)
-    state = L.admit(LaneState.full(budget, RULES, T0), budget, RULES, T0, [1], "b", 4).state
+    state = L.admit(
+        LaneState.full(budget, RULES, T0), budget, RULES, T0, [1], "b", runs(1, 2)
+    ).state
     assert [s.process for s in state.shares] == ["b"]
-    assert L.admit(state, budget, RULES, T0 + 0.1, [], "b", 0).state.shares == ()
+    assert L.admit(state, budget, RULES, T0 + 0.1, [], "b", ()).state.shares == ()

@@ -1,7 +1,8 @@
 """The gate in one worker process: calls wait in line per lane, taking turns by run, and one
 keeper task per lane asks the shared lane (store.py) to admit the next of them. Every run with
 calls waiting gets the next admission in turn, so a run with 5,000 items does not starve one
-with 5; the stage pumps already spread every run's batches over the processes.
+with 5; the stage pumps already spread every run's batches over the processes, and a run whose
+calls wait in k processes takes a turn here for every k of the others' (lane.py: shares).
 
 Reports of how calls ended change the shared lane at once when they matter to others (a 429, a
 failure, a probe's result); the token refunds of ordinary answers (a call's reservation
@@ -11,6 +12,7 @@ transaction per call."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import uuid
 from collections import OrderedDict, deque
@@ -67,25 +69,43 @@ class _Line:
     refund: float = 0.0  # tokens to give back with the next round
     answered: bool = False  # an answer came since the last round: failures are no longer in a row
     waiting: Wait | None = None  # what the provider holds the lane back for, as last seen
-    reported: int = 0  # runs with calls waiting, as the last round told the shared lane
+    reported: tuple[str, ...] = ()  # runs with calls waiting, as last told the shared lane
+    # Per run waiting here: in how many processes it waits (as the last round saw the shared
+    # lane), and its turns so far, each weighing that many: a run that also takes turns in
+    # another process takes fewer here, so that it gets one run's part of the lane in all.
+    spread: dict[str, int] = field(default_factory=dict)
+    served: dict[str, float] = field(default_factory=dict)
 
     def next_in_turn(self, n: int) -> list[_Waiter]:
-        """The next `n` waiters, one per run in turn, without taking them."""
-        queues = [list(q) for q in self.runs.values()]
+        """The next `n` waiters, without taking them: the run least served goes next (the one
+        waiting longest among equals), its next turn weighing its spread."""
+        start = min(self.served.values(), default=0.0)
+        turns = [(self.served.get(run, start), i, run) for i, run in enumerate(self.runs)]
+        heapq.heapify(turns)
+        depth = dict.fromkeys(self.runs, 0)
         chosen: list[_Waiter] = []
-        depth = 0
-        while len(chosen) < n and any(depth < len(q) for q in queues):
-            chosen += [q[depth] for q in queues if depth < len(q)][: n - len(chosen)]
-            depth += 1
+        while turns and len(chosen) < n:
+            served, i, run = heapq.heappop(turns)
+            queue = self.runs[run]
+            chosen.append(queue[depth[run]])
+            depth[run] += 1
+            if depth[run] < len(queue):
+                heapq.heappush(turns, (served + self.spread.get(run, 1), i, run))
         return chosen
 
     def take(self, waiters: list[_Waiter]) -> None:
-        """Remove admitted waiters; each run served goes to the back of the line."""
+        """Remove admitted waiters; each turn counts against its run; a served run goes to the
+        back of the line among equals."""
+        start = min(self.served.values(), default=0.0)
         for waiter in waiters:
-            queue = self.runs.pop(waiter.run_id)
+            run = waiter.run_id
+            self.served[run] = self.served.get(run, start) + self.spread.get(run, 1)
+            queue = self.runs.pop(run)
             queue.remove(waiter)
             if queue:
-                self.runs[waiter.run_id] = queue
+                self.runs[run] = queue
+            else:
+                self._gone(run)
 
     def drop(self, waiter: _Waiter) -> None:
         queue = self.runs.get(waiter.run_id)
@@ -93,6 +113,13 @@ class _Line:
             queue.remove(waiter)
             if not queue:
                 del self.runs[waiter.run_id]
+                self._gone(waiter.run_id)
+
+    def _gone(self, run: str) -> None:
+        """A run with nothing left waiting keeps no turns: when it comes back it starts level
+        with the runs then waiting, neither ahead nor owed."""
+        self.served.pop(run, None)
+        self.spread.pop(run, None)
 
     @property
     def empty(self) -> bool:
@@ -191,7 +218,7 @@ class Gate:
         # One more round once the line is empty, to withdraw the process's share.
         while not line.empty or line.refund or line.answered or line.reported:
             offered = line.next_in_turn(ROUND_SIZE)
-            runs = len(line.runs)
+            runs = tuple(line.runs)
             refund, line.refund = line.refund, 0.0
             answered, line.answered = line.answered, False
             costs = [w.cost for w in offered]
@@ -204,7 +231,7 @@ class Gate:
                     costs=costs,
                     runs=runs,
                 )
-                decision = await self._change(line.lane, admission)
+                decision, line.spread = await self._change(line.lane, admission)
             except Exception:  # the database is away: try again, nobody is failed for it
                 log.exception("gate %s: admission failed; trying again", line.lane.key)
                 line.refund += refund
@@ -231,8 +258,9 @@ class Gate:
         refund: float,
         answered: bool,
         costs: list[int],
-        runs: int,
-    ) -> tuple[LaneState, Decision]:
+        runs: tuple[str, ...],
+    ) -> tuple[LaneState, tuple[Decision, dict[str, int]]]:
+        """The admission, and in how many processes each of this process's runs waits."""
         if answered:
             state = rules_of.succeeded(state, lane.budget, self.rules, now, refund)
         elif refund:
@@ -240,7 +268,9 @@ class Gate:
         decision = rules_of.admit(
             state, lane.budget, self.rules, now, costs, process=self.process, runs=runs
         )
-        return decision.state, decision
+        others = (s.runs for s in decision.state.shares if s.process != self.process)
+        spread = rules_of.holders(runs, others)
+        return decision.state, (decision, {run: spread[run] for run in runs})
 
     # Each change below takes the lane's state and the database's time and answers the new
     # state and what the caller learns.

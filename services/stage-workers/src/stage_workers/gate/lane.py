@@ -13,10 +13,14 @@ debt; the call's estimated tokens are reserved (the bucket may go below zero for
 and reconciled with the real usage afterwards.
 
 Shares: every worker process takes turns by run among its own waiting calls, and the processes
-share a lane by how many runs each has waiting: a process that reports 3 of the 10 runs waiting
-may take 3/10 of the lane's pace (its credit refills at that share, up to that share of a burst).
-Without it, processes would split the lane evenly whatever they hold, and the runs of a process
-holding few would go faster than the rest. A process's report counts for `share_seconds`.
+share a lane by the runs each has waiting, each run counted once: a run waiting in k processes
+counts 1/k in each, and a process's part of the lane's pace is the sum of its runs' parts over
+the number of runs waiting anywhere (its credit refills at that share, up to that share of a
+burst). So every run waiting gets an even part of the lane, whichever processes hold its calls.
+Without shares, processes would split the lane evenly whatever they hold, and the runs of a
+process holding few would go faster than the rest; with shares by count alone, a run whose
+batches were spread over two processes took a turn in each, twice a run's part. A process's
+report counts for `share_seconds`.
 
 The circuit: `failures_to_open` failures in a row (timeouts, dropped connections, 5xx) open it;
 while open nothing is admitted but one probe at a time, first after `first_probe_seconds`, then
@@ -25,7 +29,8 @@ at doubling intervals up to `longest_probe_seconds`; the probe's success closes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -66,7 +71,7 @@ class Share:
     still take (refilled at its share of the lane's pace) as of `at`."""
 
     process: str
-    runs: int
+    runs: tuple[str, ...]  # the run ids
     credit: float
     at: float
 
@@ -151,10 +156,10 @@ def admit(
     now: float,
     costs: Sequence[int],
     process: str | None = None,
-    runs: int = 0,
+    runs: tuple[str, ...] = (),
 ) -> Decision:
     """Admit as many of `costs` (estimated tokens per call, in the order asked) as the lane lets
-    through now, for `process`, which has calls of `runs` runs waiting."""
+    through now, for `process`, which has calls of `runs` (run ids) waiting."""
     state = refill(state, budget, rules, now)
     live = tuple(s for s in state.shares if now < s.at + rules.share_seconds)
     state = replace(state, shares=live)
@@ -206,16 +211,16 @@ def _part(
     rules: Rules,
     now: float,
     process: str | None,
-    runs: int,
+    runs: tuple[str, ...],
     costs: Sequence[int],
     before: Share | None,
 ) -> Share | None:
     """The asking process's share (the others' are in `state`), its credit refilled to now;
     None when shares do not apply (no process named, nothing asked, a lane without a budget)."""
     pace = _pace(budget, rules, costs)
-    if process is None or runs <= 0 or pace is None:
+    if process is None or not runs or pace is None:
         return None
-    share = runs / (runs + sum(s.runs for s in state.shares))
+    share = part_of_runs(runs, [s.runs for s in state.shares])
     cap = max(1.0, share * pace * rules.burst_seconds)
     if before is None:
         return Share(process, runs, cap, now)
@@ -229,8 +234,24 @@ def _credit_wait(
     if part is None or part.credit >= 1:
         return 0.0
     pace = _pace(budget, rules, costs) or 0.0
-    share = part.runs / (sum(s.runs for s in state.shares) or part.runs)
+    others = [s.runs for s in state.shares if s.process != part.process]
+    share = part_of_runs(part.runs, others)
     return (1 - part.credit) / (share * pace) if pace else 0.0
+
+
+def holders(own: Iterable[str], others: Iterable[Iterable[str]]) -> Counter[str]:
+    """For each run waiting anywhere: in how many processes its calls wait."""
+    counts = Counter(set(own))
+    for runs in others:
+        counts.update(set(runs))
+    return counts
+
+
+def part_of_runs(own: Iterable[str], others: Iterable[Iterable[str]]) -> float:
+    """A process's part of a lane: each of its runs' part (1 over the processes the run waits
+    in), over the runs waiting anywhere."""
+    counts = holders(own, others)
+    return sum(1 / counts[run] for run in set(own)) / len(counts)
 
 
 def _probe(state: LaneState, rules: Rules, now: float) -> Decision:

@@ -57,5 +57,14 @@ class LaneStore:
             row = conn.execute(_LOCK, {"lane": lane}).one()
         values = row._asdict()
         now = float(values.pop("now"))
-        values["shares"] = tuple(Share(**share) for share in values["shares"])
+        values["shares"] = tuple(share_from_json(share) for share in values["shares"])
         return LaneState(**values), now
+
+
+def share_from_json(share: dict) -> Share:
+    """A share as the row holds it. One written before shares named their runs holds a count:
+    as many runs of that process alone, which is how that count was weighed."""
+    runs = share["runs"]
+    if isinstance(runs, int):
+        runs = [f"{share['process']}/{n}" for n in range(runs)]
+    return Share(share["process"], tuple(runs), share["credit"], share["at"])
