@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,17 +70,39 @@ def ephemeral_ports() -> range:
         return range(32_768, 61_000)
 
 
+# Ports this test process has handed out. A server takes a second or two to bind its port (a
+# service imports its modules first), and a port free when asked again in that time is not.
+_GIVEN: set[int] = set()
+
+
 def free_port(size: int = 1) -> int:
     """The first of `size` ports in a row that are free now, outside the ephemeral range: a port
     from that range, free when asked, can become an outgoing connection's before the server
-    meant for it binds, and a broker takes seconds to start."""
-    last = ephemeral_ports().start - size
-    if last <= FIRST_PORT:  # a machine whose ephemeral range leaves no room below it
-        last = 65_536 - size
+    meant for it binds, and a broker takes seconds to start. Each pytest-xdist worker picks from
+    a part of the range of its own, and never hands out a port twice: two services given one
+    port, the second dies at its bind while the first answers its readiness checks."""
+    last = ephemeral_ports().start
+    if last - size <= FIRST_PORT:  # a machine whose ephemeral range leaves no room below it
+        last = 65_536
+    part = worker_part(range(FIRST_PORT, last))
     while True:
-        first = random.randrange(FIRST_PORT, last)
-        if all(port_is_free(port) for port in range(first, first + size)):
+        first = random.randrange(part.start, part.stop - size)
+        ports = range(first, first + size)
+        if not _GIVEN.intersection(ports) and all(port_is_free(port) for port in ports):
+            _GIVEN.update(ports)
             return first
+
+
+def worker_part(ports: range, environ: Mapping[str, str] = os.environ) -> range:
+    """This test process's share of `ports`: the n-th of as many parts as there are pytest-xdist
+    workers (gw0, gw1, ...), or all of them without xdist."""
+    worker = environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count <= 1:
+        return ports
+    width = len(ports) // count
+    start = ports.start + int(worker[2:]) * width
+    return range(start, start + width)
 
 
 @dataclass

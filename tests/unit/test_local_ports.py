@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import socket
 import threading
+from itertools import pairwise
 
 from local_stack.processes import port_frees_up, port_is_free
 from tests.support import services
-from tests.support.services import ephemeral_ports, free_port
+from tests.support.services import ephemeral_ports, free_port, worker_part
 
 
 def listening_socket() -> tuple[socket.socket, int]:
@@ -40,8 +41,29 @@ def test_a_test_servers_ports_are_free_and_never_an_outgoing_connections():
 
 def test_a_port_taken_since_is_passed_over(monkeypatch):
     first = free_port(2)
+    monkeypatch.setattr(services, "_GIVEN", set())  # as if those two were never handed out
     picks = iter([first, first + 1])
     monkeypatch.setattr(services.random, "randrange", lambda *_: next(picks))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", first))
         assert free_port() == first + 1
+
+
+def test_a_port_handed_out_is_not_handed_out_again_before_its_server_binds(monkeypatch):
+    first = free_port()
+    picks = iter([first, first, first + 1])
+    monkeypatch.setattr(services.random, "randrange", lambda *_: next(picks))
+    assert port_is_free(first)  # nothing bound it yet, as while a service still starts
+    assert free_port() == first + 1
+
+
+def test_each_xdist_worker_picks_from_a_part_of_its_own():
+    ports = range(20_000, 32_768)
+    parts = [
+        worker_part(ports, {"PYTEST_XDIST_WORKER": f"gw{n}", "PYTEST_XDIST_WORKER_COUNT": "4"})
+        for n in range(4)
+    ]
+    assert [len(part) for part in parts] == [3192] * 4
+    assert all(a.stop <= b.start for a, b in pairwise(parts))
+    assert parts[0].start == 20_000 and parts[-1].stop <= 32_768
+    assert worker_part(ports, {}) == ports  # not under xdist: the whole range
