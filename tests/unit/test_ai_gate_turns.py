@@ -1,14 +1,21 @@
 """The calls waiting at one process's gate take turns by run: in equal turns while every run
 waits here alone, and fewer for a run that also takes turns in another process, so that each run
-gets one run's part of the lane in all (the shared lane says how many processes hold each)."""
+gets one run's part of the lane in all (the shared lane says how many processes hold each). A
+call cancelled while its round runs is not served, and its reservation comes back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 from collections import Counter, deque
 
-from stage_workers.gate.gate import Lane, _Line, _Waiter
-from stage_workers.gate.lane import Budget
+import pytest
+
+from stage_workers.gate.gate import Gate, Lane, _Line, _Waiter
+from stage_workers.gate.lane import Budget, LaneState, Rules
+from stage_workers.gate.store import LaneStore
 
 LANE = Lane("test|m", "test", "m", Budget(requests_per_minute=600))
 
@@ -70,3 +77,50 @@ def test_a_cancelled_call_that_empties_its_run_drops_the_runs_turns():
     line.take([only])
     line.drop(line.runs["b"][0])
     assert line.empty and line.served == {} and line.spread == {}
+
+
+def test_a_call_cancelled_while_its_round_runs_is_skipped_not_served():
+    line = line_of({"a": 2, "b": 1})
+    offered = line.next_in_turn(3)
+    line.drop(offered[1])  # b's one call, cancelled while the round asked the shared lane
+    assert runs_of(line.take(offered)) == ["a", "a"]
+    assert line.empty
+
+
+class MemoryLanes(LaneStore):
+    """The shared lanes in memory, with the machine's clock: the gate's port without the
+    database. `held` keeps a change waiting until it is set, as a slow transaction would."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, LaneState] = {}
+        self.held = threading.Event()
+        self.held.set()
+
+    def change(self, lane, budget, change):
+        self.held.wait(10)
+        now = time.time()
+        state = self.states.get(lane) or LaneState.full(budget, RULES, now)
+        self.states[lane], result = change(state, now)
+        return result
+
+
+RULES = Rules(burst_seconds=1.0)
+
+
+async def test_a_call_cancelled_while_its_round_runs_gives_its_tokens_back():
+    lanes = MemoryLanes()
+    gate = Gate(lanes, RULES, asyncio.to_thread)
+    lane = Lane("test|tokens", "test", "m", Budget(requests_per_minute=6000, tokens_per_minute=600))
+    lanes.held.clear()  # the round about to start waits on "the database"
+    call = asyncio.create_task(gate.admit(lane, "run-1", cost=8))
+    await asyncio.sleep(0.05)
+    call.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await call
+    lanes.held.set()  # the round admits the call that is gone
+    keeper = gate.lines[lane.key].keeper
+    await asyncio.wait_for(keeper, 10)
+    assert keeper.exception() is None
+    # The 8 tokens reserved for it came back: the bucket is full again.
+    full = LaneState.full(lane.budget, RULES, 0).tokens
+    assert lanes.states[lane.key].tokens == pytest.approx(full, abs=0.5)

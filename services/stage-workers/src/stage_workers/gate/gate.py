@@ -93,19 +93,26 @@ class _Line:
                 heapq.heappush(turns, (served + self.spread.get(run, 1), i, run))
         return chosen
 
-    def take(self, waiters: list[_Waiter]) -> None:
+    def take(self, waiters: list[_Waiter]) -> list[_Waiter]:
         """Remove admitted waiters; each turn counts against its run; a served run goes to the
-        back of the line among equals."""
+        back of the line among equals. Returns those still in line: one cancelled while its
+        round ran (dropped) is not, and is not served."""
         start = min(self.served.values(), default=0.0)
+        taken = []
         for waiter in waiters:
             run = waiter.run_id
+            queue = self.runs.get(run)
+            if queue is None or not any(w is waiter for w in queue):
+                continue
             self.served[run] = self.served.get(run, start) + self.spread.get(run, 1)
-            queue = self.runs.pop(run)
+            del self.runs[run]
             queue.remove(waiter)
+            taken.append(waiter)
             if queue:
                 self.runs[run] = queue
             else:
                 self._gone(run)
+        return taken
 
     def drop(self, waiter: _Waiter) -> None:
         queue = self.runs.get(waiter.run_id)
@@ -240,9 +247,11 @@ class Gate:
                 continue
             line.reported = runs
             admitted = offered[: decision.admitted]
-            line.take(admitted)
+            taken = {id(waiter) for waiter in line.take(admitted)}
             for n, waiter in enumerate(admitted):
-                if not waiter.admitted.done():
+                if id(waiter) not in taken:  # cancelled meanwhile: no call, its tokens back
+                    line.refund += waiter.cost
+                elif not waiter.admitted.done():
                     probe = decision.probe and n == 0
                     waiter.admitted.set_result(Ticket(line.lane, waiter.cost, probe))
             line.waiting = decision.waiting
