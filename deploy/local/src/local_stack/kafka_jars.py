@@ -56,6 +56,9 @@ class JarLock:
 
 
 def pom_path() -> Path:
+    beside_package = Path(__file__).resolve().parents[2] / "kafka" / "pom.xml"
+    if beside_package.is_file():
+        return beside_package
     return repo_root() / "deploy" / "local" / "kafka" / "pom.xml"
 
 
@@ -66,7 +69,7 @@ def lock_path() -> Path:
 def kafka_version(pom: Path) -> str:
     version = ET.parse(pom).getroot().find("m:properties/m:kafka.version", POM_NS)
     if version is None or not (version.text or "").strip():
-        raise StackError(f"{pom} has no <kafka.version> property")
+        raise StackError(f"no <kafka.version> property in {pom}")
     return version.text.strip()
 
 
