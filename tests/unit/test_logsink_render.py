@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
+
+import sqlalchemy as sa
 
 from api_gateway.run_views import processing_state
 from contracts import events as ev
@@ -15,7 +18,9 @@ from contracts.run_rows import run_row, stage_row
 from contracts.state import fold
 from contracts.values import ItemRef
 from log_sink.files import DiagnosticLog, FileStore
+from log_sink.outputs import Outputs
 from log_sink.projection import Projector
+from log_sink.read_model import changed_stage_rows
 from tests.support.runs import T0, Clock, complete_run, message
 
 RUN = "run_20261102_090000_manual_t1"
@@ -123,6 +128,49 @@ def test_read_model_rows_follow_the_fold():
     pending = stage_row(RUN, state.stage(7))
     assert pending["status"] == "pending" and pending["total_items"] == 0
     assert pending["currently_processing"] == [] and pending["remaining_count"] == 0
+
+
+def test_only_the_stage_rows_that_changed_are_written_again():
+    events = complete_run(items_per_stage=3)
+    view = project(events[:4]).runs[RUN]  # mid stage 1: dispatched, one item done
+
+    first = changed_stage_rows(view.state, {})
+    assert [row["stage"] for row in first] == list(range(1, 8))
+    written = {row["stage"]: row for row in first}
+    assert changed_stage_rows(view.state, written) == []
+
+    view.apply(events[4])  # the second item of stage 1
+    [moved] = changed_stage_rows(view.state, written)
+    assert moved["stage"] == 1 and moved["processed_items"] == 2
+
+
+class RecordedOutputs(Outputs):
+    """Outputs whose database is a list of the rows each write would commit; `fail` makes the
+    next write fail the way a lost connection does."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/nonexistent"), engine=object(), files=False)  # type: ignore[arg-type]
+        self.committed: list[list[int]] = []
+        self.fail = False
+
+    def _upsert(self, runs: list, stage_rows: list[dict]) -> None:
+        if self.fail:
+            self.fail = False
+            raise sa.exc.OperationalError("upsert", {}, Exception("connection lost"))
+        self.committed.append([row["stage"] for row in stage_rows])
+
+
+def test_stage_rows_of_a_failed_write_are_written_by_the_next_one():
+    events = complete_run(items_per_stage=3)
+    projector, outputs = project(events[:4]), RecordedOutputs()
+
+    outputs.fail = True
+    assert not outputs.flush(projector)
+    assert outputs.flush(projector)
+    projector.apply(events[4])
+    assert outputs.flush(projector)
+
+    assert outputs.committed == [list(range(1, 8)), [1]]
 
 
 def test_up_next_lists_open_items_no_batch_holds():

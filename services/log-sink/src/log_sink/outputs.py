@@ -13,7 +13,7 @@ from contracts import run_logs
 from log_sink import metrics
 from log_sink.files import DiagnosticLog, FileStore
 from log_sink.projection import Projector, RunView
-from log_sink.read_model import upsert_runs
+from log_sink.read_model import changed_stage_rows, upsert_runs
 
 log = logging.getLogger("log_sink")
 
@@ -92,14 +92,21 @@ class Outputs:
             metrics.LINES.labels("run").inc(store.sync(folder / name, lines))
 
     def _write_rows(self, views: list[RunView]) -> bool:
-        if self.engine is None:
+        views = [v for v in views if v.has_row]
+        if self.engine is None or not views:
             return True
-        runs = [(v.state, v.estimate, v.partition, v.first_offset) for v in views if v.has_row]
-        return self._attempt("read_model", self._upsert, runs)
+        runs = [(v.state, v.estimate, v.partition, v.first_offset) for v in views]
+        stages = {v.run_id: changed_stage_rows(v.state, v.stages_written) for v in views}
+        stage_rows = [row for rows in stages.values() for row in rows]
+        if not self._attempt("read_model", self._upsert, runs, stage_rows):
+            return False
+        for view in views:
+            view.stages_written.update((row["stage"], row) for row in stages[view.run_id])
+        return True
 
-    def _upsert(self, runs: list) -> None:
+    def _upsert(self, runs: list, stage_rows: list[dict]) -> None:
         with self.engine.begin() as connection:
-            upsert_runs(connection, runs)
+            upsert_runs(connection, runs, stage_rows)
 
     def _attempt(self, target: str, write, *args) -> bool:
         try:

@@ -8,6 +8,7 @@ lets a restarted sink replay the stream and skip the lines a file already has.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from contracts import run_logs
 from contracts.envelope import Envelope
@@ -25,6 +26,9 @@ class RunView:
     estimate: int | None = None
     files: dict[str, list[str]] = field(default_factory=dict)
     diagnostic: list[str] = field(default_factory=list)
+    # The stage rows as last committed to the read model (stage number -> row): only the
+    # stages that changed since are written again.
+    stages_written: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:

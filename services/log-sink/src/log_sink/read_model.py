@@ -1,8 +1,9 @@
-"""The run read model: rows that are a pure function of a run's fold, upserted as a whole, so
+"""The run read model: rows that are a pure function of a run's fold, upserted whole, so
 writing them again (a replay, a redelivery) changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 
 import sqlalchemy as sa
@@ -31,16 +32,17 @@ def _write(connection: sa.Connection, table: sa.Table, rows: list[dict], keys: t
 RunRow = tuple[RunState, int | None, int | None, int | None]
 
 
-def upsert_runs(connection: sa.Connection, runs: list[RunRow]) -> None:
-    """Write the rows of these runs (summary plus all seven stages) in the caller's transaction:
-    each run's fold, estimate, and partition and offset of its first event."""
-    if not runs:
-        return
-    _write(
-        connection,
-        automation_runs,
-        [run_row(*run) for run in runs],
-        ("run_id",),
-    )
-    stage_rows = [stage_row(run[0].run_id, stage) for run in runs for stage in run[0].stages]
-    _write(connection, automation_run_stages, stage_rows, ("run_id", "stage"))
+def upsert_runs(connection: sa.Connection, runs: list[RunRow], stage_rows: list[dict]) -> None:
+    """Write the summary rows of these runs (each run's fold, estimate, and partition and offset
+    of its first event) and the stage rows given, in the caller's transaction."""
+    if runs:
+        _write(connection, automation_runs, [run_row(*run) for run in runs], ("run_id",))
+    if stage_rows:
+        _write(connection, automation_run_stages, stage_rows, ("run_id", "stage"))
+
+
+def changed_stage_rows(state: RunState, written: Mapping[int, dict]) -> list[dict]:
+    """The run's stage rows that differ from the ones last written (every one the first time).
+    An event mostly moves one stage: writing all seven each flush was most of the sink's SQL."""
+    rows = (stage_row(state.run_id, stage) for stage in state.stages)
+    return [row for row in rows if written.get(row["stage"]) != row]
