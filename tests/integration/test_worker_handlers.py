@@ -128,7 +128,7 @@ async def test_stage_1_in_small_batches_charges_by_a_keywords_place_in_the_stage
 
 async def test_a_heard_pause_leaves_a_stage_1_batch_untouched(db, deps):
     tenant, ids = await stage_1_started(db, deps, 100, ESPRESSO)
-    deps.stops[tenant.run_id] = True  # what the run watch does on RunPaused
+    deps.stops.update({tenant.run_id: True}, partition=0)  # the run watch hears RunPaused
     await dispatch(deps, process_batch(tenant, 1, ids, n=1))
     events = stage_1_events(db, deps, tenant)
     assert of_type(events, "StageItemProcessed") == of_type(events, "StageItemFailed") == []
@@ -142,7 +142,7 @@ async def test_a_heard_pause_ends_the_batch_before_any_item(db, deps):
     tenant = new_tenant(db, credits=100)
     await stage_1_done(db, deps, tenant)
     clusters = await stage_2_picks(db, deps, tenant)
-    deps.stops[tenant.run_id] = True  # what the run watch does on RunPaused
+    deps.stops.update({tenant.run_id: True}, partition=0)  # the run watch hears RunPaused
     await dispatch(deps, process_batch(tenant, 2, clusters[:1], n=1))
     events = enqueued(db, deps, tenant.run_id)
     stage_2 = [e for e in events if getattr(e.data, "stage", None) == 2]

@@ -36,7 +36,7 @@ from stage_workers.outbox import OutboxRelay
 from stage_workers.provider_batch_wait import listen_for_batch_ends
 from stage_workers.pump import Dispatcher, Limits, StagePump
 from stage_workers.retention import keep_pruning
-from stage_workers.run_watch import WATCH_GROUP, Stops, record_stops, watch_runs
+from stage_workers.run_watch import WATCH_GROUP, Stops, Watching, record_stops, watch_runs
 from stage_workers.settings import WorkerSettings
 from stage_workers.tracking import consumer_name
 
@@ -100,7 +100,6 @@ class Worker:
             consumer.subscribe([topics.stage(stage)], listener=pump)
             self._consume(consumer, pump.run(self.stopping), f"stage-{stage}-pump")
         watch = AIOKafkaConsumer(
-            topics.run_events,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.kafka_group_prefix + WATCH_GROUP,
             client_id="stage-worker-run-watch",
@@ -108,8 +107,10 @@ class Worker:
             auto_offset_reset="earliest",  # a new group learns whether each run is stopped
         )
         await watch.start()
-        watching = watch_runs(watch, self.deps.stops, self.write_stops, self.stopping)
-        self._consume(watch, watching, "run-watch")
+        watching = Watching(self.deps.stops)
+        watch.subscribe([topics.run_events], listener=watching)
+        watching_runs = watch_runs(watch, watching, self.write_stops, self.stopping)
+        self._consume(watch, watching_runs, "run-watch")
         pruning = keep_pruning(
             self.deps,
             self.relay.topics,

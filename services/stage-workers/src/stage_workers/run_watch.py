@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from itertools import islice
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
@@ -39,22 +40,29 @@ class HeardStops:
     """Whether each run this process heard of last is stopped (run id -> stopped), ahead of the
     table, which every worker process reads. Bounded: a worker lives for months and a run's stop
     matters only while its batches can still come; one trimmed away is in the table already, as
-    the watch writes what it heard before it reads on."""
+    the watch writes what it heard before it reads on.
+
+    What was heard from a partition holds only while this process reads that partition: once it
+    moves to another process, the run's later stops reach the table alone (`forget`)."""
 
     def __init__(self, capacity: int = HEARD_RUNS) -> None:
         self.capacity = capacity
-        self._stopped: dict[str, bool] = {}
+        self._stopped: dict[str, tuple[bool, int]] = {}  # run id -> (stopped, partition)
 
     def get(self, run_id: str, default: bool | None = None) -> bool | None:
-        return self._stopped.get(run_id, default)
+        heard = self._stopped.get(run_id)
+        return default if heard is None else heard[0]
 
-    def __setitem__(self, run_id: str, stopped: bool) -> None:
-        self._stopped.pop(run_id, None)  # re-inserted: the latest goes last
-        self._stopped[run_id] = stopped
-
-    def update(self, stops: dict[str, bool]) -> None:
+    def update(self, stops: Mapping[str, bool], partition: int) -> None:
         for run_id, stopped in stops.items():
-            self[run_id] = stopped
+            self._stopped.pop(run_id, None)  # re-inserted: the latest goes last
+            self._stopped[run_id] = (stopped, partition)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Forget the runs heard from these partitions (no longer this process's to read)."""
+        gone = set(partitions)
+        for run_id in [run for run, (_, part) in self._stopped.items() if part in gone]:
+            del self._stopped[run_id]
 
     def trim(self) -> None:
         """Forget the oldest runs beyond `capacity` (call once they are in the table)."""
@@ -67,12 +75,38 @@ class HeardStops:
         return len(self._stopped)
 
 
+class Watching(ConsumerRebalanceListener):
+    """The run watch's rebalance listener: a revoked partition's runs are forgotten, once the
+    stops read from it are written (`lock`), so the next owner's writes are the ones that count
+    and this process reads them from the table."""
+
+    def __init__(self, heard: HeardStops) -> None:
+        self.heard = heard
+        self.lock = asyncio.Lock()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.lock:
+            self.heard.forget(tp.partition for tp in revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
+
+
 class Stops(dict[str, bool]):
     """Run id -> stopped, and which of the stopped runs have ended (not paused)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ended: set[str] = set()
+
+    @classmethod
+    def of(cls, parts: Iterable[Stops]) -> Stops:
+        """The stops of several partitions together (a run's events are all on one)."""
+        merged = cls()
+        for part in parts:
+            merged.update(part)
+            merged.ended |= part.ended
+        return merged
 
 
 def stops_in(records: Iterable[ConsumerRecord]) -> Stops:
@@ -131,19 +165,23 @@ Write = Callable[[Stops], Awaitable[None]]
 
 
 async def watch_runs(
-    consumer: AIOKafkaConsumer, heard: HeardStops, write: Write, stopping: asyncio.Event
+    consumer: AIOKafkaConsumer, watching: Watching, write: Write, stopping: asyncio.Event
 ) -> None:
-    """`heard` gets each stop at once (this process's batches read it first); the table, for
-    every worker process, right after."""
+    """`watching.heard` gets each stop at once (this process's batches read it first); the
+    table, for every worker process, right after."""
+    heard = watching.heard
     uncommitted, pace = False, CommitPace()
     while not stopping.is_set():
         batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-        stops = stops_in(record for records in batches.values() for record in records)
-        if stops:
-            heard.update(stops)
-            await write(stops)
-            heard.trim()
-            log.info("run stops learnt: %s", stops)
+        async with watching.lock:
+            by_partition = {tp.partition: stops_in(records) for tp, records in batches.items()}
+            stops = Stops.of(by_partition.values())
+            if stops:
+                for partition, partition_stops in by_partition.items():
+                    heard.update(partition_stops, partition)
+                await write(stops)
+                heard.trim()
+                log.info("run stops learnt: %s", stops)
         uncommitted = uncommitted or bool(batches)
         # At most once a second, and on the way out: nearly every record is skipped, and reading
         # some again after a crash rewrites the same stops.
