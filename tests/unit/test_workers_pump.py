@@ -99,13 +99,27 @@ async def test_a_failing_handler_is_retried_in_place_and_holds_the_watermark():
 
 
 class CommitsSeen:
-    """The part of a consumer a pump's commit uses, keeping what it was asked to commit."""
+    """The part of a consumer a pump uses, keeping what it was asked to commit and which
+    partitions it paused."""
 
-    def __init__(self) -> None:
+    def __init__(self, assigned=()) -> None:
         self.commits: list[dict] = []
+        self.assigned, self.paused_now = set(assigned), set()
 
     async def commit(self, offsets) -> None:
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def assignment(self) -> set:
+        return set(self.assigned)
+
+    def paused(self) -> set:
+        return set(self.paused_now)
+
+    def pause(self, *partitions) -> None:
+        self.paused_now |= set(partitions)
+
+    def resume(self, *partitions) -> None:
+        self.paused_now -= set(partitions)
 
 
 async def test_the_pump_commits_at_most_once_a_second_except_on_a_revocation(monkeypatch):
@@ -157,3 +171,66 @@ async def test_the_round_that_sees_the_stop_commits_whatever_the_pace():
     pump.pace.committed()  # a commit just went: the pace alone would wait a second
     await pump.run(stopping)
     assert consumer.commits == [{tp: 1}]
+
+
+async def test_a_full_pump_keeps_polling_with_its_partitions_paused():
+    """Every slot held (the AI gate waits out a provider outage): the pump still polls, or the
+    consumer would be taken for dead after max_poll_interval_ms and leave the group; it fetches
+    nothing more until a slot is free."""
+    from aiokafka import TopicPartition
+
+    from stage_workers.pump import StagePump
+
+    tp = TopicPartition("stage-4", 0)
+    stopping, release = asyncio.Event(), asyncio.Event()
+
+    class Polls(CommitsSeen):
+        def __init__(self) -> None:
+            super().__init__(assigned=[tp])
+            self.polls: list[set] = []  # the partitions paused at each poll
+            self.waiting = [record(n, "run_a") for n in range(4)]
+
+        async def getmany(self, timeout_ms, max_records):
+            await asyncio.sleep(0.01)
+            self.polls.append(self.paused())
+            if tp in self.paused_now or not self.waiting:
+                return {}
+            taken, self.waiting = self.waiting[:max_records], self.waiting[max_records:]
+            return {tp: taken}
+
+    async def handle(rec: ConsumerRecord) -> None:
+        await release.wait()
+
+    consumer = Polls()
+    dispatcher = Dispatcher(Limits(max_in_flight=1, per_run=1))
+    pump = StagePump(consumer, dispatcher, handle)
+    running = asyncio.create_task(pump.run(stopping))
+    async with asyncio.timeout(5):
+        while len([paused for paused in consumer.polls if paused]) < 3:
+            await asyncio.sleep(0.01)
+    assert dispatcher.in_flight + dispatcher.queued == 2  # the room: twice what can run
+    release.set()
+    async with asyncio.timeout(5):
+        while consumer.waiting or consumer.paused_now:
+            await asyncio.sleep(0.01)
+    await drained(dispatcher)
+    stopping.set()
+    await running
+    assert dispatcher.in_flight == 0 and not consumer.paused_now
+
+
+async def test_a_stop_starts_none_of_the_queued_jobs():
+    started: list[int] = []
+
+    async def handle(rec: ConsumerRecord) -> None:
+        started.append(rec.offset)
+        await asyncio.Event().wait()  # until cancelled
+
+    dispatcher = Dispatcher(Limits(max_in_flight=1, per_run=1))
+    mark = Watermark()
+    for offset in range(3):
+        dispatcher.submit(record(offset, "run_a"), handle, mark)
+    await asyncio.sleep(0)  # the first job starts
+    await dispatcher.stop()
+    await asyncio.sleep(0)
+    assert started == [0] and not dispatcher.tasks and dispatcher.queued == 2

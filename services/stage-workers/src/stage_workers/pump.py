@@ -99,6 +99,7 @@ class Dispatcher:
     running: dict[str, int] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)
     freed: asyncio.Event = field(default_factory=asyncio.Event)
+    stopped: bool = False  # nothing more starts: the process is on its way out
 
     @property
     def in_flight(self) -> int:
@@ -123,6 +124,8 @@ class Dispatcher:
                 del self.queues[run]
 
     def start_what_fits(self) -> None:
+        if self.stopped:
+            return
         while self.in_flight < self.limits.max_in_flight and self._start_next():
             pass
         metrics.IN_FLIGHT.set(self.in_flight)
@@ -172,6 +175,10 @@ class Dispatcher:
                 wait = min(wait * 2, self.limits.retry_max_seconds)
 
     async def stop(self) -> None:
+        """Cancel what runs; what is queued stays unstarted (its offsets are not committed, so
+        the next owner of the partition handles it). A cancelled job's end must not start
+        another that nothing would wait for."""
+        self.stopped = True
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -213,16 +220,27 @@ class StagePump(ConsumerRebalanceListener):
         # nothing finished to redeliver.
         while not stopping.is_set():
             room = self._room()
-            if room <= 0:
-                await self._wait_for_room()
-                await self.commit(now=stopping.is_set())
-                continue
-            batches = await self.consumer.getmany(timeout_ms=100, max_records=room)
+            # Full, it still polls, with its partitions paused: a consumer that stops polling is
+            # taken for dead after max_poll_interval_ms (5 min) and leaves the group, and a
+            # provider outage can hold every slot at the AI gate for longer than that.
+            self._fetch(room > 0)
+            batches = await self.consumer.getmany(
+                timeout_ms=100 if room > 0 else 0, max_records=max(room, 1)
+            )
             for tp, records in batches.items():
                 mark = self.marks.setdefault(tp, Watermark())
                 for record in records:
                     self.dispatcher.submit(record, self.handle, mark)
+            if room <= 0:
+                await self._wait_for_room()
             await self.commit(now=stopping.is_set())
+
+    def _fetch(self, on: bool) -> None:
+        if on:
+            if paused := self.consumer.paused():
+                self.consumer.resume(*paused)
+        else:
+            self.consumer.pause(*self.consumer.assignment())
 
     def _room(self) -> int:
         # Fetch ahead a little past what can run, so a slot never waits on a fetch.
