@@ -107,6 +107,14 @@ async def test_a_failure_keeps_the_status_retry_after_and_the_first_bytes():
     assert sent.response.startswith("slow down")
 
 
+async def test_a_nul_in_the_answer_is_kept_as_a_replacement_character():
+    """PostgreSQL's text cannot hold NUL: the attempt could not be recorded, and the delivery
+    would be claimed and sent again every lease, with no end."""
+    answer = http(200, body=b"ok\x00done")
+    sent = await attempt(Receiver(answer), "https://h.example/", **{"h.example": ["8.8.8.8"]})
+    assert sent.outcome == "delivered" and sent.response == "ok\ufffddone"
+
+
 async def test_a_redirect_is_not_followed():
     answer = http(307, "Location: https://169.254.169.254/latest/meta-data/")
     receiver = Receiver(answer)

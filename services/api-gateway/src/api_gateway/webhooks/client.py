@@ -169,8 +169,13 @@ async def send(
             return Sent(Answer(None, error=error), "failed", elapsed_ms())
     answer = Answer(status, retry_after=retry_after)
     outcome = "delivered" if answer.delivered else "failed"
-    excerpt = bytes(read).decode("utf-8", errors="replace") if read else None
-    return Sent(answer, outcome, elapsed_ms(), excerpt)
+    return Sent(answer, outcome, elapsed_ms(), _excerpt(bytes(read)) if read else None)
+
+
+def _excerpt(read: bytes) -> str:
+    """The answer's first bytes as text the attempt's row can hold: PostgreSQL's text refuses
+    NUL, and a refused write would leave the delivery to be sent again, unrecorded, forever."""
+    return read.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 def host_header(target: Target) -> str:
