@@ -263,6 +263,46 @@ async def test_a_slow_endpoint_holds_its_own_slots_while_another_is_delivered(db
     assert all(r.verified for r in fast.got)
 
 
+async def test_hanging_endpoints_at_their_cap_do_not_starve_another(db, engine, hooks):
+    """Two endpoints hang, each with a backlog older than a third's row. The claim's free slot
+    must go to the third: the two at their cap can take nothing, so they take no place in it."""
+    site = new_site(db, keyword_count=0, credits=0)
+    hanging, fast = [Receiver(secret=""), Receiver(secret="")], Receiver(secret="")
+    for receiver in hanging:
+        receiver.hold.set()
+    with serving(hanging[0]), serving(hanging[1]), serving(fast):
+        for receiver in hanging:
+            _, receiver.secret = hooks.add(site.account_id, receiver.url, ["run.cancelled"])
+        clock = Clock()  # after the secrets are made: they are valid from then
+        for _ in range(3):
+            await enqueue_for(engine, site, ev.RunCancelled(requested_by="user:1"), clock)
+        loop = deliverer(engine, clock=clock, concurrency=3, per_endpoint=1)
+        stop = asyncio.Event()
+        running = asyncio.create_task(loop.run(stop))
+        try:
+            await wait_for(lambda: all(len(r.got) == 1 for r in hanging), "both hanging")
+            _, fast.secret = hooks.add(site.account_id, fast.url, ["run.cancelled"])
+            # Due after every hanging endpoint's rows, and after the new secret is made.
+            clock.now = datetime.now(UTC) + timedelta(seconds=1)
+            await enqueue_for(engine, site, ev.RunCancelled(requested_by="user:1"), clock)
+            await wait_for(lambda: len(fast.effects) == 1, "the third endpoint's row")
+            assert [len(receiver.got) for receiver in hanging] == [1, 1]
+        finally:
+            for receiver in hanging:
+                receiver.released.set()
+            stop.set()
+            await asyncio.wait_for(running, timeout=30)
+
+
+async def wait_for(done, what: str, timeout: float = 20) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
 async def test_410_disables_the_endpoint_fails_its_rest_and_tells_the_other_endpoints(
     db, engine, hooks
 ):

@@ -117,8 +117,9 @@ SecretRow = namedtuple("SecretRow", "endpoint_id secret created_at expires_at")
 
 
 def test_the_claim_locks_endpoints_skipping_those_another_process_holds():
-    text = sql(store.lock_endpoints(NOW, 64))
+    text = sql(store.lock_endpoints(NOW, 64, 4))
     assert text.endswith("FOR UPDATE SKIP LOCKED")
+    assert "HAVING count(*) >= " in text  # endpoints at their cap take no place in the limit
     assert "webhook_endpoints.enabled" in text
     assert "ORDER BY min(webhook_deliveries.next_attempt_at)" in text
     due = sql(store.due_rows(NOW, [1, 2], 4))

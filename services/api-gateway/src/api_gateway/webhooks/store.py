@@ -111,13 +111,21 @@ def _due(now: sa.ColumnElement) -> sa.ColumnElement[bool]:
     )
 
 
-def lock_endpoints(now: datetime, limit: int) -> sa.Select:
-    """The enabled endpoints with due deliveries, the most overdue first, locked: another
-    process claiming at the same time skips them, so a per-endpoint cap holds across processes.
-    """
+def lock_endpoints(now: datetime, limit: int, per_endpoint: int) -> sa.Select:
+    """The enabled endpoints with due deliveries and room under their cap, the most overdue
+    first, locked: another process claiming at the same time skips them, so a per-endpoint cap
+    holds across processes. Endpoints that could take nothing are left out before the limit, or
+    a few hanging endpoints with backlogs would fill it at every claim and starve the rest."""
+    at_cap = (
+        sa.select(_d.endpoint_id)
+        .where(_d.status == "pending", _d.lease_until > sa.literal(now))
+        .group_by(_d.endpoint_id)
+        .having(sa.func.count() >= per_endpoint)
+    )
     most_overdue = (
         sa.select(_d.endpoint_id)
-        .where(_due(sa.literal(now)))
+        .join(t.webhook_endpoints, _e.id == _d.endpoint_id)
+        .where(_due(sa.literal(now)), _e.enabled, _d.endpoint_id.not_in(at_cap))
         .group_by(_d.endpoint_id)
         .order_by(sa.func.min(_d.next_attempt_at))
         .limit(limit)
@@ -190,7 +198,7 @@ def claim(conn: Connection, now: datetime, slots: int, per_endpoint: int) -> lis
     last only as long as the claim."""
     if slots <= 0:
         return []
-    endpoints = {row.id: row for row in conn.execute(lock_endpoints(now, slots))}
+    endpoints = {row.id: row for row in conn.execute(lock_endpoints(now, slots, per_endpoint))}
     if not endpoints:
         return []
     ids = sorted(endpoints)
