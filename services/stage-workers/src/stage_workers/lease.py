@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from contracts.commands import ProcessBatch
 from contracts.envelope import Envelope, utcnow
@@ -35,10 +35,19 @@ async def lease_kept(deps: WorkerDeps, command: Envelope) -> AsyncIterator[None]
             await renewing
 
 
+def first_renewal_in(batch: ProcessBatch, length: float, now: datetime) -> float:
+    """Seconds until the first renewal: a third into the lease as given, not a third after this
+    handler began. A command that waited behind others (in Kafka, or for a slot) has less left,
+    and an expired lease makes the orchestrator send the batch again."""
+    return max(0.0, (batch.lease_until - now).total_seconds() - 2 * length / 3)
+
+
 async def _renew(deps: WorkerDeps, command: Envelope, length: float) -> None:
     batch: ProcessBatch = command.data
+    wait = first_renewal_in(batch, length, utcnow())
     while True:
-        await asyncio.sleep(length / 3)
+        await asyncio.sleep(wait)
+        wait = length / 3
         extended = StageBatchLeaseExtended(
             stage=batch.stage,
             batch_id=batch.batch_id,
