@@ -9,7 +9,7 @@ tmp/artifacts."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -46,12 +46,15 @@ def site_with_history(db, console) -> SimpleNamespace:
             ],
         )
     add_article(db, tenant.site_id, title="Gardening for beginners", images=0)
+    # One run yesterday (UTC) and two earlier today, whatever the time of day: hours before
+    # now would be yesterday too in the first hours after midnight.
     now = datetime.now(UTC)
+    today = datetime.combine(now.date(), time(0), UTC)
     runs = {}
     for status, trigger, started in (
-        ("completed", "scheduled", now - timedelta(days=1)),
-        ("failed", "manual", now - timedelta(hours=2)),
-        ("cancelled", "manual", now - timedelta(hours=1)),
+        ("completed", "scheduled", today - timedelta(hours=12)),
+        ("failed", "manual", today + (now - today) / 3),
+        ("cancelled", "manual", today + (now - today) * 2 / 3),
     ):
         run_id = insert_run(db, tenant, status=status, started_at=started, ended_at=started)
         with db.begin() as conn:
@@ -61,7 +64,7 @@ def site_with_history(db, console) -> SimpleNamespace:
             )
         insert_stage(db, run_id, 1, status="completed", total_items=3, processed_items=3)
         runs[status] = run_id
-    return SimpleNamespace(tenant=tenant, runs=runs)
+    return SimpleNamespace(tenant=tenant, runs=runs, yesterday=(today - timedelta(days=1)).date())
 
 
 def view_link(page: Page, name: str):
@@ -131,7 +134,7 @@ def test_each_view_has_its_address_and_back_and_forward_move_between_them(
     page.locator("#history-status").select_option("failed")
     page.get_by_role("button", name="Filter").click()
     expect(history).to_have_count(1)
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    yesterday = site.yesterday.isoformat()
     page.goto(f"{base}/history?from={yesterday}&to={yesterday}")
     expect(history).to_have_count(1)
     expect(history).to_contain_text("scheduled")
