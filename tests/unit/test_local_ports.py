@@ -39,22 +39,31 @@ def test_a_test_servers_ports_are_free_and_never_an_outgoing_connections():
     assert ports[-1] < ephemeral_ports().start
 
 
+def another_free_port(than: int) -> int:
+    """A port after `than` that nothing holds now (a service of an earlier test in this
+    process may hold the next one)."""
+    return next(port for port in range(than + 1, than + 200) if port_is_free(port))
+
+
 def test_a_port_taken_since_is_passed_over(monkeypatch):
-    first = free_port(2)
-    monkeypatch.setattr(services, "_GIVEN", set())  # as if those two were never handed out
-    picks = iter([first, first + 1])
+    first = free_port()
+    other = another_free_port(first)
+    monkeypatch.setattr(services, "_GIVEN", set())  # as if neither was ever handed out
+    picks = iter([first, other])
     monkeypatch.setattr(services.random, "randrange", lambda *_: next(picks))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", first))
-        assert free_port() == first + 1
+        assert free_port() == other
 
 
 def test_a_port_handed_out_is_not_handed_out_again_before_its_server_binds(monkeypatch):
     first = free_port()
-    picks = iter([first, first, first + 1])
+    other = another_free_port(first)
+    monkeypatch.setattr(services, "_GIVEN", {first})  # only `first` handed out so far
+    picks = iter([first, other])
     monkeypatch.setattr(services.random, "randrange", lambda *_: next(picks))
     assert port_is_free(first)  # nothing bound it yet, as while a service still starts
-    assert free_port() == first + 1
+    assert free_port() == other
 
 
 def test_each_xdist_worker_picks_from_a_part_of_its_own():
