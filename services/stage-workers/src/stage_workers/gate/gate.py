@@ -238,7 +238,7 @@ class Gate:
                     costs=costs,
                     runs=runs,
                 )
-                decision, line.spread = await self._change(line.lane, admission)
+                decision = await self._change(line.lane, admission)
             except Exception:  # the database is away: try again, nobody is failed for it
                 log.exception("gate %s: admission failed; trying again", line.lane.key)
                 line.refund += refund
@@ -246,6 +246,7 @@ class Gate:
                 await asyncio.sleep(RECHECK_SECONDS)
                 continue
             line.reported = runs
+            line.spread = self._spread(runs, decision.state)
             admitted = offered[: decision.admitted]
             taken = {id(waiter) for waiter in line.take(admitted)}
             for n, waiter in enumerate(admitted):
@@ -268,8 +269,7 @@ class Gate:
         answered: bool,
         costs: list[int],
         runs: tuple[str, ...],
-    ) -> tuple[LaneState, tuple[Decision, dict[str, int]]]:
-        """The admission, and in how many processes each of this process's runs waits."""
+    ) -> tuple[LaneState, Decision]:
         if answered:
             state = rules_of.succeeded(state, lane.budget, self.rules, now, refund)
         elif refund:
@@ -277,9 +277,14 @@ class Gate:
         decision = rules_of.admit(
             state, lane.budget, self.rules, now, costs, process=self.process, runs=runs
         )
-        others = (s.runs for s in decision.state.shares if s.process != self.process)
-        spread = rules_of.holders(runs, others)
-        return decision.state, (decision, {run: spread[run] for run in runs})
+        return decision.state, decision
+
+    def _spread(self, runs: tuple[str, ...], state: LaneState) -> dict[str, int]:
+        """In how many processes each of this process's runs waits, as the lane's shares say
+        after the round (its own share included)."""
+        others = (s.runs for s in state.shares if s.process != self.process)
+        counts = rules_of.holders(runs, others)
+        return {run: counts[run] for run in runs}
 
     # Each change below takes the lane's state and the database's time and answers the new
     # state and what the caller learns.
